@@ -24,7 +24,7 @@ operations mapped onto the array (residual add, K = 2) are drain-bound, at 12 ou
 low only for a ``last`` beat that would find the shadow bank still occupied.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -16,6 +16,8 @@ and sets ``VERILATOR_ROOT`` before cocotb's runner looks for it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import inspect
 import os
@@ -49,6 +51,18 @@ class SimulationFailed(AssertionError):
 
 def log(msg: str) -> None:
     print(f"[edgesplit.sim] {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock between processes (pytest-xdist workers building the same design)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 # ---- tools ---------------------------------------------------------------------------------------
@@ -121,9 +135,14 @@ def generate_verilog(design: Design, out_dir: Path = VERILOG_DIR) -> Path:
     Elaboration is skipped when the source key matches the one stored beside the file; the file is
     rewritten only when its text changed, so downstream builds see an unchanged mtime.
     """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with file_lock(out_dir / f".{design.name}.lock"):
+        return _generate_verilog(design, out_dir)
+
+
+def _generate_verilog(design: Design, out_dir: Path) -> Path:
     from amaranth.back import verilog
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{design.name}.v"
     key_file = out_dir / f"{design.name}.key"
     key = design.source_key()
@@ -185,9 +204,14 @@ def build(design: Design, simulator: str = "verilator", waves: bool | None = Non
     """Build ``design`` for ``simulator`` (cached); return ``(runner, build_dir)``."""
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
+    build_dir = SIM_BUILD_DIR / simulator / (design.name + ("-waves" if waves else ""))
+    with file_lock(build_dir.parent / f".{build_dir.name}.lock"):
+        return _build(design, simulator, waves, build_dir)
+
+
+def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
     tool = setup_simulator(simulator)
     verilog_path = generate_verilog(design)
-    build_dir = SIM_BUILD_DIR / simulator / (design.name + ("-waves" if waves else ""))
     build_dir.mkdir(parents=True, exist_ok=True)
 
     sources: list[Path] = [verilog_path]

@@ -1,0 +1,56 @@
+# edgesplit: every target bootstraps the project venv (.venv) when it is missing or pyproject.toml changed.
+# torch is installed first and pinned to the CPU wheel on disk (a looser spec can pull a CUDA build).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.edgesplit-installed
+TORCH  := torch==2.13.0
+
+# make sim options (see README): NET=alexnet LAYER=conv1 WEIGHTS=path
+NET    ?= alexnet
+SIMARGS :=
+ifdef LAYER
+SIMARGS += --layer $(LAYER)
+endif
+ifdef WEIGHTS
+SIMARGS += --weights $(WEIGHTS)
+endif
+
+.PHONY: all test test-slow sim verilog lint bench clean distclean venv
+
+all: test
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install -q --disable-pip-version-check -e .
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+sim: $(STAMP)
+	$(PY) -m sim.run --net $(NET) $(SIMARGS)
+
+verilog: $(STAMP)
+	$(PY) -m sim.verilog
+
+lint: $(STAMP)
+	$(PY) -m sim.lint
+	$(VENV)/bin/ruff check golden hw sim model tests
+
+bench: $(STAMP)
+	$(PY) -m sim.bench
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
