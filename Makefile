@@ -46,7 +46,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check golden hw sim model tests
 
 bench: $(STAMP)
-	$(PY) -m sim.bench
+	$(PY) -m sim.benchmark
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

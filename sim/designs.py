@@ -9,6 +9,6 @@ def _mac_array():
     return MacArray(rows=12, cols=12)
 
 
-MAC_ARRAY = Design("mac_array", _mac_array)
+MAC_ARRAY = Design("mac_array", _mac_array, parameters={"rows": 12, "cols": 12})
 
 DESIGNS = {d.name: d for d in (MAC_ARRAY,)}

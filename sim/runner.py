@@ -107,6 +107,8 @@ class Design:
 
     name: str
     factory: Callable[[], object]
+    # the parameters the factory passes, for the manifest and the reader
+    parameters: dict = field(default_factory=dict)
     # extra files whose text changes the generated Verilog (hw sources are found automatically)
     depends: tuple[Path, ...] = field(default_factory=tuple)
 

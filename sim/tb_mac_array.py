@@ -27,7 +27,7 @@ from cocotb.clock import Clock
 
 from golden.fixedpoint import BIAS_BITS, BIAS_MAX, BIAS_MIN, INT16_MAX, INT16_MIN, MAX_SHIFT, linear_int
 from hw.mac_array import input_layout, output_layout
-from sim.bench import StreamDriver, StreamMonitor, reset, run_cycles
+from sim.streams import StreamDriver, StreamMonitor, reset, run_cycles
 from sim.payload import Packer
 
 ROWS = COLS = 12
@@ -277,3 +277,21 @@ async def workload(dut):
     with open(os.environ["EDGESPLIT_RESULT"] + ".json", "w") as f:
         json.dump({"cycles": cycles, "compute_cycles": busy, "tiles": len(order), "beats": len(order) * k,
                    "wall_s": wall}, f)
+
+
+@cocotb.test()
+async def speed(dut):
+    """Simulation speed: EDGESPLIT_BENCH_BEATS beats of K=1000 tiles, cycles per wall second to
+    EDGESPLIT_RESULT (JSON). Outputs are still checked against golden."""
+    beats = _env_int("EDGESPLIT_BENCH_BEATS", 100_000)
+    rng = np.random.default_rng(11)
+    await start(dut)
+    bench = MacArrayBench(dut)
+    for t in range(max(1, beats // 1000)):
+        bench.add(random_tile(rng, 1000, f"speed#{t}"))
+    t0 = time.monotonic()
+    cycles = await bench.run()
+    wall = time.monotonic() - t0
+    assert not bench.errors, "\n".join(bench.errors[:10])
+    with open(os.environ["EDGESPLIT_RESULT"], "w") as f:
+        json.dump({"cycles": cycles, "wall_s": wall, "cycles_per_s": cycles / wall}, f)

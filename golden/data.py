@@ -1,0 +1,301 @@
+"""Data loading without network access: scikit-learn digits, CIFAR-10 from the shared data, sample photos.
+
+Every loader returns ``(x, y)`` with ``x`` a float32 numpy array ``[N, C, H, W]`` already normalised the way
+the matching network expects, and ``y`` int64 class indices (``-1`` where there is no label).
+
+Where the data comes from
+-------------------------
+* Digits: ``sklearn.datasets.load_digits`` (bundled with scikit-learn, 1,797 8x8 images, values 0..16).
+  Fixed split: a ``numpy.random.default_rng(0)`` permutation, the first 450 images are the test set, the
+  other 1,347 the training set. Preprocessing: ``x / 16``, bilinear 2x upsampling to 16x16
+  (``torch.nn.functional.interpolate``, ``align_corners=False``), then ``(x - 0.5) / 0.5`` (range [-1, 1]).
+* CIFAR-10: the shared data folder (argument ``data``, else env ``EDGESPLIT_DATA``, else ``../shared/data``
+  relative to the repository root). Accepted layouts, looked for in this order under the folder:
+  ``cifar10/cifar10-<split>.tar.gz``, ``cifar10-<split>.tar.gz``, ``cifar10/<split>/<class>/*``,
+  ``<split>/<class>/*``; ``data`` may also name a tar.gz or an ImageFolder-style directory directly.
+  Class index = position of the class folder name in sorted order (airplane=0 ... truck=9); images are in
+  (class, file name) order. A fully decoded split is cached once as ``build/data/cifar10-<split>-<key>.npz``
+  (uint8, never committed; the key hashes the source path, size and mtime). Normalisation: RGB in [0, 1], ImageNet mean/std (the checkpoints' training).
+* Photos: real photographs shipped with scikit-image (``astronaut``, ``coffee``, ``chelsea``, ``rocket``,
+  ``immunohistochemistry``, ``hubble_deep_field``), resized (shorter side 256, bilinear) and centre-cropped
+  to 224x224, ImageNet normalisation; the inputs of the ImageNet networks.
+
+A missing or empty data folder raises :class:`golden.errors.UserError` naming the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from golden.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data"
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
+
+DIGITS_TEST_SIZE = 450
+DIGITS_SIZE = 16
+_SPLITS = ("train", "test")
+
+
+def build_dir(*parts: str) -> Path:
+    """``<repo>/build/<parts>``, created if missing (generated files only, never in git)."""
+    p = REPO_ROOT.joinpath("build", *parts)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def data_root(data: str | os.PathLike | None = None) -> Path:
+    """The shared data folder: ``data``, else env ``EDGESPLIT_DATA``, else ``<repo>/../shared/data``.
+
+    Raises UserError naming the path when it does not exist or is empty.
+    """
+    if data is not None:
+        p, how = Path(data), "given"
+    elif os.environ.get("EDGESPLIT_DATA"):
+        p, how = Path(os.environ["EDGESPLIT_DATA"]), "from EDGESPLIT_DATA"
+    else:
+        p, how = DEFAULT_DATA, "default"
+    p = p.resolve()
+    if not p.exists():
+        raise UserError(f"data folder {p} ({how}) does not exist; set EDGESPLIT_DATA or pass the data path")
+    if p.is_dir() and not any(p.iterdir()):
+        raise UserError(f"data folder {p} ({how}) is empty; set EDGESPLIT_DATA or pass the data path")
+    return p
+
+
+def checkpoint_path(name: str, data: str | os.PathLike | None = None) -> Path:
+    """Path of a shared checkpoint ``models/<name>`` (e.g. ``resnet20-cifar10.th``); UserError if absent."""
+    root = data_root(data)
+    p = root / "models" / name
+    if not p.is_file():
+        raise UserError(f"checkpoint {p} not found in the data folder {root}")
+    return p
+
+
+# ---- digits -------------------------------------------------------------------------------------------
+
+
+def digits_split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """The fixed (train, test) index split of scikit-learn's 1,797 digits (sorted index arrays)."""
+    perm = np.random.default_rng(0).permutation(1797)
+    return np.sort(perm[DIGITS_TEST_SIZE:]), np.sort(perm[:DIGITS_TEST_SIZE])
+
+
+def preprocess_digits(images: np.ndarray) -> np.ndarray:
+    """8x8 digit images (values 0..16, ``[N, 8, 8]``) to the digits net input: float32 ``[N, 1, 16, 16]``."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.asarray(images, dtype=np.float32)[:, None] / 16.0)
+    x = F.interpolate(x, size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False)
+    return ((x - 0.5) / 0.5).numpy().astype(np.float32)
+
+
+def load_digits(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The digits data set, preprocessed for the digits net: ``x`` float32 [N, 1, 16, 16], ``y`` int64."""
+    from sklearn.datasets import load_digits as _sk_digits
+
+    _check_split(split)
+    d = _sk_digits()
+    train, test = digits_split_indices()
+    idx = train if split == "train" else test
+    return preprocess_digits(d.images[idx]), d.target[idx].astype(np.int64)
+
+
+# ---- CIFAR-10 -----------------------------------------------------------------------------------------
+
+
+def _check_split(split: str) -> None:
+    if split not in _SPLITS:
+        raise UserError(f"unknown split {split!r}; allowed: {', '.join(_SPLITS)}")
+
+
+def find_cifar10(split: str = "test", data: str | os.PathLike | None = None) -> Path:
+    """Locate the CIFAR-10 ``split`` (a tar.gz or an ImageFolder-style directory); UserError if absent."""
+    _check_split(split)
+    root = data_root(data)
+    if root.is_file():
+        return root
+    candidates = [
+        root / "cifar10" / f"cifar10-{split}.tar.gz",
+        root / f"cifar10-{split}.tar.gz",
+        root / "cifar10" / split,
+        root / split,
+    ]
+    for c in candidates:
+        if c.is_file() or (c.is_dir() and any(c.iterdir())):
+            return c
+    if _is_image_folder(root):
+        return root
+    looked = ", ".join(str(c) for c in candidates)
+    raise UserError(f"CIFAR-10 {split} set not found in {root} (looked for {looked})")
+
+
+def _is_image_folder(p: Path) -> bool:
+    return p.is_dir() and any(
+        d.is_dir() and any(f.suffix.lower() in IMAGE_EXTENSIONS for f in d.iterdir()) for d in p.iterdir()
+    )
+
+
+def _read_encoded(src: Path) -> tuple[list[bytes], list[str], list[str]]:
+    """Encoded image files of a tar.gz or an ImageFolder: (bytes, class names, file names), sorted."""
+    items: list[tuple[str, str, bytes]] = []
+    if src.is_file():
+        try:
+            with tarfile.open(src, "r:*") as tf:
+                for m in tf:
+                    pp = PurePosixPath(m.name)
+                    if m.isfile() and pp.suffix.lower() in IMAGE_EXTENSIONS and len(pp.parts) >= 2:
+                        f = tf.extractfile(m)
+                        assert f is not None
+                        items.append((pp.parts[-2], pp.name, f.read()))
+        except tarfile.TarError as e:
+            raise UserError(f"cannot read the image archive {src}: {e}") from e
+    else:
+        for d in sorted(p for p in src.iterdir() if p.is_dir()):
+            for f in sorted(d.iterdir()):
+                if f.suffix.lower() in IMAGE_EXTENSIONS:
+                    items.append((d.name, f.name, f.read_bytes()))
+    if not items:
+        raise UserError(f"no images found in {src} (expected <class>/<image> entries)")
+    items.sort(key=lambda t: (t[0], t[1]))
+    return [t[2] for t in items], [t[0] for t in items], [t[1] for t in items]
+
+
+def _decode(blobs: list[bytes]) -> np.ndarray:
+    from PIL import Image
+
+    arrs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in blobs]
+    shapes = {a.shape for a in arrs}
+    if len(shapes) != 1:
+        raise UserError(f"images have different sizes {sorted(shapes)[:3]}; expected one size")
+    return np.stack(arrs)
+
+
+def _cache_key(src: Path) -> str:
+    st = src.stat()
+    h = hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()
+    return h[:12]
+
+
+def _cifar_cache_path(src: Path) -> Path:
+    return build_dir("data") / f"cifar10-{src.name.split('.')[0]}-{_cache_key(src)}.npz"
+
+
+@lru_cache(maxsize=2)
+def _encoded(src: Path) -> tuple[list[bytes], np.ndarray, tuple[str, ...]]:
+    blobs, cls, _ = _read_encoded(src)
+    classes = tuple(sorted(set(cls)))
+    index = {c: i for i, c in enumerate(classes)}
+    return blobs, np.array([index[c] for c in cls], dtype=np.int64), classes
+
+
+@lru_cache(maxsize=2)
+def _cifar_full(src: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    cache = _cifar_cache_path(src)
+    if cache.is_file():
+        try:
+            with np.load(cache) as z:
+                return z["images"], z["labels"], tuple(str(c) for c in z["classes"])
+        except (OSError, ValueError, KeyError):  # a damaged cache: decode again below
+            pass
+    blobs, labels, classes = _encoded(src)
+    images = _decode(blobs)
+    tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, images=images, labels=labels, classes=np.array(classes))
+    os.replace(tmp, cache)
+    return images, labels, classes
+
+
+def load_cifar10_u8(
+    split: str = "test", n: int | None = None, data: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Raw CIFAR-10 ``split``: uint8 images [N, 32, 32, 3] (RGB), int64 labels [N], the class names.
+
+    ``n`` takes that many images evenly spaced over the set (:func:`evenly_spaced`); None takes all.
+    The whole split is decoded (and cached in ``build/data/``) only when all images are asked for or the
+    cache already exists; a subset is decoded on its own.
+    """
+    src = find_cifar10(split, data)
+    if n is None or _cifar_cache_path(src).is_file():
+        images, labels, classes = _cifar_full(src)
+        idx = evenly_spaced(len(images), n)
+        return images[idx], labels[idx], classes
+    blobs, labels, classes = _encoded(src)
+    idx = evenly_spaced(len(blobs), n)
+    return _decode([blobs[i] for i in idx]), labels[idx], classes
+
+
+def normalize_imagenet(images_u8: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``[N, H, W, 3]`` to float32 ``[N, 3, H, W]``: ``(x / 255 - mean) / std`` (ImageNet stats)."""
+    x = np.asarray(images_u8, dtype=np.float32) / 255.0
+    x = (x - np.array(IMAGENET_MEAN, dtype=np.float32)) / np.array(IMAGENET_STD, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def evenly_spaced(total: int, n: int | None) -> np.ndarray:
+    """``n`` indices spread evenly over ``range(total)`` (all when ``n`` is None or >= total).
+
+    The CIFAR-10 sets are stored class by class, so a prefix would hold one class only; taking every
+    ``total / n``-th image gives every class the same share.
+    """
+    if n is None or n >= total:
+        return np.arange(total)
+    if n <= 0:
+        raise UserError(f"image count must be positive, got {n}")
+    return (np.arange(n) * total) // n
+
+
+def load_cifar10(
+    split: str = "test", n: int | None = None, data: str | os.PathLike | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-10 ``split`` normalised for the CIFAR ResNets: ``x`` float32 [N, 3, 32, 32], ``y`` int64.
+
+    ``n`` takes that many images evenly spaced over the (class-ordered) set; None takes all.
+    """
+    images, labels, _ = load_cifar10_u8(split, n, data)
+    return normalize_imagenet(images), labels
+
+
+# ---- photos -------------------------------------------------------------------------------------------
+
+
+def load_photos(names: tuple[str, ...] | list[str] = PHOTO_NAMES, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's sample photos for the ImageNet nets: float32 [N, 3, size, size], labels all -1.
+
+    Each photo: to RGB, shorter side resized to ``round(size * 256 / 224)`` (bilinear), centre crop
+    ``size`` x ``size``, ImageNet normalisation.
+    """
+    import skimage.data
+    from PIL import Image
+
+    out = []
+    for name in names:
+        fn = getattr(skimage.data, name, None)
+        if fn is None or name.startswith("_") or not callable(fn):
+            raise UserError(f"unknown photo {name!r}; allowed: {', '.join(PHOTO_NAMES)}")
+        a = np.asarray(fn())
+        if a.ndim == 2:
+            a = np.stack([a] * 3, axis=-1)
+        img = Image.fromarray(a.astype(np.uint8)).convert("RGB")
+        short = round(size * 256 / 224)
+        w, h = img.size
+        scale = short / min(w, h)
+        img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
+        w, h = img.size
+        left, top = (w - size) // 2, (h - size) // 2
+        out.append(np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8))
+    return normalize_imagenet(np.stack(out)), np.full(len(out), -1, dtype=np.int64)
