@@ -192,7 +192,9 @@ def _cache_key(src: Path) -> str:
 
 
 def _cifar_cache_path(src: Path) -> Path:
-    return build_dir("data") / f"cifar10-{src.name.split('.')[0]}-{_cache_key(src)}.npz"
+    stem = src.name.split(".")[0]
+    stem = stem if stem.startswith("cifar10") else f"cifar10-{stem}"
+    return build_dir("data") / f"{stem}-{_cache_key(src)}.npz"
 
 
 @lru_cache(maxsize=2)

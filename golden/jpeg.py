@@ -279,7 +279,7 @@ def dct_rows(blocks: np.ndarray) -> np.ndarray:
 
 
 def dct_columns(rows: np.ndarray) -> np.ndarray:
-    """Column pass: ``F[..., v, u] = round_shift(sum_y K[v, y] t[..., y, u], 16)`` (int14 range)."""
+    """Column pass: ``c[..., v, u] = round_shift(sum_y K[v, y] t[..., y, u], 16)`` (int14 range)."""
     t = np.asarray(rows, dtype=np.float64)
     # float64 is exact here: |sums| < 2**30.
     return round_shift((DCT_MATRIX.astype(np.float64) @ t).astype(np.int64), DCT_COL_SHIFT)

@@ -13,7 +13,7 @@ import sys
 from collections import Counter
 
 from sim.designs import DESIGNS
-from sim.runner import BUILD_DIR, VERILOG_DIR, generate_verilog, setup_verilator
+from sim.runner import BUILD_DIR, generate_verilog, setup_verilator
 
 # rule: why it is safe to waive in Amaranth output
 WAIVERS = {

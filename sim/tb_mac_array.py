@@ -27,8 +27,8 @@ from cocotb.clock import Clock
 
 from golden.fixedpoint import BIAS_BITS, BIAS_MAX, BIAS_MIN, INT16_MAX, INT16_MIN, MAX_SHIFT, linear_int
 from hw.mac_array import input_layout, output_layout
-from sim.streams import StreamDriver, StreamMonitor, reset, run_cycles
 from sim.payload import Packer
+from sim.streams import StreamDriver, StreamMonitor, reset, run_cycles
 
 ROWS = COLS = 12
 
