@@ -500,21 +500,32 @@ def huffman_encode(symbols: np.ndarray, table_index: np.ndarray,
 
 
 def pack_bits(words: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
-    """Concatenate ``words[i]`` (``lengths[i]`` bits each, MSB first, <= 57 bits) into bytes, padding the
-    last byte with 1-bits. Returns ``(data, number_of_bits_before_padding)``."""
+    """Concatenate ``words[i]`` (``lengths[i]`` bits each, 0..32, MSB first) into bytes, padding the last
+    byte with 1-bits. Returns ``(data, number_of_bits_before_padding)``.
+
+    Vectorised: word ``i`` starts at bit ``p = sum(lengths[:i])``, so it lies in the 5 bytes from ``p >> 3``
+    on; its 40-bit placement ``word << (40 - (p & 7) - length)`` is cut into those 5 bytes and added to
+    them (the words' bits never overlap, so adding is OR).
+    """
     words = np.asarray(words, dtype=np.int64)
     lengths = np.asarray(lengths, dtype=np.int64)
     nbits = int(lengths.sum())
     if nbits == 0:
         return b"", 0
+    if lengths.min() < 0 or lengths.max() > 32:
+        raise ValueError(f"word length {int(lengths.max())} is outside 0..32")
     start = np.cumsum(lengths) - lengths
-    index_in_word = np.arange(nbits, dtype=np.int64) - np.repeat(start, lengths)
-    shift = np.repeat(lengths, lengths) - 1 - index_in_word
-    bits = ((np.repeat(words, lengths) >> shift) & 1).astype(np.uint8)
-    pad = -nbits % 8
-    if pad:
-        bits = np.concatenate([bits, np.ones(pad, dtype=np.uint8)])
-    return np.packbits(bits).tobytes(), nbits
+    first_byte = start >> 3
+    placed = (words & ((np.int64(1) << lengths) - 1)) << (40 - (start & 7) - lengths)
+    nbytes = -(-nbits // 8)
+    out = np.zeros(nbytes + 5, dtype=np.float64)
+    for j in range(5):
+        part = (placed >> (32 - 8 * j)) & 0xFF
+        out += np.bincount(first_byte + j, weights=part, minlength=nbytes + 5)
+    data = out[:nbytes].astype(np.uint8)
+    if nbits % 8:
+        data[-1] |= 0xFF >> (nbits % 8)
+    return data.tobytes(), nbits
 
 
 def stuff(data: bytes) -> bytes:

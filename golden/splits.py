@@ -46,7 +46,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import torch
@@ -135,7 +135,7 @@ def _digits_stages() -> list[tuple[str, tuple[str, ...]]]:
     ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def stage_table(net: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """``((split name, module qualnames of the stage), ...)`` starting with ``("input", ())``.
 
@@ -423,7 +423,7 @@ def _fuse(prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str
     return layers, {s: alias[t] for s, t in stage_out.items()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(net: str) -> tuple[tuple[Layer, ...], dict[str, str]]:
     table = stage_table(net)
     with torch.device("meta"):
@@ -494,7 +494,7 @@ class Split:
         return asdict(self)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _splits(net: str) -> tuple[Split, ...]:
     lays, outs = _table(net)
     names = split_names(net)

@@ -2,17 +2,22 @@
 
 Dataflow: output-stationary outer product
 -----------------------------------------
-Each accepted input beat carries ``ROWS`` activations ``a[i]`` and ``COLS`` weights ``w[j]``; PE (i, j)
-accumulates ``a[i] * w[j]``. With ``a`` = one im2col column element for 12 output pixels and ``w`` =
-the matching weight of 12 output channels, ``K`` beats compute a 12 x 12 tile of outputs, where ``K`` is
-the dot-product length (C_in x k x k for a convolution). All 144 MACs work on every accepted beat.
+Each accepted input beat carries ``ROWS`` weights ``w[i]`` (one per output channel) and ``COLS``
+activations ``a[j]`` (one per output pixel); PE (i, j) accumulates ``w[i] * a[j]``. With ``w`` = the
+weights of 12 output channels at one im2col index and ``a`` = the activations of 12 output pixels at
+the same index, ``K`` beats compute a 12 x 12 tile of outputs, where ``K`` is the dot-product length
+(C_in x k x k for a convolution). All 144 MACs work on every accepted beat.
+
+Rows are output channels and columns output pixels so that a drained row is one channel's values for
+12 consecutive pixels: contiguous in a CHW feature map, written in one cycle without bank conflicts.
 
 Drain while the next tile computes
 ----------------------------------
 The beat flagged ``last`` closes a tile. One cycle later the 144 accumulators are copied into a shadow
 bank, in the same cycle in which the PEs start the next tile (``fresh``), so computing never waits for
 the drain. The shadow bank leaves as ``ROWS`` output beats of ``COLS`` int16 values, one row per cycle:
-``requantize(acc + bias[j], shift, relu)`` exactly as ``golden.fixedpoint.requantize``.
+``requantize(acc + bias[i], shift, relu)`` (bias per row, i.e. per output channel) exactly as
+``golden.fixedpoint.requantize``.
 A tile therefore costs ``K`` cycles of the array, and the array is never idle as long as
 ``K >= ROWS + 1`` (the capture cycle plus one cycle per row) and the output is ready; for shorter tiles
 (or output back-pressure) ``inp.ready`` drops on a ``last`` beat until the shadow bank is free again.
@@ -37,8 +42,8 @@ __all__ = ["MacArray", "input_layout", "output_layout"]
 
 def input_layout(rows: int, cols: int) -> data.StructLayout:
     return data.StructLayout({
-        "a": data.ArrayLayout(signed(ACT_BITS), rows),
-        "w": data.ArrayLayout(signed(WEIGHT_BITS), cols),
+        "w": data.ArrayLayout(signed(WEIGHT_BITS), rows),
+        "a": data.ArrayLayout(signed(ACT_BITS), cols),
         "last": 1,
     })
 
@@ -55,8 +60,8 @@ class MacArray(wiring.Component):
 
     Ports
     -----
-    inp : In(stream)     payload ``{a: rows x int16, w: cols x int16, last}``
-    bias : In(cols x signed(BIAS_BITS))   per-column bias in accumulator scale, sampled with ``last``
+    inp : In(stream)     payload ``{w: rows x int16, a: cols x int16, last}``
+    bias : In(rows x signed(BIAS_BITS))   per-row bias in accumulator scale, sampled with ``last``
     shift : In(SHIFT_BITS)                requantization shift, sampled with ``last``
     relu : In(1)                          apply ReLU, sampled with ``last``
     out : Out(stream)    payload ``{data: cols x int16, row}``: one output row per beat, rows 0..rows-1
@@ -71,7 +76,7 @@ class MacArray(wiring.Component):
         self.cols = cols
         super().__init__({
             "inp": In(stream.Signature(input_layout(rows, cols))),
-            "bias": In(data.ArrayLayout(signed(BIAS_BITS), cols)),
+            "bias": In(data.ArrayLayout(signed(BIAS_BITS), rows)),
             "shift": In(unsigned(SHIFT_BITS)),
             "relu": In(1),
             "out": Out(stream.Signature(output_layout(rows, cols))),
@@ -97,8 +102,8 @@ class MacArray(wiring.Component):
                 pe = pes[i][j]
                 m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [
-                    pe.a.eq(self.inp.payload.a[i]),
-                    pe.w.eq(self.inp.payload.w[j]),
+                    pe.w.eq(self.inp.payload.w[i]),
+                    pe.a.eq(self.inp.payload.a[j]),
                     pe.en.eq(accept),
                     pe.fresh.eq(fresh),
                 ]
@@ -135,10 +140,12 @@ class MacArray(wiring.Component):
             m.d.sync += self.out.valid.eq(0)
 
         row_values = Signal(data.ArrayLayout(signed(ACC_BITS), cols))
+        row_bias = Signal(signed(BIAS_BITS))
         with m.Switch(row):
             for i in range(rows):
                 with m.Case(i):
                     m.d.comb += [row_values[j].eq(shadow[i][j]) for j in range(cols)]
+                    m.d.comb += row_bias.eq(drain_bias[i])
 
         rnd = Signal(unsigned(2**SHIFT_BITS))
         m.d.comb += rnd.eq((Const(1, 2**SHIFT_BITS + 1) << drain_shift) >> 1)
@@ -147,7 +154,7 @@ class MacArray(wiring.Component):
             y = Signal(signed(max(ACC_BITS, BIAS_BITS) + 2), name=f"y_{j}")
             q = Signal(signed(ACT_BITS), name=f"q_{j}")
             m.d.comb += [
-                x.eq(row_values[j] + drain_bias[j] + rnd),
+                x.eq(row_values[j] + row_bias + rnd),
                 y.eq(x >> drain_shift),
             ]
             with m.If(y > INT16_MAX):

@@ -68,7 +68,7 @@ def amaranth_speed(beats: int) -> dict:
     sim.add_testbench(collect)
     sim.run()
     for t, (a, w) in enumerate(tiles):
-        assert np.array_equal(np.array(got[12 * t:12 * t + 12]), linear_int(a, w, np.zeros(12, np.int64), 31))
+        assert np.array_equal(np.array(got[12 * t:12 * t + 12]), linear_int(a, w, np.zeros(12, np.int64), 31).T)
     stats["cycles_per_s"] = stats["cycles"] / stats["wall_s"]
     return stats
 

@@ -34,7 +34,9 @@ ROWS = COLS = 12
 
 
 class Tile:
-    """One output tile: ``a`` [ROWS, K], ``w`` [K, COLS], bias [COLS], shift, relu."""
+    """One output tile: ``a`` [COLS pixels, K], ``w`` [K, ROWS channels], bias [ROWS], shift, relu.
+
+    ``expected()`` is [ROWS channels, COLS pixels], the order the array drains its rows in."""
 
     def __init__(self, a, w, bias, shift, relu, label=""):
         self.a, self.w = np.asarray(a, np.int64), np.asarray(w, np.int64)
@@ -45,7 +47,7 @@ class Tile:
         return self.a.shape[1]
 
     def expected(self) -> np.ndarray:
-        return linear_int(self.a, self.w, self.bias, self.shift, self.relu)
+        return linear_int(self.a, self.w, self.bias, self.shift, self.relu).T
 
 
 class MacArrayBench:
@@ -70,7 +72,7 @@ class MacArrayBench:
         last = np.zeros(k, dtype=np.int64)
         last[-1] = 1
         start = len(self.driver.beats)
-        self.driver.extend(self.in_packer.pack(k, a=tile.a.T, w=tile.w, last=last))
+        self.driver.extend(self.in_packer.pack(k, w=tile.w, a=tile.a.T, last=last))
         self.last_beats[start + k - 1] = len(self.tiles)
         self.tiles.append(tile)
 
@@ -154,8 +156,8 @@ def random_operands(rng: np.random.Generator, shape, kind: str) -> np.ndarray:
 
 def random_tile(rng: np.random.Generator, k: int, label: str) -> Tile:
     kinds = ["uniform", "extremes", "small", "sparse"]
-    a = random_operands(rng, (ROWS, k), kinds[rng.integers(4)])
-    w = random_operands(rng, (k, COLS), kinds[rng.integers(4)])
+    a = random_operands(rng, (COLS, k), kinds[rng.integers(4)])
+    w = random_operands(rng, (k, ROWS), kinds[rng.integers(4)])
     # A shift that brings the typical magnitude near the int16 range, sometimes any shift, so both
     # the rounding and the saturation paths are exercised.
     typical = float(np.abs(a).mean() * np.abs(w).mean() * math.sqrt(k)) + 1
@@ -164,11 +166,11 @@ def random_tile(rng: np.random.Generator, k: int, label: str) -> Tile:
         shift = int(rng.integers(0, MAX_SHIFT + 1))
     bias_kind = rng.integers(3)
     if bias_kind == 0:
-        bias = np.zeros(COLS, dtype=np.int64)
+        bias = np.zeros(ROWS, dtype=np.int64)
     elif bias_kind == 1:
-        bias = rng.integers(-(2 ** (shift + 15)), 2 ** (shift + 15) + 1, size=COLS)
+        bias = rng.integers(-(2 ** (shift + 15)), 2 ** (shift + 15) + 1, size=ROWS)
     else:
-        bias = rng.integers(BIAS_MIN, BIAS_MAX + 1, size=COLS)
+        bias = rng.integers(BIAS_MIN, BIAS_MAX + 1, size=ROWS)
         bias[:2] = [BIAS_MIN, BIAS_MAX]
     return Tile(a, w, np.clip(bias, BIAS_MIN, BIAS_MAX), shift, bool(rng.integers(2)), label)
 
@@ -199,7 +201,7 @@ async def directed(dut):
     bench = MacArrayBench(dut)
     z = np.zeros
     bench.add(Tile(z((ROWS, 100)), z((100, COLS)), z(COLS), 0, False, "all zeros"))
-    bench.add(Tile(z((ROWS, 5)), z((5, COLS)), np.arange(-6, 6), 0, True, "zeros, bias only, relu"))
+    bench.add(Tile(z((COLS, 5)), z((5, ROWS)), np.arange(-6, 6), 0, True, "zeros, bias only, relu"))
     k = 25088
     neg = np.full((ROWS, k), INT16_MIN)
     negw = np.full((k, COLS), INT16_MIN)
@@ -209,8 +211,8 @@ async def directed(dut):
     bench.add(Tile(neg, np.full((k, COLS), INT16_MAX), z(COLS), 10, False, "saturate -"))
     bench.add(Tile(neg, np.full((k, COLS), INT16_MAX), z(COLS), 10, True, "saturate -, relu"))
     # Rounding ties: x = 3 * 2**(s-1) rounds up to 2 (half up), x = -3 * 2**(s-1) rounds to -1.
-    a = np.ones((ROWS, 1))
-    w = np.zeros((1, COLS))
+    a = np.ones((COLS, 1))
+    w = np.zeros((1, ROWS))
     bias = np.array([3 * 2**4, -3 * 2**4, 2**4, -(2**4), 2**4 - 1, -(2**4) - 1, 0, 1, -1, 32767 * 2**5,
                      (32767 * 2**5) + 2**4, -32768 * 2**5 - 2**4 - 1])
     bench.add(Tile(a, w, bias, 5, False, "rounding ties at shift 5"))
@@ -219,7 +221,7 @@ async def directed(dut):
     exp = bench.tiles[2].expected()
     assert (exp == 12544).all() and (bench.tiles[3].expected() == INT16_MAX).all()
     assert (bench.tiles[4].expected() == INT16_MIN).all() and (bench.tiles[5].expected() == 0).all()
-    assert list(bench.outputs[6][0]) == [2, -1, 1, 0, 0, -1, 0, 0, 0, 32767, 32767, -32768]
+    assert list(bench.outputs[6][:, 0]) == [2, -1, 1, 0, 0, -1, 0, 0, 0, 32767, 32767, -32768]
     dut._log.info(f"directed: {cycles} cycles")
 
 
@@ -254,16 +256,16 @@ async def workload(dut):
     bench = MacArrayBench(dut)
     # Tiles in output-stationary order: 12 output pixels x 12 output channels each; ragged edges are
     # zero-padded (the padded lanes do no useful work, and utilization counts only real MACs).
-    mp, np_ = -(-m // ROWS) * ROWS, -(-n // COLS) * COLS
+    mp, np_ = -(-m // COLS) * COLS, -(-n // ROWS) * ROWS
     a_pad = np.zeros((mp, k), np.int64)
     a_pad[:m] = a
     w_pad = np.zeros((k, np_), np.int64)
     w_pad[:, :n] = w
     b_pad = np.zeros(np_, np.int64)
     b_pad[:n] = bias
-    order = [(p, c) for p in range(0, mp, ROWS) for c in range(0, np_, COLS)]
+    order = [(p, c) for p in range(0, mp, COLS) for c in range(0, np_, ROWS)]
     for p, c in order:
-        bench.add(Tile(a_pad[p:p + ROWS], w_pad[:, c:c + COLS], b_pad[c:c + COLS], shift, relu, f"p{p}c{c}"))
+        bench.add(Tile(a_pad[p:p + COLS], w_pad[:, c:c + ROWS], b_pad[c:c + ROWS], shift, relu, f"p{p}c{c}"))
     dut._log.info(f"workload: {m}x{k} @ {k}x{n}: {len(order)} tiles, {len(order) * k} beats")
     t0 = time.monotonic()
     cycles = await bench.run()
@@ -271,7 +273,7 @@ async def workload(dut):
     assert not bench.errors, "\n".join(bench.errors[:10])
     out = np.zeros((mp, np_), np.int64)
     for (p, c), tile_out in zip(order, bench.outputs, strict=True):
-        out[p:p + ROWS, c:c + COLS] = tile_out
+        out[p:p + COLS, c:c + ROWS] = tile_out.T
     busy = bench.driver.last_accept_cycle - bench.driver.first_accept_cycle + 1
     np.savez(os.environ["EDGESPLIT_RESULT"], out=out[:m, :n].astype(np.int16))
     with open(os.environ["EDGESPLIT_RESULT"] + ".json", "w") as f:

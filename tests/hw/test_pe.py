@@ -52,7 +52,9 @@ def test_pe_random_and_extremes():
 
 
 def ref_array(tiles):
-    return [linear_int(a, w, b, s, r).tolist() for a, w, b, s, r in tiles]
+    """Tiles are (a [cols pixels, K], w [K, rows channels], bias [rows], shift, relu); the array drains
+    rows = channels."""
+    return [linear_int(a, w, b, s, r).T.tolist() for a, w, b, s, r in tiles]
 
 
 def rtl_array(tiles, rows, cols, stall_every=0):
@@ -67,8 +69,8 @@ def rtl_array(tiles, rows, cols, stall_every=0):
             for n, beat in enumerate(beats):
                 ctx.set(dut.inp.payload.as_value(), beat)
                 if n == k - 1:
-                    for j in range(cols):
-                        ctx.set(dut.bias[j], int(b[j]))
+                    for i in range(rows):
+                        ctx.set(dut.bias[i], int(b[i]))
                     ctx.set(dut.shift, s)
                     ctx.set(dut.relu, r)
                 ctx.set(dut.inp.valid, 1)
@@ -103,7 +105,7 @@ def random_tiles(rng, n, rows, cols):
         ext = rng.random() < 0.3
         draw = (lambda s: rng.choice([INT16_MIN, INT16_MAX, 0], size=s)) if ext else \
             (lambda s: rng.integers(INT16_MIN, INT16_MAX + 1, size=s))
-        tiles.append((draw((rows, k)), draw((k, cols)), rng.integers(-(2**30), 2**30, size=cols),
+        tiles.append((draw((cols, k)), draw((k, rows)), rng.integers(-(2**30), 2**30, size=rows),
                       int(rng.integers(0, 32)), bool(rng.integers(2))))
     return tiles
 

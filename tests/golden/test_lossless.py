@@ -1,0 +1,183 @@
+"""golden.lossless: exact round trips, the symbol definition, tables, size-only agreement, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+
+from golden import entropy, lossless
+from golden.errors import UserError
+
+TABLES = ("default", "optimal", "auto")
+
+
+@pytest.fixture(scope="module")
+def relu_maps() -> np.ndarray:
+    """Real-looking sparse ReLU maps (int16, 12 x 64 x 72), a third of the channels made very sparse."""
+    maps = lossless.synthetic_relu_maps(skimage.data.coffee()[::6, ::8], 12, seed=7)[:, :64, :72]
+    maps[::3] = np.where(maps[::3] > np.quantile(maps[::3], 0.95), maps[::3], 0)
+    return maps
+
+
+def _cases() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    int16 = rng.integers(-32768, 32768, (3, 17, 23)).astype(np.int16)
+    int16[0, 0, :4] = [-32768, 32767, -1, 1]
+    uint16 = rng.integers(0, 65536, (2, 9, 31)).astype(np.uint16)
+    uint16[0, 0, :3] = [65535, 32768, 1]
+    runs = np.zeros((2, 16, 16), dtype=np.int16)
+    runs[0, 0, 7] = 5                      # run 7 in the first block
+    runs[0, 2, 0] = -3                     # run 16 + 8 -> ZRL + (8, 2)
+    runs[0, 7, 7] = 1                      # last sample of the block is nonzero: no EOB
+    runs[1, 8:, 8:].flat[[15, 31, 47, 63]] = 32767  # runs of exactly 15 each
+    runs[1, :8, :8].flat[[16, 63]] = [2, -32768]    # run 16 (one ZRL + run 0), then run 46
+    return {
+        "int16": int16, "uint16": uint16, "zeros": np.zeros((4, 8, 8), dtype=np.int16),
+        "long_runs": runs, "int8": rng.integers(-128, 128, (5, 7, 3)).astype(np.int8),
+        "uint8_2d": rng.integers(0, 256, (13, 11)).astype(np.uint8),
+        "sparse_uint16": (rng.integers(0, 65536, (3, 40, 40)) * (rng.random((3, 40, 40)) < 0.02)).astype(np.uint16),
+        "int64_in_int16": rng.integers(-300, 300, (2, 8, 24)),
+    }
+
+
+@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("name", list(_cases()))
+def test_round_trip_is_exact(name, table):
+    x = _cases()[name]
+    data = lossless.encode(x, table)
+    y = lossless.decode(data)
+    expected_dtype = np.int16 if x.dtype == np.int64 else x.dtype
+    assert y.dtype == expected_dtype and y.shape == x.shape and (y == x).all()
+    assert len(data) == lossless.encoded_size(x, table)  # size-only path is exact
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_round_trip_relu_maps(relu_maps, table):
+    data = lossless.encode(relu_maps, table)
+    assert (lossless.decode(data) == relu_maps).all()
+    assert len(data) == lossless.encoded_size(relu_maps, table)
+    assert len(data) < relu_maps.nbytes / 2  # sparse maps compress well
+    # unsigned mode is chosen automatically and saves one bit per nonzero sample
+    nonzero = int((relu_maps != 0).sum())
+    assert lossless.payload_bits(relu_maps, table, signed=True) - lossless.payload_bits(relu_maps, table) == nonzero
+
+
+def test_signed_relu_maps_in_signed_mode(relu_maps):
+    x = relu_maps.astype(np.int32) - 2000
+    x = x.clip(-32768, 32767).astype(np.int16)
+    data = lossless.encode(x, "optimal")
+    assert data[5] & lossless.FLAG_SIGNED and (lossless.decode(data) == x).all()
+
+
+def test_symbol_definition():
+    block = np.zeros((1, 64), dtype=np.int64)
+    block[0, [20, 21, 63]] = [5, -1, 40000]
+    rls = lossless.run_length_symbols(block)
+    # run 20 = ZRL + run 4; size(5) = 3; run 0 size 1; run 41 = 2 ZRL + run 9, size(40000) = 16; no EOB
+    assert rls.symbols(lossless.SIZE_FIELD_BITS).tolist() == [0x1E0, (4 << 5) | 3, 1, 0x1E0, 0x1E0, (9 << 5) | 16]
+    assert lossless.ZRL == 0x1E0 and lossless.EOB == 0
+    assert len(lossless.all_symbols()) == 258 and lossless.all_symbols().max() == 0x1F0
+
+
+def test_hand_encoded_payload():
+    # one block [0, 0, 3, 0...]: symbol (2, 2) = 0x42 then unsigned extra '1' (3 = 0b11, leading 1 implied),
+    # then EOB; padded with 1-bits
+    x = np.zeros((1, 8, 8), dtype=np.uint16)
+    x[0, 0, 2] = 3
+    table = lossless.DEFAULT_TABLE
+    bits = table.code(0x42) + "1" + table.code(lossless.EOB)
+    bits += "1" * (-len(bits) % 8)
+    payload, nbits = lossless.encode_payload(lossless.to_blocks(x.astype(np.int64)), table, signed=False)
+    assert payload == int(bits, 2).to_bytes(len(bits) // 8, "big")
+    assert nbits == len(table.code(0x42)) + 1 + len(table.code(lossless.EOB))
+
+
+def test_block_order():
+    x = np.arange(2 * 9 * 10).reshape(2, 9, 10)
+    blocks = lossless.to_blocks(x)
+    assert blocks.shape == (2 * 2 * 2, 64)
+    assert blocks[0, :10].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 10, 11]  # raster inside the block
+    assert blocks[1, 0] == 8 and blocks[1, 2] == 0  # zero padding right of column 9
+    assert blocks[4, 0] == 90  # channel 1 follows channel 0
+    assert (lossless.from_blocks(blocks, x.shape) == x).all()
+
+
+def test_default_table():
+    t = lossless.DEFAULT_TABLE
+    lengths = t.lengths(lossless.ALPHABET_SIZE)
+    assert set(t.huffval) == set(lossless.all_symbols().tolist())
+    assert 0 < lengths[lengths > 0].min() and lengths.max() <= 16
+    assert sum(b << (16 - i - 1) for i, b in enumerate(t.bits)) < 2**16  # all-ones code unused
+    assert lossless.derive_default_table() == t  # the frozen table is what its recipe gives
+
+
+def test_optimal_tables_from_sample_data(relu_maps):
+    sample, other = relu_maps[:6], relu_maps[6:]
+    table = lossless.optimal_table_for(sample)
+    assert table.lengths(512).max() <= 16
+    own = lossless.payload_bits(sample, table)
+    assert own <= lossless.payload_bits(sample, "default")
+    assert own == lossless.payload_bits(sample, "optimal")
+    # a table built from one map codes another if it has all its symbols, else it refuses clearly
+    try:
+        data = lossless.encode(other, table)
+        assert (lossless.decode(data) == other).all()
+    except UserError as e:
+        assert "has no code" in str(e)
+    with pytest.raises(UserError, match="has no code"):
+        lossless.encode(np.full((1, 8, 8), 40000, dtype=np.uint16), table)
+
+
+def test_optimal_table_respects_16_bits_on_skewed_sample():
+    x = np.zeros((1, 8, 8 * 4096), dtype=np.uint16)
+    x[0, 0, ::8] = 1  # one symbol dominates...
+    x[0, 1, :26 * 8:8] = 2 ** np.arange(0, 16).repeat(2)[:26]  # ...others are rare
+    table = lossless.optimal_table_for(x)
+    assert table.lengths(512).max() <= 16
+    assert (lossless.decode(lossless.encode(x, table)) == x).all()
+
+
+def test_auto_picks_the_smaller_container(relu_maps):
+    small = relu_maps[:1, :8, :8]
+    assert lossless.encoded_size(small, "auto") == min(lossless.encoded_size(small, "default"),
+                                                       lossless.encoded_size(small, "optimal"))
+    assert lossless.encoded_size(relu_maps, "auto") == min(lossless.encoded_size(relu_maps, "default"),
+                                                           lossless.encoded_size(relu_maps, "optimal"))
+
+
+def test_container_layout():
+    x = np.zeros((3, 10, 12), dtype=np.int16)
+    data = lossless.encode(x)
+    assert data[:4] == b"ESLL" and data[4] == 1 and data[6] == 3
+    assert int.from_bytes(data[8:10], "big") == 3 and int.from_bytes(data[10:12], "big") == 10
+    # 3 channels x 2 x 2 blocks, each only EOB
+    eob = len(lossless.DEFAULT_TABLE.code(lossless.EOB))
+    assert int.from_bytes(data[14:18], "big") == -(-12 * eob // 8) == len(data) - lossless.HEADER_BYTES
+    with_table = lossless.encode(x, "optimal")
+    assert with_table[5] & lossless.FLAG_TABLE
+    assert len(with_table) == lossless.HEADER_BYTES + 16 + 2 * 1 + len(entropy.pack_bits([0] * 12, [1] * 12)[0])
+
+
+@pytest.mark.parametrize("x, kw, match", [
+    (np.zeros((2, 8, 8), dtype=np.float32), {}, "dtype float32"),
+    (np.zeros((8,), dtype=np.int16), {}, r"shape \(8,\)"),
+    (np.zeros((1, 2, 8, 8), dtype=np.int16), {}, r"shape \(1, 2, 8, 8\)"),
+    (np.array([[70000]]), {}, "70000"),
+    (np.array([[-1, 2]], dtype=np.int16), {"signed": False}, "-1"),
+    (np.array([[40000]], dtype=np.uint16), {"signed": True}, "40000"),
+    (np.zeros((1, 8, 8), dtype=np.int16), {"table": "best"}, "'best'"),
+])
+def test_bad_input_raises(x, kw, match):
+    with pytest.raises(UserError, match=match):
+        lossless.encode(x, **kw)
+
+
+def test_corrupt_container_raises():
+    data = lossless.encode(np.ones((1, 8, 8), dtype=np.int16))
+    with pytest.raises(UserError, match="magic"):
+        lossless.decode(b"XXXX" + data[4:])
+    with pytest.raises(UserError, match="payload"):
+        lossless.decode(data[:-1])
+    with pytest.raises(UserError, match="shorter"):
+        lossless.decode(data[:5])

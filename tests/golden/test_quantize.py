@@ -1,0 +1,223 @@
+"""Calibration, the integer-exact network (numpy) vs its fast torch twin, accuracy, and golden export."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from golden import fixedpoint as fp
+from golden import nets, splits
+from golden import quantize as Q
+from golden.data import load_cifar10, load_digits, load_photos
+from golden.errors import UserError
+
+
+def assert_all_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k].dtype == np.int16 and b[k].dtype == np.int16, k
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def digits_q() -> Q.QNet:
+    return Q.default_qnet("digits")
+
+
+@pytest.fixture(scope="module")
+def resnet20_q(shared_data) -> Q.QNet:
+    return Q.default_qnet("resnet20")
+
+
+# ---- the fused float path equals the module ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["digits", "resnet20", "resnet56", "alexnet", "resnet50"])
+def test_fused_float_layers_equal_module_forward(name):
+    torch.manual_seed(0)
+    net = nets.build_net(name)
+    nets.he_init_(net, seed=2)
+    for m in net.modules():  # non-trivial BN statistics so the folding is exercised
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    net.eval().double()
+    x = torch.randn(2 if name in ("digits", "resnet20", "resnet56") else 1, *nets.NET_INFO[name].input_shape,
+                    dtype=torch.float64)
+    with torch.no_grad():
+        ref = net(x)
+        got = Q.run_float(net, x, dtype=torch.float64)
+    assert torch.allclose(got, ref, rtol=1e-9, atol=1e-9 * float(ref.abs().max()))
+
+
+# ---- calibration results ----------------------------------------------------------------------------------
+
+
+def test_quantized_layers_are_in_range(digits_q):
+    assert digits_q.net == "digits" and digits_q.calibration["images"] == 1347
+    for q in digits_q.layers:
+        assert 0 <= q.shift <= fp.MAX_SHIFT
+        if q.type in ("conv", "linear"):
+            assert q.w.dtype == np.int16 and q.bias.dtype == np.int64
+            assert q.shift == q.frac_in[0] + q.frac_w - q.frac_out
+            assert int(np.abs(q.w.astype(np.int64)).max()) > 16383  # the weight scale uses the int16 range
+            fp.check_int(q.bias, fp.BIAS_BITS, "bias")
+        if q.type == "maxpool":
+            assert q.frac_out == q.frac_in[0] and q.shift == 0
+    assert digits_q.split_frac("conv2") == digits_q.layer("features.5").frac_out
+    assert digits_q.frac("input") == digits_q.input_frac == 14  # inputs in [-1, 1]
+
+
+def test_resnet_add_and_pool_parameters(resnet20_q):
+    add = resnet20_q.layer("layer2.0.add")
+    wa, wb = (int(v) for v in add.w)
+    assert (wa, wb, add.shift) == splits_add_params(add)
+    pool = resnet20_q.layer("avgpool")
+    assert pool.r == 20 and int(pool.w[0]) == 2**20 // 64  # 8x8 = 64 values: R exactly 2**r / 64
+    assert pool.shift == pool.frac_in[0] + pool.r - pool.frac_out
+
+
+def splits_add_params(q: Q.QLayer) -> tuple[int, int, int]:
+    from golden.layers import residual_add_params
+
+    return residual_add_params(q.frac_in[0], q.frac_in[1], q.frac_out)
+
+
+def test_calibration_does_not_saturate_its_own_images(resnet20_q):
+    x = Q.calibration_images("resnet20", 100)
+    outs = Q.run_fast(resnet20_q, resnet20_q.quantize_input(x), return_all=True)
+    for k, v in outs.items():
+        assert np.mean(np.abs(v.astype(np.int64)) >= 32767) == 0, k
+        assert np.abs(v.astype(np.int64)).max() >= 8192 or k.endswith("shortcut"), k  # scale is not wasted
+
+
+def test_percentile_option_and_errors():
+    net = nets.get_net("digits")
+    x, _ = load_digits("train")
+    q_max = Q.quantize_net(net, x[:200])
+    q_p = Q.quantize_net(net, x[:200], percentile=99.0)
+    assert all(a.frac_out <= b.frac_out for a, b in zip(q_max.layers, q_p.layers, strict=True))
+    with pytest.raises(UserError):
+        Q.quantize_net(net, x[:10], percentile=0)
+    with pytest.raises(UserError):
+        Q.quantize_net(net, x[:0])
+
+
+# ---- numpy integer path == fast torch path, bit for bit ----------------------------------------------------
+
+
+def test_digits_int_equals_fast_every_layer(digits_q):
+    x, _ = load_digits("test")
+    xi = digits_q.quantize_input(x[:32])
+    assert_all_equal(Q.run_int(digits_q, xi, return_all=True), Q.run_fast(digits_q, xi, return_all=True))
+
+
+@pytest.mark.parametrize("name, n", [("resnet20", 4), ("resnet56", 2)])
+def test_cifar_resnet_int_equals_fast_every_layer(shared_data, name, n):
+    q = Q.default_qnet(name)
+    xi = q.quantize_input(load_cifar10("test", 10)[0][:n])
+    assert_all_equal(Q.run_int(q, xi, return_all=True), Q.run_fast(q, xi, return_all=True))
+
+
+@pytest.mark.parametrize("name, upto", [("alexnet", None), ("resnet50", "res3a"), ("vgg16", "conv2_1")])
+def test_imagenet_int_equals_fast(name, upto):
+    photos, _ = load_photos(("coffee", "chelsea"))
+    q = Q.quantize_net(nets.get_net(name), photos[:1])
+    xi = q.quantize_input(photos[1:])
+    assert_all_equal(Q.run_int(q, xi, upto=upto, return_all=True), Q.run_fast(q, xi, upto=upto, return_all=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "resnet50"])
+def test_imagenet_int_equals_fast_whole_network(name):
+    photos, _ = load_photos(("astronaut", "rocket"))
+    q = Q.quantize_net(nets.get_net(name), photos[:1])
+    xi = q.quantize_input(photos[1:])
+    assert_all_equal(Q.run_int(q, xi, return_all=True), Q.run_fast(q, xi, return_all=True))
+
+
+def test_split_run_composes(digits_q, resnet20_q):
+    for q, data in ((digits_q, load_digits("test")[0][:5]), (resnet20_q, load_cifar10("test", 10)[0][:3])):
+        xi = q.quantize_input(data)
+        full = Q.run_int(q, xi)
+        for s in splits.split_names(q.net)[:-1]:
+            feat = Q.run_fast(q, xi, upto=s)
+            assert feat.shape[1:] == splits.get_split(q.net, s).tensor_shape
+            np.testing.assert_array_equal(Q.run_int(q, feat, start=s), full, err_msg=s)
+    with pytest.raises(UserError):
+        Q.run_int(digits_q, np.zeros((1, 3, 16, 16), np.int16))
+    with pytest.raises(UserError):
+        Q.run_int(digits_q, np.zeros((1, 1, 16, 16), np.int16), upto="conv9")
+
+
+# ---- int16 accuracy ---------------------------------------------------------------------------------------
+
+
+def test_int_close_to_float_resnet20(shared_data, resnet20_q):
+    x, y = load_cifar10("test", 1000)
+    net = nets.get_net("resnet20")
+    with torch.no_grad():
+        logits_f = net(torch.from_numpy(x[:100])).numpy()
+    logits_q = fp.dequantize(Q.run_fast(resnet20_q, resnet20_q.quantize_input(x[:100])),
+                             resnet20_q.layers[-1].frac_out)
+    assert np.abs(logits_q - logits_f).max() < 0.02 * np.abs(logits_f).max()
+    pf, pq = nets.predict(net, x), Q.predict_int(resnet20_q, x)
+    assert np.mean(pf == pq) >= 0.99
+    assert abs(np.mean(pq == y) - np.mean(pf == y)) <= 0.005
+
+
+def test_digits_int_accuracy(digits_q):
+    x, y = load_digits("test")
+    acc_f = nets.top1(nets.get_net("digits"), x, y)
+    acc_q = Q.top1_int(digits_q, x, y)
+    assert abs(acc_q - acc_f) <= 1 / 450 + 1e-9, (acc_f, acc_q)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet20", "resnet56"])
+def test_int16_top1_full_test_set_within_half_percent(shared_data, name):
+    x, y = load_cifar10("test")
+    acc_f = nets.top1(nets.get_net(name), x, y)
+    acc_q = Q.top1_int(Q.default_qnet(name), x, y)
+    print(f"{name} on 10,000 CIFAR-10 test images: float32 top-1 {acc_f:.4f}, int16 top-1 {acc_q:.4f}")
+    assert abs(acc_q - acc_f) <= 0.005
+
+
+# ---- golden export ----------------------------------------------------------------------------------------
+
+
+def test_export_round_trip(digits_q, tmp_path):
+    x, _ = load_digits("test")
+    d = Q.export_activations("digits", "conv3", x[:3], qnet=digits_q, out_dir=tmp_path)
+    back = Q.load_export(d["path"])
+    meta, desc = back["meta"], back["descriptors"]
+    edge = splits.layers_between("digits", "input", "conv3")
+    assert meta["net"] == "digits" and meta["split"] == "conv3" and meta["images"] == 3
+    assert meta["layers"] == [la.name for la in edge] == [dd["name"] for dd in desc]
+    assert meta["fixedpoint"]["ACC_BITS"] == fp.ACC_BITS
+    outs = Q.run_int(digits_q, digits_q.quantize_input(x[:3]), upto="conv3", return_all=True)
+    for i, la in enumerate(edge):
+        np.testing.assert_array_equal(back[f"L{i:03d}.out"], outs[la.name])
+        assert desc[i]["frac_out"] == digits_q.layer(la.name).frac_out
+    np.testing.assert_array_equal(back["feature"], outs["features.6"])
+    assert back["input"].dtype == np.int16 and back["L000.w"].shape == (16, 1, 5, 5)
+    assert desc[0]["shift"] == digits_q.layers[0].shift and desc[0]["kernel"] == [5, 5]
+    assert int(back["feature_frac"]) == digits_q.split_frac("conv3")
+    json.dumps(desc)  # plain JSON
+
+
+def test_export_default_location_and_cli(digits_q, capsys):
+    from golden.data import REPO_ROOT
+
+    d = Q.export_activations("digits", "input", load_digits("test")[0][:1], qnet=digits_q)
+    assert d["path"].startswith(str(REPO_ROOT / "build" / "golden"))
+    assert Q.main(["digits", "fc6", "-n", "1"]) == 0
+    assert capsys.readouterr().out.strip().endswith(".npz")
+    assert Q.main(["digits", "conv7"]) == 2
+    with pytest.raises(UserError):
+        Q.export_activations("digits", "conv3", np.zeros((1, 1, 16, 16), np.float32), qnet=Q.QNet("alexnet", 0, ()))
