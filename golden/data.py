@@ -15,7 +15,8 @@ Where the data comes from
   ``<split>/<class>/*``; ``data`` may also name a tar.gz or an ImageFolder-style directory directly.
   Class index = position of the class folder name in sorted order (airplane=0 ... truck=9); images are in
   (class, file name) order. A fully decoded split is cached once as ``build/data/cifar10-<split>-<key>.npz``
-  (uint8, never committed; the key hashes the source path, size and mtime). Normalisation: RGB in [0, 1], ImageNet mean/std (the checkpoints' training).
+  (uint8, never committed; the key hashes the source path, size and mtime). Normalisation: RGB in [0, 1],
+  then ImageNet mean/std (as in the checkpoints' training).
 * Photos: real photographs shipped with scikit-image (``astronaut``, ``coffee``, ``chelsea``, ``rocket``,
   ``immunohistochemistry``, ``hubble_deep_field``), resized (shorter side 256, bilinear) and centre-cropped
   to 224x224, ImageNet normalisation; the inputs of the ImageNet networks.
@@ -275,7 +276,9 @@ def load_cifar10(
 # ---- photos -------------------------------------------------------------------------------------------
 
 
-def load_photos(names: tuple[str, ...] | list[str] = PHOTO_NAMES, size: int = 224) -> tuple[np.ndarray, np.ndarray]:
+def load_photos(
+    names: tuple[str, ...] | list[str] = PHOTO_NAMES, size: int = 224
+) -> tuple[np.ndarray, np.ndarray]:
     """scikit-image's sample photos for the ImageNet nets: float32 [N, 3, size, size], labels all -1.
 
     Each photo: to RGB, shorter side resized to ``round(size * 256 / 224)`` (bilinear), centre crop

@@ -19,9 +19,9 @@ Both codecs turn blocks of 64 integers into the same kind of stream, so both use
    :func:`order_codes`). The four tables of T.81 Annex K.3 are ``STD_DC_LUMINANCE`` etc.; optimal tables
    for given symbol counts, code lengths limited to 16, follow the procedure of T.81 Annex K.2
    (:func:`optimal_table`), which is also what libjpeg does, so the tables are the same as libjpeg's.
-3. **Bit packing** (:func:`huffman_encode`, :func:`pack_bits`): every symbol becomes one word
-   ``(code << extra_len) | extra`` of ``code_len + extra_len <= 32`` bits, written MSB first; the stream is
-   padded to a whole byte with 1-bits (T.81 F.1.2.3).
+3. **Bit packing** (:func:`huffman_encode`, :func:`pack_bits`, or word by word :class:`BitWriter`): every
+   symbol becomes one word ``(code << extra_len) | extra`` of ``code_len + extra_len <= 32`` bits, written
+   MSB first; the stream is padded to a whole byte with 1-bits (T.81 F.1.2.3).
 4. **Byte stuffing** (:func:`stuff`, JPEG only): after every 0xFF byte of the entropy-coded segment a 0x00
    byte is inserted, so a decoder can find markers. The lossless container states its payload length
    instead and does not stuff.
@@ -177,9 +177,10 @@ class HuffmanTable:
 
     def lengths(self, alphabet_size: int) -> np.ndarray:
         """Code length of every symbol ``0..alphabet_size-1`` (0 where the table has no code)."""
-        out = np.zeros(max(alphabet_size, len(self.ehufsi)), dtype=np.int64)
-        out[: len(self.ehufsi)] = self.ehufsi
-        return out[:alphabet_size] if alphabet_size >= len(self.ehufsi) else out
+        out = np.zeros(alphabet_size, dtype=np.int64)
+        n = min(alphabet_size, len(self.ehufsi))
+        out[:n] = self.ehufsi[:n]
+        return out
 
     def decode_lut(self) -> tuple[np.ndarray, np.ndarray]:
         """65536-entry decode tables ``(symbol, length)`` indexed by the next 16 bits of the stream.
@@ -384,7 +385,14 @@ class RunLengthSymbols:
 
     def symbols(self, size_field_bits: int) -> np.ndarray:
         """Symbol numbers: SSSS for DC entries, ``(RRRR << size_field_bits) | SSSS`` for AC entries."""
+        _check_size_field(self.size, size_field_bits)
         return np.where(self.kind == KIND_DC, self.size, (self.run << size_field_bits) | self.size)
+
+
+def _check_size_field(sizes: np.ndarray, size_field_bits: int) -> None:
+    if sizes.size and int(sizes.max()) >= 1 << size_field_bits:
+        raise UserError(f"magnitude category {int(sizes.max())} does not fit a {size_field_bits}-bit SSSS field "
+                        f"(0..{(1 << size_field_bits) - 1})")
 
 
 def run_length_symbols(samples: np.ndarray, dc_diff: np.ndarray | None = None) -> RunLengthSymbols:
@@ -442,6 +450,7 @@ def symbol_histograms(samples: np.ndarray, dc_diff: np.ndarray | None, table_of_
     has_dc = dc_diff is not None
     r = _runs(samples, 1 if has_dc else 0)
     table_of_block = np.asarray(table_of_block, dtype=np.int64)
+    _check_size_field(r.size, size_field_bits)
     alphabet = 16 << size_field_bits
     ac_sym = (r.run << size_field_bits) | r.size
     ac = np.bincount(table_of_block[r.block] * alphabet + ac_sym, minlength=n_tables * alphabet)
@@ -469,10 +478,10 @@ def coded_bits(dc_hist: np.ndarray, ac_hist: np.ndarray, extra: int,
             if t >= hist.shape[0]:
                 break
             lengths = table.lengths(hist.shape[1])
-            missing = (hist[t] > 0) & (lengths[: hist.shape[1]] == 0)
+            missing = (hist[t] > 0) & (lengths == 0)
             if missing.any():
                 raise UserError(f"symbol {int(np.flatnonzero(missing)[0]):#x} has no code in Huffman table {t}")
-            total += int(hist[t] @ lengths[: hist.shape[1]])
+            total += int(hist[t] @ lengths)
     return total
 
 
@@ -526,6 +535,45 @@ def pack_bits(words: np.ndarray, lengths: np.ndarray) -> tuple[bytes, int]:
     if nbits % 8:
         data[-1] |= 0xFF >> (nbits % 8)
     return data.tobytes(), nbits
+
+
+class BitWriter:
+    """The packer one word at a time, as an RTL bit packer works (the vectorised :func:`pack_bits` and
+    :func:`stuff` give the same bytes; the tests check it).
+
+    A bit accumulator takes ``length`` bits of ``value`` per :meth:`write`; every completed byte is emitted,
+    followed by a 0x00 if it is 0xFF and ``stuffing`` is on. :meth:`flush` fills the last byte with 1-bits.
+    """
+
+    def __init__(self, stuffing: bool = True) -> None:
+        self.stuffing = stuffing
+        self.bits = 0  # bits written, padding excluded
+        self._acc = 0
+        self._pending = 0
+        self._out = bytearray()
+
+    def write(self, value: int, length: int) -> None:
+        if not 0 <= length <= 32:
+            raise ValueError(f"word length {length} is outside 0..32")
+        self._acc = (self._acc << length) | (int(value) & ((1 << length) - 1))
+        self._pending += length
+        self.bits += length
+        while self._pending >= 8:
+            self._pending -= 8
+            byte = (self._acc >> self._pending) & 0xFF
+            self._out.append(byte)
+            if self.stuffing and byte == 0xFF:
+                self._out.append(0)
+        self._acc &= (1 << self._pending) - 1
+
+    def flush(self) -> bytes:
+        """Pad to a byte with 1-bits and return everything written."""
+        if self._pending:
+            pad = 8 - self._pending
+            bits = self.bits
+            self.write((1 << pad) - 1, pad)
+            self.bits = bits
+        return bytes(self._out)
 
 
 def stuff(data: bytes) -> bytes:

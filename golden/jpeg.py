@@ -759,6 +759,8 @@ def decode_coefficients(data: bytes) -> DecodedJpeg:
                     k += 16
                     continue
                 k += r
+                if k > 63:
+                    raise UserError(f"corrupt JPEG scan: AC run past the end of block {n}")
                 row[k] = extend(reader.read(s), s)
                 k += 1
             zz[n] = row

@@ -27,12 +27,14 @@ The sum is exact in the accumulator; the only rounding is the final requantize (
 
 Global average pool
 -------------------
-``[N, C, H, W]`` frac ``fi`` -> ``[N, C]`` frac ``fo`` over ``M = H * W`` values: a dot product of the M values
-with the constant weight ``R = floor((2**r + floor(M/2)) / M)`` (2**r / M rounded half up) at every tap,
-bias 0, then ``requantize(acc, shift = fi + r - fo)``. ``r`` is the largest value with ``R <= 32767``
-(so ``R >= 16384``), lowered if needed so that ``shift <= 31``. Error versus the true mean: the weight's
-relative error is ``|R * M / 2**r - 1| <= M / 2**(r+1) <= 2**-15`` (about 3.1e-5; exactly 0 when M is a power
-of two, e.g. 8x8 = 64), so ``|y - mean| <= 0.5 LSB + |mean| * 2**-15`` (half an LSB only, for power-of-two M).
+``[N, C, H, W]`` frac ``fi`` -> ``[N, C]`` frac ``fo`` over ``M = H * W`` values: a dot product of the
+M values with one constant int16 weight ``R = floor((2**r + floor(M/2)) / M)`` (2**r / M rounded half up)
+at every tap, bias 0, then ``requantize(acc, shift = fi + r - fo)``. ``r`` is the largest value with
+``R <= 32767`` (so ``R >= 16384``), lowered only if ``shift`` would exceed 31 (then R is smaller and the
+bound below grows to ``M / 2**(r+1)``). Error versus the true mean: the weight's relative error is
+``|R * M / 2**r - 1| <= M / 2**(r+1) <= 2**-15`` (about 3.1e-5; exactly 0 when M is a power of two, e.g.
+8x8 = 64), so ``|y - mean| <= 0.5 LSB + |mean| * 2**-15`` (0.5 LSB only, for power-of-two M).
+Examples: M = 64: r = 20, R = 16384 (exact); M = 49 (7x7): r = 20, R = 21400, relative error 2.3e-5.
 
 Max-pool, shortcut, flatten
 ---------------------------
@@ -84,8 +86,9 @@ def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x: np.ndarray, kernel: IntPair, stride: IntPair = 1, padding: IntPair = 0,
-           pad_value: int = 0) -> np.ndarray:
+def im2col(
+    x: np.ndarray, kernel: IntPair, stride: IntPair = 1, padding: IntPair = 0, pad_value: int = 0
+) -> np.ndarray:
     """Patches of ``x`` [N, C, H, W] as a matrix [N*OH*OW, C*KH*KW] in the documented im2col order."""
     x = np.asarray(x)
     kh, kw = _pair(kernel)
@@ -110,8 +113,16 @@ def _linear_rows(a: np.ndarray, wt: np.ndarray, bias: np.ndarray, shift: int, re
     )
 
 
-def conv2d_int(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, stride: IntPair = 1,
-               padding: IntPair = 0, groups: int = 1, relu: bool = False) -> np.ndarray:
+def conv2d_int(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    shift: int,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    groups: int = 1,
+    relu: bool = False,
+) -> np.ndarray:
     """Integer conv2d: ``x`` int16 [N, C, H, W], ``w`` int16 [O, C/groups, KH, KW] (torch layout),
     ``bias`` int [O] in accumulator scale (None = 0), ``requantize(conv + bias, shift, relu)`` -> int16
     [N, O, OH, OW]. Kernel 1..11, stride 1..4 and any padding are all the same rule (module docstring)."""
@@ -138,7 +149,9 @@ def conv2d_int(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int
     return out
 
 
-def fc_int(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, relu: bool = False) -> np.ndarray:
+def fc_int(
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, relu: bool = False
+) -> np.ndarray:
     """Integer fully-connected layer: ``x`` int16 [N, I], ``w`` int16 [O, I] (torch layout), ``bias`` int [O]
     in accumulator scale -> ``requantize(x @ w.T + bias, shift, relu)`` int16 [N, O]."""
     x = _as_int16(x, "activation")
@@ -156,11 +169,13 @@ def quantize_bias(bias: np.ndarray, acc_frac: int) -> np.ndarray:
 
 
 def relu_int(x: np.ndarray) -> np.ndarray:
-    """ReLU on int16 (exact): ``max(x, 0)``. The engine fuses it into requantize (applied after saturation)."""
+    """ReLU on int16 (exact): ``max(x, 0)``; the engine fuses it into requantize (after saturation)."""
     return np.maximum(_as_int16(x, "activation"), 0).astype(np.int16)
 
 
-def maxpool2d_int(x: np.ndarray, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0) -> np.ndarray:
+def maxpool2d_int(
+    x: np.ndarray, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+) -> np.ndarray:
     """Max-pool on int16 [N, C, H, W] (floor mode); padding cells are -32768. Exact; frac unchanged."""
     x = _as_int16(x, "activation")
     kh, kw = _pair(kernel)
@@ -177,11 +192,13 @@ def maxpool2d_int(x: np.ndarray, kernel: IntPair, stride: IntPair | None = None,
 
 
 def residual_add_params(frac_a: int, frac_b: int, frac_out: int) -> tuple[int, int, int]:
-    """``(wa, wb, shift)`` of the residual add rule: ``wa = 2**(F-fa)``, ``wb = 2**(F-fb)``, ``shift = F - fo``
+    """``(wa, wb, shift)`` of the residual add: ``wa = 2**(F-fa)``, ``wb = 2**(F-fb)``, ``shift = F - fo``
     with ``F = max(fa, fb)``. ValueError when the weights do not fit int16 or the shift is out of range."""
     f = max(frac_a, frac_b)
     if f - min(frac_a, frac_b) > MAX_ADD_WEIGHT_EXP:
-        raise ValueError(f"residual add of frac bits {frac_a} and {frac_b}: difference over {MAX_ADD_WEIGHT_EXP}")
+        raise ValueError(
+            f"residual add of frac bits {frac_a} and {frac_b}: difference over {MAX_ADD_WEIGHT_EXP}"
+        )
     shift = f - frac_out
     if not 0 <= shift <= MAX_SHIFT:
         raise ValueError(f"residual add to frac {frac_out} needs shift {shift}, outside 0..{MAX_SHIFT}")
@@ -221,7 +238,9 @@ def avgpool_params(count: int, frac_in: int, frac_out: int) -> tuple[int, int, i
     r = min(r, MAX_SHIFT - frac_in + frac_out)
     shift = frac_in + r - frac_out
     if r < 0 or weight(r) < 1 or not 0 <= shift <= MAX_SHIFT:
-        raise ValueError(f"average pool of {count} values from frac {frac_in} to frac {frac_out} is not possible")
+        raise ValueError(
+            f"average pool of {count} values from frac {frac_in} to frac {frac_out} is not possible"
+        )
     return weight(r), r, shift
 
 
@@ -263,7 +282,20 @@ def flatten_int(x: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
-    "ROW_CHUNK", "add_int", "avgpool_params", "conv2d_int", "conv_out_size", "fc_int", "flatten_int",
-    "global_avgpool_int", "im2col", "maxpool2d_int", "quantize_bias", "relu_int", "residual_add_params",
-    "shortcut_a_as_conv", "shortcut_a_int", "INT16_MAX",
+    "ROW_CHUNK",
+    "add_int",
+    "avgpool_params",
+    "conv2d_int",
+    "conv_out_size",
+    "fc_int",
+    "flatten_int",
+    "global_avgpool_int",
+    "im2col",
+    "maxpool2d_int",
+    "quantize_bias",
+    "relu_int",
+    "residual_add_params",
+    "shortcut_a_as_conv",
+    "shortcut_a_int",
+    "INT16_MAX",
 ]

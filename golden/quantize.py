@@ -97,7 +97,10 @@ class QLayer:
         """JSON-ready description: the layer table entry plus formats, shift and weight shape."""
         d = self.layer.as_dict()
         d.update(
-            frac_in=list(self.frac_in), frac_out=self.frac_out, frac_w=self.frac_w, shift=self.shift,
+            frac_in=list(self.frac_in),
+            frac_out=self.frac_out,
+            frac_w=self.frac_w,
+            shift=self.shift,
             w_shape=list(self.w.shape) if self.w is not None else None,
             has_bias=self.bias is not None,
         )
@@ -140,7 +143,9 @@ def _np(x: np.ndarray | torch.Tensor) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
 
 
-def folded_params(net: nn.Module, lay: Layer, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def folded_params(
+    net: nn.Module, lay: Layer, dtype: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(weight, bias) of a conv/linear layer with its BatchNorm folded in (bias 0 when absent).
 
     The folding is computed in float64; without BN the module's own tensors are returned (no copy) unless
@@ -170,10 +175,14 @@ def _quantize_weights(w: torch.Tensor, frac: int, chunk: int = 1 << 22) -> np.nd
 # ---- float executor of the fused layer list (calibration, and a check of the fusion) ---------------------
 
 
-def run_float(net: nn.Module, x: np.ndarray | torch.Tensor, upto: str | None = None,
-              record: Callable[[str, torch.Tensor], None] | None = None,
-              dtype: torch.dtype = torch.float32,
-              params: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+def run_float(
+    net: nn.Module,
+    x: np.ndarray | torch.Tensor,
+    upto: str | None = None,
+    record: Callable[[str, torch.Tensor], None] | None = None,
+    dtype: torch.dtype = torch.float32,
+    params: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> torch.Tensor:
     """Float forward through the fused engine layers (BN folded) of ``net``; ``record(name, out)`` per layer.
 
     Equal to the module's own forward up to float rounding; the calibration runs this. ``params`` are
@@ -213,10 +222,15 @@ def run_float(net: nn.Module, x: np.ndarray | torch.Tensor, upto: str | None = N
     return out
 
 
-def float_params(net: nn.Module, dtype: torch.dtype = torch.float32) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def float_params(
+    net: nn.Module, dtype: torch.dtype = torch.float32
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """``{layer: (weight, bias)}`` of every conv/linear layer, BN folded, in ``dtype``."""
-    return {lay.name: folded_params(net, lay, dtype) for lay in layers(net_name_of(net))
-            if lay.type in ("conv", "linear")}
+    return {
+        lay.name: folded_params(net, lay, dtype)
+        for lay in layers(net_name_of(net))
+        if lay.type in ("conv", "linear")
+    }
 
 
 def _shortcut_t(x: torch.Tensor, lay: Layer) -> torch.Tensor:
@@ -235,8 +249,9 @@ def _max_r(count: int) -> int:
     return r
 
 
-def quantize_net(net: str | nn.Module, calib: np.ndarray | torch.Tensor, percentile: float = 100.0,
-                 batch_size: int = 100) -> QNet:
+def quantize_net(
+    net: str | nn.Module, calib: np.ndarray | torch.Tensor, percentile: float = 100.0, batch_size: int = 100
+) -> QNet:
     """Calibrate ``net`` (a registry name = default weights, or a module from ``get_net``) on the float
     images ``calib`` [N, C, H, W] and quantize it (module docstring for the rules)."""
     module = get_net(net) if isinstance(net, str) else net
@@ -275,8 +290,15 @@ def quantize_net(net: str | nn.Module, calib: np.ndarray | torch.Tensor, percent
                 f_w -= 1
             acc = fi[0] + f_w
             f_out = min(f_cal, acc)
-            q = QLayer(lay, fi, f_out, acc - f_out, f_w, _quantize_weights(w, f_w),
-                       L.quantize_bias(b.double().numpy(), acc))
+            q = QLayer(
+                lay,
+                fi,
+                f_out,
+                acc - f_out,
+                f_w,
+                _quantize_weights(w, f_w),
+                L.quantize_bias(b.double().numpy(), acc),
+            )
         elif lay.type in ("maxpool", "flatten", "shortcut_a"):
             q = QLayer(lay, fi, fi[0])
         elif lay.type == "add":
@@ -292,8 +314,9 @@ def quantize_net(net: str | nn.Module, calib: np.ndarray | torch.Tensor, percent
             raise NotImplementedError(lay.type)
         frac[lay.name] = q.frac_out
         qlayers.append(q)
-    return QNet(name, frac[INPUT], tuple(qlayers),
-                {"images": int(len(calib)), "percentile": float(percentile)})
+    return QNet(
+        name, frac[INPUT], tuple(qlayers), {"images": int(len(calib)), "percentile": float(percentile)}
+    )
 
 
 # ---- the integer reference (numpy) ------------------------------------------------------------------------
@@ -309,12 +332,15 @@ def _as_batch(x: np.ndarray, qnet: QNet, start: str) -> np.ndarray:
     if x.shape == tuple(shape):
         x = x[None]
     if tuple(x.shape[1:]) != tuple(shape):
-        raise UserError(f"{qnet.net} at split {start!r} takes [N, {', '.join(map(str, shape))}], got {x.shape}")
+        raise UserError(
+            f"{qnet.net} at split {start!r} takes [N, {', '.join(map(str, shape))}], got {x.shape}"
+        )
     return x
 
 
-def run_int(qnet: QNet, x_int16: np.ndarray, upto: str | None = None, start: str = INPUT,
-            return_all: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+def run_int(
+    qnet: QNet, x_int16: np.ndarray, upto: str | None = None, start: str = INPUT, return_all: bool = False
+) -> np.ndarray | dict[str, np.ndarray]:
     """The integer-exact forward (numpy, :mod:`golden.layers`) from split ``start`` to split ``upto``.
 
     ``x_int16``: the int16 feature at ``start`` (``[N, ...]`` or one unbatched sample), with frac bits
@@ -352,7 +378,7 @@ def run_int(qnet: QNet, x_int16: np.ndarray, upto: str | None = None, start: str
 
 
 def _fast_param(qnet: QNet, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """float64 copies of a layer's integer weights and bias, cached on the QNet (treat a QNet as immutable)."""
+    """float64 copies of a layer's integer weights and bias, cached on the QNet (treat QNets as immutable)."""
     cache = qnet.__dict__.setdefault("_fast_params", {})
     if name not in cache:
         q = qnet.layer(name)
@@ -367,8 +393,13 @@ def _requant_t(acc: torch.Tensor, shift: int, relu: bool) -> torch.Tensor:
     return y.clamp_(min=0) if relu else y
 
 
-def run_fast(qnet: QNet, x_int16: np.ndarray | torch.Tensor, upto: str | None = None, start: str = INPUT,
-             return_all: bool = False) -> np.ndarray | dict[str, np.ndarray]:
+def run_fast(
+    qnet: QNet,
+    x_int16: np.ndarray | torch.Tensor,
+    upto: str | None = None,
+    start: str = INPUT,
+    return_all: bool = False,
+) -> np.ndarray | dict[str, np.ndarray]:
     """Same contract and the same int16 values as :func:`run_int`, computed with torch float64 (fast)."""
     x = _as_batch(_np(x_int16), qnet, start)
     fp.check_int(x, fp.ACT_BITS, "input")
@@ -381,7 +412,9 @@ def run_fast(qnet: QNet, x_int16: np.ndarray | torch.Tensor, upto: str | None = 
             a = [env[i] for i in lay.inputs]
             if lay.type == "conv":
                 w, b = _fast_param(qnet, lay.name)
-                out = _requant_t(F.conv2d(a[0], w, b, lay.stride, lay.padding, 1, lay.groups), q.shift, lay.relu)
+                out = _requant_t(
+                    F.conv2d(a[0], w, b, lay.stride, lay.padding, 1, lay.groups), q.shift, lay.relu
+                )
             elif lay.type == "linear":
                 w, b = _fast_param(qnet, lay.name)
                 out = _requant_t(F.linear(a[0], w, b), q.shift, lay.relu)
@@ -407,7 +440,10 @@ def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 250)
     """Class predictions of the int16 network for float images ``x`` (argmax of the int16 logits, first
     index on ties), via :func:`run_fast` in batches."""
     x = _np(x)
-    out = [run_fast(qnet, qnet.quantize_input(x[i : i + batch_size])).argmax(1) for i in range(0, len(x), batch_size)]
+    out = [
+        run_fast(qnet, qnet.quantize_input(x[i : i + batch_size])).argmax(1)
+        for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
@@ -420,7 +456,7 @@ def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size
 
 
 def sample_images(net: str, n: int | None = None, split: str = "test", data: str | None = None) -> np.ndarray:
-    """Real float images for ``net``: digits (test split), CIFAR-10 (evenly spaced), or the scikit-image photos
+    """Real float images for ``net``: digits, CIFAR-10 (``n`` evenly spaced), or the scikit-image photos
     for the ImageNet nets (at most 6). ``n`` None = all."""
     from golden import data as D
 
@@ -438,8 +474,9 @@ def calibration_images(net: str, n: int | None = None, data: str | None = None) 
     """The default calibration set: digits training split (1,347), 500 CIFAR-10 *training* images evenly
     spaced, or the 6 photos for the ImageNet nets."""
     ds = NET_INFO[check_net_name(net)].dataset
-    return sample_images(net, n or DEFAULT_CALIBRATION[ds], split="test" if ds == "imagenet" else "train",
-                         data=data)
+    return sample_images(
+        net, n or DEFAULT_CALIBRATION[ds], split="test" if ds == "imagenet" else "train", data=data
+    )
 
 
 @lru_cache(maxsize=4)
@@ -451,8 +488,13 @@ def default_qnet(net: str) -> QNet:
 # ---- golden export ----------------------------------------------------------------------------------------
 
 
-def export_activations(net_name: str, split: str, images: np.ndarray | torch.Tensor,
-                       qnet: QNet | None = None, out_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+def export_activations(
+    net_name: str,
+    split: str,
+    images: np.ndarray | torch.Tensor,
+    qnet: QNet | None = None,
+    out_dir: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Run the integer reference on ``images`` up to ``split`` and save everything the RTL tests need.
 
     ``images``: float (normalised) ``[N, C, H, W]``, quantized with ``qnet.input_frac``; or int16 (already
@@ -464,7 +506,8 @@ def export_activations(net_name: str, split: str, images: np.ndarray | torch.Ten
     * ``descriptors``: JSON string, list of per-layer descriptors (:meth:`QLayer.descriptor`), edge layers in
       execution order: name, type, inputs, in/out shapes, kernel, stride, padding, groups, relu, MACs,
       frac_in/frac_w/frac_out, shift, w_shape, add_weights / avg_weight+avg_r.
-    * ``input`` int16 ``[N, C, H, W]``, ``input_frac``; ``feature`` int16 (the split feature), ``feature_frac``.
+    * ``input`` int16 ``[N, C, H, W]``, ``input_frac``; ``feature`` int16 (the split feature),
+      ``feature_frac``.
     * per edge layer ``i`` (3 digits): ``L{i}.out`` int16 output ``[N, ...]``; ``L{i}.w`` int16 weights;
       ``L{i}.b`` int64 bias (accumulator scale) when the layer has them.
     """
@@ -481,8 +524,10 @@ def export_activations(net_name: str, split: str, images: np.ndarray | torch.Ten
     edge = layers_between(net_name, INPUT, split)
     sp = get_split(net_name, split)
     result: dict[str, Any] = {
-        "input": x_int, "input_frac": np.int64(qnet.input_frac),
-        "feature": outs[sp.output], "feature_frac": np.int64(qnet.frac(sp.output)),
+        "input": x_int,
+        "input_frac": np.int64(qnet.input_frac),
+        "feature": outs[sp.output],
+        "feature_frac": np.int64(qnet.frac(sp.output)),
     }
     descriptors = []
     for i, lay in enumerate(edge):
@@ -494,10 +539,16 @@ def export_activations(net_name: str, split: str, images: np.ndarray | torch.Ten
         if q.bias is not None:
             result[f"L{i:03d}.b"] = q.bias
     meta = {
-        "format_version": FORMAT_VERSION, "net": net_name, "split": split, "images": int(len(x_int)),
-        "input_frac": qnet.input_frac, "feature_frac": qnet.frac(sp.output),
+        "format_version": FORMAT_VERSION,
+        "net": net_name,
+        "split": split,
+        "images": int(len(x_int)),
+        "input_frac": qnet.input_frac,
+        "feature_frac": qnet.frac(sp.output),
         "layers": [lay.name for lay in edge],
-        "fixedpoint": {k: getattr(fp, k) for k in ("ACT_BITS", "WEIGHT_BITS", "ACC_BITS", "BIAS_BITS", "MAX_SHIFT")},
+        "fixedpoint": {
+            k: getattr(fp, k) for k in ("ACT_BITS", "WEIGHT_BITS", "ACC_BITS", "BIAS_BITS", "MAX_SHIFT")
+        },
     }
     result["meta"] = np.array(json.dumps(meta))
     result["descriptors"] = np.array(json.dumps(descriptors))
@@ -541,9 +592,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = [
-    "QLayer", "QNet", "calibration_images", "default_qnet", "export_activations", "float_params", "folded_params",
+    "QLayer",
+    "QNet",
+    "calibration_images",
+    "default_qnet",
+    "export_activations",
+    "float_params",
+    "folded_params",
     "load_export",
-    "predict_int", "quantize_net", "run_fast", "run_float", "run_int", "sample_images", "split_names", "top1_int",
+    "predict_int",
+    "quantize_net",
+    "run_fast",
+    "run_float",
+    "run_int",
+    "sample_images",
+    "split_names",
+    "top1_int",
 ]
 
 if __name__ == "__main__":

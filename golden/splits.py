@@ -14,7 +14,8 @@ the edge and sends ``s``'s output (the *split feature*) to the host. ``input`` (
 * ``vgg16``: ``input, conv1_1..conv5_3, fc6, fc7, fc8`` (a conv stage followed by a pool includes it).
 * ``resnet50``: ``input, conv1`` (incl. BN, ReLU, max-pool), ``res2a..res2c, res3a..res3d, res4a..res4f,
   res5a..res5c`` (one bottleneck block each), ``pool5`` (global average pool + flatten), ``fc``.
-* ``resnet20``/``resnet56``: ``input, stem, layer1.0 ... layer3.<n-1>`` (one basic block each), ``pool``, ``fc``.
+* ``resnet20``/``resnet56``: ``input, stem, layer1.0 ... layer3.<n-1>`` (one basic block each), ``pool``,
+  ``fc``.
 * ``digits``: ``input, conv1..conv4, fc5, fc6`` (conv stages include ReLU and a following pool).
 
 Layers (the engine's view)
@@ -251,8 +252,15 @@ def _primitives(net: nn.Module, table: tuple[tuple[str, tuple[str, ...]], ...]) 
                 elif node.op == "call_module":
                     sub = mod.get_submodule(node.target)
                     qual = f"{item}.{node.target}"
-                    p = _Prim(unique(qual), _module_kind(sub, qual), [env[a] for a in node.args], qual, sub, stage,
-                              sub)
+                    p = _Prim(
+                        unique(qual),
+                        _module_kind(sub, qual),
+                        [env[a] for a in node.args],
+                        qual,
+                        sub,
+                        stage,
+                        sub,
+                    )
                     prims.append(p)
                     env[node] = p.name
                 elif node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
@@ -325,7 +333,9 @@ def _numel(shape: Shape) -> int:
     return n
 
 
-def _fuse(prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str]) -> tuple[list[Layer], dict]:
+def _fuse(
+    prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str]
+) -> tuple[list[Layer], dict]:
     consumers: dict[str, int] = {}
     for p in prims:
         for i in p.inputs:
@@ -339,7 +349,9 @@ def _fuse(prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str
         if src is None or src["type"] not in types or src["relu"] or consumers[p.inputs[0]] != 1:
             return None
         if src["split"] != p.stage:
-            raise NotImplementedError(f"{p.name}: would fuse across the stage boundary {src['split']}|{p.stage}")
+            raise NotImplementedError(
+                f"{p.name}: would fuse across the stage boundary {src['split']}|{p.stage}"
+            )
         return src
 
     for p in prims:
@@ -369,15 +381,33 @@ def _fuse(prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str
             alias[p.name] = src["name"]
             continue
         d: dict[str, Any] = dict(
-            name=p.name, type=p.kind, split=p.stage, inputs=tuple(ins), in_shapes=in_shapes, out_shape=oshape,
-            kernel=(1, 1), stride=(1, 1), padding=(0, 0), groups=1, relu=False, macs=0, compares=0, weights=0,
-            biases=0, channel_offset=0, module=p.module, bn="", modules=[p.module] if p.module else [],
+            name=p.name,
+            type=p.kind,
+            split=p.stage,
+            inputs=tuple(ins),
+            in_shapes=in_shapes,
+            out_shape=oshape,
+            kernel=(1, 1),
+            stride=(1, 1),
+            padding=(0, 0),
+            groups=1,
+            relu=False,
+            macs=0,
+            compares=0,
+            weights=0,
+            biases=0,
+            channel_offset=0,
+            module=p.module,
+            bn="",
+            modules=[p.module] if p.module else [],
         )
         if p.kind == "conv":
             assert isinstance(m, nn.Conv2d)
             if m.padding_mode != "zeros" or _pair(m.dilation) != (1, 1) or isinstance(m.padding, str):
                 raise NotImplementedError(f"{p.name}: only zero padding, dilation 1 and numeric padding")
-            d.update(kernel=_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding), groups=m.groups)
+            d.update(
+                kernel=_pair(m.kernel_size), stride=_pair(m.stride), padding=_pair(m.padding), groups=m.groups
+            )
             kh, kw = d["kernel"]
             cin_g = in_shapes[0][0] // m.groups
             d["weights"] = oshape[0] * cin_g * kh * kw
@@ -396,7 +426,9 @@ def _fuse(prims: list[_Prim], shapes: dict[str, Shape], stage_out: dict[str, str
             d["compares"] = _numel(oshape) * d["kernel"][0] * d["kernel"][1]
         elif p.kind == "adaptive_avgpool":
             if tuple(oshape[1:]) != (1, 1):
-                raise NotImplementedError(f"{p.name}: adaptive average pool {in_shapes[0]}->{oshape} is not global")
+                raise NotImplementedError(
+                    f"{p.name}: adaptive average pool {in_shapes[0]}->{oshape} is not global"
+                )
             d["type"] = "avgpool"
             d["out_shape"] = oshape = (oshape[0],)
             d["kernel"] = (in_shapes[0][1], in_shapes[0][2])
@@ -440,7 +472,9 @@ def _table(net: str) -> tuple[tuple[Layer, ...], dict[str, str]]:
     covered = {m for layer in layers for m in layer.modules}
     with_params = {n for n, m in module.named_modules() if any(True for _ in m.parameters(recurse=False))}
     if with_params - covered:
-        raise AssertionError(f"{net}: modules with parameters outside the stage table: {sorted(with_params - covered)}")
+        raise AssertionError(
+            f"{net}: modules with parameters outside the stage table: {sorted(with_params - covered)}"
+        )
     return tuple(layers), outs
 
 
@@ -503,18 +537,36 @@ def _splits(net: str) -> tuple[Split, ...]:
         edge = [lay for lay in lays if names.index(lay.split) <= k]
         host = [lay for lay in lays if names.index(lay.split) > k]
         out = outs[name]
-        tshape = NET_INFO[net].input_shape if out == INPUT else next(la.out_shape for la in lays if la.name == out)
+        tshape = (
+            NET_INFO[net].input_shape if out == INPUT else next(la.out_shape for la in lays if la.name == out)
+        )
         shape3 = tuple(tshape) + (1,) * (3 - len(tshape))
         ew, hw = sum(la.weights for la in edge), sum(la.weights for la in host)
         eb, hb = sum(la.biases for la in edge), sum(la.biases for la in host)
-        result.append(Split(
-            net=net, name=name, index=k, output=out, shape=shape3, tensor_shape=tuple(tshape),
-            elements=_numel(tshape), feature_bytes=ACT_BYTES * _numel(tshape),
-            edge_macs=sum(la.macs for la in edge), host_macs=sum(la.macs for la in host),
-            edge_weights=ew, host_weights=hw, edge_weight_bytes=WEIGHT_BYTES * ew, host_weight_bytes=WEIGHT_BYTES * hw,
-            edge_biases=eb, host_biases=hb, edge_bias_bytes=BIAS_BYTES * eb, host_bias_bytes=BIAS_BYTES * hb,
-            edge_layers=tuple(la.name for la in edge), host_layers=tuple(la.name for la in host),
-        ))
+        result.append(
+            Split(
+                net=net,
+                name=name,
+                index=k,
+                output=out,
+                shape=shape3,
+                tensor_shape=tuple(tshape),
+                elements=_numel(tshape),
+                feature_bytes=ACT_BYTES * _numel(tshape),
+                edge_macs=sum(la.macs for la in edge),
+                host_macs=sum(la.macs for la in host),
+                edge_weights=ew,
+                host_weights=hw,
+                edge_weight_bytes=WEIGHT_BYTES * ew,
+                host_weight_bytes=WEIGHT_BYTES * hw,
+                edge_biases=eb,
+                host_biases=hb,
+                edge_bias_bytes=BIAS_BYTES * eb,
+                host_bias_bytes=BIAS_BYTES * hb,
+                edge_layers=tuple(la.name for la in edge),
+                host_layers=tuple(la.name for la in host),
+            )
+        )
     return tuple(result)
 
 
@@ -587,6 +639,21 @@ def host_model(net: str | nn.Module, split: str) -> nn.Sequential:
 
 
 __all__ = [
-    "FLATTEN", "INPUT", "NET_NAMES", "Layer", "Split", "check_split", "edge_model", "get_split", "host_model",
-    "input_shape", "layer", "layers", "layers_between", "split_names", "splits", "stage_table", "total_macs",
+    "FLATTEN",
+    "INPUT",
+    "NET_NAMES",
+    "Layer",
+    "Split",
+    "check_split",
+    "edge_model",
+    "get_split",
+    "host_model",
+    "input_shape",
+    "layer",
+    "layers",
+    "layers_between",
+    "split_names",
+    "splits",
+    "stage_table",
+    "total_macs",
 ]

@@ -157,7 +157,8 @@ def load_weights(net: nn.Module, weights: str | os.PathLike | Mapping) -> nn.Mod
         raise UserError(
             f"weights do not match network {name}: first missing key "
             f"{missing[0] if missing else None!r}, first unexpected key "
-            f"{unexpected[0] if unexpected else None!r} ({len(missing)} missing, {len(unexpected)} unexpected)"
+            f"{unexpected[0] if unexpected else None!r} "
+            f"({len(missing)} missing, {len(unexpected)} unexpected)"
         )
     for k, v in sd.items():
         if k in expected and tuple(v.shape) != tuple(expected[k].shape):
@@ -169,7 +170,9 @@ def load_weights(net: nn.Module, weights: str | os.PathLike | Mapping) -> nn.Mod
     return net
 
 
-def get_net(name: str, weights: str | os.PathLike | Mapping | None = None, data: str | None = None) -> nn.Module:
+def get_net(
+    name: str, weights: str | os.PathLike | Mapping | None = None, data: str | None = None
+) -> nn.Module:
     """Network ``name`` in eval mode with ``weights`` (default: see the module docstring).
 
     ``data`` is the shared data folder for the CIFAR checkpoints (else env ``EDGESPLIT_DATA``, else
@@ -208,7 +211,21 @@ def top1(net: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size
 
 
 __all__ = [
-    "NET_NAMES", "NET_INFO", "NetInfo", "AlexNet", "VGG16", "ResNet50", "CifarResNet", "DigitsNet",
-    "build_net", "check_net_name", "get_net", "he_init_", "load_weights", "net_name_of", "predict",
-    "read_state_dict", "top1",
+    "NET_NAMES",
+    "NET_INFO",
+    "NetInfo",
+    "AlexNet",
+    "VGG16",
+    "ResNet50",
+    "CifarResNet",
+    "DigitsNet",
+    "build_net",
+    "check_net_name",
+    "get_net",
+    "he_init_",
+    "load_weights",
+    "net_name_of",
+    "predict",
+    "read_state_dict",
+    "top1",
 ]

@@ -62,7 +62,9 @@ class DigitsNet(nn.Module):
 
 
 def _recipe_key() -> str:
-    recipe = f"v{_RECIPE_VERSION}|{TRAIN_SEED}|{EPOCHS}|{BATCH}|{LR}|{MOMENTUM}|{WEIGHT_DECAY}|{DigitsNet()!r}"
+    recipe = (
+        f"v{_RECIPE_VERSION}|{TRAIN_SEED}|{EPOCHS}|{BATCH}|{LR}|{MOMENTUM}|{WEIGHT_DECAY}|{DigitsNet()!r}"
+    )
     return hashlib.sha1(recipe.encode()).hexdigest()[:10]
 
 
@@ -131,4 +133,3 @@ def digits_test_top1_cached() -> float | None:
     if not path.is_file():
         return None
     return float(torch.load(path, map_location="cpu", weights_only=True)["test_top1"])
-

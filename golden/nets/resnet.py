@@ -7,7 +7,7 @@ from torch import nn
 
 
 class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (stride here), 1x1 expand (x4), each with BN; projection shortcut when shapes change."""
+    """1x1 reduce, 3x3 (stride here), 1x1 expand (x4), each with BN; projection shortcut on shape change."""
 
     expansion = 4
 
@@ -58,7 +58,9 @@ class ResNet50(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, kernel_size=1, stride=stride, bias=False),
+                nn.Conv2d(
+                    self.inplanes, planes * Bottleneck.expansion, kernel_size=1, stride=stride, bias=False
+                ),
                 nn.BatchNorm2d(planes * Bottleneck.expansion),
             )
         layers = [Bottleneck(self.inplanes, planes, stride, downsample)]

@@ -205,6 +205,20 @@ def test_pack_bits_matches_a_bit_string_reference():
     assert data == int(ref, 2).to_bytes(len(ref) // 8, "big")
 
 
+@pytest.mark.parametrize("stuffing", [True, False])
+def test_bit_writer_equals_vectorised_packer(stuffing):
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(0, 33, 2000)
+    words = rng.integers(0, 2**32, 2000) & ((1 << lengths) - 1)
+    words[::7] = (1 << lengths[::7]) - 1  # plenty of 1-bits, so 0xFF bytes occur
+    writer = entropy.BitWriter(stuffing=stuffing)
+    for w, n in zip(words.tolist(), lengths.tolist(), strict=True):
+        writer.write(w, n)
+    packed, nbits = entropy.pack_bits(words, lengths)
+    assert writer.flush() == (entropy.stuff(packed) if stuffing else packed)
+    assert writer.bits == nbits and packed.count(0xFF) > 0
+
+
 def test_stuff_and_unstuff():
     assert entropy.stuff(b"\x12\xff\x34\xff") == b"\x12\xff\x00\x34\xff\x00"
     assert entropy.stuff(b"\xff\xff") == b"\xff\x00\xff\x00"
@@ -232,6 +246,8 @@ def test_bit_reader_decodes_what_was_packed():
 def test_missing_symbol_raises():
     with pytest.raises(UserError, match="no code"):
         entropy.huffman_encode(np.array([0x0B]), np.array([0]), [STD_AC_LUMINANCE])  # size 11 is not AC
+    with pytest.raises(UserError, match=r"category 16 does not fit a 4-bit SSSS field \(0\.\.15\)"):
+        entropy.run_length_symbols(np.array([[0, 40000] + [0] * 62])).symbols(4)
 
 
 # ---- run-length symbols ------------------------------------------------------------------------------

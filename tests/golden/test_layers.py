@@ -16,7 +16,9 @@ def ref_requant(acc: np.ndarray, shift: int, relu: bool) -> np.ndarray:
     """Requantize written out independently: floor((acc + 2**(s-1)) / 2**s), clamp, ReLU."""
     acc = np.asarray(acc, dtype=object)
     half = (1 << (shift - 1)) if shift else 0
-    y = np.vectorize(lambda v: min(max((int(v) + half) // (1 << shift), -32768), 32767), otypes=[np.int64])(acc)
+    y = np.vectorize(lambda v: min(max((int(v) + half) // (1 << shift), -32768), 32767), otypes=[np.int64])(
+        acc
+    )
     return np.maximum(y, 0) if relu else y
 
 
@@ -33,9 +35,15 @@ def ref_conv_acc(x, w, bias, stride, padding, groups):
     for g in range(groups):
         for ky in range(kh):
             for kx in range(kw):
-                patch = xp[:, g * cg : (g + 1) * cg, ky : ky + sh * (oh - 1) + 1 : sh, kx : kx + sw * (ow - 1) + 1 : sw]
+                patch = xp[
+                    :,
+                    g * cg : (g + 1) * cg,
+                    ky : ky + sh * (oh - 1) + 1 : sh,
+                    kx : kx + sw * (ow - 1) + 1 : sw,
+                ]
                 acc[:, g * og : (g + 1) * og] += np.einsum(
-                    "nchw,oc->nohw", patch, w[g * og : (g + 1) * og, :, ky, kx].astype(np.int64))
+                    "nchw,oc->nohw", patch, w[g * og : (g + 1) * og, :, ky, kx].astype(np.int64)
+                )
     return acc + np.asarray(bias, dtype=np.int64)[None, :, None, None]
 
 
@@ -56,21 +64,30 @@ def random_conv_case(seed: int):
     x = rng.integers(-amp, amp, size=(n, c, h, wd)).astype(np.int16)
     w = rng.integers(-32768, 32768, size=(o, c // groups, kh, kw)).astype(np.int16)
     if seed % 5 == 0:  # extreme values
-        x.flat[:: 3] = -32768
-        w.flat[:: 2] = -32768
+        x.flat[::3] = -32768
+        w.flat[::2] = -32768
     k = (c // groups) * kh * kw
     acc_std = amp * 32768 / 3 * np.sqrt(k)  # of a sum of k uniform products
     bias = rng.integers(-int(acc_std), int(acc_std) + 1, size=o)
     shift = int(np.clip(np.ceil(np.log2(acc_std)) - 12 + rng.integers(-2, 3), 0, fp.MAX_SHIFT))
-    return dict(x=x, w=w, bias=bias, shift=shift, stride=(sh, sw), padding=(ph, pw), groups=groups,
-                relu=bool(rng.random() < 0.5))
+    return dict(
+        x=x,
+        w=w,
+        bias=bias,
+        shift=shift,
+        stride=(sh, sw),
+        padding=(ph, pw),
+        groups=groups,
+        relu=bool(rng.random() < 0.5),
+    )
 
 
 @pytest.mark.parametrize("seed", range(60))
 def test_conv2d_matches_direct_int64_reference(seed):
     cs = random_conv_case(seed)
-    got = L.conv2d_int(cs["x"], cs["w"], cs["bias"], cs["shift"], cs["stride"], cs["padding"], cs["groups"],
-                       cs["relu"])
+    got = L.conv2d_int(
+        cs["x"], cs["w"], cs["bias"], cs["shift"], cs["stride"], cs["padding"], cs["groups"], cs["relu"]
+    )
     acc = ref_conv_acc(cs["x"], cs["w"], cs["bias"], cs["stride"], cs["padding"], cs["groups"])
     assert got.dtype == np.int16
     assert got.shape == acc.shape
@@ -109,8 +126,10 @@ def test_im2col_order_is_channel_ky_kx_like_weight_reshape():
             for kx in range(3):
                 assert a[3, (c * 2 + ky) * 3 + kx] == x[0, c, 1 + ky, 1 + kx]
     w = np.arange(5 * 2 * 2 * 3).reshape(5, 2, 2, 3)
-    assert np.array_equal(a @ w.reshape(5, -1).T, ref_conv_acc(x, w, np.zeros(5), (1, 1), (0, 0), 1)
-                          .transpose(0, 2, 3, 1).reshape(-1, 5))
+    assert np.array_equal(
+        a @ w.reshape(5, -1).T,
+        ref_conv_acc(x, w, np.zeros(5), (1, 1), (0, 0), 1).transpose(0, 2, 3, 1).reshape(-1, 5),
+    )
 
 
 def test_conv2d_within_quantization_error_of_float():
@@ -119,13 +138,23 @@ def test_conv2d_within_quantization_error_of_float():
     wf = rng.normal(0, 0.2, size=(9, 7, 5, 5))
     bf = rng.normal(0, 0.5, size=9)
     fx_, fw = fp.frac_bits_for(np.abs(xf).max()), fp.frac_bits_for(np.abs(wf).max())
-    ref = F.conv2d(torch.from_numpy(xf), torch.from_numpy(wf), torch.from_numpy(bf), stride=2, padding=2).numpy()
+    ref = F.conv2d(
+        torch.from_numpy(xf), torch.from_numpy(wf), torch.from_numpy(bf), stride=2, padding=2
+    ).numpy()
     fo = fp.frac_bits_for(np.abs(ref).max())
     xq, wq = fp.quantize(xf, fx_), fp.quantize(wf, fw)
     got = fp.dequantize(L.conv2d_int(xq, wq, L.quantize_bias(bf, fx_ + fw), fx_ + fw - fo, 2, 2), fo)
     k = 7 * 25
-    bound = (k * (np.abs(wf).max() * 2.0 ** -(fx_ + 1) + np.abs(xf).max() * 2.0 ** -(fw + 1)
-                  + 2.0 ** -(fx_ + fw + 2)) + 2.0 ** -(fx_ + fw + 1) + 2.0 ** -(fo + 1))
+    bound = (
+        k
+        * (
+            np.abs(wf).max() * 2.0 ** -(fx_ + 1)
+            + np.abs(xf).max() * 2.0 ** -(fw + 1)
+            + 2.0 ** -(fx_ + fw + 2)
+        )
+        + 2.0 ** -(fx_ + fw + 1)
+        + 2.0 ** -(fo + 1)
+    )
     err = np.abs(got - ref).max()
     assert err <= bound, (err, bound)
     assert err < 2e-3 * np.abs(ref).max()
@@ -167,8 +196,17 @@ def test_relu_and_flatten():
     assert L.flatten_int(np.zeros((2, 3, 4, 5), np.int16)).shape == (2, 60)
 
 
-@pytest.mark.parametrize("fa, fb, fo, relu", [(12, 12, 11, True), (10, 13, 12, False), (13, 10, 9, True),
-                                               (8, 8, 8, False), (15, 1, 3, False), (-2, 4, 0, True)])
+@pytest.mark.parametrize(
+    "fa, fb, fo, relu",
+    [
+        (12, 12, 11, True),
+        (10, 13, 12, False),
+        (13, 10, 9, True),
+        (8, 8, 8, False),
+        (15, 1, 3, False),
+        (-2, 4, 0, True),
+    ],
+)
 def test_residual_add_is_exact_and_within_half_lsb(fa, fb, fo, relu):
     rng = np.random.default_rng(abs(fa * 100 + fb * 10 + fo))
     a = rng.integers(-32768, 32768, size=(2, 5, 7, 3)).astype(np.int16)

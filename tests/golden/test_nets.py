@@ -47,8 +47,15 @@ def test_vgg16_keys_and_size_match_torchvision():
 def test_resnet50_keys_and_size_match_torchvision():
     sd = meta_net("resnet50").state_dict()
     assert len(sd) == 320  # 53 conv weights, 53 BN x 5 buffers/params, fc weight and bias
-    for k in ("conv1.weight", "bn1.num_batches_tracked", "layer1.0.downsample.0.weight",
-              "layer1.0.downsample.1.running_var", "layer3.5.bn3.weight", "layer4.2.conv3.weight", "fc.bias"):
+    for k in (
+        "conv1.weight",
+        "bn1.num_batches_tracked",
+        "layer1.0.downsample.0.weight",
+        "layer1.0.downsample.1.running_var",
+        "layer3.5.bn3.weight",
+        "layer4.2.conv3.weight",
+        "fc.bias",
+    ):
         assert k in sd
     assert tuple(sd["layer2.0.conv2.weight"].shape) == (128, 128, 3, 3)  # v1.5: stride on the 3x3
     assert nets.build_net("resnet50").layer2[0].conv2.stride == (2, 2)

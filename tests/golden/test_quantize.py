@@ -47,8 +47,11 @@ def test_fused_float_layers_equal_module_forward(name):
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     net.eval().double()
-    x = torch.randn(2 if name in ("digits", "resnet20", "resnet56") else 1, *nets.NET_INFO[name].input_shape,
-                    dtype=torch.float64)
+    x = torch.randn(
+        2 if name in ("digits", "resnet20", "resnet56") else 1,
+        *nets.NET_INFO[name].input_shape,
+        dtype=torch.float64,
+    )
     with torch.no_grad():
         ref = net(x)
         got = Q.run_float(net, x, dtype=torch.float64)
@@ -129,7 +132,9 @@ def test_imagenet_int_equals_fast(name, upto):
     photos, _ = load_photos(("coffee", "chelsea"))
     q = Q.quantize_net(nets.get_net(name), photos[:1])
     xi = q.quantize_input(photos[1:])
-    assert_all_equal(Q.run_int(q, xi, upto=upto, return_all=True), Q.run_fast(q, xi, upto=upto, return_all=True))
+    assert_all_equal(
+        Q.run_int(q, xi, upto=upto, return_all=True), Q.run_fast(q, xi, upto=upto, return_all=True)
+    )
 
 
 @pytest.mark.slow
@@ -163,8 +168,9 @@ def test_int_close_to_float_resnet20(shared_data, resnet20_q):
     net = nets.get_net("resnet20")
     with torch.no_grad():
         logits_f = net(torch.from_numpy(x[:100])).numpy()
-    logits_q = fp.dequantize(Q.run_fast(resnet20_q, resnet20_q.quantize_input(x[:100])),
-                             resnet20_q.layers[-1].frac_out)
+    logits_q = fp.dequantize(
+        Q.run_fast(resnet20_q, resnet20_q.quantize_input(x[:100])), resnet20_q.layers[-1].frac_out
+    )
     assert np.abs(logits_q - logits_f).max() < 0.02 * np.abs(logits_f).max()
     pf, pq = nets.predict(net, x), Q.predict_int(resnet20_q, x)
     assert np.mean(pf == pq) >= 0.99
@@ -220,4 +226,6 @@ def test_export_default_location_and_cli(digits_q, capsys):
     assert capsys.readouterr().out.strip().endswith(".npz")
     assert Q.main(["digits", "conv7"]) == 2
     with pytest.raises(UserError):
-        Q.export_activations("digits", "conv3", np.zeros((1, 1, 16, 16), np.float32), qnet=Q.QNet("alexnet", 0, ()))
+        Q.export_activations(
+            "digits", "conv3", np.zeros((1, 1, 16, 16), np.float32), qnet=Q.QNet("alexnet", 0, ())
+        )

@@ -17,7 +17,16 @@ def meta_net(name: str) -> torch.nn.Module:
 
 def test_split_names():
     assert splits.split_names("alexnet") == (
-        "input", "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
+        "input",
+        "conv1",
+        "conv2",
+        "conv3",
+        "conv4",
+        "conv5",
+        "fc6",
+        "fc7",
+        "fc8",
+    )
     vgg = [f"conv{b}_{i}" for b, n in zip(range(1, 6), (2, 2, 3, 3, 3), strict=True) for i in range(1, n + 1)]
     assert splits.split_names("vgg16") == ("input", *vgg, "fc6", "fc7", "fc8")
     res = [f"res{k}{c}" for k, n in zip((2, 3, 4, 5), (3, 4, 6, 3), strict=True) for c in "abcdef"[:n]]
@@ -61,7 +70,10 @@ def test_vgg16_well_known_numbers():
     assert splits.get_split("vgg16", "conv5_3").shape == (512, 7, 7)
     assert splits.get_split("vgg16", "conv1_1").shape == (64, 224, 224)
     assert splits.get_split("vgg16", "conv1_2").shape == (64, 112, 112)  # includes the pool
-    assert splits.get_split("vgg16", "fc8").edge_weights + splits.get_split("vgg16", "fc8").edge_biases == 138_357_544
+    assert (
+        splits.get_split("vgg16", "fc8").edge_weights + splits.get_split("vgg16", "fc8").edge_biases
+        == 138_357_544
+    )
 
 
 def test_resnet50_well_known_numbers():

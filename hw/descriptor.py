@@ -1,0 +1,128 @@
+"""The engine's command descriptors: one layout shared by the RTL and the Python compiler.
+
+The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-bit words each, in
+``DESC_BEATS`` DRAM beats), one after the other, until ``END``:
+
+``LOAD``   DRAM -> feature buffer: ``rows`` runs of ``row_len`` elements; run ``r`` goes from DRAM
+           element address ``dram_addr + r * dram_stride`` to buffer address ``fb_addr + r * fb_stride``.
+``STORE``  feature buffer -> DRAM, the same 2-D shape.
+``CONV``   convolution (and fully-connected layers, as 1x1 convolutions on a 1x1 map) with bias,
+           requantization and optional ReLU, from the buffer's input region to its output region,
+           weights streamed from DRAM at ``w_addr``.
+``POOL``   max-pooling, the same geometry, no weights; padding reads as -32768.
+``END``    stop and raise ``done``.
+
+Geometry (CONV and POOL). The input region holds ``in_h`` rows of a ``in_c x in_h_total x in_w`` map
+starting at global row ``in_y0``: element ``(c, y, x)`` is at ``in_addr + c * in_ch_stride +
+(y - in_y0) * in_w + x``. Rows outside ``[0, in_h_total)`` and columns outside ``[0, in_w)`` are
+padding. The output region holds ``out_h`` rows (global rows ``out_y0 ..``) of an ``out_c x out_w``
+map, channel stride ``out_ch_stride``. A band of output rows (tiling of maps larger than the buffer)
+is one command; the compiler adds the LOADs and STOREs around it.
+
+A ``nocount`` command (used only to dump features for verification) leaves every performance
+counter unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from amaranth.hdl import Shape
+from amaranth.lib import data, enum
+
+DRAM_BEAT_WORDS = 12  # 16-bit words per DRAM beat (one weight row of 12 output channels)
+
+
+class Op(enum.Enum, shape=4):
+    END = 0
+    LOAD = 1
+    STORE = 2
+    CONV = 3
+    POOL = 4
+
+
+# field: (width, meaning). Widths bound what the engine can run; `validate` checks them.
+FIELDS: dict[str, int] = {
+    "op": 4,
+    "nocount": 1,
+    "relu": 1,
+    "shift": 5,
+    "k": 4,
+    "stride": 3,
+    "pad": 4,
+    # feature buffer regions (element addresses)
+    "in_addr": 24, "in_c": 16, "in_h": 16, "in_w": 16, "in_ch_stride": 24, "in_y0": 16, "in_h_total": 16,
+    "out_addr": 24, "out_c": 16, "out_h": 16, "out_w": 16, "out_ch_stride": 24, "out_y0": 16,
+    # weights in DRAM (element address): per group of 12 output channels, 3 bias beats then K rows
+    "w_addr": 32,
+    # LOAD / STORE
+    "dram_addr": 32, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 32, "fb_stride": 24,
+}
+
+layout = data.StructLayout({name: (Op if name == "op" else width) for name, width in FIELDS.items()})
+DESC_BITS = Shape.cast(layout).width
+DESC_WORDS = -(-DESC_BITS // 16)
+DESC_BEATS = -(-DESC_WORDS // DRAM_BEAT_WORDS)
+DESC_WORDS_PADDED = DESC_BEATS * DRAM_BEAT_WORDS
+
+
+@dataclass
+class Command:
+    """One descriptor, as Python values (unset fields are zero)."""
+
+    op: Op
+    nocount: int = 0
+    relu: int = 0
+    shift: int = 0
+    k: int = 1
+    stride: int = 1
+    pad: int = 0
+    in_addr: int = 0
+    in_c: int = 0
+    in_h: int = 0
+    in_w: int = 0
+    in_ch_stride: int = 0
+    in_y0: int = 0
+    in_h_total: int = 0
+    out_addr: int = 0
+    out_c: int = 0
+    out_h: int = 0
+    out_w: int = 0
+    out_ch_stride: int = 0
+    out_y0: int = 0
+    w_addr: int = 0
+    dram_addr: int = 0
+    fb_addr: int = 0
+    rows: int = 0
+    row_len: int = 0
+    dram_stride: int = 0
+    fb_stride: int = 0
+
+    def to_int(self) -> int:
+        word = 0
+        for f in fields(self):
+            value = getattr(self, f.name)
+            value = value.value if isinstance(value, Op) else int(value)
+            width = FIELDS[f.name]
+            if not 0 <= value < 2**width:
+                raise ValueError(f"descriptor field {f.name}={value} does not fit {width} bits")
+            word |= value << layout[f.name].offset
+        return word
+
+    def to_words(self) -> list[int]:
+        """The descriptor as DESC_WORDS_PADDED little-endian 16-bit words (its DRAM image)."""
+        v = self.to_int()
+        return [(v >> (16 * i)) & 0xFFFF for i in range(DESC_WORDS_PADDED)]
+
+    @classmethod
+    def from_int(cls, word: int) -> Command:
+        kw = {}
+        for f in fields(cls):
+            v = (word >> layout[f.name].offset) & ((1 << FIELDS[f.name]) - 1)
+            kw[f.name] = Op(v) if f.name == "op" else v
+        return cls(**kw)
+
+    def asdict(self) -> dict:
+        d = asdict(self)
+        d["op"] = self.op.name
+        return d
