@@ -15,8 +15,8 @@ Where the data comes from
   ``<split>/<class>/*``; ``data`` may also name a tar.gz or an ImageFolder-style directory directly.
   Class index = position of the class folder name in sorted order (airplane=0 ... truck=9); images are in
   (class, file name) order. A fully decoded split is cached once as ``build/data/cifar10-<split>-<key>.npz``
-  (uint8, never committed; the key hashes the source path, size and mtime). Normalisation: RGB in [0, 1],
-  then ImageNet mean/std (as in the checkpoints' training).
+  (uint8, never committed; the key hashes the source path, size and mtime; sets under 1,000 images are
+  not cached). Normalisation: RGB in [0, 1], then ImageNet mean/std (as in the checkpoints' training).
 * Photos: real photographs shipped with scikit-image (``astronaut``, ``coffee``, ``chelsea``, ``rocket``,
   ``immunohistochemistry``, ``hubble_deep_field``), resized (shorter side 256, bilinear) and centre-cropped
   to 224x224, ImageNet normalisation; the inputs of the ImageNet networks.
@@ -47,6 +47,7 @@ PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp")
 
 DIGITS_TEST_SIZE = 450
+CACHE_MIN_IMAGES = 1000
 DIGITS_SIZE = 16
 _SPLITS = ("train", "test")
 
@@ -217,9 +218,10 @@ def _cifar_full(src: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             pass
     blobs, labels, classes = _encoded(src)
     images = _decode(blobs)
-    tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, images=images, labels=labels, classes=np.array(classes))
-    os.replace(tmp, cache)
+    if len(images) >= CACHE_MIN_IMAGES:  # small sets decode in no time: no cache files for them
+        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, images=images, labels=labels, classes=np.array(classes))
+        os.replace(tmp, cache)
     return images, labels, classes
 
 

@@ -1,0 +1,610 @@
+"""The edge inference engine: MAC array, feature buffer, weight buffer, window loader, sequencer.
+
+Block diagram::
+
+    DRAM port <-> [descriptor fetch | DMA (LOAD/STORE) | weight fetcher]
+                                  |                        |
+                                  v                        v
+    feature buffer (16 banks) -> window loader -> segment buffers (2 x 3 rows x 64)   weight buffer (2 banks)
+           ^                                        |  lane select (12 lanes)              |
+           |                                        v                                      v
+           +---------- write-back <------ MAC array 12x12 (requantize, ReLU) <--- beat = 12 w + 12 a
+           +---------- write-back <------ max unit (12 lanes, max-pooling)
+
+The engine fetches command descriptors (``hw.descriptor``) from DRAM and executes them in order.
+
+CONV: for each group of 12 output channels ``g`` (weights in one weight-buffer bank, the next group
+prefetched into the other bank while this one computes), for each tile of up to 12 consecutive output
+pixels (``hw.tile_geometry``), for each input channel ``c`` and kernel row ``ky`` (a *step*): the window
+loader copies the tile's input row segments from the feature buffer into a free segment buffer (one
+16-word read per cycle; two buffers, so loading the next step overlaps computing this one); the compute
+side then issues ``k`` beats (``kx = 0..k-1``) to the MAC array, lane ``j`` taking the segment word at
+``base[j] + kx`` and the weight row at the running weight index. The beat order (c, ky, kx) is the
+order of ``weight.reshape(out, -1)``, so the array sums exactly the im2col dot products of the golden
+model. Drained rows (one output channel, 12 pixels: contiguous in CHW) are written back in one cycle.
+
+POOL: the same loader and lanes with one channel per tile, the max unit instead of the array, padding
+read as -32768.
+
+A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) then ``K`` rows of 12
+weights. A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through the two
+banks (fully-connected layers: one tile per group); that is allowed only with one tile per group.
+
+Performance counters (48 bits, never reset; ``nocount`` commands freeze them). Every running cycle is
+exactly one of: ``busy`` (a beat entered the MAC array or the max unit), ``stall_dram`` (waiting for
+weights, or a LOAD/STORE moving data), ``stall_fetch`` (the window loader is behind: feature-buffer read
+bandwidth; the banking itself never conflicts), ``stall_drain`` (the array's output stage is full or
+being emptied at the end of a layer), ``stall_control`` (descriptor fetch and decode, setup).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
+
+from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op, layout as desc_layout
+from .feature_buffer import FeatureBuffer
+from .mac_array import MacArray
+from .tile_geometry import LANES, SEG_ROWS, SEG_WIDTH, TileGeometry
+
+COUNTERS = (
+    "cycles", "busy", "macs", "pool_ops",
+    "stall_dram", "stall_fetch", "stall_drain", "stall_control",
+    "fb_read_words", "fb_write_words", "wb_read_words", "wb_write_words",
+    "dram_read_words", "dram_write_words",
+)
+COUNTER_BITS = 48
+BIAS_BEATS = 3  # 48-bit bias per channel in three 16-bit words
+
+DRAM_REQ = data.StructLayout({
+    "addr": 32,          # element (16-bit word) address
+    "write": 1,
+    "count": 4,          # words in this beat, 1..12
+    "wdata": data.ArrayLayout(16, DRAM_BEAT_WORDS),
+})
+DRAM_RESP = data.StructLayout({"rdata": data.ArrayLayout(16, DRAM_BEAT_WORDS)})
+
+
+def _min12(x):
+    """min(x, 12) as an unsigned 4-bit value (x is never negative here)."""
+    return Mux(x > DRAM_BEAT_WORDS, DRAM_BEAT_WORDS, x)[:4]
+
+
+class Engine(wiring.Component):
+    """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of 12
+    weights per weight-buffer bank (two banks)."""
+
+    def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608):
+        if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 16 or fb_words > 2**24:
+            raise ValueError(f"Engine fb_words must be a multiple of 16 in 256..2**24, got {fb_words!r}")
+        if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
+            raise ValueError(f"Engine wb_depth must be in 16..65536, got {wb_depth!r}")
+        self.fb_words = fb_words
+        self.wb_depth = wb_depth
+        sig = {
+            "start": In(1),
+            "cmd_addr": In(32),
+            "done": Out(1),
+            "running": Out(1),
+            "cmd_done": Out(1),
+            "cmd_index": Out(16),
+            "dram_req": Out(stream.Signature(DRAM_REQ)),
+            "dram_resp": In(stream.Signature(DRAM_RESP)),
+        }
+        sig.update({f"ctr_{n}": Out(COUNTER_BITS) for n in COUNTERS})
+        super().__init__(sig)
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self.wb_depth
+        m.submodules.fb = fb = FeatureBuffer(self.fb_words)
+        m.submodules.array = array = MacArray(LANES, LANES)
+        m.submodules.geom = geom = TileGeometry()
+
+        d = Signal(desc_layout)                      # the command being executed
+        raw = Signal(DESC_BEATS * DRAM_BEAT_WORDS * 16)
+        cmd_ptr = Signal(32)
+
+        req = self.dram_req
+        resp = self.dram_resp
+        req_accept = Signal()
+        m.d.comb += req_accept.eq(req.valid & req.ready)
+
+        # ---- counters ------------------------------------------------------------------------
+        ctr = {n: getattr(self, f"ctr_{n}") for n in COUNTERS}
+        count_en = Signal()
+        inc = {n: Signal(COUNTER_BITS, name=f"inc_{n}") for n in COUNTERS}
+        with m.If(count_en):
+            for n in COUNTERS:
+                m.d.sync += ctr[n].eq(ctr[n] + inc[n])
+        # cycle classes, one of them per running cycle (see module docstring)
+        cls_busy, cls_dram, cls_fetch, cls_drain = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [
+            inc["cycles"].eq(1),
+            inc["busy"].eq(cls_busy),
+            inc["stall_dram"].eq(~cls_busy & cls_dram),
+            inc["stall_fetch"].eq(~cls_busy & ~cls_dram & cls_fetch),
+            inc["stall_drain"].eq(~cls_busy & ~cls_dram & ~cls_fetch & cls_drain),
+            inc["stall_control"].eq(~cls_busy & ~cls_dram & ~cls_fetch & ~cls_drain),
+        ]
+        with m.If(req_accept):
+            with m.If(req.payload.write):
+                m.d.comb += inc["dram_write_words"].eq(req.payload.count)
+            with m.Else():
+                m.d.comb += inc["dram_read_words"].eq(req.payload.count)
+        with m.If(fb.rd_en):
+            m.d.comb += inc["fb_read_words"].eq(fb.banks)
+        with m.If(fb.wr_en):
+            m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.banks)))
+
+        # ---- sequencer -----------------------------------------------------------------------------
+        fetch_req = Signal(range(DESC_BEATS + 1))
+        fetch_rsp = Signal(range(DESC_BEATS + 1))
+        unit_start = Signal()   # one-cycle pulse: initialise the units for the decoded command
+        unit_done = Signal()
+        exec_state = Signal()
+
+        m.d.sync += [self.cmd_done.eq(0)]
+        m.d.comb += count_en.eq(self.running & ~(exec_state & d.nocount))
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [cmd_ptr.eq(self.cmd_addr), self.cmd_index.eq(0), self.done.eq(0),
+                                 self.running.eq(1), fetch_req.eq(0), fetch_rsp.eq(0)]
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += [
+                    req.valid.eq(fetch_req < DESC_BEATS),
+                    req.payload.addr.eq(cmd_ptr + fetch_req * DRAM_BEAT_WORDS),
+                    req.payload.count.eq(DRAM_BEAT_WORDS),
+                    resp.ready.eq(1),
+                ]
+                with m.If(req_accept):
+                    m.d.sync += fetch_req.eq(fetch_req + 1)
+                with m.If(resp.valid):
+                    m.d.sync += fetch_rsp.eq(fetch_rsp + 1)
+                    for b in range(DESC_BEATS):
+                        with m.If(fetch_rsp == b):
+                            m.d.sync += raw.word_select(b, 16 * DRAM_BEAT_WORDS).eq(resp.payload.rdata.as_value())
+                with m.If(fetch_rsp == DESC_BEATS):
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.sync += d.as_value().eq(raw[:DESC_BITS])
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                m.d.comb += unit_start.eq(d.op != Op.END)
+                with m.Switch(d.op):
+                    with m.Case(Op.END):
+                        m.d.sync += [self.done.eq(1), self.running.eq(0)]
+                        m.next = "IDLE"
+                    with m.Default():
+                        m.next = "EXEC"
+            with m.State("EXEC"):
+                m.d.comb += exec_state.eq(1)
+                with m.If(unit_done):
+                    m.d.sync += [self.cmd_done.eq(1), self.cmd_index.eq(self.cmd_index + 1),
+                                 cmd_ptr.eq(cmd_ptr + DESC_WORDS_PADDED), fetch_req.eq(0), fetch_rsp.eq(0)]
+                    m.next = "FETCH"
+
+        is_load = exec_state & (d.op == Op.LOAD)
+        is_store = exec_state & (d.op == Op.STORE)
+        is_conv = exec_state & (d.op == Op.CONV)
+        is_pool = exec_state & (d.op == Op.POOL)
+
+        # ---- DMA: LOAD (DRAM -> feature buffer) ------------------------------------------------------
+        ld_r_req, ld_off_req, ld_base_req = Signal(16), Signal(24), Signal(32)
+        ld_r_rsp, ld_off_rsp, ld_base_rsp = Signal(16), Signal(24), Signal(24)
+        with m.If(unit_start):
+            m.d.sync += [ld_r_req.eq(0), ld_off_req.eq(0), ld_base_req.eq(d.dram_addr),
+                         ld_r_rsp.eq(0), ld_off_rsp.eq(0), ld_base_rsp.eq(d.fb_addr)]
+        with m.If(is_load):
+            m.d.comb += [
+                cls_dram.eq(1),
+                req.valid.eq(ld_r_req < d.rows),
+                req.payload.addr.eq(ld_base_req + ld_off_req),
+                req.payload.count.eq(_min12(d.row_len - ld_off_req)),
+                resp.ready.eq(1),
+            ]
+            with m.If(req_accept):
+                with m.If(ld_off_req + DRAM_BEAT_WORDS >= d.row_len):
+                    m.d.sync += [ld_off_req.eq(0), ld_r_req.eq(ld_r_req + 1),
+                                 ld_base_req.eq(ld_base_req + d.dram_stride)]
+                with m.Else():
+                    m.d.sync += ld_off_req.eq(ld_off_req + DRAM_BEAT_WORDS)
+            with m.If(resp.valid):
+                cnt = _min12(d.row_len - ld_off_rsp)
+                m.d.comb += [
+                    fb.wr_en.eq(1),
+                    fb.wr_addr.eq(ld_base_rsp + ld_off_rsp),
+                    fb.wr_mask.eq((Const(1, 17) << cnt) - 1),
+                ]
+                m.d.comb += [fb.wr_data[t].eq(resp.payload.rdata[t]) for t in range(DRAM_BEAT_WORDS)]
+                with m.If(ld_off_rsp + DRAM_BEAT_WORDS >= d.row_len):
+                    m.d.sync += [ld_off_rsp.eq(0), ld_r_rsp.eq(ld_r_rsp + 1),
+                                 ld_base_rsp.eq(ld_base_rsp + d.fb_stride)]
+                with m.Else():
+                    m.d.sync += ld_off_rsp.eq(ld_off_rsp + DRAM_BEAT_WORDS)
+            with m.If(~unit_start & (ld_r_rsp == d.rows)):
+                m.d.comb += unit_done.eq(1)
+
+        # ---- DMA: STORE (feature buffer -> DRAM) -----------------------------------------------------
+        st_r, st_off, st_fb_base, st_dram_base = Signal(16), Signal(24), Signal(24), Signal(32)
+        st_pending, st_addr, st_cnt = Signal(), Signal(32), Signal(4)
+        with m.If(unit_start):
+            m.d.sync += [st_r.eq(0), st_off.eq(0), st_fb_base.eq(d.fb_addr), st_dram_base.eq(d.dram_addr),
+                         st_pending.eq(0)]
+        with m.If(is_store):
+            m.d.comb += [
+                cls_dram.eq(1),
+                req.valid.eq(st_pending),
+                req.payload.write.eq(1),
+                req.payload.addr.eq(st_addr),
+                req.payload.count.eq(st_cnt),
+            ]
+            m.d.comb += [req.payload.wdata[t].eq(fb.rd_data[t]) for t in range(DRAM_BEAT_WORDS)]
+            can_issue = Signal()
+            m.d.comb += can_issue.eq(~unit_start & (st_r < d.rows) & (~st_pending | req_accept))
+            with m.If(can_issue):
+                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(st_fb_base + st_off)]
+                m.d.sync += [st_pending.eq(1), st_addr.eq(st_dram_base + st_off),
+                             st_cnt.eq(_min12(d.row_len - st_off))]
+                with m.If(st_off + DRAM_BEAT_WORDS >= d.row_len):
+                    m.d.sync += [st_off.eq(0), st_r.eq(st_r + 1), st_fb_base.eq(st_fb_base + d.fb_stride),
+                                 st_dram_base.eq(st_dram_base + d.dram_stride)]
+                with m.Else():
+                    m.d.sync += st_off.eq(st_off + DRAM_BEAT_WORDS)
+            with m.Elif(req_accept):
+                m.d.sync += st_pending.eq(0)
+            with m.If(~unit_start & (st_r == d.rows) & ~st_pending):
+                m.d.comb += unit_done.eq(1)
+
+        # ---- CONV / POOL -----------------------------------------------------------------------------
+        conv_or_pool = Signal()
+        m.d.comb += conv_or_pool.eq(is_conv | is_pool)
+        pool_mode = d.op == Op.POOL
+        groups = Signal(16)          # conv: ceil(out_c / 12); pool: channels
+        m_pixels = Signal(32)        # output pixels in the band
+        steps_c = Signal(16)         # input channels summed per tile (1 for pool)
+        with m.If(unit_start):
+            m.d.sync += [
+                groups.eq(Mux(pool_mode, d.out_c, (d.out_c + LANES - 1) // LANES)),
+                m_pixels.eq(d.out_h * d.out_w),
+                steps_c.eq(Mux(pool_mode, 1, d.in_c)),
+            ]
+
+        # -- window loader: iterates (g, tile, c, ky) and fills segment buffers ------------------------
+        l_g, l_p0, l_oy0, l_ox0 = Signal(16), Signal(32), Signal(16), Signal(16)
+        l_c, l_ky, l_row, l_chunk = Signal(16), Signal(4), Signal(range(SEG_ROWS)), Signal(2)
+        l_buf = Signal()
+        l_done = Signal()
+        l_active = Signal()
+        m.d.comb += [
+            geom.oy0.eq(l_oy0), geom.ox0.eq(l_ox0), geom.p0.eq(l_p0), geom.m.eq(m_pixels),
+            geom.out_w.eq(d.out_w), geom.stride.eq(d.stride), geom.k.eq(d.k), geom.pad.eq(d.pad),
+        ]
+        with m.If(unit_start):
+            m.d.sync += [l_g.eq(0), l_p0.eq(0), l_oy0.eq(0), l_ox0.eq(0), l_c.eq(0), l_ky.eq(0),
+                         l_row.eq(0), l_chunk.eq(0), l_buf.eq(0), l_done.eq(0), l_active.eq(1)]
+
+        # segment buffers: 2 x SEG_ROWS x SEG_WIDTH words; written 16 words per cycle, read by 12 lanes
+        seg_size = SEG_ROWS * SEG_WIDTH
+        seg = Memory(shape=signed(ACT_BITS), depth=2 * seg_size, init=[])
+        m.submodules.seg = seg
+        seg_w = [seg.write_port() for _ in range(16)]
+        seg_r = [seg.read_port(domain="comb") for _ in range(LANES)]
+        rec_full = Signal(2)
+        rec_layout = data.StructLayout({
+            "base": data.ArrayLayout(unsigned(8), LANES), "n": range(LANES + 1),
+            "first_step": 1, "last_step": 1, "first_tile": 1, "last_tile": 1,
+            "g": 16, "p0": 32, "rows_valid": range(LANES + 1),
+        })
+        recs = [Signal(rec_layout, name=f"rec{i}") for i in range(2)]
+
+        ch = Mux(pool_mode, l_g, l_c)
+        row_present = geom.present.bit_select(l_row, 1)
+        row_x_lo = Signal(signed(24))
+        row_reads = Signal(3)
+        with m.Switch(l_row):
+            for r in range(SEG_ROWS):
+                with m.Case(r):
+                    m.d.comb += [row_x_lo.eq(geom.x_lo[r]), row_reads.eq(geom.reads[r])]
+        # global input row of this segment row
+        y_glob = Signal(signed(24))
+        m.d.comb += y_glob.eq((d.out_y0 + l_oy0 + l_row) * d.stride + l_ky - d.pad)
+        y_valid = (y_glob >= 0) & (y_glob < d.in_h_total)
+        x_chunk = Signal(signed(24))
+        m.d.comb += x_chunk.eq(row_x_lo + l_chunk * 16)
+        rd_addr = Signal(signed(40))
+        m.d.comb += rd_addr.eq(d.in_addr + ch * d.in_ch_stride + (y_glob - d.in_y0) * d.in_w + x_chunk)
+
+        last_row = Signal()
+        m.d.comb += last_row.eq((l_row == SEG_ROWS - 1) | ~geom.present.bit_select(l_row + 1, 1))
+        step_end = Signal()
+        m.d.comb += step_end.eq(last_row & (l_chunk == row_reads - 1))
+        tile_last_step = Signal()
+        m.d.comb += tile_last_step.eq((l_ky == d.k - 1) & (l_c == steps_c - 1))
+        tile_last = Signal()
+        m.d.comb += tile_last.eq(l_p0 + geom.n >= m_pixels)
+
+        l_issue = Signal()
+        m.d.comb += l_issue.eq(conv_or_pool & l_active & ~unit_start & ~rec_full.bit_select(l_buf, 1))
+        # the read lands one cycle later: remember where it goes
+        p_valid, p_buf, p_row, p_chunk, p_x, p_yv, p_last = (Signal(), Signal(), Signal(range(SEG_ROWS)),
+                                                              Signal(2), Signal(signed(24)), Signal(), Signal())
+        m.d.sync += p_valid.eq(l_issue)
+        with m.If(l_issue):
+            m.d.comb += [fb.rd_en.eq(y_valid), fb.rd_addr.eq(rd_addr[:fb.addr_bits])]
+            m.d.sync += [p_buf.eq(l_buf), p_row.eq(l_row), p_chunk.eq(l_chunk), p_x.eq(x_chunk),
+                         p_yv.eq(y_valid), p_last.eq(step_end)]
+            with m.If(~step_end):
+                with m.If(l_chunk == row_reads - 1):
+                    m.d.sync += [l_chunk.eq(0), l_row.eq(l_row + 1)]
+                with m.Else():
+                    m.d.sync += l_chunk.eq(l_chunk + 1)
+            with m.Else():
+                # the step's record: what the compute side needs to consume this segment buffer
+                for i in range(2):
+                    with m.If(l_buf == i):
+                        m.d.sync += [
+                            recs[i].base.eq(geom.base), recs[i].n.eq(geom.n),
+                            recs[i].first_step.eq((l_c == 0) & (l_ky == 0)),
+                            recs[i].last_step.eq(tile_last_step),
+                            recs[i].first_tile.eq(l_p0 == 0), recs[i].last_tile.eq(tile_last),
+                            recs[i].g.eq(l_g), recs[i].p0.eq(l_p0),
+                            recs[i].rows_valid.eq(Mux(d.out_c - l_g * LANES > LANES, LANES, d.out_c - l_g * LANES)),
+                        ]
+                m.d.sync += [l_row.eq(0), l_chunk.eq(0), l_buf.eq(~l_buf)]
+                # advance (ky, c, tile, group)
+                with m.If(l_ky != d.k - 1):
+                    m.d.sync += l_ky.eq(l_ky + 1)
+                with m.Else():
+                    m.d.sync += l_ky.eq(0)
+                    with m.If(l_c != steps_c - 1):
+                        m.d.sync += l_c.eq(l_c + 1)
+                    with m.Else():
+                        m.d.sync += l_c.eq(0)
+                        with m.If(~tile_last):
+                            m.d.sync += [l_p0.eq(l_p0 + geom.n), l_oy0.eq(geom.next_oy), l_ox0.eq(geom.next_ox)]
+                        with m.Else():
+                            m.d.sync += [l_p0.eq(0), l_oy0.eq(0), l_ox0.eq(0), l_g.eq(l_g + 1)]
+                            with m.If(l_g == groups - 1):
+                                m.d.sync += [l_active.eq(0), l_done.eq(1)]
+
+        # write the landed read into the segment buffer (padding outside the map)
+        pad_value = Mux(pool_mode, INT16_MIN, 0)
+        for e in range(16):
+            x = p_x + e
+            inside = p_yv & (x >= 0) & (x < d.in_w)
+            m.d.comb += [
+                seg_w[e].addr.eq(p_buf * seg_size + p_row * SEG_WIDTH + p_chunk * 16 + e),
+                seg_w[e].data.eq(Mux(inside, fb.rd_data[e], pad_value)),
+                seg_w[e].en.eq(p_valid),
+            ]
+
+        rec_set = Signal(2)
+        rec_clr = Signal(2)
+        with m.If(p_valid & p_last):
+            m.d.comb += rec_set.eq(Mux(p_buf, 0b10, 0b01))
+        m.d.sync += rec_full.eq((rec_full | rec_set) & ~rec_clr)
+        with m.If(unit_start):
+            m.d.sync += rec_full.eq(0)
+
+        # -- weight fetcher (CONV): linear read of the layer's weight groups into the two banks -----
+        wb = [Memory(shape=data.ArrayLayout(signed(16), LANES), depth=W, init=[]) for _ in range(2)]
+        for i in range(2):
+            m.submodules[f"wb{i}"] = wb[i]
+        wb_w = [b.write_port() for b in wb]
+        wb_r = [b.read_port() for b in wb]
+        wb_full = Signal(2)
+        wb_filling = Signal(2)
+        wb_release = Signal(2)
+        wb_set_full = Signal(2)
+        bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES), name=f"bias{i}") for i in range(2)]
+        k_rows = Signal(24)   # rows per group: in_c * k * k
+        with m.If(unit_start):
+            m.d.sync += k_rows.eq(d.in_c * d.k * d.k)
+
+        # request side
+        fq_g, fq_beat, fq_chunk_rows, fq_addr = Signal(16), Signal(24), Signal(24), Signal(32)
+        fq_bank, fq_in_chunk, fq_done = Signal(), Signal(), Signal()
+        # response side
+        fr_beat, fr_row_in_chunk, fr_g = Signal(24), Signal(24), Signal(16)
+        fr_bank = Signal()
+        with m.If(unit_start):
+            m.d.sync += [fq_g.eq(0), fq_beat.eq(0), fq_chunk_rows.eq(0), fq_addr.eq(d.w_addr), fq_bank.eq(0),
+                         fq_in_chunk.eq(0), fq_done.eq(~(d.op == Op.CONV)),
+                         fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_g.eq(0), fr_bank.eq(0)]
+        group_beats = k_rows + BIAS_BEATS
+        with m.If(is_conv & ~unit_start & ~fq_done):
+            bank_free = ~wb_full.bit_select(fq_bank, 1) & ~wb_filling.bit_select(fq_bank, 1)
+            with m.If(~fq_in_chunk):
+                # start a chunk when its bank is free
+                with m.If(bank_free):
+                    m.d.sync += [fq_in_chunk.eq(1), wb_filling.eq(wb_filling | Mux(fq_bank, 0b10, 0b01))]
+            with m.Else():
+                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(fq_addr), req.payload.count.eq(DRAM_BEAT_WORDS)]
+                with m.If(req_accept):
+                    m.d.sync += [fq_addr.eq(fq_addr + DRAM_BEAT_WORDS), fq_beat.eq(fq_beat + 1)]
+                    is_row = fq_beat >= BIAS_BEATS
+                    chunk_end = is_row & (fq_chunk_rows == W - 1)
+                    group_end = fq_beat == group_beats - 1
+                    with m.If(is_row):
+                        m.d.sync += fq_chunk_rows.eq(fq_chunk_rows + 1)
+                    with m.If(group_end | chunk_end):
+                        m.d.sync += [fq_in_chunk.eq(0), fq_bank.eq(~fq_bank), fq_chunk_rows.eq(0)]
+                    with m.If(group_end):
+                        m.d.sync += [fq_beat.eq(0), fq_g.eq(fq_g + 1)]
+                        with m.If(fq_g == groups - 1):
+                            m.d.sync += fq_done.eq(1)
+        with m.If(is_conv):
+            m.d.comb += resp.ready.eq(1)
+            with m.If(resp.valid):
+                m.d.sync += fr_beat.eq(fr_beat + 1)
+                with m.If(fr_beat < BIAS_BEATS):
+                    for i in range(2):
+                        with m.If(fr_bank == i):
+                            for j in range(LANES):
+                                m.d.sync += bias[i][j].word_select(fr_beat[:2], 16).eq(resp.payload.rdata[j])
+                with m.Else():
+                    m.d.comb += [inc["wb_write_words"].eq(LANES)]
+                    for i in range(2):
+                        m.d.comb += [
+                            wb_w[i].addr.eq(fr_row_in_chunk),
+                            wb_w[i].data.eq(resp.payload.rdata),
+                            wb_w[i].en.eq(fr_bank == i),
+                        ]
+                    r_chunk_end = fr_row_in_chunk == W - 1
+                    r_group_end = fr_beat == group_beats - 1
+                    m.d.sync += fr_row_in_chunk.eq(fr_row_in_chunk + 1)
+                    with m.If(r_chunk_end | r_group_end):
+                        m.d.comb += wb_set_full.eq(Mux(fr_bank, 0b10, 0b01))
+                        m.d.sync += [fr_row_in_chunk.eq(0), fr_bank.eq(~fr_bank)]
+                    with m.If(r_group_end):
+                        m.d.sync += [fr_beat.eq(0), fr_g.eq(fr_g + 1)]
+        m.d.sync += [wb_full.eq((wb_full | wb_set_full) & ~wb_release),
+                     wb_filling.eq(wb_filling & ~wb_set_full)]
+        with m.If(unit_start):
+            m.d.sync += [wb_full.eq(0), wb_filling.eq(0)]
+
+        # -- compute: consumes segment records, issues beats ---------------------------------------------
+        c_buf = Signal()           # segment buffer being consumed
+        c_kx = Signal(4)
+        c_row = Signal(24)         # weight row within the current chunk
+        c_rows_done = Signal(24)   # weight rows consumed in this tile (for chunking)
+        c_bank = Signal()          # weight bank in use
+        g_bias = Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES))
+        with m.If(unit_start):
+            m.d.sync += [c_buf.eq(0), c_kx.eq(0), c_row.eq(0), c_rows_done.eq(0), c_bank.eq(0)]
+        cur = Signal(rec_layout)
+        m.d.comb += cur.eq(Mux(c_buf, recs[1].as_value(), recs[0].as_value()))
+        rec_ready = rec_full.bit_select(c_buf, 1)
+        w_ready = pool_mode | wb_full.bit_select(c_bank, 1)
+
+        # pipeline stage B: the beat presented to the array / max unit
+        b_valid = Signal()
+        b_a = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
+        b_last, b_first, b_n, b_rows, b_g, b_p0 = (Signal(), Signal(), Signal(range(LANES + 1)),
+                                                   Signal(range(LANES + 1)), Signal(16), Signal(32))
+        b_take = Signal()  # stage B is consumed this cycle
+        a_go = Signal()    # stage A issues a beat this cycle
+        m.d.comb += a_go.eq(conv_or_pool & ~unit_start & rec_ready & w_ready & (~b_valid | b_take))
+
+        # lane select: word base[j] + kx of the current segment buffer (lanes beyond n read zero)
+        for j in range(LANES):
+            m.d.comb += seg_r[j].addr.eq(c_buf * seg_size + cur.base[j] + c_kx)
+        for i in range(2):
+            m.d.comb += [wb_r[i].addr.eq(c_row), wb_r[i].en.eq(a_go & (c_bank == i) & ~pool_mode)]
+        with m.If(a_go & ~pool_mode):
+            m.d.comb += inc["wb_read_words"].eq(LANES)
+
+        step_last_beat = c_kx == d.k - 1
+        with m.If(a_go):
+            m.d.sync += [
+                b_valid.eq(1),
+                b_first.eq(cur.first_step & (c_kx == 0)),
+                b_last.eq(cur.last_step & step_last_beat),
+                b_n.eq(cur.n), b_rows.eq(cur.rows_valid), b_g.eq(cur.g), b_p0.eq(cur.p0),
+            ]
+            for j in range(LANES):
+                m.d.sync += b_a[j].eq(Mux(j < cur.n, seg_r[j].data, 0))
+            with m.If(cur.first_step & cur.first_tile & (c_kx == 0) & ~pool_mode):
+                m.d.sync += g_bias.eq(Mux(c_bank, bias[1].as_value(), bias[0].as_value()))
+            # weights: next row; chunk switch for layers deeper than a bank
+            with m.If(~pool_mode):
+                last_row_of_tile = cur.last_step & step_last_beat
+                with m.If(last_row_of_tile):
+                    m.d.sync += [c_row.eq(0), c_rows_done.eq(0)]
+                    with m.If(cur.last_tile | (k_rows > W)):
+                        m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                        m.d.sync += c_bank.eq(~c_bank)
+                with m.Elif(c_row == W - 1):
+                    m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                    m.d.sync += [c_row.eq(0), c_bank.eq(~c_bank), c_rows_done.eq(c_rows_done + 1)]
+                with m.Else():
+                    m.d.sync += [c_row.eq(c_row + 1), c_rows_done.eq(c_rows_done + 1)]
+            with m.If(step_last_beat):
+                m.d.sync += [c_kx.eq(0), c_buf.eq(~c_buf)]
+                m.d.comb += rec_clr.eq(Mux(c_buf, 0b10, 0b01))
+            with m.Else():
+                m.d.sync += c_kx.eq(c_kx + 1)
+        with m.Elif(b_take):
+            m.d.sync += b_valid.eq(0)
+        with m.If(unit_start):
+            m.d.sync += b_valid.eq(0)
+
+        # MAC array input
+        w_data = Signal(data.ArrayLayout(signed(16), LANES))
+        c_bank_d = Signal()  # the bank the weight row in stage B was read from
+        m.d.comb += w_data.eq(Mux(c_bank_d, wb_r[1].data.as_value(), wb_r[0].data.as_value()))
+        with m.If(a_go):
+            m.d.sync += c_bank_d.eq(c_bank)
+        m.d.comb += [
+            array.inp.valid.eq(b_valid & ~pool_mode & is_conv),
+            array.inp.payload.w.eq(w_data),
+            array.inp.payload.a.eq(b_a),
+            array.inp.payload.last.eq(b_last),
+            array.shift.eq(d.shift),
+            array.relu.eq(d.relu),
+        ]
+        for j in range(LANES):
+            m.d.comb += array.bias[j].eq(g_bias[j][:BIAS_BITS])
+        with m.If(is_conv):
+            m.d.comb += b_take.eq(b_valid & array.inp.ready)
+        with m.If(is_pool):
+            m.d.comb += b_take.eq(b_valid)
+        with m.If(array.inp.valid & array.inp.ready):
+            m.d.comb += inc["macs"].eq(b_n * b_rows)
+
+        # tile info for the write-back of drained rows: pushed with the last beat
+        info_layout = data.StructLayout({"g": 16, "p0": 32, "n": range(LANES + 1)})
+        m.submodules.info = info = SyncFIFOBuffered(width=info_layout.size, depth=4)
+        info_w = data.View(info_layout, info.w_data)
+        info_r = data.View(info_layout, info.r_data)
+        m.d.comb += [
+            info.w_en.eq(array.inp.valid & array.inp.ready & b_last),
+            info_w.g.eq(b_g), info_w.p0.eq(b_p0), info_w.n.eq(b_n),
+        ]
+        m.d.comb += array.out.ready.eq(1)
+        with m.If(array.out.valid & is_conv):
+            chan = info_r.g * LANES + array.out.payload.row
+            m.d.comb += [
+                fb.wr_en.eq(chan < d.out_c),
+                fb.wr_addr.eq(d.out_addr + chan * d.out_ch_stride + info_r.p0),
+                fb.wr_mask.eq((Const(1, 17) << info_r.n) - 1),
+            ]
+            m.d.comb += [fb.wr_data[j].eq(array.out.payload.data[j]) for j in range(LANES)]
+            with m.If(array.out.payload.row == LANES - 1):
+                m.d.comb += info.r_en.eq(1)
+
+        # max unit (POOL)
+        mx = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
+        new_mx = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
+        for j in range(LANES):
+            m.d.comb += new_mx[j].eq(Mux(b_first | (b_a[j] > mx[j]), b_a[j], mx[j]))
+        with m.If(is_pool & b_take):
+            m.d.sync += mx.eq(new_mx)
+            m.d.comb += inc["pool_ops"].eq(b_n)
+            with m.If(b_last):
+                m.d.comb += [
+                    fb.wr_en.eq(1),
+                    fb.wr_addr.eq(d.out_addr + b_g * d.out_ch_stride + b_p0),
+                    fb.wr_mask.eq((Const(1, 17) << b_n) - 1),
+                ]
+                m.d.comb += [fb.wr_data[j].eq(new_mx[j]) for j in range(LANES)]
+
+        # cycle classes and completion of CONV / POOL
+        with m.If(conv_or_pool):
+            m.d.comb += [
+                cls_busy.eq(b_take),
+                cls_dram.eq(rec_ready & ~w_ready),
+                cls_fetch.eq(~rec_ready & ~l_done),
+                cls_drain.eq(b_valid | l_done),
+            ]
+            finished = ~unit_start & l_done & (rec_full == 0) & ~b_valid & ~array.busy & ~info.r_rdy
+            with m.If(finished):
+                m.d.comb += unit_done.eq(1)
+        return m

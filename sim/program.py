@@ -1,0 +1,338 @@
+"""The engine's driver: validates layers, plans the feature buffer, lowers a network to commands.
+
+``compile_program(layers, x, config)`` turns a list of quantized layers (``ConvLayer``, ``PoolLayer``)
+and an int16 input map into a ``Program``: a DRAM image (descriptors, weights, the input) and, for
+every command, the layer it belongs to. Nothing here simulates; ``sim.engine_run`` runs a program.
+
+Feature-buffer plan, per layer, in order:
+
+* If the layer's input is resident in the buffer and input + output fit, the output is placed next to
+  the input and stays resident (no DRAM traffic).
+* Otherwise the layer runs in bands of output rows: each band's input rows are LOADed from DRAM, the
+  band is computed, and its output rows are STOREd to DRAM (the spill and refill traffic the counters
+  count). A resident input is first STOREd to DRAM.
+
+For verification, every layer's output must be readable afterwards: a resident output is copied to a
+DRAM area by a ``nocount`` STORE (the counters do not see it); a banded output is in DRAM already.
+
+Validation (``EngineLimitError``, one line naming the layer, the value and the limit) rejects what the
+engine cannot run: kernel outside 1..11, stride outside 1..4, a shift outside 0..31, channel counts or
+sizes beyond the descriptor fields, a dot product deeper than the weight buffer when a group has more
+than one tile, and a layer whose single output row does not fit the buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from golden.errors import UserError
+from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
+from golden.layers import conv2d_int, conv_out_size, maxpool2d_int
+from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
+
+LANES = 12
+BIAS_BEATS = 3
+
+
+class EngineLimitError(UserError):
+    """A layer the engine cannot run (the message names the layer, the value and the limit)."""
+
+
+@dataclass
+class EngineConfig:
+    fb_words: int = 2**18
+    wb_depth: int = 4608
+
+
+@dataclass
+class ConvLayer:
+    """A convolution (or a fully-connected layer: ``k = 1`` on a 1x1 map, ``flatten=True``)."""
+
+    name: str
+    weight: np.ndarray            # int16 [O, C, k, k]
+    bias: np.ndarray              # int [O], accumulator scale
+    shift: int
+    relu: bool = True
+    stride: int = 1
+    pad: int = 0
+    flatten: bool = False         # the input map is flattened to C*H*W channels of 1x1 first
+
+    def out_shape(self, in_shape):
+        c, h, w = (int(np.prod(in_shape)), 1, 1) if self.flatten else in_shape
+        k = self.weight.shape[2]
+        return (self.weight.shape[0], conv_out_size(h, k, self.stride, self.pad),
+                conv_out_size(w, k, self.stride, self.pad))
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        if self.flatten:
+            x = x.reshape(-1, 1, 1)
+        return conv2d_int(x[None], self.weight, self.bias, self.shift, self.stride, self.pad,
+                          relu=self.relu)[0]
+
+
+@dataclass
+class PoolLayer:
+    name: str
+    k: int
+    stride: int
+    pad: int = 0
+
+    def out_shape(self, in_shape):
+        c, h, w = in_shape
+        return (c, conv_out_size(h, self.k, self.stride, self.pad), conv_out_size(w, self.k, self.stride, self.pad))
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return maxpool2d_int(x[None], self.k, self.stride, self.pad)[0]
+
+
+@dataclass
+class Program:
+    dram: np.ndarray                       # uint16 words
+    commands: list[Command]
+    command_layer: list[str]               # layer name of each command (before END)
+    layer_names: list[str]
+    out_shapes: dict[str, tuple[int, int, int]]
+    out_dram: dict[str, int]               # DRAM address of each layer's output (CHW contiguous)
+    macs: dict[str, int] = field(default_factory=dict)
+    banded: dict[str, int] = field(default_factory=dict)   # layer -> number of bands (1: resident)
+
+    def read_output(self, dram: np.ndarray, name: str) -> np.ndarray:
+        c, h, w = self.out_shapes[name]
+        a = self.out_dram[name]
+        return dram[a:a + c * h * w].astype(np.uint16).view(np.int16).reshape(c, h, w)
+
+
+class _Dram:
+    def __init__(self):
+        self.chunks: list[tuple[int, np.ndarray]] = []
+        self.top = 0
+
+    def alloc(self, words: int, data: np.ndarray | None = None) -> int:
+        addr = self.top
+        self.top += -(-words // DRAM_BEAT_WORDS) * DRAM_BEAT_WORDS  # keep beats tidy
+        if data is not None:
+            self.chunks.append((addr, np.asarray(data).astype(np.int64).astype(np.uint16).ravel()))
+        return addr
+
+    def image(self, extra: int = 0) -> np.ndarray:
+        img = np.zeros(self.top + extra + DRAM_BEAT_WORDS, dtype=np.uint16)
+        for addr, d in self.chunks:
+            img[addr:addr + d.size] = d
+        return img
+
+
+def _check(layer: str, field_name: str, value: int, lo: int, hi: int) -> None:
+    if not lo <= value <= hi:
+        raise EngineLimitError(f"layer {layer}: {field_name} {value} is outside the engine's range {lo}..{hi}")
+
+
+def weight_image(layer: ConvLayer) -> np.ndarray:
+    """A conv layer's weights in DRAM order: per group of 12 output channels, 3 bias beats (word t of
+    each channel's 48-bit two's-complement bias) then K rows of 12 weights (K = C*k*k in im2col order;
+    channels beyond O are zero)."""
+    o = layer.weight.shape[0]
+    wmat = layer.weight.reshape(o, -1).astype(np.int64)          # [O, K]
+    k_rows = wmat.shape[1]
+    groups = -(-o // LANES)
+    out = []
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    for g in range(groups):
+        chans = range(g * LANES, min(o, (g + 1) * LANES))
+        b = np.zeros(LANES, dtype=np.int64)
+        b[:len(chans)] = bias[list(chans)]
+        b48 = b & ((1 << 48) - 1)
+        for t in range(BIAS_BEATS):
+            out.append((b48 >> (16 * t)) & 0xFFFF)
+        rows = np.zeros((k_rows, LANES), dtype=np.int64)
+        rows[:, :len(chans)] = wmat[list(chans)].T
+        out.append((rows & 0xFFFF).ravel())
+    return np.concatenate([np.ravel(x) for x in out]).astype(np.uint16)
+
+
+def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int]:
+    """Check that the engine can run ``layer`` on an input of ``in_shape``; return its output shape."""
+    c, h, w = in_shape
+    name = layer.name
+    if isinstance(layer, ConvLayer):
+        o, ci, k, k2 = layer.weight.shape
+        cin = c * h * w if layer.flatten else c
+        if ci != cin or k != k2:
+            raise EngineLimitError(f"layer {name}: weight shape {layer.weight.shape} does not match input "
+                                   f"{in_shape}{' flattened' if layer.flatten else ''}")
+        _check(name, "kernel", k, 1, 11)
+        _check(name, "stride", layer.stride, 1, 4)
+        _check(name, "padding", layer.pad, 0, min(15, k - 1))
+        _check(name, "shift", layer.shift, 0, MAX_SHIFT)
+        _check(name, "input channels", cin, 1, 2 ** FIELDS["in_c"] - 1)
+        _check(name, "output channels", o, 1, 2 ** FIELDS["out_c"] - 1)
+        if layer.weight.dtype != np.int16:
+            raise EngineLimitError(f"layer {name}: weights must be int16, got {layer.weight.dtype}")
+        b = np.asarray(layer.bias, dtype=np.int64)
+        if b.size and (b.min() < BIAS_MIN or b.max() > BIAS_MAX):
+            raise EngineLimitError(f"layer {name}: bias {int(b.min())}..{int(b.max())} outside {BIAS_MIN}..{BIAS_MAX}")
+        out = layer.out_shape(in_shape)
+        if out[1] < 1 or out[2] < 1:
+            raise EngineLimitError(f"layer {name}: kernel {k} does not fit input {h}x{w} with padding {layer.pad}")
+        k_rows = cin * k * k
+        tiles_per_group = out[1] * out[2]  # an upper bound; a single tile iff one output pixel
+        if k_rows > config.wb_depth and tiles_per_group > 1:
+            raise EngineLimitError(f"layer {name}: dot product length {k_rows} exceeds the weight buffer depth "
+                                   f"{config.wb_depth} on a layer with more than one output pixel")
+        return out
+    if isinstance(layer, PoolLayer):
+        _check(name, "kernel", layer.k, 1, 11)
+        _check(name, "stride", layer.stride, 1, 4)
+        _check(name, "padding", layer.pad, 0, layer.k // 2)
+        out = layer.out_shape(in_shape)
+        if out[1] < 1 or out[2] < 1:
+            raise EngineLimitError(f"layer {name}: pool {layer.k} does not fit input {h}x{w}")
+        return out
+    raise EngineLimitError(f"layer {getattr(layer, 'name', layer)!r}: unsupported layer type {type(layer).__name__}")
+
+
+def _geometry(layer, in_shape):
+    """(k, stride, pad, in_c, in_h, in_w, in_ch_stride_full) of a layer as the engine sees it."""
+    c, h, w = in_shape
+    if isinstance(layer, ConvLayer):
+        if layer.flatten:
+            return layer.weight.shape[2], 1, 0, c * h * w, 1, 1
+        return layer.weight.shape[2], layer.stride, layer.pad, c, h, w
+    return layer.k, layer.stride, layer.pad, c, h, w
+
+
+def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = None,
+                    verify: bool = True) -> Program:
+    """Lower ``layers`` applied to the int16 map ``x`` [C, H, W] to an engine program."""
+    config = config or EngineConfig()
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise EngineLimitError(f"input must be a C x H x W map, got shape {x.shape}")
+    dram = _Dram()
+    cmds: list[Command] = []
+    tags: list[str] = []
+    shapes = {}
+    out_dram = {}
+    macs = {}
+    banded = {}
+    # reserve the command list at address 0 later: build commands first, then place them
+    weights_at = {}
+    shape = tuple(int(s) for s in x.shape)
+    for layer in layers:
+        out = validate_layer(layer, shape, config)
+        shapes[layer.name] = out
+        if isinstance(layer, ConvLayer):
+            img = weight_image(layer)
+            weights_at[layer.name] = dram.alloc(img.size, img)
+            k_rows = layer.weight[0].size
+            macs[layer.name] = int(out[0] * out[1] * out[2] * k_rows)
+        else:
+            macs[layer.name] = 0
+        shape = out
+
+    input_addr = dram.alloc(x.size, x.astype(np.int64))
+    fbw = config.fb_words
+
+    # state: where the current map is; resident = (fb_addr, shape) or None; in_dram = addr
+    resident: tuple[int, tuple] | None = None
+    cur_dram = input_addr
+    shape = tuple(int(s) for s in x.shape)
+    if int(np.prod(shape)) <= fbw // 2:
+        # load the input once; it becomes resident
+        c, h, w = shape
+        cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=c * h * w,
+                            dram_stride=0, fb_stride=0))
+        tags.append(layers[0].name if layers else "input")
+        resident = (0, shape)
+
+    for layer in layers:
+        out = shapes[layer.name]
+        k, s, pad, cin, ih, iw = _geometry(layer, shape)
+        in_words = cin * ih * iw
+        out_words = out[0] * out[1] * out[2]
+        is_conv = isinstance(layer, ConvLayer)
+        base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
+                    relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
+                    in_c=cin, in_w=iw, in_h_total=ih, out_c=out[0], out_w=out[2],
+                    w_addr=weights_at.get(layer.name, 0))
+        ch_stride_in = 1 if (is_conv and layer.flatten) else None
+        placed = False
+        if resident is not None:
+            r_addr, _ = resident
+            r_end = r_addr + in_words
+            if out_words <= r_addr:
+                o_addr = 0
+            elif r_end + out_words <= fbw:
+                o_addr = r_end
+            else:
+                o_addr = None
+            if o_addr is not None:
+                cmds.append(Command(in_addr=r_addr, in_h=ih, in_ch_stride=ch_stride_in or ih * iw, in_y0=0,
+                                    out_addr=o_addr, out_h=out[1], out_ch_stride=out[1] * out[2], out_y0=0,
+                                    **base))
+                tags.append(layer.name)
+                resident = (o_addr, out)
+                banded[layer.name] = 1
+                placed = True
+            else:
+                # spill the resident input to DRAM, then band
+                cur_dram = dram.alloc(in_words)
+                cmds.append(Command(Op.STORE, dram_addr=cur_dram, fb_addr=r_addr, rows=1, row_len=in_words))
+                tags.append(layer.name)
+                resident = None
+        if not placed:
+            if is_conv and layer.flatten:
+                raise EngineLimitError(f"layer {layer.name}: a flattened input of {in_words} words plus "
+                                       f"{out_words} output words does not fit the buffer ({fbw} words)")
+            # bands of output rows
+            rb = None
+            for rows in range(out[1], 0, -1):
+                rows_in = min(ih, (rows - 1) * s + k)
+                if cin * rows_in * iw + out[0] * rows * out[2] <= fbw:
+                    rb = rows
+                    break
+            if rb is None:
+                raise EngineLimitError(f"layer {layer.name}: one output row needs "
+                                       f"{cin * min(ih, k) * iw + out[0] * out[2]} buffer words; the buffer has {fbw}")
+            o_dram = dram.alloc(out_words)
+            nb = 0
+            for oy_a in range(0, out[1], rb):
+                oy_b = min(out[1], oy_a + rb)
+                y_a = max(0, oy_a * s - pad)
+                y_b = min(ih, (oy_b - 1) * s - pad + k)
+                rows_in = y_b - y_a
+                band_in = cin * rows_in * iw
+                cmds.append(Command(Op.LOAD, dram_addr=cur_dram + y_a * iw, fb_addr=0, rows=cin,
+                                    row_len=rows_in * iw, dram_stride=ih * iw, fb_stride=rows_in * iw))
+                tags.append(layer.name)
+                cmds.append(Command(in_addr=0, in_h=rows_in, in_ch_stride=rows_in * iw, in_y0=y_a,
+                                    out_addr=band_in, out_h=oy_b - oy_a, out_ch_stride=(oy_b - oy_a) * out[2],
+                                    out_y0=oy_a, **base))
+                tags.append(layer.name)
+                cmds.append(Command(Op.STORE, dram_addr=o_dram + oy_a * out[2], fb_addr=band_in, rows=out[0],
+                                    row_len=(oy_b - oy_a) * out[2], dram_stride=out[1] * out[2],
+                                    fb_stride=(oy_b - oy_a) * out[2]))
+                tags.append(layer.name)
+                nb += 1
+            banded[layer.name] = nb
+            cur_dram = o_dram
+            out_dram[layer.name] = o_dram
+        if resident is not None:
+            if verify:
+                v = dram.alloc(out_words)
+                cmds.append(Command(Op.STORE, nocount=1, dram_addr=v, fb_addr=resident[0], rows=1,
+                                    row_len=out_words))
+                tags.append(layer.name)
+                out_dram[layer.name] = v
+        shape = out
+
+    cmds.append(Command(Op.END))
+    # place the command list at the top of DRAM (its address goes to the engine's cmd_addr port)
+    words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
+    cmd_addr = dram.alloc(words.size, words)
+    prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
+                   out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded)
+    prog.cmd_addr = cmd_addr
+    assert len(words) == len(cmds) * DESC_WORDS_PADDED
+    return prog
