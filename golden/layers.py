@@ -226,22 +226,27 @@ def avgpool_params(count: int, frac_in: int, frac_out: int) -> tuple[int, int, i
     ``R = floor((2**r + floor(count/2)) / count)`` with the largest ``r`` giving ``R <= 32767``, lowered so
     that ``shift = frac_in + r - frac_out <= 31``. ValueError when no valid ``r`` exists.
     """
-    if not 1 <= count <= MAX_DOT_LENGTH:
-        raise ValueError(f"average pool over {count} values, allowed 1..{MAX_DOT_LENGTH}")
 
     def weight(r: int) -> int:
         return ((1 << r) + count // 2) // count
 
-    r = 0
-    while weight(r + 1) <= INT16_MAX:
-        r += 1
-    r = min(r, MAX_SHIFT - frac_in + frac_out)
+    r = min(avgpool_max_r(count), MAX_SHIFT - frac_in + frac_out)
     shift = frac_in + r - frac_out
     if r < 0 or weight(r) < 1 or not 0 <= shift <= MAX_SHIFT:
         raise ValueError(
             f"average pool of {count} values from frac {frac_in} to frac {frac_out} is not possible"
         )
     return weight(r), r, shift
+
+
+def avgpool_max_r(count: int) -> int:
+    """The largest ``r`` with ``round_half_up(2**r / count) <= 32767`` (before any shift cap)."""
+    if not 1 <= count <= MAX_DOT_LENGTH:
+        raise ValueError(f"average pool over {count} values, allowed 1..{MAX_DOT_LENGTH}")
+    r = 0
+    while ((1 << (r + 1)) + count // 2) // count <= INT16_MAX:
+        r += 1
+    return r
 
 
 def global_avgpool_int(x: np.ndarray, weight: int, shift: int) -> np.ndarray:
@@ -283,6 +288,7 @@ def flatten_int(x: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "ROW_CHUNK",
+    "avgpool_max_r",
     "add_int",
     "avgpool_params",
     "conv2d_int",
@@ -297,5 +303,4 @@ __all__ = [
     "residual_add_params",
     "shortcut_a_as_conv",
     "shortcut_a_int",
-    "INT16_MAX",
 ]

@@ -242,13 +242,6 @@ def _shortcut_t(x: torch.Tensor, lay: Layer) -> torch.Tensor:
 # ---- calibration ----------------------------------------------------------------------------------------
 
 
-def _max_r(count: int) -> int:
-    r = 0
-    while ((1 << (r + 1)) + count // 2) // count <= fp.INT16_MAX:
-        r += 1
-    return r
-
-
 def quantize_net(
     net: str | nn.Module, calib: np.ndarray | torch.Tensor, percentile: float = 100.0, batch_size: int = 100
 ) -> QNet:
@@ -290,15 +283,8 @@ def quantize_net(
                 f_w -= 1
             acc = fi[0] + f_w
             f_out = min(f_cal, acc)
-            q = QLayer(
-                lay,
-                fi,
-                f_out,
-                acc - f_out,
-                f_w,
-                _quantize_weights(w, f_w),
-                L.quantize_bias(b.double().numpy(), acc),
-            )
+            w_int, b_int = _quantize_weights(w, f_w), L.quantize_bias(b.double().numpy(), acc)
+            q = QLayer(lay, fi, f_out, shift=acc - f_out, frac_w=f_w, w=w_int, bias=b_int)
         elif lay.type in ("maxpool", "flatten", "shortcut_a"):
             q = QLayer(lay, fi, fi[0])
         elif lay.type == "add":
@@ -307,7 +293,7 @@ def quantize_net(
             q = QLayer(lay, fi, f_out, shift, w=np.array([wa, wb], dtype=np.int16))
         elif lay.type == "avgpool":
             count = lay.in_shape[1] * lay.in_shape[2]
-            f_out = min(f_cal, fi[0] + _max_r(count))
+            f_out = min(f_cal, fi[0] + L.avgpool_max_r(count))
             big_r, r, shift = L.avgpool_params(count, fi[0], f_out)
             q = QLayer(lay, fi, f_out, shift, w=np.array([big_r], dtype=np.int16), r=r)
         else:
@@ -436,7 +422,7 @@ def run_fast(
     return out.numpy().astype(np.int16)
 
 
-def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 250) -> np.ndarray:
+def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 100) -> np.ndarray:
     """Class predictions of the int16 network for float images ``x`` (argmax of the int16 logits, first
     index on ties), via :func:`run_fast` in batches."""
     x = _np(x)
@@ -447,7 +433,7 @@ def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 250)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int = 250) -> float:
+def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int = 100) -> float:
     """Top-1 accuracy of the int16 network on float images ``x`` with labels ``y``."""
     return float(np.mean(predict_int(qnet, x, batch_size) == np.asarray(y)))
 
@@ -491,15 +477,16 @@ def default_qnet(net: str) -> QNet:
 def export_activations(
     net_name: str,
     split: str,
-    images: np.ndarray | torch.Tensor,
+    images: np.ndarray | torch.Tensor | None = None,
     qnet: QNet | None = None,
     out_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run the integer reference on ``images`` up to ``split`` and save everything the RTL tests need.
 
     ``images``: float (normalised) ``[N, C, H, W]``, quantized with ``qnet.input_frac``; or int16 (already
-    quantized). ``qnet`` defaults to :func:`default_qnet`. Writes ``<out_dir or build/golden>/
-    <net>_<split>_<hash of input>.npz`` and returns the same content as a dict plus ``"path"``. Keys:
+    quantized); None takes 2 :func:`sample_images`. ``qnet`` defaults to :func:`default_qnet`. Writes
+    ``<out_dir or build/golden>/<net>_<split>_<hash>.npz`` (the hash covers the input and the metadata) and
+    returns the same content as a dict plus ``"path"``. Keys:
 
     * ``meta``: JSON string ``{format_version, net, split, images, input_frac, feature_frac, layers: [names],
       fixedpoint: {ACT_BITS, WEIGHT_BITS, ACC_BITS, BIAS_BITS, MAX_SHIFT}}``.
@@ -516,7 +503,7 @@ def export_activations(
     qnet = qnet or default_qnet(net_name)
     if qnet.net != net_name:
         raise UserError(f"quantized network is {qnet.net}, not {net_name}")
-    x = _np(images)
+    x = _np(sample_images(net_name, 2) if images is None else images)
     x_int = x.astype(np.int16) if x.dtype.kind in "iu" else qnet.quantize_input(x)
     x_int = _as_batch(x_int, qnet, INPUT)
     outs = run_int(qnet, x_int, upto=split, return_all=True)

@@ -37,7 +37,7 @@ bandwidth; the banking itself never conflicts), ``stall_drain`` (the array's out
 being emptied at the end of a layer), ``stall_control`` (descriptor fetch and decode, setup).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -45,7 +45,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
-from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op, layout as desc_layout
+from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
+from .descriptor import layout as desc_layout
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
 from .tile_geometry import LANES, SEG_ROWS, SEG_WIDTH, TileGeometry

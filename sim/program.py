@@ -281,10 +281,8 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                 cmds.append(Command(Op.STORE, dram_addr=cur_dram, fb_addr=r_addr, rows=1, row_len=in_words))
                 tags.append(layer.name)
                 resident = None
+        rb = None
         if not placed:
-            if is_conv and layer.flatten:
-                raise EngineLimitError(f"layer {layer.name}: a flattened input of {in_words} words plus "
-                                       f"{out_words} output words does not fit the buffer ({fbw} words)")
             # bands of output rows
             rb = None
             for rows in range(out[1], 0, -1):
@@ -295,6 +293,22 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
             if rb is None:
                 raise EngineLimitError(f"layer {layer.name}: one output row needs "
                                        f"{cin * min(ih, k) * iw + out[0] * out[2]} buffer words; the buffer has {fbw}")
+            if is_conv and layer.flatten and rb != out[1]:
+                raise EngineLimitError(f"layer {layer.name}: a flattened input of {in_words} words plus "
+                                       f"{out_words} output words does not fit the buffer ({fbw} words)")
+            if rb == out[1] and in_words + out_words <= fbw:
+                # the whole layer fits: load its input once and keep the output resident
+                rows_in = ih
+                cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=in_words))
+                tags.append(layer.name)
+                cmds.append(Command(in_addr=0, in_h=ih, in_ch_stride=ch_stride_in or ih * iw, in_y0=0,
+                                    out_addr=in_words, out_h=out[1], out_ch_stride=out[1] * out[2], out_y0=0,
+                                    **base))
+                tags.append(layer.name)
+                resident = (in_words, out)
+                banded[layer.name] = 1
+                rb = None
+        if not placed and rb is not None:
             o_dram = dram.alloc(out_words)
             nb = 0
             for oy_a in range(0, out[1], rb):

@@ -40,9 +40,11 @@ SIMULATORS = ("verilator", "icarus")
 # -O3 on the C++; only the top-level ports are public (see _PortsOnlyVerilator) instead of every net.
 VERILATOR_FAST_ARGS = ("-CFLAGS", "-O3", "--x-assign", "fast", "--x-initial", "fast")
 # Amaranth's Verilog trips these warning classes by construction (widening `acc + product`,
-# `casez` without default, initialised regs). They are waived for simulation builds only;
-# `make lint` reports them explicitly. Real errors are never waived.
-VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE")
+# `casez` without default, constant comparisons from generated bank indices, an `always @*` that only
+# assigns a constant). They are waived for simulation builds only; `make lint` lists them with reasons
+# and counts. Real errors are never waived.
+VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-CMPCONST",
+                     "-Wno-ALWNEVER")
 
 
 class SimulationFailed(AssertionError):
@@ -109,6 +111,14 @@ class Design:
     factory: Callable[[], object]
     # the parameters the factory passes, for the manifest and the reader
     parameters: dict = field(default_factory=dict)
+    # a simulation wrapper: the HDL toplevel and a function returning the extra Verilog sources
+    # (hand-written models such as the DRAM, and the wrapper text) as {file name: text}
+    top: str | None = None
+    wrapper: Callable[[], dict[str, str]] | None = None
+
+    @property
+    def toplevel(self) -> str:
+        return self.top or self.name
     # extra files whose text changes the generated Verilog (hw sources are found automatically)
     depends: tuple[Path, ...] = field(default_factory=tuple)
 
@@ -124,10 +134,14 @@ class Design:
         for f in [*files, *self.depends]:
             h.update(str(f.relative_to(REPO_ROOT)).encode())
             h.update(f.read_bytes())
-        try:
-            h.update(inspect.getsource(self.factory).encode())
-        except (OSError, TypeError):
-            h.update(repr(self.factory).encode())
+        for fn in (self.factory, self.wrapper):
+            if fn is None:
+                continue
+            try:
+                h.update(inspect.getsource(fn).encode())
+            except (OSError, TypeError):
+                h.update(repr(fn).encode())
+        h.update(repr(self.parameters).encode())
         return h.hexdigest()
 
 
@@ -163,15 +177,22 @@ def _generate_verilog(design: Design, out_dir: Path) -> Path:
     return path
 
 
-def top_ports(design: Design) -> list[str]:
+def top_ports(design: Design, sources: Sequence[Path] | None = None) -> list[str]:
     """Names of the top-level Verilog ports of ``design`` (for the ports-only-public control file)."""
     import re
 
-    text = generate_verilog(design).read_text()
-    m = re.search(rf"^module {re.escape(design.name)}\((.*?)\);", text, re.S | re.M)
-    if not m:
-        raise RuntimeError(f"cannot find module {design.name} in its Verilog")
-    return [p.strip() for p in m.group(1).split(",") if p.strip()]
+    top = design.toplevel
+    for path in sources or [generate_verilog(design)]:
+        text = path.read_text()
+        m = re.search(rf"^module {re.escape(top)}\s*(?:#\(.*?\))?\s*\((.*?)\);", text, re.S | re.M)
+        if m:
+            names = []
+            for p in m.group(1).split(","):
+                p = p.strip().split("//")[0].strip()
+                if p:
+                    names.append(re.split(r"\s+", p.replace("]", "] "))[-1])
+            return names
+    raise RuntimeError(f"cannot find module {top} in the Verilog of {design.name}")
 
 
 # ---- build and run ------------------------------------------------------------------------------------
@@ -217,12 +238,18 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
     build_dir.mkdir(parents=True, exist_ok=True)
 
     sources: list[Path] = [verilog_path]
+    if design.wrapper is not None:
+        for fname, text in design.wrapper().items():
+            p = VERILOG_DIR / fname
+            if not p.exists() or p.read_text() != text:
+                p.write_text(text)
+            sources.append(p)
     build_args: list[str] = []
     timescale = None
     if simulator == "verilator":
         vlt = build_dir / "public_ports.vlt"
         lines = ["`verilator_config"]
-        lines += [f'public_flat_rw -module "{design.name}" -var "{p}"' for p in top_ports(design)]
+        lines += [f'public_flat_rw -module "{design.toplevel}" -var "{p}"' for p in top_ports(design, sources)]
         text = "\n".join(lines) + "\n"
         if not vlt.exists() or vlt.read_text() != text:
             vlt.write_text(text)
@@ -234,7 +261,7 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
         timescale = ("1ns", "1ps")  # Amaranth emits no timescale; Icarus needs one
 
     h = hashlib.sha256()
-    for part in (tool, repr(build_args), repr(waves), verilog_path.read_text(), sources[-1].read_text()):
+    for part in (tool, repr(build_args), repr(waves), *(p.read_text() for p in sources)):
         h.update(part.encode())
     stamp = build_dir / "edgesplit.stamp"
     runner = _runner(simulator)
@@ -247,7 +274,7 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
     try:
         runner.build(
             sources=sources,
-            hdl_toplevel=design.name,
+            hdl_toplevel=design.toplevel,
             build_dir=build_dir,
             build_args=build_args,
             timescale=timescale,
@@ -271,6 +298,7 @@ def run(
     waves: bool | None = None,
     seed: int | None = None,
     quiet: bool = True,
+    plusargs: Sequence[str] = (),
 ) -> tuple[int, int]:
     """Build (cached) and run the cocotb ``test_module`` against ``design``.
 
@@ -297,7 +325,7 @@ def run(
         runner.test(
             test_module=test_module,
             testcase=testcase,
-            hdl_toplevel=design.name,
+            hdl_toplevel=design.toplevel,
             hdl_toplevel_lang="verilog",
             build_dir=build_dir,
             test_dir=build_dir,
@@ -305,6 +333,7 @@ def run(
             extra_env=extra_env,
             waves=waves,
             test_args=test_args,
+            plusargs=list(plusargs),
             seed=seed,
             log_file=log_path if quiet else None,
         )

@@ -1,0 +1,201 @@
+"""The feature encoder top: sample stream in, entropy-coded byte stream out (JPEG scan or lossless payload).
+
+Pipeline (one sample per cycle through every stage; ``[buffer]`` = double-buffered 8x8 block):
+
+JPEG mode::
+
+    inp -> level shift -> Dct2d: rows [transpose] columns -> Quantizer -> ZigzagBuffer [block]
+        -> RunLengthCoder -> HuffmanCoder -> word FIFO -> BitPacker (stuffing) -> out
+
+Lossless mode: ``inp -> ZigzagBuffer (raster order) -> ...`` -- level shift, DCT and quantizer are
+bypassed and the packer does not stuff.
+
+Input (``inp``): ``{data: 16, last}``. JPEG mode: 8-bit samples in ``data[0:8]``, 8x8 blocks one after
+another in the golden scan order (``golden.jpeg.blockify`` of the padded plane: blocks in raster order,
+samples in raster order inside a block; the host pads sizes that are not multiples of 8 by edge
+replication, as golden does). Lossless mode: 16-bit values (int16 if ``signed`` else uint16) in the
+block order of ``golden.lossless.to_blocks`` (zero-padded, channel by channel). ``last`` marks the final
+sample of an image (it must be the 64th sample of a block): the DC predictor restarts after it, the
+packer pads the final byte with 1-bits and flags it ``last``.
+
+Output (``out``): ``{data: 8, last}``: golden's ``encode_scan(...).data`` (JPEG: stuffed scan) or
+``encode_payload(...)`` (lossless payload), byte for byte; the host adds the JFIF header + EOI or the
+ESLL container header (``hw.jpeg.host``).
+
+Tables (``tbl_we``, ``tbl_addr``, ``tbl_data``, one entry per cycle, only while ``busy`` is low):
+``tbl_addr`` 0..511: Huffman entry ``tbl_data = length << 16 | code`` (JPEG mode: AC symbols at 0..255,
+DC at 256 + SSSS; lossless: the 9-bit symbol); 512..575: quantizer reciprocal ``R[tbl_addr - 512]``
+(natural order, ``ceil(2**21 / Q)``). Reset values: luminance tables at QF 50 (``hw.jpeg.host``
+makes the images for any QF or lossless table).
+
+Counters (cleared by ``clear``): ``cycles`` while an image is in flight (from its first accepted sample
+to its last byte), ``blocks`` entering the entropy coder, ``samples`` accepted, ``out_bits`` coded bits
+before padding and stuffing (golden's ``bits``), ``stall_cycles`` with ``inp.valid`` but not
+``inp.ready``.
+
+Throughput and what limits it: every block stage takes 64 cycles per block and hands over through
+ping-pong buffers without a bubble, and the entropy coder needs at most 64 cycles per block (at most
+one symbol per cycle, trailing zeros skipped), so the encoder takes 1 sample per cycle while the byte
+stream keeps up: the output carries 8 bits per cycle (a stuffed 0x00 costs a byte). A word FIFO
+(``fifo_depth`` words of up to 32 bits) between the Huffman coder and the packer lets bursts (e.g. a few
+busy blocks among flat ones) average out; a stream that needs more than about 8 coded bits per sample
+over the span of the buffers runs at ``8 / (bits per sample)`` samples per cycle (e.g. noise at QF 100:
+about 12.6 bits per sample; random full-range 16-bit lossless values: up to 32).
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .bitpacker import BitPacker, byte_layout
+from .dct import Dct2d
+from .entropy import HuffmanCoder, RunLengthCoder, word_layout
+from .quantizer import RECIPROCAL_BITS, Quantizer
+from .zigzag import ZigzagBuffer
+
+__all__ = ["Encoder", "input_layout", "output_layout", "TABLE_ADDR_BITS", "QUANT_BASE", "COUNTER_BITS"]
+
+TABLE_ADDR_BITS = 10
+QUANT_BASE = 512
+COUNTER_BITS = 32
+INPUT_BITS = 16
+COUNTERS = ("cycles", "blocks", "samples", "out_bits", "stall_cycles")
+
+
+def input_layout() -> data.StructLayout:
+    return data.StructLayout({"data": unsigned(INPUT_BITS), "last": 1})
+
+
+def output_layout() -> data.StructLayout:
+    return byte_layout()
+
+
+class Encoder(wiring.Component):
+    """JPEG / lossless feature encoder (see the module docstring).
+
+    Parameters
+    ----------
+    fifo_depth : words of the FIFO between the Huffman coder and the bit packer (power of two, 4..4096)
+    """
+
+    def __init__(self, fifo_depth: int = 64):
+        if not isinstance(fifo_depth, int) or fifo_depth < 4 or fifo_depth > 4096 or fifo_depth & (fifo_depth - 1):
+            raise ValueError(f"Encoder fifo_depth must be a power of two in 4..4096, got {fifo_depth!r}")
+        self.fifo_depth = fifo_depth
+        super().__init__({
+            "inp": In(stream.Signature(input_layout())),
+            "out": Out(stream.Signature(output_layout())),
+            "lossless": In(1),
+            "signed": In(1),
+            "tbl_we": In(1),
+            "tbl_addr": In(unsigned(TABLE_ADDR_BITS)),
+            "tbl_data": In(unsigned(RECIPROCAL_BITS)),
+            "clear": In(1),
+            "busy": Out(1),
+            "error": Out(1),
+            **{name: Out(unsigned(COUNTER_BITS)) for name in COUNTERS},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dct = dct = Dct2d()
+        m.submodules.quant = quant = Quantizer()
+        m.submodules.zigzag = zz = ZigzagBuffer()
+        m.submodules.rlc = rlc = RunLengthCoder()
+        m.submodules.huffman = huff = HuffmanCoder()
+        wlayout = word_layout()
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=data.Layout.cast(wlayout).size, depth=self.fifo_depth)
+        m.submodules.packer = packer = BitPacker()
+
+        jpeg = Signal()
+        m.d.comb += jpeg.eq(~self.lossless)
+        m.d.comb += [zz.zigzag.eq(jpeg), rlc.jpeg.eq(jpeg), rlc.signed.eq(self.signed), packer.stuffing.eq(jpeg)]
+
+        # ---- front end: JPEG through level shift + DCT + quantizer, lossless straight to the buffer ----
+        inp = self.inp.payload
+        m.d.comb += [
+            # level shift s = p - 128: inverting the MSB of the unsigned sample gives the signed value
+            dct.inp.payload.data.eq(Cat(inp.data[:7], ~inp.data[7]).as_signed()),
+            dct.inp.payload.last.eq(inp.last),
+        ]
+        wiring.connect(m, dct.out, quant.inp)
+        sample_index = Signal(6)   # position inside the block, lossless mode
+        with m.If(self.lossless):
+            m.d.comb += [
+                zz.inp.valid.eq(self.inp.valid),
+                self.inp.ready.eq(zz.inp.ready),
+                zz.inp.payload.data.eq(Mux(self.signed, inp.data.as_signed(), inp.data)),
+                zz.inp.payload.index.eq(sample_index),
+                zz.inp.payload.block_last.eq(sample_index == 63),
+                zz.inp.payload.image_last.eq(inp.last),
+            ]
+        with m.Else():
+            m.d.comb += [
+                dct.inp.valid.eq(self.inp.valid),
+                self.inp.ready.eq(dct.inp.ready),
+                zz.inp.valid.eq(quant.out.valid),
+                quant.out.ready.eq(zz.inp.ready),
+                zz.inp.payload.data.eq(quant.out.payload.data),
+                zz.inp.payload.index.eq(quant.out.payload.index),
+                zz.inp.payload.block_last.eq(quant.out.payload.block_last),
+                zz.inp.payload.image_last.eq(quant.out.payload.image_last),
+            ]
+        accept = Signal()
+        m.d.comb += accept.eq(self.inp.valid & self.inp.ready)
+        with m.If(accept & self.lossless):
+            m.d.sync += sample_index.eq(sample_index + 1)
+
+        # ---- back end ------------------------------------------------------------------------
+        wiring.connect(m, zz.out, rlc.inp)
+        wiring.connect(m, rlc.out, huff.inp)
+        m.d.comb += [
+            fifo.w_data.eq(huff.out.payload.as_value()),
+            fifo.w_en.eq(huff.out.valid),
+            huff.out.ready.eq(fifo.w_rdy),
+            packer.inp.payload.as_value().eq(fifo.r_data),
+            packer.inp.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(packer.inp.ready),
+        ]
+        wiring.connect(m, packer.out, wiring.flipped(self.out))
+
+        # ---- tables ----------------------------------------------------------------------------
+        quant_sel = self.tbl_addr >= QUANT_BASE
+        m.d.comb += [
+            quant.r_we.eq(self.tbl_we & quant_sel),
+            quant.r_addr.eq(self.tbl_addr[:6]),
+            quant.r_data.eq(self.tbl_data),
+            huff.tbl_we.eq(self.tbl_we & ~quant_sel),
+            huff.tbl_addr.eq(self.tbl_addr[:9]),
+            huff.tbl_code.eq(self.tbl_data[:16]),
+            huff.tbl_len.eq(self.tbl_data[16:21]),
+            self.error.eq(huff.error),
+        ]
+
+        # ---- counters --------------------------------------------------------------------------
+        # images in flight: one opens with its first accepted sample and closes with its last byte
+        in_image = Signal()
+        image_start = Signal()
+        m.d.comb += image_start.eq(accept & ~in_image)
+        with m.If(accept):
+            m.d.sync += in_image.eq(~inp.last)
+        image_end = Signal()
+        m.d.comb += image_end.eq(self.out.valid & self.out.ready & self.out.payload.last)
+        in_flight = Signal(range(4))
+        m.d.sync += in_flight.eq(in_flight + image_start - image_end)
+        m.d.comb += self.busy.eq((in_flight != 0) | in_image)
+
+        increments = {
+            "cycles": (in_flight != 0) | image_start,
+            "blocks": zz.out.valid & zz.out.ready & zz.out.payload.last,
+            "samples": accept,
+            "out_bits": Mux(packer.inp.valid & packer.inp.ready, packer.inp.payload.length, 0),
+            "stall_cycles": self.inp.valid & ~self.inp.ready,
+        }
+        for name, inc in increments.items():
+            counter = getattr(self, name)
+            with m.If(self.clear):
+                m.d.sync += counter.eq(0)
+            with m.Else():
+                m.d.sync += counter.eq(counter + inc)
+        return m

@@ -1,0 +1,131 @@
+"""The host side of the RTL encoder (pure Python, no hardware): what a driver computes and sends.
+
+* the table image: the writes to the encoder's table port for a JPEG quality factor or a lossless
+  Huffman table (``tbl_addr``, ``tbl_data`` pairs, see :mod:`hw.jpeg.encoder`);
+* the sample stream: the image or feature map padded and cut into blocks exactly as the golden models
+  do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order;
+* the expected bytes (golden's scan or payload) and the container around them (JFIF header + EOI, or
+  the ESLL header), so the RTL's bytes become a complete file.
+
+An :class:`EncodeJob` bundles all of it; the testbench (``sim.tb_encoder``) and the CLI
+(``model.cli_codec``) both use it, so they feed the RTL identically.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from golden import entropy, jpeg, lossless
+from golden.errors import UserError
+
+from .encoder import QUANT_BASE
+from .entropy import jpeg_table_image, lossless_table_image
+
+__all__ = ["EncodeJob", "jpeg_job", "lossless_job", "jpeg_table_writes", "lossless_table_writes",
+           "jpeg_samples", "lossless_samples"]
+
+
+def _huffman_writes(image: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(addr, (length << 16) | code) for addr, (code, length) in enumerate(image)]
+
+
+def jpeg_table_writes(qtable: np.ndarray, dc: entropy.HuffmanTable = entropy.STD_DC_LUMINANCE,
+                      ac: entropy.HuffmanTable = entropy.STD_AC_LUMINANCE) -> np.ndarray:
+    """Table-port writes ``[n, 2]`` (address, data) for JPEG mode: Huffman RAM + quantizer reciprocals."""
+    writes = _huffman_writes(jpeg_table_image(dc, ac))
+    writes += [(QUANT_BASE + i, int(r)) for i, r in enumerate(jpeg.reciprocal(qtable).reshape(64))]
+    return np.array(writes, dtype=np.int64)
+
+
+def lossless_table_writes(table: entropy.HuffmanTable = lossless.DEFAULT_TABLE) -> np.ndarray:
+    """Table-port writes ``[512, 2]`` for lossless mode (the 9-bit symbol alphabet)."""
+    return np.array(_huffman_writes(lossless_table_image(table)), dtype=np.int64)
+
+
+def jpeg_samples(image: np.ndarray) -> np.ndarray:
+    """A grayscale uint8 image -> the RTL's sample stream (uint16 ``[blocks * 64]``): padded by edge
+    replication to multiples of 8 (``golden.jpeg.pad_plane``), blocks in raster order, samples in raster
+    order inside each block (``golden.jpeg.blockify``)."""
+    image = jpeg.check_image(image)
+    if image.ndim != 2:
+        raise UserError(f"the RTL encoder takes grayscale images only, got shape {image.shape}")
+    planes, _, _, _ = jpeg.component_planes(image)
+    return jpeg.blockify(planes[0]).reshape(-1).astype(np.uint16)
+
+
+def lossless_samples(values: np.ndarray) -> np.ndarray:
+    """``[C, H, W]`` integers -> the RTL's 16-bit sample stream (two's complement for negative values),
+    zero-padded blocks in ``golden.lossless.to_blocks`` order."""
+    return (lossless.to_blocks(np.asarray(values, dtype=np.int64)).reshape(-1) & 0xFFFF).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class EncodeJob:
+    """One image for the RTL encoder and what it must produce.
+
+    ``samples``: uint16 stream (a multiple of 64; ``last`` goes on the final one); ``tables``: ``[n, 2]``
+    table-port writes; ``expected``: golden's entropy-coded bytes; ``bits``: golden's bit count before
+    padding; ``header``/``trailer``: the container around the coded bytes (see :meth:`wrap`).
+    """
+
+    lossless: bool
+    signed: bool
+    samples: np.ndarray
+    tables: np.ndarray
+    expected: bytes
+    bits: int
+    header: bytes
+    trailer: bytes = b""
+
+    @property
+    def blocks(self) -> int:
+        return len(self.samples) // 64
+
+    def wrap(self, coded: bytes) -> bytes:
+        """A complete file around ``coded`` (the RTL's bytes): JFIF header + scan + EOI, or the ESLL
+        container with the payload length of ``coded``."""
+        header = self.header
+        if self.lossless:
+            header = header[:14] + struct.pack(">I", len(coded)) + header[18:]
+        return header + bytes(coded) + self.trailer
+
+    def save(self, path) -> None:
+        """Write the job as ``.npz`` (what the testbench's ``job`` test reads)."""
+        np.savez(path, lossless=self.lossless, signed=self.signed, samples=self.samples, tables=self.tables,
+                 expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits)
+
+
+def jpeg_job(image: np.ndarray, qf: int) -> EncodeJob:
+    """A grayscale image at quality ``qf`` with the standard (Annex K) luminance tables."""
+    qf = jpeg.check_qf(qf)
+    samples = jpeg_samples(image)
+    enc = jpeg.encode(image, qf)
+    return EncodeJob(lossless=False, signed=True, samples=samples,
+                     tables=jpeg_table_writes(enc.quantized.qtables[0]), expected=enc.scan.data,
+                     bits=enc.scan.bits, header=enc.header, trailer=jpeg.EOI)
+
+
+def lossless_job(values: np.ndarray, table: entropy.HuffmanTable | str = "default",
+                 signed: bool | None = None) -> EncodeJob:
+    """An integer map (``[C, H, W]`` or ``[H, W]``) in the lossless container; ``table`` as in
+    ``golden.lossless.encode`` ("default", "optimal", "auto" or a table)."""
+    feats = lossless.check_features(values, signed)
+    if isinstance(table, str):
+        if table not in lossless.TABLE_CHOICES:
+            raise UserError(f"table choice {table!r} is not one of {', '.join(lossless.TABLE_CHOICES)}")
+        if table == "default":
+            table = lossless.DEFAULT_TABLE
+        elif table == "optimal" or (lossless.encoded_size(values, "optimal", signed)
+                                    < lossless.encoded_size(values, "default", signed)):
+            table = lossless.optimal_table_for(feats)
+        else:
+            table = lossless.DEFAULT_TABLE
+    data = lossless.encode(values, table, signed)
+    blocks = lossless.to_blocks(feats.values)
+    payload, bits = lossless.encode_payload(blocks, table, feats.signed)
+    header = data[: len(data) - len(payload)]
+    return EncodeJob(lossless=True, signed=feats.signed, samples=lossless_samples(feats.values),
+                     tables=lossless_table_writes(table), expected=payload, bits=bits, header=header)
