@@ -306,7 +306,6 @@ class Engine(wiring.Component):
         recs = [Signal(rec_layout, name=f"rec{i}") for i in range(2)]
 
         ch = Mux(pool_mode, l_g, l_c)
-        row_present = geom.present.bit_select(l_row, 1)
         row_x_lo = Signal(signed(24))
         row_reads = Signal(3)
         with m.Switch(l_row):
@@ -404,6 +403,7 @@ class Engine(wiring.Component):
         wb_filling = Signal(2)
         wb_release = Signal(2)
         wb_set_full = Signal(2)
+        wb_fill_set = Signal(2)
         bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES), name=f"bias{i}") for i in range(2)]
         k_rows = Signal(24)   # rows per group: in_c * k * k
         with m.If(unit_start):
@@ -425,7 +425,8 @@ class Engine(wiring.Component):
             with m.If(~fq_in_chunk):
                 # start a chunk when its bank is free
                 with m.If(bank_free):
-                    m.d.sync += [fq_in_chunk.eq(1), wb_filling.eq(wb_filling | Mux(fq_bank, 0b10, 0b01))]
+                    m.d.sync += fq_in_chunk.eq(1)
+                    m.d.comb += wb_fill_set.eq(Mux(fq_bank, 0b10, 0b01))
             with m.Else():
                 m.d.comb += [req.valid.eq(1), req.payload.addr.eq(fq_addr), req.payload.count.eq(DRAM_BEAT_WORDS)]
                 with m.If(req_accept):
@@ -467,7 +468,7 @@ class Engine(wiring.Component):
                     with m.If(r_group_end):
                         m.d.sync += [fr_beat.eq(0), fr_g.eq(fr_g + 1)]
         m.d.sync += [wb_full.eq((wb_full | wb_set_full) & ~wb_release),
-                     wb_filling.eq(wb_filling & ~wb_set_full)]
+                     wb_filling.eq((wb_filling | wb_fill_set) & ~wb_set_full)]
         with m.If(unit_start):
             m.d.sync += [wb_full.eq(0), wb_filling.eq(0)]
 

@@ -18,8 +18,9 @@ from sim.program import EngineConfig, Program
 
 
 def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, gap_prob: float = 0.0,
-                        seed: int = 0, max_cycles: int = 200_000) -> tuple[np.ndarray, list[dict]]:
-    """Returns (final DRAM image, counters snapshot after each command)."""
+                        seed: int = 0, max_cycles: int = 200_000, jitter: int = 0) -> tuple[np.ndarray, list[dict]]:
+    """Returns (final DRAM image, counters snapshot after each command). Read responses come back in
+    order after ``latency`` plus a random 0..``jitter`` cycles; ``gap_prob`` refuses requests at random."""
     dut = Engine(fb_words=config.fb_words, wb_depth=config.wb_depth)
     dram = prog.dram.astype(np.int64).copy()
     dram = np.concatenate([dram, np.zeros(64, np.int64)])
@@ -53,7 +54,9 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
                     for i in range(count):
                         dram[addr + i] = ctx.get(dut.dram_req.payload.wdata[i])
                 else:
-                    pending.append((cycle + latency, dram[addr:addr + DRAM_BEAT_WORDS].copy()))
+                    t = max(cycle + latency + (rng.randint(0, jitter) if jitter else 0),
+                            pending[-1][0] if pending else 0)
+                    pending.append((t, dram[addr:addr + DRAM_BEAT_WORDS].copy()))
             if pending and pending[0][0] <= cycle and resp_ready:
                 pending.popleft()
             if ctx.get(dut.cmd_done):

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sim.runner import Design
+from sim.runner import REPO_ROOT, Design
 
 
 def _mac_array():
@@ -24,14 +24,54 @@ def _engine():
     return Engine(**ENGINE_PARAMS)
 
 
-def _engine_tb_sources():
+def _engine_tb_sources(name: str):
     from sim.engine_tb import engine_tb_sources
 
-    return engine_tb_sources()
+    return engine_tb_sources(name)
 
 
 ENGINE = Design("engine", _engine, parameters=ENGINE_PARAMS, top="engine_tb", wrapper=_engine_tb_sources,
                 depends=(Path(__file__).resolve().parent / "hdl" / "dram_model.v",
                          Path(__file__).resolve().parent / "engine_tb.py"))
 
-DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE)}
+# A small engine for the random-layer tests: maps larger than 4 K words are tiled in bands through
+# DRAM, and dot products deeper than 1024 rows (FC heads) stream through the weight banks in chunks.
+ENGINE_SMALL_PARAMS = {"fb_words": 4096, "wb_depth": 1024}
+
+
+def _engine_small():
+    from hw.engine import Engine
+
+    return Engine(**ENGINE_SMALL_PARAMS)
+
+
+ENGINE_SMALL = Design("engine_small", _engine_small, parameters=ENGINE_SMALL_PARAMS, top="engine_tb",
+                      wrapper=_engine_tb_sources, depends=ENGINE.depends)
+
+DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL)}
+
+
+def _jpeg_encoder():
+    from hw.jpeg.encoder import Encoder
+
+    return Encoder(fifo_depth=64)
+
+
+# golden/jpeg.py and golden/entropy.py hold constants the encoder's Verilog is built from (DCT matrix,
+# zigzag order, reset tables), so a change there must regenerate it
+JPEG_ENCODER = Design("jpeg_encoder", _jpeg_encoder, parameters={"fifo_depth": 64},
+                      depends=tuple(REPO_ROOT / "golden" / f for f in ("jpeg.py", "entropy.py")))
+DESIGNS[JPEG_ENCODER.name] = JPEG_ENCODER
+
+
+def _jpeg_encoder_w4():
+    from hw.jpeg.encoder import Encoder
+
+    return Encoder(fifo_depth=64, out_bytes=4)
+
+
+# the same encoder with a 32-bit output ({data, count, last} beats): 1 sample per cycle also when the coded
+# stream needs more than 8 bits per sample (dense lossless maps, JPEG at high QF on noisy blocks)
+JPEG_ENCODER_W4 = Design("jpeg_encoder_w4", _jpeg_encoder_w4, parameters={"fifo_depth": 64, "out_bytes": 4},
+                         depends=JPEG_ENCODER.depends)
+DESIGNS[JPEG_ENCODER_W4.name] = JPEG_ENCODER_W4

@@ -12,7 +12,7 @@ import numpy as np
 from hw.engine import COUNTERS
 from sim.designs import ENGINE, ENGINE_PARAMS
 from sim.program import EngineConfig, Program
-from sim.runner import BUILD_DIR, run
+from sim.runner import BUILD_DIR, Design, run
 
 DEFAULT_CONFIG = EngineConfig(**ENGINE_PARAMS)
 
@@ -63,8 +63,9 @@ def read_hex(path: Path, n: int) -> np.ndarray:
     return np.array([int(t, 16) for t in words[:n]], dtype=np.uint16)
 
 
-def run_program(prog: Program, name: str, dram: DramSettings | None = None, quiet: bool = True) -> EngineResult:
-    """Simulate ``prog`` (compiled for the default engine configuration) in Verilator."""
+def run_program(prog: Program, name: str, dram: DramSettings | None = None, quiet: bool = True,
+                design: Design = ENGINE) -> EngineResult:
+    """Simulate ``prog`` in Verilator on ``design`` (``prog`` must be compiled for its configuration)."""
     dram = dram or DramSettings()
     work = BUILD_DIR / "sim" / "work" / name
     work.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,9 @@ def run_program(prog: Program, name: str, dram: DramSettings | None = None, quie
     plusargs = [f"+DRAM_IMAGE={image}", f"+DRAM_DUMP={dump}", f"+DRAM_DUMP_WORDS={prog.dram.size}",
                 *dram.plusargs()]
     env = {"EDGESPLIT_CMD_ADDR": str(prog.cmd_addr), "EDGESPLIT_RESULT": str(result)}
-    if os.environ.get("EDGESPLIT_MAX_CYCLES"):
-        env["EDGESPLIT_MAX_CYCLES"] = os.environ["EDGESPLIT_MAX_CYCLES"]
-    run(ENGINE, "sim.tb_engine", testcase="run_program", env=env, plusargs=plusargs, quiet=quiet)
+    # a hang is a failure with a message, not a stuck run: allow 40x a generous estimate of the work
+    estimate = sum(prog.macs.values()) // 144 + 4 * prog.dram.size + 100_000
+    env["EDGESPLIT_MAX_CYCLES"] = os.environ.get("EDGESPLIT_MAX_CYCLES", str(40 * estimate))
+    run(design, "sim.tb_engine", testcase="run_program", env=env, plusargs=plusargs, quiet=quiet)
     res = json.loads(result.read_text())
     return EngineResult(dram=read_hex(dump, prog.dram.size), snapshots=res["snapshots"], wall_s=res["wall_s"])

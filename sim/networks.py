@@ -16,7 +16,6 @@ def engine_layers(qnet, upto: str | None = None) -> list:
     already the flattened order). Residual adds and average pools are refused with a one-line error.
     """
     out = []
-    flat = False
     for layer in layers_between(qnet.net, INPUT, upto):
         q = qnet.layer(layer.name)
         t = layer.type
@@ -32,7 +31,6 @@ def engine_layers(qnet, upto: str | None = None) -> list:
             w = q.w.astype(np.int16)
             out.append(ConvLayer(layer.name, w.reshape(w.shape[0], w.shape[1], 1, 1), q.bias, q.shift,
                                  relu=layer.relu, flatten=True))
-            flat = True
         elif t == "maxpool":
             if layer.kernel[0] != layer.kernel[1] or layer.stride[0] != layer.stride[1]:
                 raise EngineLimitError(f"layer {layer.name}: non-square pooling {layer.kernel}")
@@ -42,5 +40,4 @@ def engine_layers(qnet, upto: str | None = None) -> list:
         else:
             raise EngineLimitError(f"layer {layer.name}: type {t!r} is not supported by the engine yet "
                                    f"(supported: conv, linear, maxpool, flatten)")
-    del flat
     return out

@@ -111,10 +111,10 @@ class Design:
     factory: Callable[[], object]
     # the parameters the factory passes, for the manifest and the reader
     parameters: dict = field(default_factory=dict)
-    # a simulation wrapper: the HDL toplevel and a function returning the extra Verilog sources
-    # (hand-written models such as the DRAM, and the wrapper text) as {file name: text}
+    # a simulation wrapper: the HDL toplevel and a function of the design name returning the extra
+    # Verilog sources (hand-written models such as the DRAM, and the wrapper text) as {file name: text}
     top: str | None = None
-    wrapper: Callable[[], dict[str, str]] | None = None
+    wrapper: Callable[[str], dict[str, str]] | None = None
 
     @property
     def toplevel(self) -> str:
@@ -239,7 +239,7 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
 
     sources: list[Path] = [verilog_path]
     if design.wrapper is not None:
-        for fname, text in design.wrapper().items():
+        for fname, text in design.wrapper(design.name).items():
             p = VERILOG_DIR / fname
             if not p.exists() or p.read_text() != text:
                 p.write_text(text)

@@ -13,7 +13,7 @@ bypassed and the packer does not stuff.
 Input (``inp``): ``{data: 16, last}``. JPEG mode: 8-bit samples in ``data[0:8]``, 8x8 blocks one after
 another in the golden scan order (``golden.jpeg.blockify`` of the padded plane: blocks in raster order,
 samples in raster order inside a block; the host pads sizes that are not multiples of 8 by edge
-replication, as golden does). Lossless mode: 16-bit values (int16 if ``signed`` else uint16) in the
+replication, as golden does). Lossless mode: 16-bit values (int16 if ``lossless_signed`` else uint16) in the
 block order of ``golden.lossless.to_blocks`` (zero-padded, channel by channel). ``last`` marks the final
 sample of an image (it must be the 64th sample of a block): the DC predictor restarts after it, the
 packer pads the final byte with 1-bits and flags it ``last``.
@@ -48,7 +48,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .bitpacker import BitPacker, byte_layout
+from .bitpacker import OUT_BYTES, BitPacker, byte_layout
 from .dct import Dct2d
 from .entropy import HuffmanCoder, RunLengthCoder, word_layout
 from .quantizer import RECIPROCAL_BITS, Quantizer
@@ -67,8 +67,8 @@ def input_layout() -> data.StructLayout:
     return data.StructLayout({"data": unsigned(INPUT_BITS), "last": 1})
 
 
-def output_layout() -> data.StructLayout:
-    return byte_layout()
+def output_layout(out_bytes: int = 1) -> data.StructLayout:
+    return byte_layout(out_bytes)
 
 
 class Encoder(wiring.Component):
@@ -77,17 +77,22 @@ class Encoder(wiring.Component):
     Parameters
     ----------
     fifo_depth : words of the FIFO between the Huffman coder and the bit packer (power of two, 4..4096)
+    out_bytes : bytes per output beat, 1 (the byte stream ``{data: 8, last}``), 2 or 4
+        (``{data, count, last}``, see ``hw.jpeg.bitpacker``)
     """
 
-    def __init__(self, fifo_depth: int = 64):
+    def __init__(self, fifo_depth: int = 64, out_bytes: int = 1):
         if not isinstance(fifo_depth, int) or fifo_depth < 4 or fifo_depth > 4096 or fifo_depth & (fifo_depth - 1):
             raise ValueError(f"Encoder fifo_depth must be a power of two in 4..4096, got {fifo_depth!r}")
+        if out_bytes not in OUT_BYTES:
+            raise ValueError(f"Encoder out_bytes must be one of {OUT_BYTES}, got {out_bytes!r}")
         self.fifo_depth = fifo_depth
+        self.out_bytes = out_bytes
         super().__init__({
             "inp": In(stream.Signature(input_layout())),
-            "out": Out(stream.Signature(output_layout())),
+            "out": Out(stream.Signature(output_layout(out_bytes))),
             "lossless": In(1),
-            "signed": In(1),
+            "lossless_signed": In(1),
             "tbl_we": In(1),
             "tbl_addr": In(unsigned(TABLE_ADDR_BITS)),
             "tbl_data": In(unsigned(RECIPROCAL_BITS)),
@@ -106,11 +111,12 @@ class Encoder(wiring.Component):
         m.submodules.huffman = huff = HuffmanCoder()
         wlayout = word_layout()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=data.Layout.cast(wlayout).size, depth=self.fifo_depth)
-        m.submodules.packer = packer = BitPacker()
+        m.submodules.packer = packer = BitPacker(self.out_bytes)
 
         jpeg = Signal()
         m.d.comb += jpeg.eq(~self.lossless)
-        m.d.comb += [zz.zigzag.eq(jpeg), rlc.jpeg.eq(jpeg), rlc.signed.eq(self.signed), packer.stuffing.eq(jpeg)]
+        m.d.comb += [zz.zigzag.eq(jpeg), rlc.jpeg.eq(jpeg), rlc.signed_extra.eq(self.lossless_signed),
+                     packer.stuffing.eq(jpeg)]
 
         # ---- front end: JPEG through level shift + DCT + quantizer, lossless straight to the buffer ----
         inp = self.inp.payload
@@ -125,7 +131,7 @@ class Encoder(wiring.Component):
             m.d.comb += [
                 zz.inp.valid.eq(self.inp.valid),
                 self.inp.ready.eq(zz.inp.ready),
-                zz.inp.payload.data.eq(Mux(self.signed, inp.data.as_signed(), inp.data)),
+                zz.inp.payload.data.eq(Mux(self.lossless_signed, inp.data.as_signed(), inp.data)),
                 zz.inp.payload.index.eq(sample_index),
                 zz.inp.payload.block_last.eq(sample_index == 63),
                 zz.inp.payload.image_last.eq(inp.last),

@@ -74,7 +74,7 @@ class RunLengthCoder(wiring.Component):
     out : Out(stream)  ``{symbol: 9, dc, extra: 16, extra_len: 5, last}``: ``dc`` selects the DC table;
                        ``last`` on the final symbol of an image
     jpeg : In(1)       1: JPEG (DC difference, F = 4, signed extra bits); 0: lossless (F = 5)
-    signed : In(1)     lossless mode: signed extra bits (else unsigned). Change both only while idle.
+    signed_extra : In(1)  lossless mode: signed extra bits (else unsigned). Change both only while idle.
     """
 
     def __init__(self):
@@ -82,7 +82,7 @@ class RunLengthCoder(wiring.Component):
             "inp": In(stream.Signature(entry_layout())),
             "out": Out(stream.Signature(symbol_layout())),
             "jpeg": In(1),
-            "signed": In(1),
+            "signed_extra": In(1),
         })
 
     def elaborate(self, platform):
@@ -110,7 +110,7 @@ class RunLengthCoder(wiring.Component):
         # extra bits: signed rule sends the low SSSS bits of v (v > 0) or v - 1 (v < 0); the unsigned
         # rule drops the leading 1 (SSSS - 1 bits). Masked here so the Huffman stage can just OR them in.
         signed_rule = Signal()
-        m.d.comb += signed_rule.eq(self.jpeg | self.signed)
+        m.d.comb += signed_rule.eq(self.jpeg | self.signed_extra)
         extra_len = Signal(unsigned(SIZE_BITS))
         m.d.comb += extra_len.eq(Mux(signed_rule | (size == 0), size, size - 1))
         src = Signal(signed(VALUE_BITS + 2))
@@ -158,9 +158,9 @@ class RunLengthCoder(wiring.Component):
                 with m.If(entry.image_last):
                     m.d.sync += pred.eq(0)
         with m.Elif(advance & eob_pending):
-            eob = Signal(symbol_layout())
-            m.d.comb += eob.last.eq(eob_image_last)
-            m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(eob), eob_pending.eq(0)]
+            # EOB: symbol 0, no extra bits
+            m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(0), self.out.payload.last.eq(eob_image_last),
+                         eob_pending.eq(0)]
         with m.Elif(advance):
             m.d.sync += self.out.valid.eq(0)
         return m

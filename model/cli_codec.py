@@ -1,0 +1,343 @@
+"""``edgesplit encode`` and ``edgesplit decode``: the feature codecs on files, in software or on the RTL.
+
+``edgesplit encode INPUT -o OUT [--qf Q | --lossless] [--rtl]``
+
+INPUT is an image (``.png``, ``.jpg``, ``.jpeg``) or a feature map (``.npy``, ``C x H x W``).
+
+* lossy (default, ``--qf`` 1..100, default 75): OUT is a baseline JFIF ``.jpg`` any viewer opens.
+  Grayscale images are one component; colour images are 3-component 4:4:4 YCbCr. A feature map is
+  scaled to 8 bits and tiled into one grayscale mosaic (``golden.featpack``, layer scaling); the side
+  information needed to undo the packing rides in an APP9 segment (``EDGESPLIT\\0`` + the side-info
+  record of ``docs/bitstream.md``), which viewers ignore and ``edgesplit decode`` reads.
+* ``--lossless``: OUT is an ESLL container (``.esll``, ``golden.lossless``, default table). Images go in
+  as 8-bit maps (``[H, W]``, or ``[3, H, W]`` for colour); feature maps must be integers (int8, uint8,
+  int16, uint16, or wider with int16 values).
+* ``--rtl``: the entropy-coded bytes come from the Verilator model of ``hw.jpeg.encoder.Encoder``
+  (``sim.tb_encoder.run_job`` through ``sim.runner``) instead of the software reference; the RTL takes
+  grayscale samples or integer maps, so colour images are refused in lossy mode. The RTL's bytes must
+  equal the software reference's; otherwise nothing is written and the command fails (exit 1).
+
+Prints the size, the ratio to the raw size (8 bits per image sample, 16 bits per feature value) and with
+``--rtl`` the encoder's cycle count.
+
+``edgesplit decode INPUT -o OUT``: a ``.jpg``/``.jpeg`` to ``.png`` (or ``.npy``) pixels, or, if it carries
+edgesplit side information, to the feature map (``.npy``); an ``.esll`` container to ``.npy`` (or ``.png``
+for 8-bit maps of 1 or 3 channels).
+
+Bad input (QF outside 1..100, a missing file, an unknown extension, a wrong array rank or dtype) raises
+``UserError`` (one line, exit 2). Files are written to a temporary name and renamed, so OUT is either
+complete or untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import struct
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from golden import featpack, jpeg, lossless
+from golden.errors import UserError
+
+DEFAULT_QF = 75
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+FEATURE_EXTS = (".npy",)
+JPEG_EXTS = (".jpg", ".jpeg")
+LOSSLESS_EXTS = (".esll",)
+SIDE_INFO_MARKER = 0xE9      # APP9
+SIDE_INFO_ID = b"EDGESPLIT\x00"
+
+
+# ---- parser -------------------------------------------------------------------------------------------
+
+
+def register(subparsers) -> None:
+    enc = subparsers.add_parser(
+        "encode", help="compress an image or a feature map (JPEG or lossless), in software or on the RTL",
+        description="Compress an image (.png/.jpg) or a feature map (.npy, C x H x W) to a JPEG (.jpg) or an "
+                    "edgesplit lossless file (.esll).")
+    enc.add_argument("input", help="image (.png, .jpg, .jpeg) or feature map (.npy, C x H x W)")
+    enc.add_argument("-o", "--output", required=True, help="output file: .jpg (lossy) or .esll (--lossless)")
+    mode = enc.add_mutually_exclusive_group()
+    mode.add_argument("--qf", type=int, default=None, help=f"JPEG quality factor 1..100 (default {DEFAULT_QF})")
+    mode.add_argument("--lossless", action="store_true", help="lossless zero-run-length + Huffman coding")
+    enc.add_argument("--rtl", action="store_true",
+                     help="encode on the Verilator model of the RTL encoder (same bytes, checked); "
+                          "grayscale images and feature maps only")
+    enc.set_defaults(func=cmd_encode)
+
+    dec = subparsers.add_parser(
+        "decode", help="decompress a .jpg or .esll file",
+        description="Decode a JPEG (.jpg) to pixels (.png/.npy) or, with edgesplit side information, to the "
+                    "feature map (.npy); decode an edgesplit lossless file (.esll) to .npy (or .png).")
+    dec.add_argument("input", help=".jpg, .jpeg or .esll file")
+    dec.add_argument("-o", "--output", required=True, help="output file: .npy or .png")
+    dec.set_defaults(func=cmd_decode)
+
+
+# ---- inputs -------------------------------------------------------------------------------------------
+
+
+def _existing(path: str, allowed: tuple[str, ...], what: str) -> Path:
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in allowed:
+        raise UserError(f"{what} extension {ext or '(none)'!r} of {path} is not supported: use {', '.join(allowed)}")
+    if not p.is_file():
+        raise UserError(f"{what} {path} does not exist (or is not a file)")
+    return p
+
+
+def _output(path: str, allowed: tuple[str, ...], why: str) -> Path:
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in allowed:
+        raise UserError(f"output extension {ext or '(none)'!r} of {path} is not allowed {why}: "
+                        f"use {', '.join(allowed)}")
+    if not p.parent.resolve().is_dir():
+        raise UserError(f"output folder {p.parent} does not exist")
+    return p
+
+
+def read_image(path: Path) -> np.ndarray:
+    """uint8 ``[H, W]`` (grayscale) or ``[H, W, 3]`` (colour)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("1", "L", "LA", "P") and (mode != "P" or _palette_is_gray(img)):
+                img = img.convert("L")
+            elif mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                raise UserError(f"image {path} has {mode} samples: only 8-bit images are allowed (use a .npy "
+                                "feature map for 16-bit data)")
+            else:
+                img = img.convert("RGB")
+            return np.asarray(img, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"image {path} cannot be read ({e})") from None
+
+
+def _palette_is_gray(img) -> bool:
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def read_features(path: Path) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise UserError(f"feature file {path} is not a readable .npy array ({e})") from None
+    if not isinstance(x, np.ndarray):
+        raise UserError(f"feature file {path} holds no array")
+    if x.ndim != 3:
+        raise UserError(f"feature map {path} has rank {x.ndim} (shape {x.shape}): need C x H x W (rank 3)")
+    return x
+
+
+# ---- outputs ------------------------------------------------------------------------------------------
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it: ``path`` is complete or untouched."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def add_side_info(jfif: bytes, side: bytes) -> bytes:
+    """Insert an APP9 ``EDGESPLIT\\0`` segment with the side information after the JFIF APP0 segment."""
+    if jfif[:4] != b"\xff\xd8\xff\xe0":
+        raise ValueError("not a JFIF file (SOI + APP0 expected)")
+    app0_end = 4 + struct.unpack(">H", jfif[4:6])[0]
+    payload = SIDE_INFO_ID + side
+    segment = struct.pack(">BBH", 0xFF, SIDE_INFO_MARKER, len(payload) + 2) + payload
+    return jfif[:app0_end] + segment + jfif[app0_end:]
+
+
+def find_side_info(data: bytes) -> bytes | None:
+    """The side information of an APP9 ``EDGESPLIT\\0`` segment before the scan, or None."""
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        body = data[pos + 4:pos + 2 + length]
+        if marker == SIDE_INFO_MARKER and body.startswith(SIDE_INFO_ID):
+            return body[len(SIDE_INFO_ID):]
+        if marker == 0xDA:  # SOS: the scan follows
+            return None
+        pos += 2 + length
+    return None
+
+
+# ---- encode -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    data: bytes          # the whole file
+    raw_bytes: int       # the input at 8 bits per image sample / 16 bits per feature value
+    raw_what: str
+    rtl: dict | None = None   # the RTL's counters
+
+
+def _rtl(job, what: str) -> tuple[bytes, dict]:
+    """Run ``job`` on the Verilator model; the RTL's coded bytes and its counters. Mismatch -> RtlMismatch."""
+    from sim.tb_encoder import run_job
+
+    with tempfile.TemporaryDirectory(prefix="edgesplit-rtl-") as tmp:
+        result = run_job(job, Path(tmp))
+    if result.data != job.expected or result.counters["out_bits"] != job.bits:
+        n = len(result.data)
+        diff = next((i for i, (a, b) in enumerate(zip(result.data, job.expected, strict=False)) if a != b),
+                    min(n, len(job.expected)))
+        raise RtlMismatch(f"the RTL encoder's output for {what} differs from the software reference: {n} bytes vs "
+                          f"{len(job.expected)}, {result.counters['out_bits']} bits vs {job.bits}, first difference "
+                          f"at byte {diff}")
+    return result.data, result.counters
+
+
+class RtlMismatch(RuntimeError):
+    """The RTL's bytes differ from the software reference (a hardware bug, not a user error)."""
+
+
+def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool) -> Encoded:
+    from hw.jpeg import host
+
+    is_features = src.suffix.lower() in FEATURE_EXTS
+    counters = None
+    if is_features:
+        x = read_features(src)
+        raw, raw_what = 2 * x.size, "16-bit feature values"
+        if lossless_mode:
+            job = host.lossless_job(x)
+            data = lossless.encode(x)
+            if rtl:
+                coded, counters = _rtl(job, str(src))
+                data = _same(job.wrap(coded), data, src)
+        else:
+            mosaic, side = featpack.pack(x, "layer", qf)
+            enc = jpeg.encode(mosaic, qf)
+            data = enc.data
+            if rtl:
+                job = host.jpeg_job(mosaic, qf)
+                coded, counters = _rtl(job, str(src))
+                data = _same(job.wrap(coded), data, src)
+            data = add_side_info(data, side.to_bytes())
+    else:
+        img = read_image(src)
+        raw, raw_what = img.size, "8-bit samples"
+        if lossless_mode:
+            values = img if img.ndim == 2 else np.ascontiguousarray(img.transpose(2, 0, 1))
+            data = lossless.encode(values)
+            if rtl:
+                job = host.lossless_job(values)
+                coded, counters = _rtl(job, str(src))
+                data = _same(job.wrap(coded), data, src)
+        else:
+            if rtl and img.ndim == 3:
+                raise UserError(f"--rtl encodes grayscale images and feature maps only; {src} is a colour image "
+                                "(encode it without --rtl: 3-component 4:4:4 YCbCr)")
+            data = jpeg.encode(img, qf, "444").data
+            if rtl:
+                job = host.jpeg_job(img, qf)
+                coded, counters = _rtl(job, str(src))
+                data = _same(job.wrap(coded), data, src)
+    return Encoded(data=data, raw_bytes=raw, raw_what=raw_what, rtl=counters)
+
+
+def _same(rtl_file: bytes, software_file: bytes, src: Path) -> bytes:
+    if rtl_file != software_file:
+        raise RtlMismatch(f"the RTL file for {src} differs from the software reference's "
+                          f"({len(rtl_file)} vs {len(software_file)} bytes)")
+    return rtl_file
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    qf = jpeg.check_qf(DEFAULT_QF if args.qf is None else args.qf)
+    src = _existing(args.input, IMAGE_EXTS + FEATURE_EXTS, "input file")
+    if args.lossless:
+        out = _output(args.output, LOSSLESS_EXTS, "for --lossless")
+    else:
+        out = _output(args.output, JPEG_EXTS, "for JPEG (lossy) output")
+    try:
+        enc = encode_file(src, args.lossless, qf, args.rtl)
+    except RtlMismatch as e:
+        print(f"edgesplit encode: RTL MISMATCH: {e}; nothing written", file=sys.stderr)
+        return 1
+    write_atomic(out, enc.data)
+    mode = "lossless" if args.lossless else f"JPEG QF {qf}"
+    line = (f"{out}: {len(enc.data)} bytes ({mode}), raw {enc.raw_bytes} bytes ({enc.raw_what}), "
+            f"ratio {enc.raw_bytes / len(enc.data):.2f}:1")
+    if enc.rtl is not None:
+        c = enc.rtl
+        line += (f"; RTL: {c['cycles']} cycles for {c['samples']} samples "
+                 f"({c['samples'] / max(c['cycles'], 1):.3f} samples/cycle), {c['blocks']} blocks, "
+                 f"bytes identical to the software reference")
+    print(line)
+    return 0
+
+
+# ---- decode -------------------------------------------------------------------------------------------
+
+
+def _npy_bytes(x: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, x, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _png_bytes(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    src = _existing(args.input, JPEG_EXTS + LOSSLESS_EXTS, "input file")
+    data = src.read_bytes()
+    if src.suffix.lower() in JPEG_EXTS:
+        side = find_side_info(data)
+        if side is not None:
+            out = _output(args.output, (".npy",), "for a feature map (the JPEG carries edgesplit side information)")
+            result = featpack.decode_jpeg(side, data)
+            payload, what = _npy_bytes(result), f"feature map {result.shape} {result.dtype}"
+        else:
+            out = _output(args.output, (".png", ".npy"), "for an image")
+            result = jpeg.decode_jpeg(data)
+            what = f"image {result.shape}"
+            payload = _png_bytes(result) if out.suffix.lower() == ".png" else _npy_bytes(result)
+    else:
+        out = _output(args.output, (".npy", ".png"), "for a lossless map")
+        result = lossless.decode(data)
+        what = f"map {result.shape} {result.dtype}"
+        if out.suffix.lower() == ".png":
+            payload = _png_bytes(_as_image(result, src))
+        else:
+            payload = _npy_bytes(result)
+    write_atomic(out, payload)
+    print(f"{out}: {what} from {len(data)} bytes")
+    return 0
+
+
+def _as_image(x: np.ndarray, src: Path) -> np.ndarray:
+    if x.dtype != np.uint8 or not (x.ndim == 2 or (x.ndim == 3 and x.shape[0] in (1, 3))):
+        raise UserError(f"the map in {src} ({x.shape} {x.dtype}) is not an 8-bit image of 1 or 3 channels: "
+                        "decode it to .npy")
+    if x.ndim == 2:
+        return x
+    return x[0] if x.shape[0] == 1 else np.ascontiguousarray(x.transpose(1, 2, 0))
