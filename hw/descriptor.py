@@ -10,6 +10,10 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
            requantization and optional ReLU, from the buffer's input region to its output region,
            weights streamed from DRAM at ``w_addr``.
 ``POOL``   max-pooling, the same geometry, no weights; padding reads as -32768.
+``ADD``    element-wise residual add of ``row_len`` contiguous elements at ``in_addr`` and ``in2_addr``:
+           ``out = requantize(a * wa + b * wb, shift, relu)`` (``golden.layers.add_int``).
+``GAP``    global average pool of ``in_c`` channels of ``row_len`` elements (channel stride
+           ``in_ch_stride``): ``out[c] = requantize(sum(x[c]) * wa, shift)`` (``golden.layers``).
 ``END``    stop and raise ``done``.
 
 Geometry (CONV and POOL). The input region holds ``in_h`` rows of a ``in_c x in_h_total x in_w`` map
@@ -39,6 +43,8 @@ class Op(enum.Enum, shape=4):
     STORE = 2
     CONV = 3
     POOL = 4
+    ADD = 5
+    GAP = 6
 
 
 # field: (width, meaning). Widths bound what the engine can run; `validate` checks them.
@@ -55,6 +61,8 @@ FIELDS: dict[str, int] = {
     "out_addr": 24, "out_c": 16, "out_h": 16, "out_w": 16, "out_ch_stride": 24, "out_y0": 16,
     # weights in DRAM (element address): per group of 12 output channels, 3 bias beats then K rows
     "w_addr": 32,
+    # ADD / GAP: the second input and the two int16 weights (two's complement)
+    "in2_addr": 24, "wa": 16, "wb": 16,
     # LOAD / STORE
     "dram_addr": 32, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 32, "fb_stride": 24,
 }
@@ -91,6 +99,9 @@ class Command:
     out_ch_stride: int = 0
     out_y0: int = 0
     w_addr: int = 0
+    in2_addr: int = 0
+    wa: int = 0
+    wb: int = 0
     dram_addr: int = 0
     fb_addr: int = 0
     rows: int = 0
@@ -104,6 +115,8 @@ class Command:
             value = getattr(self, f.name)
             value = value.value if isinstance(value, Op) else int(value)
             width = FIELDS[f.name]
+            if f.name in ("wa", "wb") and -(2**15) <= value < 0:
+                value += 2**16  # int16 weights, two's complement
             if not 0 <= value < 2**width:
                 raise ValueError(f"descriptor field {f.name}={value} does not fit {width} bits")
             word |= value << layout[f.name].offset

@@ -37,7 +37,7 @@ bandwidth; the banking itself never conflicts), ``stall_drain`` (the array's out
 being emptied at the end of a layer), ``stall_control`` (descriptor fetch and decode, setup).
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
@@ -49,6 +49,7 @@ from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORD
 from .descriptor import layout as desc_layout
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
+from .requant import requantize, round_const
 from .tile_geometry import LANES, SEG_ROWS, SEG_WIDTH, TileGeometry
 
 COUNTERS = (
@@ -597,6 +598,72 @@ class Engine(wiring.Component):
                     fb.wr_mask.eq((Const(1, 17) << b_n) - 1),
                 ]
                 m.d.comb += [fb.wr_data[j].eq(new_mx[j]) for j in range(LANES)]
+
+        # ---- vector unit: ADD and GAP -------------------------------------------------------------------
+        # ADD alternates reads of the two inputs (12 outputs per 2 cycles); GAP reads 16 words of one
+        # channel per cycle into a running sum. Both requantize exactly like the MAC array.
+        is_add = exec_state & (d.op == Op.ADD)
+        is_gap = exec_state & (d.op == Op.GAP)
+        v_off, v_c, v_phase = Signal(24), Signal(16), Signal()
+        a_lat = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
+        w_pend, w_off, w_cnt = Signal(), Signal(24), Signal(4)
+        g_pend, g_cnt, g_last, g_c = Signal(), Signal(5), Signal(), Signal(16)
+        g_acc = Signal(signed(COUNTER_BITS))
+        with m.If(unit_start):
+            m.d.sync += [v_off.eq(0), v_c.eq(0), v_phase.eq(0), w_pend.eq(0), g_pend.eq(0), g_acc.eq(0)]
+        wa = d.wa.as_signed()
+        wb_w = d.wb.as_signed()
+        v_rnd = round_const(m, d.shift, name="v_rnd")
+        with m.If(is_add & ~unit_start):
+            m.d.comb += cls_busy.eq(1)
+            with m.If(v_phase == 0):
+                with m.If(w_pend):
+                    # B's data for chunk w_off is on the read port now, A's was latched
+                    m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(d.out_addr + w_off),
+                                 fb.wr_mask.eq((Const(1, 17) << w_cnt) - 1),
+                                 inc["macs"].eq(2 * w_cnt)]
+                    for t in range(LANES):
+                        q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,
+                                       name=f"add{t}")
+                        m.d.comb += fb.wr_data[t].eq(q)
+                    m.d.sync += w_pend.eq(0)
+                with m.If(v_off < d.row_len):
+                    m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in_addr + v_off)]
+                    m.d.sync += v_phase.eq(1)
+                with m.Elif(~w_pend):
+                    m.d.comb += unit_done.eq(1)
+            with m.Else():
+                m.d.sync += [a_lat.eq(Cat(*(fb.rd_data[t] for t in range(LANES)))),
+                             w_pend.eq(1), w_off.eq(v_off), w_cnt.eq(_min12(d.row_len - v_off)),
+                             v_off.eq(v_off + LANES), v_phase.eq(0)]
+                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in2_addr + v_off)]
+        with m.If(is_gap & ~unit_start):
+            m.d.comb += cls_busy.eq(1)
+            more = v_c < d.in_c
+            with m.If(more):
+                rem = d.row_len - v_off
+                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in_addr + v_c * d.in_ch_stride + v_off)]
+                m.d.sync += [g_pend.eq(1), g_cnt.eq(Mux(rem > 16, 16, rem)), g_last.eq(rem <= 16), g_c.eq(v_c)]
+                with m.If(rem <= 16):
+                    m.d.sync += [v_off.eq(0), v_c.eq(v_c + 1)]
+                with m.Else():
+                    m.d.sync += v_off.eq(v_off + 16)
+            with m.Else():
+                m.d.sync += g_pend.eq(0)
+            with m.If(g_pend):
+                part = Signal(signed(24))
+                m.d.comb += part.eq(sum(Mux(t < g_cnt, fb.rd_data[t], 0) for t in range(16)))
+                m.d.comb += inc["macs"].eq(g_cnt)
+                total = g_acc + part
+                with m.If(g_last):
+                    q = requantize(m, total * wa, v_rnd, d.shift, 0, COUNTER_BITS + 17, name="gap")
+                    m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(d.out_addr + g_c), fb.wr_mask.eq(1),
+                                 fb.wr_data[0].eq(q)]
+                    m.d.sync += g_acc.eq(0)
+                with m.Else():
+                    m.d.sync += g_acc.eq(total)
+            with m.If(~more & ~g_pend):
+                m.d.comb += unit_done.eq(1)
 
         # cycle classes and completion of CONV / POOL
         with m.If(conv_or_pool):

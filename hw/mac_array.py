@@ -29,13 +29,14 @@ operations mapped onto the array (residual add, K = 2) are drain-bound, at 12 ou
 low only for a ``last`` beat that would find the shadow bank still occupied.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.fixedpoint import ACC_BITS, ACT_BITS, BIAS_BITS, INT16_MAX, INT16_MIN, SHIFT_BITS, WEIGHT_BITS
+from golden.fixedpoint import ACC_BITS, ACT_BITS, BIAS_BITS, SHIFT_BITS, WEIGHT_BITS
 
 from .pe import MacPE
+from .requant import requantize, round_const
 
 __all__ = ["MacArray", "input_layout", "output_layout"]
 
@@ -147,24 +148,12 @@ class MacArray(wiring.Component):
                     m.d.comb += [row_values[j].eq(shadow[i][j]) for j in range(cols)]
                     m.d.comb += row_bias.eq(drain_bias[i])
 
-        rnd = Signal(unsigned(2**SHIFT_BITS))
-        m.d.comb += rnd.eq((Const(1, 2**SHIFT_BITS + 1) << drain_shift) >> 1)
+        rnd = round_const(m, drain_shift)
         for j in range(cols):
-            x = Signal(signed(max(ACC_BITS, BIAS_BITS) + 2), name=f"x_{j}")
-            y = Signal(signed(max(ACC_BITS, BIAS_BITS) + 2), name=f"y_{j}")
-            q = Signal(signed(ACT_BITS), name=f"q_{j}")
-            m.d.comb += [
-                x.eq(row_values[j] + row_bias + rnd),
-                y.eq(x >> drain_shift),
-            ]
-            with m.If(y > INT16_MAX):
-                m.d.comb += q.eq(INT16_MAX)
-            with m.Elif(y < INT16_MIN):
-                m.d.comb += q.eq(INT16_MIN)
-            with m.Else():
-                m.d.comb += q.eq(y)
+            q = requantize(m, row_values[j] + row_bias, rnd, drain_shift, drain_relu,
+                           max(ACC_BITS, BIAS_BITS) + 1, name=f"rq{j}")
             with m.If(load_out):
-                m.d.sync += self.out.payload.data[j].eq(Mux(drain_relu & q[-1], 0, q))
+                m.d.sync += self.out.payload.data[j].eq(q)
 
         with m.If(load_out):
             m.d.sync += [

@@ -309,29 +309,40 @@ def _png_bytes(img: np.ndarray) -> bytes:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     src = _existing(args.input, JPEG_EXTS + LOSSLESS_EXTS, "input file")
+    try:
+        out, payload, what = _decode(src, args.output)
+    except UserError:
+        raise
+    except (ValueError, IndexError, KeyError, struct.error) as e:
+        # the golden decoders check the containers, not every way a file can be cut short or corrupted
+        raise UserError(f"{src} is corrupt or truncated ({type(e).__name__}: {e})") from None
+    write_atomic(out, payload)
+    print(f"{out}: {what} from {src.stat().st_size} bytes")
+    return 0
+
+
+def _decode(src: Path, output: str) -> tuple[Path, bytes, str]:
     data = src.read_bytes()
     if src.suffix.lower() in JPEG_EXTS:
         side = find_side_info(data)
         if side is not None:
-            out = _output(args.output, (".npy",), "for a feature map (the JPEG carries edgesplit side information)")
+            out = _output(output, (".npy",), "for a feature map (the JPEG carries edgesplit side information)")
             result = featpack.decode_jpeg(side, data)
             payload, what = _npy_bytes(result), f"feature map {result.shape} {result.dtype}"
         else:
-            out = _output(args.output, (".png", ".npy"), "for an image")
+            out = _output(output, (".png", ".npy"), "for an image")
             result = jpeg.decode_jpeg(data)
             what = f"image {result.shape}"
             payload = _png_bytes(result) if out.suffix.lower() == ".png" else _npy_bytes(result)
     else:
-        out = _output(args.output, (".npy", ".png"), "for a lossless map")
+        out = _output(output, (".npy", ".png"), "for a lossless map")
         result = lossless.decode(data)
         what = f"map {result.shape} {result.dtype}"
         if out.suffix.lower() == ".png":
             payload = _png_bytes(_as_image(result, src))
         else:
             payload = _npy_bytes(result)
-    write_atomic(out, payload)
-    print(f"{out}: {what} from {len(data)} bytes")
-    return 0
+    return out, payload, what
 
 
 def _as_image(x: np.ndarray, src: Path) -> np.ndarray:

@@ -29,7 +29,7 @@ import numpy as np
 
 from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
-from golden.layers import conv2d_int, conv_out_size, maxpool2d_int
+from golden.layers import add_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
 
 LANES = 12
@@ -58,6 +58,7 @@ class ConvLayer:
     stride: int = 1
     pad: int = 0
     flatten: bool = False         # the input map is flattened to C*H*W channels of 1x1 first
+    inputs: tuple[str, ...] | None = None  # the producing layer (None: the previous one)
 
     def out_shape(self, in_shape):
         c, h, w = (int(np.prod(in_shape)), 1, 1) if self.flatten else in_shape
@@ -78,6 +79,7 @@ class PoolLayer:
     k: int
     stride: int
     pad: int = 0
+    inputs: tuple[str, ...] | None = None
 
     def out_shape(self, in_shape):
         c, h, w = in_shape
@@ -85,6 +87,40 @@ class PoolLayer:
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         return maxpool2d_int(x[None], self.k, self.stride, self.pad)[0]
+
+
+@dataclass
+class AddLayer:
+    """Residual add ``requantize(a * wa + b * wb, shift, relu)`` of two earlier outputs."""
+
+    name: str
+    inputs: tuple[str, str]
+    wa: int
+    wb: int
+    shift: int
+    relu: bool = False
+
+    def out_shape(self, in_shape):
+        return in_shape
+
+    def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return add_int(a, b, self.wa, self.wb, self.shift, self.relu)
+
+
+@dataclass
+class GapLayer:
+    """Global average pool: ``out[c] = requantize(sum(x[c]) * weight, shift)``, output (C, 1, 1)."""
+
+    name: str
+    weight: int
+    shift: int
+    inputs: tuple[str, ...] | None = None
+
+    def out_shape(self, in_shape):
+        return (in_shape[0], 1, 1)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return global_avgpool_int(x[None], self.weight, self.shift)[0].reshape(-1, 1, 1)
 
 
 @dataclass
@@ -189,6 +225,16 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
         if out[1] < 1 or out[2] < 1:
             raise EngineLimitError(f"layer {name}: pool {layer.k} does not fit input {h}x{w}")
         return out
+    if isinstance(layer, AddLayer):
+        _check(name, "shift", layer.shift, 0, MAX_SHIFT)
+        for wn in ("wa", "wb"):
+            _check(name, wn, getattr(layer, wn), -(2**15), 2**15 - 1)
+        return in_shape
+    if isinstance(layer, GapLayer):
+        _check(name, "shift", layer.shift, 0, MAX_SHIFT)
+        _check(name, "weight", layer.weight, -(2**15), 2**15 - 1)
+        _check(name, "pool size", h * w, 1, 2**16)
+        return (c, 1, 1)
     raise EngineLimitError(f"layer {getattr(layer, 'name', layer)!r}: unsupported layer type {type(layer).__name__}")
 
 
@@ -202,13 +248,40 @@ def _geometry(layer, in_shape):
     return layer.k, layer.stride, layer.pad, c, h, w
 
 
+def is_linear(layers: list) -> bool:
+    """True when every layer reads only the previous layer's output (AlexNet, VGG)."""
+    prev = "input"
+    for layer in layers:
+        if isinstance(layer, AddLayer) or (layer.inputs is not None and tuple(layer.inputs) != (prev,)):
+            return False
+        prev = layer.name
+    return True
+
+
+def reference_outputs(layers: list, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's golden output (``golden.layers``), following each layer's inputs."""
+    out = {"input": x}
+    prev = "input"
+    for layer in layers:
+        ins = layer.inputs or (prev,)
+        out[layer.name] = layer.reference(*(out[i] for i in ins))
+        prev = layer.name
+    del out["input"]
+    return out
+
+
 def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = None,
                     verify: bool = True) -> Program:
-    """Lower ``layers`` applied to the int16 map ``x`` [C, H, W] to an engine program."""
+    """Lower ``layers`` applied to the int16 map ``x`` [C, H, W] to an engine program.
+
+    Linear networks keep maps resident in the feature buffer when they fit; networks with branches
+    (residual adds) run every layer from DRAM to DRAM in bands (``_compile_dag``)."""
     config = config or EngineConfig()
     x = np.asarray(x)
     if x.ndim != 3:
         raise EngineLimitError(f"input must be a C x H x W map, got shape {x.shape}")
+    if not is_linear(layers):
+        return _compile_dag(layers, x, config)
     dram = _Dram()
     cmds: list[Command] = []
     tags: list[str] = []
@@ -349,4 +422,145 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                    out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded)
     prog.cmd_addr = cmd_addr
     assert len(words) == len(cmds) * DESC_WORDS_PADDED
+    return prog
+
+
+def _band_rows(fbw: int, words_per_row: int, fixed: int, total: int, name: str) -> int:
+    """The most rows of ``words_per_row`` buffer words (plus ``fixed``) that fit ``fbw``."""
+    rows = (fbw - fixed) // words_per_row if words_per_row else total
+    if rows < 1:
+        raise EngineLimitError(f"layer {name}: one band row needs {words_per_row + fixed} buffer words; "
+                               f"the buffer has {fbw}")
+    return min(rows, total)
+
+
+def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
+    """Every tensor lives in DRAM; each layer LOADs bands of its inputs, computes, STOREs its output.
+
+    1x1 stride-1 unpadded convolutions see each band as one long row (pixels in raster order are
+    contiguous in CHW), so the window loader fetches 12 consecutive pixels per read."""
+    fbw = config.fb_words
+    dram = _Dram()
+    cmds: list[Command] = []
+    tags: list[str] = []
+    shapes: dict[str, tuple] = {"input": tuple(int(v) for v in x.shape)}
+    macs: dict[str, int] = {}
+    weights_at: dict[str, int] = {}
+    prev = "input"
+    for layer in layers:
+        ins = tuple(layer.inputs or (prev,))
+        for i in ins:
+            if i not in shapes:
+                raise EngineLimitError(f"layer {layer.name}: input {i!r} is not an earlier layer")
+        in_shape = shapes[ins[0]]
+        if isinstance(layer, AddLayer) and shapes[ins[1]] != in_shape:
+            raise EngineLimitError(f"layer {layer.name}: adds shapes {in_shape} and {shapes[ins[1]]}")
+        shapes[layer.name] = validate_layer(layer, in_shape, config)
+        c, h, w = shapes[layer.name]
+        if isinstance(layer, ConvLayer):
+            img = weight_image(layer)
+            weights_at[layer.name] = dram.alloc(img.size, img)
+            macs[layer.name] = int(c * h * w * layer.weight[0].size)
+        elif isinstance(layer, AddLayer):
+            macs[layer.name] = 2 * c * h * w
+        elif isinstance(layer, GapLayer):
+            macs[layer.name] = int(np.prod(in_shape))
+        else:
+            macs[layer.name] = 0
+        prev = layer.name
+    addr = {"input": dram.alloc(x.size, x.astype(np.int64))}
+
+    def emit(cmd: Command, tag: str) -> None:
+        cmds.append(cmd)
+        tags.append(tag)
+
+    banded: dict[str, int] = {}
+    prev = "input"
+    for layer in layers:
+        ins = tuple(layer.inputs or (prev,))
+        prev = layer.name
+        name = layer.name
+        ci, ih, iw = shapes[ins[0]]
+        oc, oh, ow = shapes[name]
+        out = addr[name] = dram.alloc(oc * oh * ow)
+        src = addr[ins[0]]
+        nb = 0
+        if isinstance(layer, AddLayer):
+            rb = _band_rows(fbw, 3 * ci * iw, 0, ih, name)
+            for ya in range(0, ih, rb):
+                yb = min(ih, ya + rb)
+                n = ci * (yb - ya) * iw
+                for j, t in enumerate(ins):
+                    emit(Command(Op.LOAD, dram_addr=addr[t] + ya * iw, fb_addr=j * n, rows=ci,
+                                 row_len=(yb - ya) * iw, dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
+                emit(Command(Op.ADD, in_addr=0, in2_addr=n, out_addr=2 * n, row_len=n, wa=layer.wa, wb=layer.wb,
+                             shift=layer.shift, relu=int(layer.relu)), name)
+                emit(Command(Op.STORE, dram_addr=out + ya * iw, fb_addr=2 * n, rows=ci, row_len=(yb - ya) * iw,
+                             dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
+                nb += 1
+        elif isinstance(layer, GapLayer):
+            hw = ih * iw
+            cb = _band_rows(fbw, hw + 1, 0, ci, name)
+            for c0 in range(0, ci, cb):
+                c1 = min(ci, c0 + cb)
+                emit(Command(Op.LOAD, dram_addr=src + c0 * hw, fb_addr=0, rows=1, row_len=(c1 - c0) * hw), name)
+                emit(Command(Op.GAP, in_addr=0, in_c=c1 - c0, row_len=hw, in_ch_stride=hw, out_addr=(c1 - c0) * hw,
+                             wa=layer.weight, shift=layer.shift), name)
+                emit(Command(Op.STORE, dram_addr=out + c0, fb_addr=(c1 - c0) * hw, rows=1, row_len=c1 - c0), name)
+                nb += 1
+        else:
+            k, s, pad, cin, gh, gw = _geometry(layer, (ci, ih, iw))
+            is_conv = isinstance(layer, ConvLayer)
+            base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
+                        relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
+                        in_c=cin, out_c=oc, w_addr=weights_at.get(name, 0))
+            pointwise = is_conv and not layer.flatten and k == 1 and s == 1 and pad == 0
+            if is_conv and layer.flatten:
+                n_in = cin
+                if n_in + oc > fbw:
+                    raise EngineLimitError(f"layer {name}: a flattened input of {n_in} words plus {oc} output "
+                                           f"words does not fit the buffer ({fbw} words)")
+                emit(Command(Op.LOAD, dram_addr=src, fb_addr=0, rows=1, row_len=n_in), name)
+                emit(Command(in_addr=0, in_h=1, in_w=1, in_h_total=1, in_ch_stride=1, out_addr=n_in, out_h=1,
+                             out_w=1, out_ch_stride=1, **base), name)
+                emit(Command(Op.STORE, dram_addr=out, fb_addr=n_in, rows=1, row_len=oc), name)
+                nb = 1
+            else:
+                rb = None
+                for rows in range(oh, 0, -1):
+                    rows_in = min(gh, (rows - 1) * s + k)
+                    if cin * rows_in * gw + oc * rows * ow <= fbw:
+                        rb = rows
+                        break
+                if rb is None:
+                    raise EngineLimitError(f"layer {name}: one output row needs "
+                                           f"{cin * min(gh, k) * gw + oc * ow} buffer words; the buffer has {fbw}")
+                for oy_a in range(0, oh, rb):
+                    oy_b = min(oh, oy_a + rb)
+                    y_a = max(0, oy_a * s - pad)
+                    y_b = min(gh, (oy_b - 1) * s - pad + k)
+                    rows_in = y_b - y_a
+                    band_in = cin * rows_in * gw
+                    emit(Command(Op.LOAD, dram_addr=src + y_a * gw, fb_addr=0, rows=cin, row_len=rows_in * gw,
+                                 dram_stride=gh * gw, fb_stride=rows_in * gw), name)
+                    if pointwise:  # the band as one row of (rows x width) pixels
+                        geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1,
+                                   out_w=(oy_b - oy_a) * ow, out_y0=0)
+                    else:
+                        geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow,
+                                   out_y0=oy_a)
+                    emit(Command(in_addr=0, in_ch_stride=rows_in * gw, out_addr=band_in,
+                                 out_ch_stride=(oy_b - oy_a) * ow, **geo, **base), name)
+                    emit(Command(Op.STORE, dram_addr=out + oy_a * ow, fb_addr=band_in, rows=oc,
+                                 row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow), name)
+                    nb += 1
+        banded[name] = nb
+
+    cmds.append(Command(Op.END))
+    words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
+    cmd_addr = dram.alloc(words.size, words)
+    del shapes["input"]
+    prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
+                   out_shapes=shapes, out_dram={n: addr[n] for n in shapes}, macs=macs, banded=banded)
+    prog.cmd_addr = cmd_addr
     return prog

@@ -34,7 +34,15 @@ def display_names(qnet, layers) -> dict[str, str]:
     names = {}
     for layer in layers:
         base = stage.get(layer.name, layer.name)
-        names[layer.name] = f"{base}.pool" if type(layer).__name__ == "PoolLayer" else base
+        kind = type(layer).__name__
+        names[layer.name] = {"PoolLayer": f"{base}.pool", "AddLayer": f"{base}.add"}.get(kind, base)
+    # stages with several conv layers (ResNet blocks): number them
+    seen: dict[str, int] = {}
+    for layer in layers:
+        n = names[layer.name]
+        if list(names.values()).count(n) > 1:
+            seen[n] = seen.get(n, 0) + 1
+            names[layer.name] = f"{n}.{seen[n]}"
     return names
 
 
@@ -43,7 +51,7 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
     from golden.quantize import calibration_images, quantize_net, sample_images
     from sim.engine_run import DEFAULT_CONFIG, DramSettings, run_program
     from sim.networks import engine_layers
-    from sim.program import compile_program
+    from sim.program import compile_program, reference_outputs
 
     split = split or DEFAULT_SPLITS.get(net)
     print(f"{net}: calibrating int16 scales on real images...", flush=True)
@@ -60,11 +68,11 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
     res = run_program(prog, f"{net}_{split}", DramSettings(bytes_per_cycle=bytes_per_cycle))
     wall = time.monotonic() - t0
     per_layer = res.per_layer(prog)
-    # golden: the chain of integer layer references (golden.layers), each from the previous golden output
-    ref = x
+    # golden: every layer's integer reference (golden.layers) from its golden inputs
+    refs = reference_outputs(layers, x)
     rows = []
     for layer in layers:
-        ref = layer.reference(ref)
+        ref = refs[layer.name]
         got = prog.read_output(res.dram, layer.name)
         c = per_layer[layer.name]
         macs = prog.macs[layer.name]

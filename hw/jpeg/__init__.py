@@ -3,16 +3,19 @@
 One block per module, each the RTL twin of one stage of the golden models (``golden.jpeg``,
 ``golden.entropy``, ``golden.lossless``), bit-exact:
 
-=============  ================================================================  ==========================
-module         block                                                             golden stage
-=============  ================================================================  ==========================
-``dct``        :class:`Dct2d`: row pass, double-buffered transpose, column pass  ``dct_rows``/``dct_columns``
-``quantizer``  :class:`Quantizer`: loadable reciprocal table, ``(|c| R + 2**23) >> 24``  ``quantize_int``
-``zigzag``     :class:`ZigzagBuffer`: double-buffered block, scan order, EOB position  ``zigzag``
-``entropy``    :class:`RunLengthCoder`, :class:`HuffmanCoder` (loadable tables)  ``run_length_symbols``,
-                                                                                  ``huffman_encode``
-``bitpacker``  :class:`BitPacker`: MSB-first packing, 0xFF stuffing, 1-bit padding  ``BitWriter``
-``encoder``    :class:`Encoder`: the top (sample stream in, byte stream out)     ``encode_scan``/``encode_payload``
-``host``       pure Python: table images and sample streams for the RTL (what the host/driver computes)
-=============  ================================================================  ==========================
+* ``dct``: :class:`~hw.jpeg.dct.Dct2d`, row pass, double-buffered transpose, column pass
+  (``golden.jpeg.dct_rows`` / ``dct_columns``)
+* ``quantizer``: :class:`~hw.jpeg.quantizer.Quantizer`, loadable reciprocal table,
+  ``(|c| R + 2**23) >> 24`` (``golden.jpeg.quantize_int``)
+* ``zigzag``: :class:`~hw.jpeg.zigzag.ZigzagBuffer`, double-buffered block, scan order, end of block
+  known in advance (``golden.jpeg.zigzag``)
+* ``entropy``: :class:`~hw.jpeg.entropy.RunLengthCoder` (``golden.entropy.run_length_symbols``,
+  ``extra_bits``, DC differences) and :class:`~hw.jpeg.entropy.HuffmanCoder` with loadable tables
+  (``golden.entropy.huffman_encode``)
+* ``bitpacker``: :class:`~hw.jpeg.bitpacker.BitPacker`, MSB-first packing, 0xFF stuffing, 1-bit padding
+  (``golden.entropy.BitWriter``)
+* ``encoder``: :class:`~hw.jpeg.encoder.Encoder`, the top: sample stream in, byte stream out
+  (``golden.jpeg.encode_scan`` / ``golden.lossless.encode_payload``)
+* ``host``: pure Python, the table images and sample streams a driver sends, and the containers around
+  the RTL's bytes
 """

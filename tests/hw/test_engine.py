@@ -108,3 +108,30 @@ def test_driver_rejects_what_the_engine_cannot_run():
         compile_program([random_conv(rng, "huge", 3, 600, 3, 1, 1)], x, EngineConfig(fb_words=1024))
     with pytest.raises(EngineLimitError, match=r"layer d: dot product length 27 exceeds"):
         compile_program([random_conv(rng, "d", 3, 4, 3, 1, 1)], x, EngineConfig(wb_depth=16))
+
+
+def test_residual_block_gap_fc():
+    """A ResNet-style block (1x1 fast path, 3x3, downsample, residual add + ReLU), global average pool
+    and an FC head: the branchy path where every layer goes DRAM -> buffer -> DRAM in bands."""
+    from sim.program import AddLayer, GapLayer, reference_outputs
+
+    rng = np.random.default_rng(21)
+    x = rng.integers(-3000, 3000, size=(6, 9, 10)).astype(np.int16)
+    layers = [
+        random_conv(rng, "a", 6, 8, 1, 1, 0, small=True),
+        random_conv(rng, "b", 8, 8, 3, 1, 1, small=True),
+        random_conv(rng, "c", 8, 16, 1, 1, 0, relu=False, small=True),
+        random_conv(rng, "ds", 6, 16, 1, 1, 0, relu=False, small=True),
+        AddLayer("add", ("c", "ds"), 2, -4, 2, relu=True),
+        GapLayer("gap", 21400, 20),
+        random_conv(rng, "fc", 16, 10, 1, 1, 0, relu=False, flatten=True, small=True),
+    ]
+    layers[3].inputs = ("input",)
+    cfg = EngineConfig(fb_words=1024, wb_depth=256)
+    prog = compile_program(layers, x, cfg)
+    assert prog.banded["add"] > 1 and prog.banded["a"] > 1
+    dram, snaps = run_engine_amaranth(prog, cfg, latency=5, gap_prob=0.2, jitter=7)
+    exp = reference_outputs(layers, x)
+    for name, ref in exp.items():
+        assert np.array_equal(prog.read_output(dram, name), ref), name
+    assert snaps[-1]["macs"] == sum(prog.macs.values())

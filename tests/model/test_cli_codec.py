@@ -153,6 +153,21 @@ def test_bad_inputs(files, tmp_path, capsys):
     assert not list(tmp_path.glob("x.*")) and not list(tmp_path.glob(".x.*"))
 
 
+def test_corrupt_files_are_user_errors(files, tmp_path, capsys):
+    good = tmp_path / "g.jpg"
+    assert run_cli(["encode", files["gray"], "-o", good], capsys)[0] == 0
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[:-40])   # no EOI, part of the scan gone
+    rc, _, err = run_cli(["decode", cut, "-o", tmp_path / "x.png"], capsys)
+    assert rc == 2 and "corrupt or truncated" in err and len(err.strip().splitlines()) == 1
+    esll = tmp_path / "f.esll"
+    assert run_cli(["encode", files["feats"], "-o", esll, "--lossless"], capsys)[0] == 0
+    esll.write_bytes(esll.read_bytes()[:-10])
+    rc, _, err = run_cli(["decode", esll, "-o", tmp_path / "x.npy"], capsys)
+    assert rc == 2 and "payload" in err
+    assert not list(tmp_path.glob("x.*"))
+
+
 def test_qf_and_lossless_exclusive(files, tmp_path):
     with pytest.raises(SystemExit) as e:
         main(["encode", str(files["gray"]), "-o", str(tmp_path / "x.esll"), "--qf", "50", "--lossless"])
