@@ -46,9 +46,35 @@ def display_names(qnet, layers) -> dict[str, str]:
     return names
 
 
+# FC layers with more weights than this run as a slice of SLICE_CHANNELS output channels whose counts
+# are scaled up (every group of 12 output channels streams the same K rows: identical work per group)
+FC_SLICE_WORDS = 4_000_000
+SLICE_CHANNELS = 120
+
+
+def _programs(layers):
+    """Split the layer list: one program for everything up to the first flattened FC layer, then one
+    program per FC layer (its input is the golden output of the layer before, so each runs and is
+    checked on its own; a huge one can be sliced)."""
+    from sim.program import ConvLayer, is_linear
+
+    if not is_linear(layers):
+        return [layers]
+    head = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, ConvLayer) and layer.flatten:
+            tail = [[ly] for ly in layers[i:]]
+            return ([head] if head else []) + tail
+        head.append(layer)
+    return [head]
+
+
 def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: float) -> dict:
+    from dataclasses import replace
+
     from golden.nets import get_net
     from golden.quantize import calibration_images, quantize_net, sample_images
+    from hw.engine import COUNTERS
     from sim.engine_run import DEFAULT_CONFIG, DramSettings, run_program
     from sim.networks import engine_layers
     from sim.program import compile_program, reference_outputs
@@ -60,34 +86,52 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
     layers = engine_layers(qnet, split)
     x = qnet.quantize_input(sample_images(net, 1))[0]
     names = display_names(qnet, layers)
-    prog = compile_program(layers, x, DEFAULT_CONFIG)
-    print(f"{net} up to {split}: {len(layers)} layers, {len(prog.commands)} commands, "
-          f"{sum(prog.macs.values()) / 1e6:.1f} M MACs; simulating in Verilator "
-          f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
-    t0 = time.monotonic()
-    res = run_program(prog, f"{net}_{split}", DramSettings(bytes_per_cycle=bytes_per_cycle))
-    wall = time.monotonic() - t0
-    per_layer = res.per_layer(prog)
     # golden: every layer's integer reference (golden.layers) from its golden inputs
     refs = reference_outputs(layers, x)
     rows = []
-    for layer in layers:
-        ref = refs[layer.name]
-        got = prog.read_output(res.dram, layer.name)
-        c = per_layer[layer.name]
-        macs = prog.macs[layer.name]
-        rows.append({
-            "name": names[layer.name], "module": layer.name, "type": type(layer).__name__[:-5].lower(),
-            "shape": list(prog.out_shapes[layer.name]), "macs": macs, "cycles": c["cycles"],
-            "utilization": macs / (ARRAY_MACS * c["cycles"]) if c["cycles"] else 0.0,
-            "bit_exact": bool(np.array_equal(got, ref)), "bands": prog.banded[layer.name], "counters": c,
-        })
-    total = res.snapshots[-1]
-    return {"net": net, "split": split, "weights": weights or "he-init seed 0", "image": "skimage astronaut 224x224",
-            "dram_bytes_per_cycle": bytes_per_cycle, "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
-            "total": {"cycles": total["cycles"], "macs": total["macs"], "counters": total,
-                      "utilization": total["macs"] / (ARRAY_MACS * total["cycles"])},
-            "wall_s": wall, "sim_wall_s": res.wall_s, "sim_cycles_per_s": total["cycles"] / res.wall_s}
+    totals = {n: 0 for n in COUNTERS}
+    t0 = time.monotonic()
+    sim_wall = 0.0
+    for part in _programs(layers):
+        first = part[0]
+        prev_name = layers[layers.index(first) - 1].name if layers.index(first) else None
+        px = refs[prev_name] if prev_name else x
+        scale = 1.0
+        if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS:
+            o = first.weight.shape[0]
+            part = [replace(first, weight=first.weight[:SLICE_CHANNELS], bias=first.bias[:SLICE_CHANNELS])]
+            scale = o / SLICE_CHANNELS
+        prog = compile_program(part, px, DEFAULT_CONFIG)
+        what = part[0].name if len(part) == 1 else f"{len(part)} layers"
+        print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
+              f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}; "
+              f"simulating in Verilator (DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
+        res = run_program(prog, f"{net}_{split}_{part[0].name}", DramSettings(bytes_per_cycle=bytes_per_cycle))
+        sim_wall += res.wall_s
+        per_layer = res.per_layer(prog)
+        for layer in part:
+            ref = refs[layer.name][:SLICE_CHANNELS] if scale != 1 else refs[layer.name]
+            got = prog.read_output(res.dram, layer.name)
+            c = {n: round(v * scale) for n, v in per_layer[layer.name].items()}
+            macs = round(prog.macs[layer.name] * scale)
+            row = {
+                "name": names[layer.name], "module": layer.name, "type": type(layer).__name__[:-5].lower(),
+                "shape": list(refs[layer.name].shape), "macs": macs, "cycles": c["cycles"],
+                "utilization": macs / (ARRAY_MACS * c["cycles"]) if c["cycles"] else 0.0,
+                "bit_exact": bool(np.array_equal(got, ref)), "bands": prog.banded[layer.name], "counters": c,
+            }
+            if scale != 1:
+                row["scaled_from_slice"] = {"simulated_output_channels": SLICE_CHANNELS, "scale": scale}
+            rows.append(row)
+            for n in COUNTERS:
+                totals[n] += c[n]
+    wall = time.monotonic() - t0
+    return {"net": net, "split": split, "weights": weights or "default (see golden.nets)",
+            "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
+            "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
+            "total": {"cycles": totals["cycles"], "macs": totals["macs"], "counters": totals,
+                      "utilization": totals["macs"] / (ARRAY_MACS * totals["cycles"])},
+            "wall_s": wall, "sim_wall_s": sim_wall, "sim_cycles_per_s": totals["cycles"] / max(sim_wall, 1e-9)}
 
 
 def print_table(result: dict) -> None:

@@ -122,3 +122,18 @@ def test_alexnet_stack_default_engine():
     for n in ("conv2", "conv3", "conv4", "conv5"):
         assert util[n] >= 0.90, (n, util[n])
     assert ENGINE.parameters["fb_words"] == 2**18
+
+
+@pytest.mark.parametrize("net", ["digits", "resnet20"])
+def test_real_network_default_engine(net, request):
+    """Whole real networks on the default engine in Verilator, every layer bit-exact: the digits net
+    (self-contained) and ResNet-20 with its CIFAR-10 checkpoint (residual adds, option-A shortcuts as
+    1x1 convs, global average pool, FC)."""
+    from sim.run import simulate
+
+    if net == "resnet20":
+        request.getfixturevalue("shared_data")
+    result = simulate(net, None, None, 16.0)
+    bad = [r["name"] for r in result["layers"] if not r["bit_exact"]]
+    assert not bad, bad
+    assert result["total"]["macs"] > 0
