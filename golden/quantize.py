@@ -422,7 +422,7 @@ def run_fast(
     return out.numpy().astype(np.int16)
 
 
-def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 100) -> np.ndarray:
+def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 250) -> np.ndarray:
     """Class predictions of the int16 network for float images ``x`` (argmax of the int16 logits, first
     index on ties), via :func:`run_fast` in batches."""
     x = _np(x)
@@ -433,7 +433,7 @@ def predict_int(qnet: QNet, x: np.ndarray | torch.Tensor, batch_size: int = 100)
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int = 100) -> float:
+def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size: int = 250) -> float:
     """Top-1 accuracy of the int16 network on float images ``x`` with labels ``y``."""
     return float(np.mean(predict_int(qnet, x, batch_size) == np.asarray(y)))
 

@@ -120,7 +120,17 @@ class EncoderBench:
 
     async def encode(self, job: host.EncodeJob, label: str = "", gap: float | None = None,
                      stall: float | None = None) -> Outcome:
+        """One image; its bytes and counters are checked against golden."""
+        return await self.encode_stream([job], label, gap, stall)
+
+    async def encode_stream(self, jobs: list[host.EncodeJob], label: str = "", gap: float | None = None,
+                            stall: float | None = None) -> Outcome:
+        """Images back to back in one sample stream (``last`` after each, no waiting in between; same mode
+        and tables): each image's bytes must equal its golden bytes and end with a ``last`` beat."""
         dut = self.dut
+        job = jobs[0]
+        assert all(j.lossless == job.lossless and j.signed == job.signed and np.array_equal(j.tables, job.tables)
+                   for j in jobs), "a stream needs one mode and one table set"
         gap = self.gap if gap is None else gap
         stall = self.stall if stall is None else stall
         assert not int(dut.busy.value), "encoder busy before a job"
@@ -130,42 +140,44 @@ class EncoderBench:
         dut.clear.value = 1
         await RisingEdge(dut.clk)
         dut.clear.value = 0
-        n = len(job.samples)
+        samples = np.concatenate([j.samples for j in jobs])
+        n = len(samples)
         last = np.zeros(n, dtype=np.int64)
-        last[-1] = 1
-        driver = StreamDriver(dut, "inp", self.inp.pack(n, data=job.samples, last=last), gap_prob=gap,
+        last[np.cumsum([len(j.samples) for j in jobs]) - 1] = 1
+        expected = [j.expected for j in jobs]
+        driver = StreamDriver(dut, "inp", self.inp.pack(n, data=samples, last=last), gap_prob=gap,
                               rng=random.Random(self.rng.random()))
-        done = [False]
+        ends: list[int] = []   # beat index of each `last`
         last_bit = self._out_last_bit
-
-        def on_beat(word: int) -> None:
-            if word >> last_bit & 1:
-                done[0] = True
-
-        monitor = StreamMonitor(dut, "out", stall_prob=stall, rng=random.Random(self.rng.random()), on_beat=on_beat)
-        budget = 40 * n + 4 * len(job.expected) + 20_000
-        cycles = await run_cycles(dut.clk, [driver, monitor], until=lambda: done[0], max_cycles=budget,
-                                  what=f"encoder {label}")
+        monitor = StreamMonitor(dut, "out", stall_prob=stall, rng=random.Random(self.rng.random()))
+        monitor.on_beat = lambda word: ends.append(len(monitor.beats) - 1) if word >> last_bit & 1 else None
+        budget = 40 * n + 4 * sum(map(len, expected)) + 20_000 * len(jobs)
+        cycles = await run_cycles(dut.clk, [driver, monitor], until=lambda: len(ends) >= len(jobs),
+                                  max_cycles=budget, what=f"encoder {label}")
         dut.inp__valid.value = 0
         await RisingEdge(dut.clk)   # the counters see the last byte's cycle
         data = self.beat_bytes(monitor.beats)
         counters = {name: int(getattr(dut, name).value) for name in COUNTERS}
         out = Outcome(data=data, counters=counters, first_accept=driver.first_accept_cycle,
                       last_accept=driver.last_accept_cycle, cycles=cycles, label=label)
-        if data != job.expected:
-            diff = next((i for i, (a, b) in enumerate(zip(data, job.expected, strict=False)) if a != b),
-                        min(len(data), len(job.expected)))
-            out.errors.append(f"{label}: {len(data)} bytes, golden {len(job.expected)}; first difference at byte "
-                              f"{diff}: rtl {data[diff:diff + 8].hex()} golden {job.expected[diff:diff + 8].hex()}")
-        if counters["out_bits"] != job.bits:
-            out.errors.append(f"{label}: out_bits {counters['out_bits']}, golden {job.bits}")
-        if counters["samples"] != n or counters["blocks"] != job.blocks:
+        starts = [0, *[e + 1 for e in ends[:-1]]]
+        for k, (a, e) in enumerate(zip(starts, ends, strict=True)):
+            got, want = self.beat_bytes(monitor.beats[a:e + 1]), expected[k]
+            if got != want:
+                what = f"{label}" + (f" image {k}" if len(jobs) > 1 else "")
+                diff = next((i for i, (x, y) in enumerate(zip(got, want, strict=False)) if x != y),
+                            min(len(got), len(want)))
+                out.errors.append(f"{what}: {len(got)} bytes, golden {len(want)}; first difference at byte {diff}: "
+                                  f"rtl {got[diff:diff + 8].hex()} golden {want[diff:diff + 8].hex()}")
+        bits = sum(j.bits for j in jobs)
+        if counters["out_bits"] != bits:
+            out.errors.append(f"{label}: out_bits {counters['out_bits']}, golden {bits}")
+        blocks = sum(j.blocks for j in jobs)
+        if counters["samples"] != n or counters["blocks"] != blocks:
             out.errors.append(f"{label}: counted {counters['samples']} samples / {counters['blocks']} blocks, "
-                              f"sent {n} / {job.blocks}")
+                              f"sent {n} / {blocks}")
         if int(dut.error.value):
             out.errors.append(f"{label}: the Huffman coder flagged a symbol without a code")
-        if any(b >> last_bit & 1 for b in monitor.beats[:-1]):
-            out.errors.append(f"{label}: `last` before the final byte")
         self.outcomes.append(out)
         dut._log.info(f"{label}: {n} samples, {len(data)} bytes, {out.samples_per_cycle:.3f} samples/cycle, "
                       f"stalls {counters['stall_cycles']}, cycles {counters['cycles']}")
@@ -303,6 +315,12 @@ async def edge_cases(dut):
         await bench.encode(job, label)
         stuffed += job.expected.count(b"\xff\x00")
     assert stuffed > 0, "no 0xFF byte needed stuffing: the stuffing path went untested"
+    # images back to back in one stream, no waiting: the DC predictor and the packer restart at each `last`
+    tiny = [np.array([[200]], np.uint8), rng.integers(0, 256, size=(8, 16)).astype(np.uint8),
+            np.full((8, 8), 30, np.uint8), checkerboard(8, 8), rng.integers(0, 256, size=(3, 5)).astype(np.uint8)]
+    await bench.encode_stream([host.jpeg_job(img, 95) for img in tiny * 4], "20 JPEG images back to back")
+    maps = [rng.integers(-5, 6, size=(1, 8, 8)).astype(np.int16) for _ in range(6)] + [np.zeros((2, 8, 8), np.int16)]
+    await bench.encode_stream([host.lossless_job(x, signed=True) for x in maps], "7 lossless maps back to back")
     # lossless corner blocks
     zeros = np.zeros((1, 16, 16), np.int16)
     only_last = np.zeros((1, 8, 8), np.uint16)

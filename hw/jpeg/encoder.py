@@ -194,7 +194,7 @@ class Encoder(wiring.Component):
             m.d.sync += in_image.eq(~inp.last)
         image_end = Signal()
         m.d.comb += image_end.eq(self.out.valid & self.out.ready & self.out.payload.last)
-        in_flight = Signal(range(4))
+        in_flight = Signal(range(256))   # tiny images can queue up in the word FIFO
         m.d.sync += in_flight.eq(in_flight + image_start - image_end)
         m.d.comb += self.busy.eq((in_flight != 0) | in_image)
 
