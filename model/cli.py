@@ -16,7 +16,7 @@ import sys
 
 from model.errors import UserError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -178,7 +178,7 @@ def _tile_summary(m: int, out_w: int, stride: int, k: int, pad: int, in_h: int, 
     """
     groups: dict[tuple[int, int, int], int] = {}
     seq = []
-    p0, ox0, oy0 = 0, 0, 0
+    p0, oy0 = 0, 0
     for t in _tiles(m, out_w, stride, k, lanes, seg_rows):
         reads = sum(r for _, r in t.rows)
         valid = 0
@@ -191,8 +191,7 @@ def _tile_summary(m: int, out_w: int, stride: int, k: int, pad: int, in_h: int, 
         groups[key] = groups.get(key, 0) + 1
         seq.append(reads)
         p0 += t.n
-        oy0 = (p0 // out_w)
-        ox0 = p0 % out_w
+        oy0 = p0 // out_w
     return tuple(sorted(groups.items())), tuple(seq)
 
 
@@ -381,17 +380,13 @@ def _compute(acc: _Acc, layer: Layer, g: _Geom, oy_a: int, oy_b: int, ih_total: 
         cin = layer.in_shape[0]
         _pool_band(acc, layer, replace(g, cin=cin, k=1, pad=0), oy_a, oy_b, ih_total)
         pad_words = (g.oc - cin) * (oy_b - oy_a) * g.ow
-        acc.c.cycles += pad_words / eng_lanes(acc)
+        acc.c.cycles += pad_words / acc.eng.lanes
         acc.c.fb_write_words += pad_words
         acc.c.outputs += pad_words
     elif layer.type == "add":
         _add_layer(acc, layer)
     else:  # pragma: no cover - the table has no other types with work
         raise NotImplementedError(layer.type)
-
-
-def eng_lanes(acc: _Acc) -> int:
-    return acc.eng.lanes
 
 
 def _is_chain(lays: tuple[Layer, ...]) -> bool:
@@ -412,7 +407,7 @@ def _in_row_words(layer: Layer, g: _Geom) -> int:
     return layer.in_shape[0] * g.iw
 
 
-def _run_banded(acc: _Acc, layer: Layer, g: _Geom, eng: EngineParams, resident_inputs: bool) -> None:
+def _run_banded(acc: _Acc, layer: Layer, g: _Geom, eng: EngineParams) -> None:
     """A layer that does not fit resident: bands of output rows through the buffer (sim.program)."""
     row_words = _in_row_words(layer, g)
     rb = _band_rows(g, row_words, eng.fb_words) or 1
@@ -490,7 +485,7 @@ def _analytical(net: str, eng: EngineParams) -> tuple[LayerCounts, ...]:
                     _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
                     where = {la.name: in_words}
                 else:
-                    _run_banded(acc, la, g, eng, False)
+                    _run_banded(acc, la, g, eng)
                     where = {}
         else:
             others = {t: size[t] for t in where if t not in ins}
@@ -514,7 +509,7 @@ def _analytical(net: str, eng: EngineParams) -> tuple[LayerCounts, ...]:
                     if remaining.get(t, 0) > 0:
                         acc.store(1, size[t])
                     del where[t]
-                _run_banded(acc, la, g, eng, False)
+                _run_banded(acc, la, g, eng)
         for i in ins:
             remaining[i] -= 1
             if remaining[i] <= 0 and i in where and not chain:
@@ -613,10 +608,12 @@ def net_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto
     or ``rtl`` (same as auto; layers the RTL did not run stay analytical)."""
     if source not in ("auto", "analytical", "rtl"):
         raise UserError(f"unknown counts source {source!r}; allowed: auto, analytical, rtl")
-    rtl = {} if source == "analytical" else rtl_layer_counts(net, rtl_path, eng)
     p = Path(rtl_path) if rtl_path is not None else rtl_json_path(net)
-    mtime = p.stat().st_mtime_ns if rtl and p.exists() else 0
-    return _net_counts(net, eng, source, str(p) if rtl else None, mtime)
+    try:
+        mtime = p.stat().st_mtime_ns if source != "analytical" else 0
+    except OSError:
+        mtime = 0
+    return _net_counts(net, eng, source, str(p) if mtime else None, mtime)
 
 
 @cache
@@ -644,7 +641,7 @@ def _net_counts(net: str, eng: EngineParams, source: str, rtl_path: str | None, 
         resident[s] = last_resident if s != INPUT else False
         prov[s] = "+".join(sorted(srcs, key=lambda x: x != "rtl")) if srcs else "none"
     return NetCounts(net=net, layers=merged, edge=edge, resident=resident, provenance=prov,
-                     rtl_layers=tuple(rtl), rtl_path=rtl_path)
+                     rtl_layers=tuple(rtl), rtl_path=rtl_path if rtl else None)
 
 
 # ---- analytical vs RTL -----------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ class SramTable:
         return _interp_lin(self.port_bits, col, port_bits)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tech:
     """A checked technology file. ``energy[k]``/``leakage[k]`` are quantities in J / W."""
 

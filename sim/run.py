@@ -101,6 +101,8 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
             o = first.weight.shape[0]
             part = [replace(first, weight=first.weight[:SLICE_CHANNELS], bias=first.bias[:SLICE_CHANNELS])]
             scale = o / SLICE_CHANNELS
+        if len(layers) != len(part):  # a part starts from the program input: the previous golden output
+            part = [replace(part[0], inputs=None), *part[1:]]
         prog = compile_program(part, px, DEFAULT_CONFIG)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"

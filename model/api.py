@@ -1,0 +1,253 @@
+"""The cost model's Python API: one operating point, a sweep, the best split under an accuracy budget.
+
+::
+
+    from model import query, sweep, best_split
+    r = query("alexnet", "conv5", "jpeg", link="2mbps")        # QueryResult: r.fps, r.energy_per_frame_j, ...
+    t = sweep(nets=["alexnet"], links=["2mbps", "22mbps"])       # SweepTable of QueryResults
+    b = best_split("alexnet", "2mbps", objective="energy")       # BestSplit: b.best, b.edge_only, b.host_only
+
+The model itself is described in :mod:`model.system` (pipeline, energy), :mod:`model.counts` (cycles and
+action counts: RTL counters or the analytical engine model) and :mod:`model.tech` (per-action energies).
+Every result carries its provenance: where the counts came from (``rtl``, ``analytical`` or both), where
+the compression ratio came from (``accuracy-study``, ``paper``, ``assumed``, ``given``, ``none``) and the
+technology file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from golden.errors import UserError
+from golden.nets import check_net_name
+from golden.splits import check_split, split_names
+from model.counts import DEFAULT_ENGINE, EngineParams
+from model.system import (
+    BREAKDOWN_KEYS,
+    DEFAULT_LINK,
+    ENCODINGS,
+    LINKS,
+    Link,
+    QueryResult,
+    check_encoding,
+    check_qf,
+    evaluate,
+    parse_link,
+)
+from model.tech import Tech
+
+IMAGENET_NETS = ("alexnet", "vgg16", "resnet50")
+OBJECTIVES = ("energy", "throughput")
+DEFAULT_LINKS = tuple(LINKS)
+
+
+def query(net: str, split: str, encoding: str = "none", qf: int | None = None, link: str | Link = DEFAULT_LINK,
+          *, tech: Tech | str | Path | None = None, ratio: float | None = None,
+          engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto") -> QueryResult:
+    """Frames per second, energy per frame and its breakdown for ``net`` split at ``split``.
+
+    ``encoding``: ``none``, ``lossless`` or ``jpeg`` (at the QF meeting the accuracy budget, or ``qf``).
+    ``link``: ``1mbps``, ``2mbps``, ``22mbps`` or ``"RATE_BPS:POWER_W"``. ``ratio`` overrides the
+    compression ratio (raw / transmitted bytes). ``tech``: a technology file (default 28 nm).
+    Bad values raise :class:`~golden.errors.UserError` naming the value and what is allowed.
+    """
+    return evaluate(check_net_name(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source)
+
+
+@dataclass
+class SweepTable:
+    """The results of a sweep, in (net, link, encoding, split) order."""
+
+    results: list[QueryResult]
+
+    def __iter__(self) -> Iterator[QueryResult]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, i: int) -> QueryResult:
+        return self.results[i]
+
+    def where(self, **kv: Any) -> SweepTable:
+        """The rows whose attributes equal the given values (``t.where(net="alexnet", link="2mbps")``)."""
+        return SweepTable([r for r in self.results if all(getattr(r, k) == v for k, v in kv.items())])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Flat dicts (breakdown components as columns), ready for CSV or a dataframe."""
+        out = []
+        for r in self.results:
+            d = {k: v for k, v in r.to_dict().items() if k not in ("breakdown", "provenance")}
+            d.update(r.breakdown)
+            out.append(d)
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.results]
+
+    def format(self) -> str:
+        return format_results(self.results)
+
+
+def sweep(nets: Sequence[str] | str | None = None, splits: Sequence[str] | None = None,
+          encodings: Sequence[str] | str = ENCODINGS, links: Sequence[str | Link] | str | None = None,
+          qf: int | None = None, *, tech: Tech | str | Path | None = None, engine: EngineParams = DEFAULT_ENGINE,
+          counts_source: str = "auto") -> SweepTable:
+    """Every ``net x link x encoding x split`` (defaults: AlexNet, VGG-16, ResNet-50; the paper's three
+    links; none/lossless/jpeg; every split of each network). ``qf`` applies to the jpeg rows only."""
+    nets = [nets] if isinstance(nets, str) else list(nets or IMAGENET_NETS)
+    encodings = [encodings] if isinstance(encodings, str) else list(encodings)
+    links = [links] if isinstance(links, str | Link) else list(links or DEFAULT_LINKS)
+    for n in nets:
+        check_net_name(n)
+    for e in encodings:
+        check_encoding(e)
+    qf = check_qf(qf)
+    parsed = [parse_link(x) for x in links]
+    if splits:
+        for n in nets:
+            for s in splits:
+                check_split(n, s)
+    out = []
+    for n in nets:
+        names = list(splits) if splits else split_names(n)
+        for lk in parsed:
+            for e in encodings:
+                for s in names:
+                    out.append(evaluate(n, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
+                                        counts_source=counts_source))
+    return SweepTable(out)
+
+
+@dataclass(frozen=True)
+class BestSplit:
+    """The best operating point for an objective, with the edge-only and host-only baselines."""
+
+    net: str
+    link: str
+    objective: str
+    accuracy_loss: float | None
+    encoding: str | None
+    best: QueryResult
+    edge_only: QueryResult
+    host_only: QueryResult
+    candidates: tuple[QueryResult, ...] = field(repr=False, default=())
+
+    def gains(self, baseline: QueryResult) -> dict[str, float]:
+        """``energy``: baseline energy / best energy; ``throughput``: best fps / baseline fps (> 1: better)."""
+        return {"energy": baseline.energy_per_frame_j / self.best.energy_per_frame_j,
+                "throughput": self.best.fps / baseline.fps}
+
+    def to_dict(self) -> dict[str, Any]:
+        b = self.best
+        return {
+            "net": self.net, "link": self.link, "objective": self.objective, "accuracy_loss_budget": self.accuracy_loss,
+            "encoding_constraint": self.encoding,
+            "split": b.split, "encoding": b.encoding, "qf": b.qf, "fps": b.fps,
+            "energy_per_frame_j": b.energy_per_frame_j, "breakdown": b.breakdown, "bottleneck": b.bottleneck,
+            "feature_bytes": b.feature_bytes, "transmitted_bytes": b.transmitted_bytes,
+            "compression_ratio": b.compression_ratio, "accuracy_loss": b.accuracy_loss,
+            "provenance": b.to_dict()["provenance"],
+            "edge_only": _baseline_dict(b, self.edge_only, self.gains(self.edge_only)),
+            "host_only": _baseline_dict(b, self.host_only, self.gains(self.host_only)),
+            "candidates": [{"split": c.split, "encoding": c.encoding, "qf": c.qf, "fps": c.fps,
+                            "energy_per_frame_j": c.energy_per_frame_j} for c in self.candidates],
+        }
+
+
+def _baseline_dict(best: QueryResult, r: QueryResult, gains: dict[str, float]) -> dict[str, Any]:
+    return {"split": r.split, "encoding": r.encoding, "qf": r.qf, "fps": r.fps,
+            "energy_per_frame_j": r.energy_per_frame_j, "breakdown": r.breakdown, "bottleneck": r.bottleneck,
+            "transmitted_bytes": r.transmitted_bytes, "compression_ratio": r.compression_ratio,
+            "ratio_source": r.ratio_source,
+            "energy_gain": gains["energy"], "throughput_gain": gains["throughput"]}
+
+
+def _key(objective: str):
+    if objective == "energy":
+        return lambda r: (r.energy_per_frame_j, -r.fps)
+    return lambda r: (-r.fps, r.energy_per_frame_j)
+
+
+def _admissible(r: QueryResult, budget: float | None) -> bool:
+    if budget is None:
+        return True
+    return r.accuracy_loss is not None and r.accuracy_loss <= budget + 1e-12
+
+
+def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "energy", accuracy_loss: float | None = 0.01,
+               encoding: str | None = None, qf: int | None = None, *, tech: Tech | str | Path | None = None,
+               engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto") -> BestSplit:
+    """The split (and encoding, unless ``encoding`` fixes it) with the least energy per frame or the most
+    frames per second whose accuracy loss is within ``accuracy_loss`` (absolute top-1; None: no limit).
+
+    ``edge_only`` (the last split) and ``host_only`` (``input``) are evaluated under the same encoding
+    constraint and accuracy budget (their best admissible encoding when ``encoding`` is None).
+    """
+    check_net_name(net)
+    if objective not in OBJECTIVES:
+        raise UserError(f"unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
+    if accuracy_loss is not None and (isinstance(accuracy_loss, bool) or not isinstance(accuracy_loss, int | float)
+                                      or not 0 <= accuracy_loss < 1 or math.isnan(accuracy_loss)):
+        raise UserError(f"accuracy loss budget {accuracy_loss!r} must be a number in [0, 1)")
+    encs = [check_encoding(encoding)] if encoding is not None else list(ENCODINGS)
+    qf = check_qf(qf)
+    lk = parse_link(link)
+    names = split_names(net)
+    cands = []
+    for s in names:
+        for e in encs:
+            cands.append(evaluate(net, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
+                                  counts_source=counts_source))
+    ok = [r for r in cands if _admissible(r, accuracy_loss)]
+    if not ok:
+        raise UserError(f"no split of {net} meets the accuracy-loss budget {accuracy_loss} with encoding "
+                        f"{encoding or 'any'}; allowed: a larger --accuracy-loss or another encoding")
+    key = _key(objective)
+    best = min(ok, key=key)
+
+    def baseline(split: str) -> QueryResult:
+        pool = [r for r in ok if r.split == split]
+        if not pool:   # e.g. jpeg only and the budget excludes it: fall back to the raw baseline
+            pool = [evaluate(net, split, "none", lk, None, tech, None, engine, counts_source=counts_source)]
+        return min(pool, key=key)
+
+    return BestSplit(net=net, link=lk.name, objective=objective, accuracy_loss=accuracy_loss, encoding=encoding,
+                     best=best, edge_only=baseline(names[-1]), host_only=baseline(names[0]), candidates=tuple(ok))
+
+
+# ---- text tables -----------------------------------------------------------------------------------------
+
+
+def format_results(results: Iterable[QueryResult]) -> str:
+    head = (f"{'net':9} {'link':8} {'enc':8} {'split':9} {'QF':>3} {'ratio':>6} {'tx bytes':>10} {'fps':>8} "
+            f"{'mJ/frame':>9} {'bottleneck':10} " + " ".join(f"{k[:-2][:7]:>7}" for k in BREAKDOWN_KEYS)
+            + "  counts/ratio source")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        bd = " ".join(f"{r.breakdown[k] * 1e3:7.3f}" for k in BREAKDOWN_KEYS)
+        lines.append(f"{r.net:9} {r.link:8} {r.encoding:8} {r.split:9} {r.qf if r.qf else '-':>3} "
+                     f"{r.compression_ratio:6.1f} {r.transmitted_bytes:10,.0f} {r.fps:8.2f} "
+                     f"{r.energy_per_frame_j * 1e3:9.3f} {r.bottleneck:10} {bd}  {r.counts_source}/{r.ratio_source}")
+    lines.append("breakdown columns in mJ per frame")
+    return "\n".join(lines)
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of a result, table or best split."""
+    if isinstance(obj, QueryResult | BestSplit):
+        obj = obj.to_dict()
+    elif isinstance(obj, SweepTable):
+        obj = obj.to_json()
+    return json.dumps(obj, indent=2, allow_nan=False, default=str)
+
+
+__all__ = [
+    "BestSplit", "IMAGENET_NETS", "OBJECTIVES", "QueryResult", "SweepTable", "best_split", "dumps",
+    "format_results", "query", "sweep",
+]

@@ -1,0 +1,172 @@
+"""``edgesplit query``, ``edgesplit sweep``, ``edgesplit best``: the cost model on the command line.
+
+``edgesplit query --net N --split S --encoding none|lossless|jpeg [--qf Q] --link 1mbps|2mbps|22mbps|RATE:POWER
+[--tech FILE] [--ratio R] [--json]``
+    one operating point: fps, energy per frame, breakdown by component, bottleneck stage, feature bytes.
+``edgesplit sweep [--net N ...] [--split S ...] [--encoding E ...] [--link L ...] [--qf Q] [--json] [--plot FILE]``
+    every combination (defaults: alexnet, vgg16, resnet50 x every split x 3 encodings x 3 links).
+``edgesplit best --net N --link L [--encoding E] --objective energy|throughput [--accuracy-loss 0.01]
+[--json] [--plot FILE]``
+    the best split under the accuracy budget, with the edge-only and host-only baselines and the gains.
+
+``--json`` prints one JSON document on stdout (``query``/``best``: one object; ``sweep``: a list).
+Bad values (unknown network, split, link or encoding, QF outside 1..100, a negative rate or power, a
+malformed technology file) print one line on stderr and exit with status 2 (``model.cli``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from golden.errors import UserError
+from model.system import ENCODINGS
+
+LINK_HELP = "1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2"
+
+
+def _qf(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise UserError(f"QF {text!r} is outside the allowed range 1..100 (an integer)") from None
+    if v != int(v) or not 1 <= v <= 100:
+        raise UserError(f"QF {text!r} is outside the allowed range 1..100 (an integer)")
+    return int(v)
+
+
+def _float(text: str | None, what: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not a number") from None
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tech", metavar="FILE", help="technology file (default: model/tech/28nm.yaml)")
+    p.add_argument("--counts", default="auto", metavar="SOURCE",
+                   help="action counts: auto (RTL counters from build/sim/<net>.json where present) or analytical")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def register(subparsers) -> None:
+    q = subparsers.add_parser("query", help="cost of one split: fps, energy per frame, breakdown, bottleneck",
+                              description="Frames per second and energy per frame of a network split at one point.")
+    q.add_argument("--net", required=True, help="network (alexnet, vgg16, resnet50, resnet20, resnet56, digits)")
+    q.add_argument("--split", required=True, help="split point (e.g. conv5; input = host-only, last = edge-only)")
+    q.add_argument("--encoding", default="none", help=f"{', '.join(ENCODINGS)} (default none)")
+    q.add_argument("--qf", help="JPEG quality factor 1..100 (default: the QF meeting the accuracy budget)")
+    q.add_argument("--link", default="2mbps", help=LINK_HELP + " (default 2mbps)")
+    q.add_argument("--ratio", help="compression ratio to use instead of the table / accuracy study")
+    _common(q)
+    q.set_defaults(func=cmd_query)
+
+    s = subparsers.add_parser("sweep", help="cost of every net x split x encoding x link",
+                              description="Evaluate every combination; defaults: alexnet, vgg16, resnet50, every "
+                                          "split, none/lossless/jpeg, 1/2/22 Mbps.")
+    s.add_argument("--net", action="append", help="network (repeatable; default alexnet, vgg16, resnet50)")
+    s.add_argument("--split", action="append", help="split (repeatable; default every split)")
+    s.add_argument("--encoding", action="append", help=f"encoding (repeatable; default {', '.join(ENCODINGS)})")
+    s.add_argument("--link", action="append", help=LINK_HELP + " (repeatable; default all three)")
+    s.add_argument("--qf", help="JPEG quality factor for the jpeg rows (default: at the accuracy budget)")
+    s.add_argument("--plot", metavar="FILE", help="write a PNG: fps and energy per split for each row group")
+    _common(s)
+    s.set_defaults(func=cmd_sweep)
+
+    b = subparsers.add_parser("best", help="the best split under an accuracy budget, vs edge-only and host-only",
+                              description="Best split by energy per frame or frames per second within an "
+                                          "accuracy-loss budget; edge-only and host-only baselines beside it.")
+    b.add_argument("--net", required=True, help="network")
+    b.add_argument("--link", default="2mbps", help=LINK_HELP + " (default 2mbps)")
+    b.add_argument("--encoding", help=f"fix the encoding ({', '.join(ENCODINGS)}; default: any)")
+    b.add_argument("--objective", default="energy", help="energy or throughput (default energy)")
+    b.add_argument("--accuracy-loss", default="0.01", help="absolute top-1 loss allowed (default 0.01)")
+    b.add_argument("--qf", help="JPEG quality factor (default: at the accuracy budget)")
+    b.add_argument("--plot", metavar="FILE", help="write a PNG: energy and fps per split, best marked")
+    _common(b)
+    b.set_defaults(func=cmd_best)
+
+
+def _counts(args) -> str:
+    if args.counts not in ("auto", "analytical", "rtl"):
+        raise UserError(f"unknown counts source {args.counts!r}; allowed: auto, analytical, rtl")
+    return args.counts
+
+
+def _load_tech(path):
+    from model.tech import load_tech
+
+    return load_tech(path)
+
+
+def cmd_query(args) -> int:
+    from model import api
+
+    tech = _load_tech(args.tech)
+    r = api.query(args.net, args.split, args.encoding, _qf(args.qf), args.link, tech=tech,
+                  ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args))
+    if args.json:
+        print(api.dumps(r))
+        return 0
+    print(f"{r.net} split at {r.split} ({r.role}), encoding {r.encoding}"
+          f"{f' QF {r.qf}' if r.qf else ''}, link {r.link} ({r.rate_bps / 1e6:g} Mbit/s, {r.power_w * 1e3:g} mW)")
+    print(f"  fps {r.fps:.2f}  energy per frame {r.energy_per_frame_j * 1e3:.3f} mJ  bottleneck {r.bottleneck}")
+    print(f"  stages: inference {r.inference_time_s * 1e3:.2f} ms | encode {r.encode_time_s * 1e3:.2f} ms + "
+          f"transmit {r.transmit_time_s * 1e3:.2f} ms")
+    print(f"  feature {r.feature_bytes:,} B, ratio {r.compression_ratio:.2f}x -> {r.transmitted_bytes:,.0f} B sent"
+          f"{'' if r.accuracy_loss is None else f', top-1 loss {r.accuracy_loss:.2%}'}")
+    print("  energy (mJ): " + ", ".join(f"{k[:-2]} {v * 1e3:.3f}" for k, v in r.breakdown.items()))
+    print(f"  provenance: counts {r.counts_source}; ratio {r.ratio_source}"
+          f"{f' ({r.ratio_note})' if r.ratio_note else ''}; tech {r.tech}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from model import api
+
+    tech = _load_tech(args.tech)
+    t = api.sweep(nets=args.net, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
+                  qf=_qf(args.qf), tech=tech, counts_source=_counts(args))
+    if args.plot:
+        from model.report import plot_sweep
+
+        plot_sweep(t, args.plot)
+    if args.json:
+        print(api.dumps(t))
+    else:
+        print(t.format())
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_best(args) -> int:
+    from model import api
+
+    tech = _load_tech(args.tech)
+    loss = None if args.accuracy_loss.lower() in ("none", "any") else _float(args.accuracy_loss, "accuracy loss")
+    b = api.best_split(args.net, args.link, args.objective, loss, args.encoding, _qf(args.qf), tech=tech,
+                       counts_source=_counts(args))
+    if args.plot:
+        from model.report import plot_best
+
+        plot_best(b, args.plot)
+    if args.json:
+        print(api.dumps(b))
+        return 0
+    r = b.best
+    print(f"{b.net} on {b.link}, objective {b.objective}, accuracy-loss budget {b.accuracy_loss}, "
+          f"encoding {b.encoding or 'any'}")
+    print(f"  best: {r.split} ({r.encoding}{f' QF {r.qf}' if r.qf else ''}): {r.fps:.2f} fps, "
+          f"{r.energy_per_frame_j * 1e3:.3f} mJ/frame, bottleneck {r.bottleneck}")
+    for name, base in (("edge-only", b.edge_only), ("host-only", b.host_only)):
+        g = b.gains(base)
+        print(f"  {name}: {base.split} ({base.encoding}): {base.fps:.2f} fps, {base.energy_per_frame_j * 1e3:.3f} mJ"
+              f" -> best is {g['energy']:.2f}x less energy, {g['throughput']:.2f}x the throughput")
+    print(f"  provenance: counts {r.counts_source}; ratio {r.ratio_source}; tech {r.tech}")
+    if args.plot:
+        print(f"wrote {args.plot}")
+    return 0
