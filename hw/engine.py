@@ -140,7 +140,7 @@ class Engine(wiring.Component):
         with m.If(fb.rd_en):
             m.d.comb += inc["fb_read_words"].eq(fb.banks)
         with m.If(fb.wr_en):
-            m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.banks)))
+            m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.write_lanes)))
 
         # ---- sequencer -----------------------------------------------------------------------------
         fetch_req = Signal(range(DESC_BEATS + 1))
@@ -222,7 +222,7 @@ class Engine(wiring.Component):
                 m.d.comb += [
                     fb.wr_en.eq(1),
                     fb.wr_addr.eq(ld_base_rsp + ld_off_rsp),
-                    fb.wr_mask.eq((Const(1, 17) << cnt) - 1),
+                    fb.wr_mask.eq((Const(1, 13) << cnt) - 1),
                 ]
                 m.d.comb += [fb.wr_data[t].eq(resp.payload.rdata[t]) for t in range(DRAM_BEAT_WORDS)]
                 with m.If(ld_off_rsp + DRAM_BEAT_WORDS >= d.row_len):
@@ -577,7 +577,7 @@ class Engine(wiring.Component):
             m.d.comb += [
                 fb.wr_en.eq(chan < d.out_c),
                 fb.wr_addr.eq(d.out_addr + chan * d.out_ch_stride + info_r.p0),
-                fb.wr_mask.eq((Const(1, 17) << info_r.n) - 1),
+                fb.wr_mask.eq((Const(1, 13) << info_r.n) - 1),
             ]
             m.d.comb += [fb.wr_data[j].eq(array.out.payload.data[j]) for j in range(LANES)]
             with m.If(array.out.payload.row == LANES - 1):
@@ -595,7 +595,7 @@ class Engine(wiring.Component):
                 m.d.comb += [
                     fb.wr_en.eq(1),
                     fb.wr_addr.eq(d.out_addr + b_g * d.out_ch_stride + b_p0),
-                    fb.wr_mask.eq((Const(1, 17) << b_n) - 1),
+                    fb.wr_mask.eq((Const(1, 13) << b_n) - 1),
                 ]
                 m.d.comb += [fb.wr_data[j].eq(new_mx[j]) for j in range(LANES)]
 
@@ -620,7 +620,7 @@ class Engine(wiring.Component):
                 with m.If(w_pend):
                     # B's data for chunk w_off is on the read port now, A's was latched
                     m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(d.out_addr + w_off),
-                                 fb.wr_mask.eq((Const(1, 17) << w_cnt) - 1),
+                                 fb.wr_mask.eq((Const(1, 13) << w_cnt) - 1),
                                  inc["macs"].eq(2 * w_cnt)]
                     for t in range(LANES):
                         q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,

@@ -8,8 +8,11 @@ bank conflict. The engine only ever makes contiguous accesses (window segments o
 every stride: the strided gather happens afterwards, in registers (see ``hw.window``).
 
 Ports (element 0 of the data arrays is the element at the address):
-    rd_addr, rd_en -> rd_data (one cycle later; holds while rd_en is low)
-    wr_addr, wr_en, wr_data, wr_mask (element t is written when wr_mask[t])
+    rd_addr, rd_en -> rd_data (``banks`` words, one cycle later; holds while rd_en is low)
+    wr_addr, wr_en, wr_data, wr_mask (``write_lanes`` words; element t is written when wr_mask[t])
+
+The write port is ``write_lanes`` (default 12) words wide: every writer of the engine (MAC array rows,
+DMA beats, pooling and vector results) produces at most 12 words per cycle.
 """
 
 from amaranth.hdl import Module, Signal, signed, unsigned
@@ -21,23 +24,25 @@ from golden.fixedpoint import ACT_BITS
 
 
 class FeatureBuffer(wiring.Component):
-    def __init__(self, words: int, banks: int = 16):
+    def __init__(self, words: int, banks: int = 16, write_lanes: int = 12):
         if banks & (banks - 1) or banks < 2:
             raise ValueError(f"FeatureBuffer banks must be a power of two >= 2, got {banks!r}")
+        if not isinstance(write_lanes, int) or not 1 <= write_lanes <= banks:
+            raise ValueError(f"FeatureBuffer write_lanes must be in 1..{banks}, got {write_lanes!r}")
+        self.write_lanes = write_lanes
         if not isinstance(words, int) or words < banks or words % banks:
             raise ValueError(f"FeatureBuffer words must be a positive multiple of banks={banks}, got {words!r}")
         self.words = words
         self.banks = banks
         self.addr_bits = (words - 1).bit_length()
-        vec = data.ArrayLayout(signed(ACT_BITS), banks)
         super().__init__({
             "rd_addr": In(unsigned(self.addr_bits)),
             "rd_en": In(1),
-            "rd_data": Out(vec),
+            "rd_data": Out(data.ArrayLayout(signed(ACT_BITS), banks)),
             "wr_addr": In(unsigned(self.addr_bits)),
             "wr_en": In(1),
-            "wr_data": In(vec),
-            "wr_mask": In(banks),
+            "wr_data": In(data.ArrayLayout(signed(ACT_BITS), write_lanes)),
+            "wr_mask": In(write_lanes),
         })
 
     def elaborate(self, platform):
@@ -67,13 +72,14 @@ class FeatureBuffer(wiring.Component):
                 rp.en.eq(self.rd_en),
                 wp.addr.eq((wr_row + (b < wr_rot))[:row_bits]),
             ]
-            # element t of the wide write goes to bank (rot + t) % nb, i.e. bank b takes t = (b - rot) % nb
+            # element t of the wide write goes to bank (rot + t) % nb, i.e. bank b takes t = (b - rot) % nb;
+            # banks with t >= write_lanes are not written
             t = Signal(range(nb), name=f"wr_t{b}")
             m.d.comb += t.eq((b - wr_rot)[:lb])
-            m.d.comb += [
-                wp.data.eq(self.wr_data.as_value().word_select(t, ACT_BITS)),
-                wp.en.eq(self.wr_en & self.wr_mask.bit_select(t, 1)),
-            ]
+            with m.Switch(t):
+                for lane in range(self.write_lanes):
+                    with m.Case(lane):
+                        m.d.comb += [wp.data.eq(self.wr_data[lane]), wp.en.eq(self.wr_en & self.wr_mask[lane])]
             bank_data.append(rp.data)
 
         # element t of the wide read comes from bank (rot + t) % nb
