@@ -299,6 +299,8 @@ class Engine(wiring.Component):
         seg_w = [seg.write_port() for _ in range(16)]
         seg_r = [seg.read_port(domain="comb") for _ in range(LANES)]
         rec_full = Signal(2)
+        rec_set = Signal(2)   # a segment buffer was filled (loader) this cycle
+        rec_clr = Signal(2)   # a segment buffer was consumed (compute) this cycle
         rec_layout = data.StructLayout({
             "base": data.ArrayLayout(unsigned(8), LANES), "n": range(LANES + 1),
             "first_step": 1, "last_step": 1, "first_tile": 1, "last_tile": 1,
@@ -332,7 +334,11 @@ class Engine(wiring.Component):
         m.d.comb += tile_last.eq(l_p0 + geom.n >= m_pixels)
 
         l_issue = Signal()
-        m.d.comb += l_issue.eq(conv_or_pool & l_active & ~unit_start & ~rec_full.bit_select(l_buf, 1))
+        # a buffer is free again in the very cycle the compute side takes its last beat (the lanes read
+        # it combinationally in that cycle; the refill lands a cycle later), so 1x1 layers run a step
+        # per cycle
+        l_buf_free = ~rec_full.bit_select(l_buf, 1) | rec_clr.bit_select(l_buf, 1)
+        m.d.comb += l_issue.eq(conv_or_pool & l_active & ~unit_start & l_buf_free)
         # the read lands one cycle later: remember where it goes
         p_valid, p_buf, p_row, p_chunk, p_x, p_yv, p_last = (Signal(), Signal(), Signal(range(SEG_ROWS)),
                                                               Signal(2), Signal(signed(24)), Signal(), Signal())
@@ -386,8 +392,6 @@ class Engine(wiring.Component):
                 seg_w[e].en.eq(p_valid),
             ]
 
-        rec_set = Signal(2)
-        rec_clr = Signal(2)
         with m.If(p_valid & p_last):
             m.d.comb += rec_set.eq(Mux(p_buf, 0b10, 0b01))
         m.d.sync += rec_full.eq((rec_full | rec_set) & ~rec_clr)
