@@ -7,11 +7,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgesplit-installed
 TORCH  := torch==2.13.0
 
-# make sim options (see README): NET=alexnet LAYER=conv1 WEIGHTS=path
+# make sim options (see README): NET=alexnet SPLIT=conv5 WEIGHTS=path
 NET    ?= alexnet
 SIMARGS :=
-ifdef LAYER
-SIMARGS += --layer $(LAYER)
+ifdef SPLIT
+SIMARGS += --split $(SPLIT)
 endif
 ifdef WEIGHTS
 SIMARGS += --weights $(WEIGHTS)

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import inspect
+import itertools
 import os
 import shutil
 import sys
@@ -45,6 +46,9 @@ VERILATOR_FAST_ARGS = ("-CFLAGS", "-O3", "--x-assign", "fast", "--x-initial", "f
 # and counts. Real errors are never waived.
 VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-CMPCONST",
                      "-Wno-ALWNEVER")
+
+
+_RUN_COUNTER = itertools.count()
 
 
 class SimulationFailed(AssertionError):
@@ -312,7 +316,10 @@ def run(
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner, build_dir = build(design, simulator, waves)
     tag = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
-    results = build_dir / f"{tag}.results.xml"
+    # several runs of one design may be in flight (pytest-xdist, a make sim beside a test): each run
+    # gets its own results and log file
+    run_id = f"{tag}.{os.getpid()}.{next(_RUN_COUNTER)}"
+    results = build_dir / f"{run_id}.results.xml"
     results.unlink(missing_ok=True)
     test_args: list[str] = []
     if waves and simulator == "verilator":
@@ -320,7 +327,7 @@ def run(
         test_args += ["--trace-file", str(WAVES_DIR / f"{design.name}.{tag}.fst")]
     extra_env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     extra_env.update(env or {})
-    log_path = build_dir / f"{tag}.log"
+    log_path = build_dir / f"{run_id}.log"
     try:
         runner.test(
             test_module=test_module,
@@ -349,4 +356,7 @@ def run(
         raise SimulationFailed(f"{design.name}: no cocotb test ran ({test_module}, testcase={testcase})")
     if failed:
         raise SimulationFailed(f"{design.name}: {failed} of {tests} cocotb tests failed (log: {log_path})")
+    # keep the build folder tidy: a passing run's files go, a failing run's stay for the reader
+    results.unlink(missing_ok=True)
+    log_path.unlink(missing_ok=True)
     return tests, failed
