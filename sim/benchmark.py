@@ -106,7 +106,7 @@ def engine_bench() -> dict:
                "bit_exact": r["bit_exact"]}
         rows.append(row)
         print(f"{r['name']:12} {r['macs']:>13,} {r['cycles']:>11,} {r['utilization']:>7.1%} "
-              f"{ideal if ideal else '-':>11,} "
+              f"{(format(ideal, ',') if ideal else '-'):>11} "
               f"{(format(row['ideal_os_utilization'], '.1%') if ideal else '-'):>10} "
               f"{(format(target, '.0%') if target else ''):>7} "
               f"{('yes' if row['met'] else 'NO') if target else '':>4}")

@@ -169,7 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2
     print_table(result)
-    out = BUILD_DIR / "sim" / f"{args.net}.json"
+    # the default run of a network is build/sim/<net>.json (what the cost model reads); another split
+    # goes to build/sim/<net>_<split>.json
+    default = args.split is None or args.split == DEFAULT_SPLITS.get(args.net)
+    out = BUILD_DIR / "sim" / (f"{args.net}.json" if default else f"{args.net}_{args.split}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
