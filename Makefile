@@ -17,7 +17,7 @@ ifdef WEIGHTS
 SIMARGS += --weights $(WEIGHTS)
 endif
 
-.PHONY: all test test-slow sim verilog lint bench clean distclean venv
+.PHONY: all test test-slow sim verilog lint bench report clean distclean venv
 
 all: test
 
@@ -47,6 +47,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m sim.benchmark
+	$(PY) -m model.bench
+
+report: $(STAMP)
+	$(PY) -m model.report
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

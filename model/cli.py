@@ -16,7 +16,7 @@ import sys
 
 from model.errors import UserError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy")
 
 
 def build_parser() -> argparse.ArgumentParser:

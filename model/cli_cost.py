@@ -19,7 +19,9 @@ from __future__ import annotations
 import argparse
 
 from golden.errors import UserError
-from model.system import ENCODINGS
+
+# = model.system.ENCODINGS, repeated so that building the parser imports nothing heavy (torch, the tables)
+ENCODINGS = ("none", "lossless", "jpeg")
 
 LINK_HELP = "1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2"
 
@@ -102,11 +104,20 @@ def _load_tech(path):
     return load_tech(path)
 
 
+def _encoding(value: str | None) -> str | None:
+    """Checked before the model is imported, so a typo fails fast (the same message as model.system)."""
+    if value is not None and value not in ENCODINGS:
+        raise UserError(f"unknown encoding {value!r}; allowed: {', '.join(ENCODINGS)}")
+    return value
+
+
 def cmd_query(args) -> int:
+    _encoding(args.encoding)
+    qf = _qf(args.qf)
     from model import api
 
     tech = _load_tech(args.tech)
-    r = api.query(args.net, args.split, args.encoding, _qf(args.qf), args.link, tech=tech,
+    r = api.query(args.net, args.split, args.encoding, qf, args.link, tech=tech,
                   ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args))
     if args.json:
         print(api.dumps(r))
@@ -125,6 +136,8 @@ def cmd_query(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    for e in args.encoding or ():
+        _encoding(e)
     from model import api
 
     tech = _load_tech(args.tech)
@@ -144,6 +157,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_best(args) -> int:
+    _encoding(args.encoding)
     from model import api
 
     tech = _load_tech(args.tech)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -363,7 +363,6 @@ class QueryResult:
     ratio_note: str
     tech: str
     role: str = "split"                     # host_only | edge_only | split
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames_per_joule(self) -> float:
@@ -371,7 +370,6 @@ class QueryResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.pop("extra")
         d["provenance"] = {"counts": self.counts_source, "ratio": self.ratio_source, "ratio_note": self.ratio_note,
                            "tech": self.tech}
         return d

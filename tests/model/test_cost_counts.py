@@ -1,0 +1,187 @@
+"""model.counts: the analytical engine model against the RTL counters, and its building blocks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from golden.splits import layers, split_names
+from model import counts
+from model.counts import (
+    DEFAULT_ENGINE,
+    EngineParams,
+    analytical_layer_counts,
+    ci_requires_rtl,
+    net_counts,
+    rtl_error_auto,
+    rtl_json_path,
+    rtl_json_paths,
+    step_cycles,
+)
+
+TARGET = 0.05   # issue 6: analytical cycles within 5% of the RTL on every layer it ran
+
+# `make sim` cycles per engine layer at d9dab0d (a segment buffer refilled in the cycle it is released), pinned
+# so the comparison runs in every `make test`, with or without a simulation on this machine. ResNet-50: a
+# sample of its 72 layers (DAG compiler). PRE: VGG-16's pools on the RTL just before d9dab0d, against the
+# model's ``early_release=False`` variant.
+ALEXNET_RTL_CYCLES = {
+    "features.0": 596003, "features.2": 59439, "features.3": 1564093, "features.5": 25978,
+    "features.6": 832125, "features.8": 1145757, "features.10": 763868, "features.12": 6969,
+}
+VGG16_RTL_CYCLES = {
+    "features.0": 1103679, "features.2": 15442841, "features.4": 773760, "features.5": 6976470,
+    "features.7": 13779736, "features.9": 386872, "features.10": 6886845, "features.12": 13730375,
+    "features.14": 13730374, "features.16": 195488, "features.17": 6628383, "features.19": 13414955,
+    "features.21": 13414954, "features.23": 103886, "features.24": 3388041, "features.26": 3375453,
+    "features.28": 3375453, "features.30": 12346,
+}
+RESNET50_RTL_CYCLES = {
+    "conv1": 1044436, "maxpool": 280605, "layer1.0.conv1": 151253, "layer1.0.add": 436312,
+    "layer2.0.downsample.0": 1586221, "layer3.1.conv2": 877835, "layer4.0.conv3": 454347, "layer4.0.add": 55423,
+    "avgpool": 21091, "fc": 260989,
+}
+VGG16_POOLS_PRE = {"features.4": 840304, "features.9": 419632, "features.16": 211868, "features.30": 13881}
+PRE_RELEASE = EngineParams(early_release=False)
+
+
+@pytest.mark.parametrize("net,pinned,eng", [
+    ("alexnet", ALEXNET_RTL_CYCLES, DEFAULT_ENGINE),
+    ("vgg16", VGG16_RTL_CYCLES, DEFAULT_ENGINE),
+    ("resnet50", RESNET50_RTL_CYCLES, DEFAULT_ENGINE),
+    ("vgg16", VGG16_POOLS_PRE, PRE_RELEASE),
+])
+def test_analytical_matches_pinned_rtl_cycles(net, pinned, eng):
+    model = {lc.layer: lc for lc in analytical_layer_counts(net, eng)}
+    for name, rtl in pinned.items():
+        lc = model[name]
+        m = lc.cycles + (eng.command_cycles if lc.output_resident else 0)   # make sim's nocount output dump
+        assert abs(m - rtl) / rtl <= TARGET, (name, m, rtl)
+        assert abs(m - rtl) / rtl <= 0.015, (name, m, rtl)   # what the model achieves today (worst: res5 adds)
+
+
+# `make sim SPLIT=fc8`: each FC layer run as its own program on 120 output channels, counts scaled up
+FC_RTL = {("alexnet", "classifier.1"): (4921242, 120, 4096 / 120),
+          ("alexnet", "classifier.4"): (2260514, 120, 4096 / 120),
+          ("alexnet", "classifier.6"): (551883, 120, 1000 / 120),
+          ("vgg16", "classifier.0"): (13558340, 120, 4096 / 120)}   # K = 25088: 6 weight chunks per group
+
+
+@pytest.mark.parametrize("net,name", list(FC_RTL))
+def test_fc_slices_match_pinned_rtl(net, name):
+    rtl, channels, scale = FC_RTL[(net, name)]
+    la = next(x for x in layers(net) if x.name == name)
+    m = counts._fc_slice(la, channels, scale, DEFAULT_ENGINE).cycles + DEFAULT_ENGINE.command_cycles * scale
+    assert abs(m - rtl) / rtl <= 0.002, (name, m, rtl)
+    # the scaled slice repeats its fixed costs `scale` times: the whole layer is a little faster
+    whole = {lc.layer: lc for lc in analytical_layer_counts(net)}[name].cycles
+    assert 0.9 * rtl < whole < rtl
+
+
+def _check_live(net: str) -> None:
+    errs, stale = rtl_error_auto(net, target=TARGET)
+    assert errs, f"{rtl_json_path(net)} has no layer the model can compare"
+    bad = [(e.name, f"{e.cycle_error:+.2%}") for e in errs if abs(e.cycle_error) > TARGET]
+    assert not bad, f"analytical cycles off by more than {TARGET:.0%}: {bad}"
+    if stale:
+        pytest.skip(f"{rtl_json_path(net)} was simulated before d9dab0d (early segment release); it matches the "
+                    f"model of that engine; rerun make sim NET={net}")
+
+
+@pytest.mark.parametrize("net", ["alexnet", "vgg16", "resnet50"])
+def test_analytical_vs_rtl_json(net):
+    """Against whatever `make sim` wrote on this machine (skipped when it has not run)."""
+    if not rtl_json_paths(net):
+        pytest.skip(f"{rtl_json_path(net)} absent (run make sim NET={net})")
+    _check_live(net)
+
+
+@pytest.mark.slow
+def test_analytical_vs_rtl_json_ci():
+    """CI runs `make sim` before `make test-slow`: there the AlexNet comparison must not be skipped."""
+    path = rtl_json_path("alexnet")
+    if not rtl_json_paths("alexnet"):
+        if ci_requires_rtl():
+            pytest.fail(f"CI: {path} is missing; `make sim` must run before the RTL comparison")
+        pytest.skip(f"{path} absent (run make sim)")
+    _check_live("alexnet")
+    for net in ("vgg16", "resnet50"):
+        if rtl_json_paths(net):
+            _check_live(net)
+
+
+def test_tile_walk_matches_rtl_reference():
+    from hw.tile_geometry import ref_tile_geometry
+
+    rng = random.Random(0)
+    for _ in range(60):
+        out_w, out_h = rng.randint(1, 40), rng.randint(1, 12)
+        k, s = rng.choice([1, 3, 5, 7, 11]), rng.randint(1, 4)
+        pad = rng.randint(0, k - 1)
+        m = out_w * out_h
+        tiles = counts._tiles(m, out_w, s, k)
+        oy, ox, p0 = 0, 0, 0
+        for t in tiles:
+            ref = ref_tile_geometry(oy, ox, p0, m, out_w, s, k, pad)
+            assert t.n == ref["n"]
+            assert sum(r for _, r in t.rows) == sum(r for r, p in zip(ref["reads"], ref["present"], strict=False) if p)
+            oy, ox, p0 = ref["next_oy"], ref["next_ox"], p0 + ref["n"]
+        assert p0 == m
+
+
+@pytest.mark.parametrize("early", [True, False])
+@pytest.mark.parametrize("k,reads", [(1, 1), (1, 2), (3, 1), (3, 2), (3, 3), (3, 4), (5, 2), (11, 4), (2, 5)])
+def test_two_buffer_recurrence_steady_state(k, reads, early):
+    n = 400
+    t = counts._two_buffer_time([(reads, k)] * n, early)
+    assert t / n == pytest.approx(step_cycles(k, reads, early), rel=0.02)
+    if early and k == 1 and reads == 1:
+        assert t / n == pytest.approx(1.0, rel=0.02)   # 1x1 layers: one step per cycle
+
+
+def test_macs_equal_golden_table():
+    for net in ("alexnet", "vgg16", "resnet50", "resnet20"):
+        model = {lc.layer: lc for lc in analytical_layer_counts(net)}
+        for la in layers(net):
+            if la.type in ("conv", "linear", "add", "avgpool"):
+                assert model[la.name].macs == pytest.approx(la.macs), (net, la.name)
+
+
+def test_fc_layers_are_dram_bound():
+    model = {lc.layer: lc for lc in analytical_layer_counts("alexnet")}
+    for name in ("classifier.1", "classifier.4", "classifier.6"):
+        la = next(x for x in layers("alexnet") if x.name == name)
+        dram_cycles = la.weights * 2 / DEFAULT_ENGINE.dram_bytes_per_cycle   # K * O * 2 bytes at 16 B/cycle
+        # + channel padding to groups of 12 (fc8: 1008 of 1000), bias beats, the first chunk's exposed fetch
+        assert model[name].cycles == pytest.approx(dram_cycles, rel=0.03)
+
+
+def test_bandwidth_changes_dram_bound_layers_only():
+    slow = counts.EngineParams(dram_bytes_per_cycle=8.0)
+    a = {lc.layer: lc.cycles for lc in analytical_layer_counts("alexnet")}
+    b = {lc.layer: lc.cycles for lc in analytical_layer_counts("alexnet", slow)}
+    assert b["classifier.1"] == pytest.approx(2 * a["classifier.1"], rel=0.01)
+    assert b["features.3"] == pytest.approx(a["features.3"], rel=0.01)   # conv2: compute-bound, resident
+
+
+def test_net_counts_prefix_sums_and_provenance():
+    nc = net_counts("alexnet", source="analytical")
+    names = split_names("alexnet")
+    cyc = [nc.edge[s]["cycles"] for s in names]
+    assert cyc[0] == 0 and all(b >= a for a, b in zip(cyc, cyc[1:], strict=False))
+    assert nc.provenance["conv5"] == "analytical" and nc.provenance["input"] == "none"
+    assert nc.resident["conv5"] and not nc.resident["input"]
+    if rtl_json_paths("alexnet"):
+        auto = net_counts("alexnet")
+        assert auto.provenance["conv5"] == "rtl" and auto.provenance["fc6"] == "rtl+analytical"
+        assert auto.edge["conv5"]["cycles"] == pytest.approx(nc.edge["conv5"]["cycles"], rel=0.001)
+
+
+def test_every_network_has_counts():
+    for net in ("alexnet", "vgg16", "resnet50", "resnet20", "resnet56", "digits"):
+        nc = net_counts(net, source="analytical")
+        last = split_names(net)[-1]
+        assert nc.edge[last]["cycles"] > 0 and nc.edge[last]["macs"] > 0
+        util = nc.edge[last]["macs"] / (144 * nc.edge[last]["cycles"])
+        assert 0.01 < util <= 1.0, (net, util)

@@ -1,0 +1,95 @@
+"""model.tech: the 28 nm technology file, its schema check and the SRAM energy interpolation."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from golden.errors import UserError
+from model.tech import DEFAULT_TECH, check_tech, load_tech
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return yaml.safe_load(DEFAULT_TECH.read_text())
+
+
+def test_default_file_loads_with_provenance():
+    t = load_tech()
+    assert t.name == "28nm" and t.clock_hz == 200e6
+    assert t.e("mac_16b") == pytest.approx(0.48e-12)
+    assert t.e("dram_bit") * 32 == pytest.approx(640e-12)     # the paper's 640 pJ per 32-bit access
+    for row in t.table():
+        assert row["source"].strip() and row["scaling"].strip() and row["unit"].strip()
+
+
+def test_sram_energy_table_nodes_and_monotonic():
+    t = load_tech()
+    assert t.sram_word_energy_j(131072, 16) == pytest.approx(3.6e-12)
+    assert t.sram_word_energy_j(1048576, 128) == pytest.approx(26.7e-12 / 8)
+    sizes = [8192, 32768, 131072, 300000, 524288, 2**21]
+    e = [t.sram_word_energy_j(s) for s in sizes]
+    assert all(b > a for a, b in zip(e, e[1:], strict=False))
+    assert t.sram_word_energy_j(32768, write=True) == pytest.approx(1.2 * t.sram_word_energy_j(32768))
+    # wider ports cost less per word
+    assert t.sram_word_energy_j(131072, 128) < t.sram_word_energy_j(131072, 16)
+
+
+def _broken(doc, path, value):
+    d = copy.deepcopy(doc)
+    node = d
+    for k in path[:-1]:
+        node = node[k]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    (("energy", "mac_16b"), KeyError, "energy.mac_16b: missing"),
+    (("energy", "mac_16b", "value"), "cheap", "energy.mac_16b.value: expected a number"),
+    (("energy", "dram_bit", "value"), -1.0, "energy.dram_bit.value: -1.0 must be >= 0"),
+    (("energy", "mac_16b", "source"), "", "energy.mac_16b.source: expected a non-empty string"),
+    (("energy", "mac_16b", "colour"), "red", "unknown field 'colour'"),
+    (("energy", "fancy_op"), {"value": 1, "unit": "J", "source": "s", "scaling": "x"}, "energy.fancy_op: unknown key"),
+    (("clock", "frequency_hz", "value"), 0, "clock.frequency_hz.value: 0 must be > 0"),
+    (("leakage", "encoder_w"), KeyError, "leakage.encoder_w: missing"),
+    (("sram", "read_pj", "sizes_bytes"), [262144, 131072, 524288, 1048576], "strictly increasing"),
+    (("sram", "read_pj", "values"), [[1, 2, 3]], "expected 4 rows"),
+    (("schema_version",), 7, "schema_version: 7 is not supported"),
+])
+def test_schema_errors_name_the_key(doc, path, value, needle):
+    with pytest.raises(UserError) as e:
+        check_tech(_broken(doc, path, value), "t.yaml")
+    msg = str(e.value)
+    assert needle in msg and msg.startswith("technology file t.yaml: ") and "\n" not in msg
+
+
+def test_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("energy: [1, 2\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_tech(bad)
+    with pytest.raises(UserError, match="not found"):
+        load_tech(tmp_path / "missing.yaml")
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(UserError, match="top level: expected a mapping"):
+        load_tech(scalar)
+
+
+def test_another_tech_file_changes_results(tmp_path, doc):
+    from model.api import query
+
+    d = copy.deepcopy(doc)
+    d["name"] = "slow-clock"
+    d["clock"]["frequency_hz"]["value"] = 100e6
+    p = tmp_path / "slow.yaml"
+    p.write_text(yaml.safe_dump(d))
+    a = query("alexnet", "fc8", "none", counts_source="analytical")
+    b = query("alexnet", "fc8", "none", tech=p, counts_source="analytical")
+    assert b.tech == "slow-clock" and b.fps == pytest.approx(a.fps / 2, rel=1e-9)
