@@ -3,6 +3,10 @@
 1. MAC array simulation speed, Verilator vs Amaranth's Python simulator: back-to-back 12 x 12 tiles of
    K = 1000 random int16 operands, a Python testbench feeding one beat per cycle and checking the
    outputs against golden (``mac_array_speed.json``).
+3. The feature encoder's compression on AlexNet: for every split point, the 16-bit feature of the default
+   photo coded losslessly (zero run-length + Huffman, auto table) and as JPEG at several QFs (feature
+   mosaic, per-layer 8-bit scaling, standard tables), sizes from the bit-exact reference encoder with
+   the side information included; ratio = 16-bit raw bytes / coded bytes (``encoder_ratios.json``).
 2. The engine on AlexNet input..pool5 (``make sim``'s default run, DRAM 16 B/cycle): per layer our
    cycles and MAC utilization beside the ideal output-stationary bound for the same shapes on a
    12 x 12 array (every tile costs its K cycles, no fill, drain or memory stall: the SCALE-Sim-style
@@ -120,6 +124,35 @@ def engine_bench() -> dict:
             "sim_cycles_per_s": result["sim_cycles_per_s"], "all_bit_exact": all(r["bit_exact"] for r in rows)}
 
 
+QFS = (1, 10, 30, 50, 75, 90, 100)
+
+
+def encoder_ratios(net: str = "alexnet") -> dict:
+    from golden import featpack, lossless
+    from golden.quantize import default_qnet, run_fast, sample_images
+    from golden.splits import get_split, split_names
+
+    qnet = default_qnet(net)
+    x = qnet.quantize_input(sample_images(net, 1))
+    acts = run_fast(qnet, x, return_all=True)
+    print(f"\nFeature encoder on {net} split features (default photo; ratio = 16-bit raw / coded bytes, "
+          f"side info included)")
+    print(f"{'split':8} {'shape':>12} {'raw B':>9} {'lossless':>9} " + " ".join(f"{'QF' + str(q):>7}" for q in QFS))
+    rows = []
+    for split in split_names(net):
+        sp = get_split(net, split)
+        feat = np.asarray(x[0] if split == "input" else acts[sp.output][0]).reshape(sp.shape).astype(np.int16)
+        raw = feat.size * 2
+        ll = lossless.encoded_size(feat, "auto")
+        sweep = featpack.JpegSweep(feat, "layer")
+        lossy = {q: raw / sweep.size(q) for q in QFS}
+        rows.append({"split": split, "shape": list(sp.shape), "raw_bytes": raw, "lossless_bytes": ll,
+                     "lossless_ratio": raw / ll, "lossy_ratio": {str(q): r for q, r in lossy.items()}})
+        print(f"{split:8} {'x'.join(map(str, sp.shape)):>12} {raw:>9,} {raw / ll:>9.2f} "
+              + " ".join(f"{lossy[q]:>7.1f}" for q in QFS))
+    return {"net": net, "qfs": list(QFS), "splits": rows}
+
+
 def main() -> int:
     (BUILD_DIR / "bench").mkdir(parents=True, exist_ok=True)
     print("MAC array simulation speed (12x12, K=1000 tiles, Python testbench feeding every cycle)...", flush=True)
@@ -139,6 +172,10 @@ def main() -> int:
     eng = engine_bench()
     path = BUILD_DIR / "bench" / "engine_alexnet.json"
     path.write_text(json.dumps(eng, indent=2))
+    print(f"wrote {path}")
+    enc = encoder_ratios()
+    path = BUILD_DIR / "bench" / "encoder_ratios.json"
+    path.write_text(json.dumps(enc, indent=2))
     print(f"wrote {path}")
     return 0 if eng["all_bit_exact"] else 1
 
