@@ -1,0 +1,124 @@
+"""``edgesplit accuracy`` and ``edgesplit finetune``: the encoding study and split fine-tuning on real data.
+
+``edgesplit accuracy --net NET [--weights FILE] [--data DIR] [--split S ...] [--limit N] [--json]``
+    For every split (or the ``--split`` ones): float and int16 top-1, the lossless ratio, the JPEG ratio for
+    QF 1..100, top-1 along a coarse-to-fine QF search, and the largest ratio within 1% top-1 loss and its
+    QF (:mod:`model.accuracy`). Writes ``build/accuracy/<net>.json`` (rows of an earlier run with the same
+    setup are kept for splits not run now) and the plots ``<net>_compression.png`` (Fig. 4(b)) and
+    ``<net>_top1_vs_ratio.png`` (Fig. 5(b)). Prints a table, or with ``--json`` one JSON object with
+    ``net, float_top1, int16_top1, splits: [{name, feature_bytes, lossless_ratio, lossy_ratio_at_budget,
+    qf_at_budget, top1_at_budget, ...}]``.
+
+``edgesplit finetune --net NET --split S [--qf-range 30 35] [--epochs E] [--limit-train N] [--limit N] [--json]``
+    Freezes the edge part, trains the host part on training-split features coded at a random QF in the
+    range, and reports on the test split the largest ratio within 1% loss before and after and the gain
+    (:mod:`model.finetune`). Writes ``build/accuracy/<net>_finetune_<split>.json``.
+
+``DIR``: a data folder with the shared CIFAR-10 tarballs, one tar.gz, or an ImageFolder-style tree
+(``<class>/<image>`` or ``<split>/<class>/<image>``). Default: digits from scikit-learn, CIFAR-10 from
+``$EDGESPLIT_DATA`` or ``../shared/data``. ``--limit N`` takes N test images evenly spaced over the set.
+Progress goes to stderr (``--quiet`` silences it). An unknown network or split, a weight file whose keys do
+not match (the first missing and unexpected key are named), an empty or missing data folder: one line on
+stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+from model import accuracy as A
+from model import finetune as FT
+
+
+def register(subparsers) -> None:
+    acc = subparsers.add_parser(
+        "accuracy", help="feature-encoding study: lossless and JPEG ratios per split within 1%% top-1 loss",
+        description="For each split of a network: float/int16 top-1, lossless ratio, JPEG ratio and top-1 "
+                    "over QF 1..100, and the largest ratio within the accuracy budget (build/accuracy/).")
+    _common(acc)
+    acc.add_argument("--split", nargs="+", action="extend", metavar="S", help="split point(s) (default: all)")
+    acc.add_argument("--curve-images", type=int, default=A.DEFAULT_CURVE_IMAGES, metavar="N",
+                     help=f"images for the 100-QF size curve (default {A.DEFAULT_CURVE_IMAGES})")
+    acc.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    acc.set_defaults(func=cmd_accuracy)
+
+    ft = subparsers.add_parser(
+        "finetune", help="split fine-tuning: retrain the host part on JPEG-coded features, report the gain",
+        description="Freeze the edge part, train the host part on training-split features coded at a QF drawn "
+                    "from a range, and report the largest ratio within the budget before and after on the test "
+                    "split.")
+    _common(ft)
+    ft.add_argument("--split", required=True, metavar="S", help="split point")
+    ft.add_argument("--qf-range", nargs=2, type=int, default=list(FT.DEFAULT_QF_RANGE), metavar=("LO", "HI"),
+                    help="training QFs, drawn uniformly per image and epoch (default 30 35)")
+    ft.add_argument("--epochs", type=int, default=FT.FinetuneConfig.epochs, help="training epochs (default 3)")
+    ft.add_argument("--limit-train", type=int, default=10000, metavar="N",
+                    help="training images, evenly spaced over the training split (default 10000)")
+    ft.add_argument("--lr", type=float, default=FT.FinetuneConfig.lr, help="SGD learning rate (default 0.001)")
+    ft.add_argument("--batch-size", type=int, default=FT.FinetuneConfig.batch_size, help="default 128")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--save", metavar="FILE", help="save the network's state_dict with the fine-tuned host")
+    ft.set_defaults(func=cmd_finetune)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--net", required=True, help="network: alexnet, vgg16, resnet50, resnet20, resnet56, digits")
+    p.add_argument("--weights", metavar="FILE", help="state_dict file (torchvision-compatible keys)")
+    p.add_argument("--data", metavar="DIR", help="data folder, tar.gz or ImageFolder tree")
+    p.add_argument("--limit", type=int, metavar="N", help="test images, evenly spaced (default: all)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--mode", default=A.DEFAULT_MODE, help=f"JPEG feature scaling: layer or channel "
+                                                          f"(default {A.DEFAULT_MODE})")
+    p.add_argument("--container", default=A.DEFAULT_CONTAINER, help="transmitted JPEG form: scan (side info + "
+                                                                    "entropy-coded segment) or jfif")
+    p.add_argument("--budget", type=float, default=A.BUDGET, help="absolute top-1 loss budget (default 0.01)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default build/accuracy)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def _threads() -> None:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def cmd_accuracy(args) -> int:
+    _threads()
+    config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
+                           curve_images=args.curve_images).check()
+    progress = A.Progress(f"edgesplit accuracy {args.net}", enabled=not args.quiet)
+    result, paths = A.run(args.net, args.weights, args.data, args.split, args.limit, config, args.out,
+                          plots=not args.no_plots, progress=progress)
+    if args.json:
+        out = A.summary(result)
+        out["files"] = {k: str(v) for k, v in paths.items()}
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(A.format_table(result))
+        for k, v in paths.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    _threads()
+    study = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container).check()
+    config = FT.FinetuneConfig(qf_range=tuple(args.qf_range), epochs=args.epochs, lr=args.lr,
+                               batch_size=args.batch_size, seed=args.seed).check()
+    progress = A.Progress(f"edgesplit finetune {args.net} {args.split}", enabled=not args.quiet)
+    result = FT.finetune(args.net, args.split, config, limit_train=args.limit_train, limit=args.limit,
+                         weights=args.weights, data=args.data, study_config=study, progress=progress,
+                         save=args.save)
+    path = FT.write_result(result, args.out)
+    if args.json:
+        out = FT.summary(result)
+        out["file"] = str(path)
+        json.dump(out, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(FT.format_result(result))
+        print(f"json: {path}")
+    return 0

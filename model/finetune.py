@@ -1,0 +1,304 @@
+"""Split fine-tuning: retrain the host part on JPEG-coded features so that it tolerates a lower QF.
+
+The edge part stays frozen (it is the int16 engine network, :func:`golden.quantize.run_fast`, so the
+features are exactly what the engine sends). The host part -- the float layers after the split -- is
+trained on the **training split only** (digits training split; CIFAR-10 training tarball), on features
+that went through the real codec round trip at a QF drawn uniformly per image and per epoch from
+``qf_range`` (default 30..35): :class:`model.accuracy.SplitCodec`, i.e. the bit-exact reference encoder's
+quantized coefficients and the reference decoder's reconstruct path (:func:`golden.jpeg.reconstruct`,
+equal to :func:`golden.jpeg.decode_jpeg` on the bytes; tested), unpacked and dequantised to int16 by
+:func:`golden.featpack.unpack`. Each training image's DCT is computed once; each epoch re-quantizes it
+at that epoch's QF (cheap), so nothing is approximated and nothing large is cached.
+
+Training: SGD with momentum, cosine learning-rate decay to 0 over the run, cross-entropy on the labels,
+the host kept in ``eval`` mode (BatchNorm running statistics frozen, dropout off; all its parameters
+train), 2 torch threads. Short schedules (a few epochs over a subset of the training images) are enough
+to move the budget point.
+
+Report (:func:`finetune`): on the held-out **test** split, the encoding study of the split
+(:func:`model.accuracy.study_split`, the same coarse-to-fine QF search and the same budget against the
+original int16 network's top-1) before and after, and ``gain_percent = 100 * (after / before - 1)`` of
+the largest lossy ratio within the budget (the paper: +11% at AlexNet conv5). Fine-tuning can also change
+the host's top-1 on exact features (on CIFAR-10 it rises: training on the JPEG training files adapts the
+checkpoint, trained on the lossless originals, to the JPEG test files), which loosens a budget counted from
+the original network; ``after_own_reference`` / ``gain_percent_own_reference`` count the budget from the
+fine-tuned host's own exact-feature top-1 instead (the codec-robustness part of the gain alone).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from golden import jpeg
+from golden.errors import UserError
+from golden.nets import NET_INFO, check_net_name
+from golden.quantize import QNet, run_fast
+from golden.splits import INPUT, check_split, get_split, host_model, split_names
+from model import accuracy as A
+
+DEFAULT_QF_RANGE = (30, 35)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The training recipe (module docstring)."""
+
+    qf_range: tuple[int, int] = DEFAULT_QF_RANGE
+    epochs: int = 3
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    seed: int = 0
+    threads: int = 2
+
+    def check(self) -> FinetuneConfig:
+        lo, hi = self.qf_range
+        jpeg.check_qf(lo)
+        jpeg.check_qf(hi)
+        if lo > hi:
+            raise UserError(f"QF range {lo}..{hi} is empty (the first QF must not exceed the second)")
+        if self.epochs < 1:
+            raise UserError(f"epoch count {self.epochs} must be at least 1")
+        if not self.lr > 0 or self.batch_size < 1 or self.threads < 1:
+            raise UserError("learning rate, batch size and thread count must be positive")
+        return self
+
+
+def _to_float(codec: A.SplitCodec, values: np.ndarray, frac: int | None, norm: A.InputNorm) -> np.ndarray:
+    if codec.kind == "image":
+        return norm.from_u8(values)
+    return values.astype(np.float32) * np.float32(2.0**-frac)
+
+
+def coded_epoch(codec: A.SplitCodec, qfs: np.ndarray, chunk: int = 500) -> np.ndarray:
+    """Every image of ``codec`` through the JPEG round trip at its own QF ``qfs[i]`` (decoded values)."""
+    out = np.empty_like(codec.values[:0], shape=(codec.n, *codec.tensor_shape))
+    for qf in np.unique(qfs):
+        idx = np.flatnonzero(qfs == qf)
+        for part in A._chunks(idx, chunk):
+            out[part] = codec.jpeg(int(qf), part, decode=True)[1]
+    return out
+
+
+def train_host(host: nn.Module, codec: A.SplitCodec, y: np.ndarray, frac: int | None, norm: A.InputNorm,
+               config: FinetuneConfig, progress: A.Progress | None = None) -> list[dict[str, float]]:
+    """Train ``host`` (in place) on ``codec``'s values coded at random QFs in ``config.qf_range``; returns
+    per-epoch mean loss and training top-1 (on the coded features)."""
+    progress = progress or A.Progress("", enabled=False)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    params = [p for p in host.parameters()]
+    if not params:
+        raise UserError("the host part has no parameters to train (the last split sends the logits)")
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(codec.n / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    y_t = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    lo, hi = config.qf_range
+    history = []
+    host.eval()  # BatchNorm statistics frozen, dropout off; the parameters still train
+    for epoch in range(config.epochs):
+        qfs = rng.integers(lo, hi + 1, size=codec.n)
+        progress.update(f"epoch {epoch + 1}/{config.epochs}: coding {codec.n} training features", force=True)
+        feats = torch.from_numpy(_to_float(codec, coded_epoch(codec, qfs), frac, norm))
+        order = torch.from_numpy(rng.permutation(codec.n))
+        loss_sum, correct = 0.0, 0
+        for k in range(steps_per_epoch):
+            idx = order[k * config.batch_size : (k + 1) * config.batch_size]
+            logits = host(feats[idx])
+            loss = F.cross_entropy(logits, y_t[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.argmax(1) == y_t[idx]).sum())
+            if k % 20 == 0:
+                progress.update(f"epoch {epoch + 1}/{config.epochs}: step {k}/{steps_per_epoch} "
+                                f"loss {loss_sum / max(1, (k + 1) * config.batch_size):.3f}")
+        history.append({"epoch": epoch + 1, "loss": loss_sum / codec.n, "train_top1_coded": correct / codec.n})
+        progress.update(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, coded train top-1 "
+                        f"{100 * history[-1]['train_top1_coded']:.2f}%", force=True)
+    for p in params:
+        p.requires_grad_(False)
+    return history
+
+
+def split_values(qnet: QNet, x: np.ndarray, split: str, norm: A.InputNorm, batch: int = 500,
+                 progress: A.Progress | None = None) -> np.ndarray:
+    """What the edge sends at ``split`` for images ``x``: uint8 camera images at the input split, else the
+    int16 features of the int16 network."""
+    if split == INPUT:
+        return norm.to_u8(x)
+    return A.int16_features(qnet, x, split, batch, progress)
+
+
+def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_train: int | None = None,
+             limit: int | None = None, weights: str | os.PathLike | None = None,
+             data: str | os.PathLike | None = None, study_config: A.StudyConfig | None = None,
+             progress: A.Progress | None = None, save: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Fine-tune the host part of ``net`` after ``split`` and measure the budget point before and after on
+    the test split (module docstring). ``limit_train``/``limit``: training/test images (evenly spaced; None
+    = all). ``save``: write the whole network's state_dict with the fine-tuned host there."""
+    config = (config or FinetuneConfig()).check()
+    study_config = (study_config or A.StudyConfig()).check()
+    check_split(check_net_name(net), split)
+    if split == split_names(net)[-1]:
+        raise UserError(f"split {split!r} sends the logits: there is no host part to fine-tune")
+    progress = progress or A.Progress("", enabled=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    t0 = time.monotonic()
+    try:
+        progress.update(f"loading {net} training and test images", force=True)
+        src_train, src_test = A.data_source(net, data, "train"), A.data_source(net, data, "test")
+        if src_train is not None and src_train == src_test:
+            raise UserError(f"the training and the test images both come from {src_test}: fine-tuning needs a "
+                            "separate training split (a folder with train/ and test/, or the shared tarballs)")
+        x_tr, y_tr = A.load_dataset(net, data, "train", limit_train)
+        x_te, y_te = A.load_dataset(net, data, "test", limit)
+        module, qnet = A.network(net, weights, data, progress)
+        norm = A.NET_NORMS[NET_INFO[net].dataset]
+        b = study_config.batch_size
+        sp = get_split(net, split)
+        frac = None if split == INPUT else qnet.split_frac(split)
+
+        # test side: the features, the references
+        from golden.nets import predict as float_predict
+
+        float_top1 = float(np.mean(float_predict(module, x_te, b) == y_te))
+        test_vals = split_values(qnet, x_te, split, norm, b, progress)
+        if split == INPUT:
+            int16_logits = A.int16_features(qnet, x_te, None, b, progress)
+        else:
+            int16_logits = np.concatenate([run_fast(qnet, test_vals[i : i + b], start=split)
+                                           for i in range(0, len(test_vals), b)])
+        int16_top1 = float(np.mean(int16_logits.argmax(1) == y_te))
+        kind = "image" if split == INPUT else "feature"
+        test_codec = A.SplitCodec(test_vals, kind, study_config.mode, study_config.container,
+                                  study_config.lossless_table)
+        before_host = host_model(module, split)
+        before = A.study_split(A.make_task(qnet, split, test_vals, before_host, "float", b), y_te, int16_top1,
+                               study_config, progress, codec=test_codec)
+
+        # training
+        progress.update(f"{split}: features of {len(x_tr)} training images", force=True)
+        train_vals = split_values(qnet, x_tr, split, norm, b, progress)
+        train_codec = A.SplitCodec(train_vals, kind, study_config.mode, study_config.container,
+                                   study_config.lossless_table)
+        host = copy.deepcopy(before_host)
+        history = train_host(host, train_codec, y_tr, frac, norm, config, progress)
+        after_task = A.make_task(qnet, split, test_vals, host, "float", b)
+        cache: dict[int, dict[str, float]] = {}
+        after = A.study_split(after_task, y_te, int16_top1, study_config, progress, codec=test_codec, cache=cache)
+        # the same budget against the fine-tuned host's own top-1 on exact features (it may have changed)
+        after_own = A.study_split(after_task, y_te, after["top1_uncoded"], study_config, progress,
+                                  codec=test_codec, cache=cache, curve=False)
+    finally:
+        torch.set_num_threads(threads)
+    r0, r1 = before["lossy_ratio_at_budget"], after["lossy_ratio_at_budget"]
+    gain = 100.0 * (r1 / r0 - 1.0) if r0 and r1 else None
+    r2 = after_own["lossy_ratio_at_budget"]
+    gain_own = 100.0 * (r2 / r0 - 1.0) if r0 and r2 else None
+    keep = ("lossy_ratio_at_budget", "qf_at_budget", "top1_at_budget", "bytes_at_budget", "loss_at_budget",
+            "top1_uncoded", "evaluated")
+    result = {
+        "net": net,
+        "split": split,
+        "feature_bytes": sp.feature_bytes,
+        "raw_bytes": before["raw_bytes"],
+        "lossless_ratio": before["lossless_ratio"],
+        "train_images": int(len(x_tr)),
+        "test_images": int(len(x_te)),
+        "float_top1": float_top1,
+        "int16_top1": int16_top1,
+        "reference_top1": int16_top1,
+        "budget": study_config.budget,
+        "config": {**asdict(config), "qf_range": list(config.qf_range), "host": "float",
+                   "mode": study_config.mode, "container": study_config.container,
+                   "codec": "golden reference encoder + reconstruct (= decode_jpeg), featpack.unpack to int16"},
+        "before": {k: before[k] for k in keep},
+        "after": {k: after[k] for k in keep},
+        "gain_percent": gain,
+        "after_own_reference": {k: after_own[k] for k in keep if k != "evaluated"},
+        "gain_percent_own_reference": gain_own,
+        "history": history,
+        "weights": str(weights) if weights else NET_INFO[net].default_weights,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    if save is not None:
+        tuned = copy.deepcopy(module)
+        host_model(tuned, split).load_state_dict(host.state_dict())
+        torch.save({"state_dict": tuned.state_dict(), "finetune": {k: result[k] for k in ("net", "split")}}, save)
+        result["saved"] = str(save)
+    gtxt = f"{gain:+.1f}%" if gain is not None else "n/a"
+    progress.done(f"{net} {split}: ratio within budget {_r(r0)} -> {_r(r1)} ({gtxt})")
+    return result
+
+
+def _r(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The short form (``--json``): everything but the per-QF points and the training history."""
+    out = {k: v for k, v in result.items() if k not in ("history",)}
+    out["before"] = {k: v for k, v in result["before"].items() if k != "evaluated"}
+    out["after"] = {k: v for k, v in result["after"].items() if k != "evaluated"}
+    return out
+
+
+def format_result(result: dict[str, Any]) -> str:
+    b, a = result["before"], result["after"]
+
+    def row(label: str, r: dict[str, Any]) -> str:
+        qf = r["qf_at_budget"] if r["qf_at_budget"] is not None else "-"
+        t = "-" if r["top1_at_budget"] is None else f"{100 * r['top1_at_budget']:.2f}%"
+        return f"{label:<7} {_r(r['lossy_ratio_at_budget']):>9} {qf!s:>4} {t:>8} {100 * r['top1_uncoded']:>8.2f}%"
+
+    gain = "n/a" if result["gain_percent"] is None else f"{result['gain_percent']:+.1f}%"
+    own = result["gain_percent_own_reference"]
+    own = "n/a" if own is None else f"{own:+.1f}%"
+    lo, hi = result["config"]["qf_range"]
+    return "\n".join([
+        f"{result['net']} split {result['split']}: host fine-tuned {result['config']['epochs']} epochs on "
+        f"{result['train_images']} training images coded at QF {lo}..{hi}; test {result['test_images']} images, "
+        f"int16 top-1 {100 * result['int16_top1']:.2f}%, budget {100 * result['budget']:.1f}%",
+        f"{'':<7} {'lossy@1%':>9} {'QF':>4} {'top-1':>8} {'uncoded':>9}",
+        row("before", b),
+        row("after", a),
+        row("after*", result["after_own_reference"]),
+        f"gain in compression ratio at the budget: {gain} (after*: budget against the fine-tuned host's own "
+        f"top-1 on exact features: {own})",
+    ])
+
+
+def write_result(result: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
+    """Save ``<out>/<net>_finetune_<split>.json``."""
+    out = Path(out_dir) if out_dir is not None else A.OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{result['net']}_finetune_{result['split']}.json"
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = ["DEFAULT_QF_RANGE", "FinetuneConfig", "coded_epoch", "finetune", "format_result", "split_values",
+           "summary", "train_host", "write_result"]

@@ -1,0 +1,231 @@
+"""The encoding study (model/accuracy.py, ``edgesplit accuracy``): exact sizes and decodes against the
+reference encoder/decoder, the budget search, the whole digits study end to end, a generic module through a
+DataLoader, the CLI's errors; and (slow) a reduced but real CIFAR-10 ResNet-20 study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from golden.data import load_digits
+from golden.nets import get_net
+from golden.quantize import default_qnet
+from golden.splits import edge_model, host_model, split_names
+from model import accuracy as A
+from model.cli import main
+from tests.golden import conftest as golden_conftest
+
+shared_data = golden_conftest.shared_data  # the shared-data fixture (fails in CI when data is missing)
+
+SUMMARY_SPLIT_KEYS = {"name", "feature_bytes", "lossless_ratio", "lossy_ratio_at_budget", "qf_at_budget",
+                      "top1_at_budget"}
+
+
+@pytest.fixture(scope="module")
+def digits_feats() -> dict[str, np.ndarray]:
+    x, _ = load_digits("test")
+    x = x[:24]
+    q = default_qnet("digits")
+    out = {s: A.int16_features(q, x, s) for s in ("conv1", "conv4", "fc5", "fc6")}
+    out["input"] = A.NET_NORMS["digits"].to_u8(x)
+    return out
+
+
+# ---- exactness of the batched codec ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["input", "conv1", "conv4", "fc5", "fc6"])
+@pytest.mark.parametrize("mode, container", [("layer", "scan"), ("channel", "jfif")])
+def test_batched_sizes_and_decodes_equal_the_reference(digits_feats, split, mode, container):
+    values = digits_feats[split]
+    codec = A.SplitCodec(values, "image" if split == "input" else "feature", mode, container)
+    idx = np.array([0, 3, 7, 8, 23])
+    for qf in (1, 23, 50, 97, 100):
+        sizes, dec = codec.jpeg(qf, idx, decode=True)
+        assert dec.shape == (len(idx), *values.shape[1:]) and dec.dtype == values.dtype
+        for k, i in enumerate(idx):
+            # every image encoded alone by golden.featpack/golden.jpeg, decoded from its bytes by decode_jpeg
+            assert sizes[k] == codec.reference_bytes(int(i), qf), (split, qf, i)
+            assert np.array_equal(dec[k], codec.reference_decode(int(i), qf)), (split, qf, i)
+    ll = codec.lossless_bytes()
+    assert len(ll) == len(values) and (ll > 18).all()
+
+
+def test_vector_layout_and_cifar_normalisation_round_trip():
+    v = np.arange(2 * 70, dtype=np.int16).reshape(2, 70)
+    m = A.to_maps(v, pad="edge")
+    assert m.shape == (2, 2, 8, 8) and (m.reshape(2, -1)[:, 70:] == v[:, -1:]).all()
+    assert (A.to_maps(v, pad="zero").reshape(2, -1)[:, 70:] == 0).all()
+    assert np.array_equal(A.from_maps(m, (70,)), v)
+    u8 = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    norm = A.IMAGENET_NORM
+    assert np.array_equal(norm.to_u8(norm.from_u8(u8)), u8)
+
+
+def test_budget_point_takes_the_monotone_envelope():
+    ref = 0.80
+    pts = {1: 0.795, 5: 0.70, 10: 0.792, 20: 0.79, 50: 0.80, 100: 0.80}
+    # QF 1 passes by luck, QF 5 fails: the answer is 10 (all evaluated QFs above it pass)
+    assert A.budget_point(pts, ref, 0.01) == 10
+    assert A._next_qf(pts, ref, 0.01) == 7
+    assert A.budget_point({50: 0.5, 100: 0.79}, ref, 0.01) == 100
+    assert A.budget_point({100: 0.7}, ref, 0.01) is None
+    assert A._next_qf({9: 0.5, 10: 0.8}, ref, 0.01) is None
+
+
+# ---- the whole digits study --------------------------------------------------------------------------------
+
+
+def test_digits_study_end_to_end(tmp_path, capsys):
+    rc = main(["accuracy", "--net", "digits", "--json", "--quiet", "--curve-images", "150", "--out", str(tmp_path)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["net"] == "digits" and out["images"] == 450
+    assert abs(out["float_top1"] - 0.9756) <= 0.01, out["float_top1"]
+    assert abs(out["int16_top1"] - out["float_top1"]) <= 0.005
+    assert [s["name"] for s in out["splits"]] == list(split_names("digits"))
+    for s in out["splits"]:
+        assert SUMMARY_SPLIT_KEYS <= set(s)
+        assert s["lossless_ratio"] > 0
+        if s["qf_at_budget"] is not None:
+            assert 1 <= s["qf_at_budget"] <= 100
+            assert out["int16_top1"] - s["top1_at_budget"] <= 0.01 + 1e-9
+    rows = {s["name"]: s for s in out["splits"]}
+    for s in ("conv1", "conv2", "conv3", "conv4", "fc5"):  # ReLU maps: zero runs pay off
+        assert rows[s]["lossless_ratio"] > 1.3, s
+    for s in ("input", "conv1", "conv2", "fc5"):
+        assert rows[s]["lossy_ratio_at_budget"] > 2.5, s
+    assert rows["conv1"]["lossy_ratio_at_budget"] > rows["conv1"]["lossless_ratio"] * 2
+    assert rows["input"]["feature_bytes"] == 512 and rows["input"]["raw_bytes"] == 256  # 8-bit camera image
+
+    full = json.loads((tmp_path / "digits.json").read_text())
+    assert full["int16_top1"] == out["int16_top1"]
+    for r in full["splits"]:
+        assert len(r["curve"]["ratio"]) == 100 and r["curve"]["images"] == 150
+        ev = {p["qf"]: p for p in r["evaluated"]}
+        assert 100 in ev and len(ev) >= 5
+        if r["qf_at_budget"] is not None:
+            assert ev[r["qf_at_budget"]]["ratio"] == pytest.approx(r["lossy_ratio_at_budget"])
+            below = [q for q in ev if q < r["qf_at_budget"]]
+            if below:  # the search ends on adjacent QFs: the next lower evaluated one fails
+                assert max(below) == r["qf_at_budget"] - 1
+                assert full["reference_top1"] - ev[max(below)]["top1"] > 0.01
+        # sizes grow with QF (the curve), so ratios shrink
+        c = r["curve"]["ratio"]
+        assert c[0] > c[49] > c[99]
+    for name in ("digits_compression.png", "digits_top1_vs_ratio.png"):
+        p = tmp_path / name
+        assert p.is_file() and p.stat().st_size > 10_000
+        assert Image.open(p).size[0] > 500
+
+
+def test_generic_module_through_a_dataloader():
+    net = get_net("digits")
+    x, y = load_digits("test")
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+                                         batch_size=64)
+    points = [("input", None, net), ("conv2", edge_model(net, "conv2"), host_model(net, "conv2")),
+              A.SplitPoint("fc5", edge_model(net, "fc5"), host_model(net, "fc5"))]
+    cfg = A.StudyConfig(coarse_qfs=(10, 50, 100), curve_images=40)
+    res = A.study_model(net, points, loader, cfg, input_norm=A.NET_NORMS["digits"], name="mine", limit=200)
+    assert res["net"] == "mine" and res["images"] == 200 and res["int16_top1"] is None
+    assert res["reference"] == "float" and res["reference_top1"] == res["float_top1"] > 0.9
+    assert [r["name"] for r in res["splits"]] == ["input", "conv2", "fc5"]
+    conv2 = res["splits"][1]
+    assert conv2["tensor_shape"] == [24, 4, 4] and conv2["raw_bytes"] == 768
+    assert conv2["lossless_ratio"] > 1.5 and conv2["qf_at_budget"] is not None
+    assert res["splits"][2]["tensor_shape"] == [64]
+    assert A.format_table(res).count("\n") == 4
+    with pytest.raises(A.UserError, match="input_norm"):
+        A.study_model(net, points[:1], (x[:10], y[:10]), cfg)
+
+
+def test_image_folder_data_and_merge(tmp_path):
+    from sklearn.datasets import load_digits as sk_digits
+
+    d = sk_digits()
+    for c in (0, 1):
+        folder = tmp_path / "test" / f"class{c}"
+        folder.mkdir(parents=True)
+        for k, img in enumerate(d.images[d.target == c][:3]):
+            Image.fromarray((img * 15).astype(np.uint8)).resize((20, 20)).save(folder / f"{k}.png")
+    x, y = A.load_dataset("digits", tmp_path, "test")
+    assert x.shape == (6, 1, 16, 16) and y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert -1.0 <= x.min() and x.max() <= 1.0
+    x2, _ = A.load_dataset("digits", tmp_path, "test", limit=2)
+    assert len(x2) == 2
+
+    old = {"schema_version": 1, "net": "n", "images": 5, "weights": "w", "float_top1": 0.5, "int16_top1": 0.5,
+           "budget": 0.01, "encoding": {"m": 1}, "splits": [{"name": "a", "index": 0}, {"name": "b", "index": 1}]}
+    new = {**old, "splits": [{"name": "b", "index": 1, "new": True}]}
+    merged = A.merge_results(old, new)
+    assert [r["name"] for r in merged["splits"]] == ["a", "b"] and merged["splits"][1]["new"]
+    assert A.merge_results({**old, "images": 6}, new) is new
+
+
+# ---- CLI errors -----------------------------------------------------------------------------------------------
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    torch.save({"features.0.weight": torch.zeros(1), "extra.bias": torch.zeros(1)}, bad)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    flat = tmp_path / "flat" / "class0"  # an ImageFolder without train/ and test/: no separate training split
+    flat.mkdir(parents=True)
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(flat / "a.png")
+    cases = [
+        (["accuracy", "--net", "lenet"], "unknown network 'lenet'"),
+        (["accuracy", "--net", "digits", "--split", "conv1", "conv9"], "unknown split 'conv9'"),
+        (["accuracy", "--net", "digits", "--weights", str(bad)], "first missing key 'features.0.bias'"),
+        (["accuracy", "--net", "digits", "--data", str(empty)], "is empty"),
+        (["accuracy", "--net", "digits", "--limit", "0"], "must be a positive number"),
+        (["finetune", "--net", "resnet20", "--split", "bogus"], "unknown split 'bogus'"),
+        (["finetune", "--net", "digits", "--split", "fc6"], "no host part"),
+        (["finetune", "--net", "digits", "--split", "conv2", "--data", str(flat.parent)], "both come from"),
+    ]
+    for argv, msg in cases:
+        assert main([*argv, "--quiet"]) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert msg in err and "\n" not in err and "Traceback" not in err, err
+    assert main(["accuracy", "--net", "digits", "--weights", str(bad), "--quiet"]) == 2
+    assert "first unexpected key 'extra.bias'" in capsys.readouterr().err
+
+
+# ---- CIFAR-10 (slow) --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cifar_resnet20_study_reduced(shared_data, tmp_path, capsys):
+    rc = main(["accuracy", "--net", "resnet20", "--limit", "1000", "--split", "layer2.1", "layer3.2",
+               "--curve-images", "100", "--json", "--quiet", "--out", str(tmp_path)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    # every 10th test image: 79.5% float (tests/golden/test_nets.py); int16 within 0.5%
+    assert abs(out["float_top1"] - 0.795) <= 0.01
+    assert abs(out["int16_top1"] - out["float_top1"]) <= 0.005
+    rows = {s["name"]: s for s in out["splits"]}
+    assert set(rows) == {"layer2.1", "layer3.2"}
+    for r in rows.values():
+        assert r["lossless_ratio"] > 1.2
+        assert r["lossy_ratio_at_budget"] > 5 and 1 <= r["qf_at_budget"] <= 100
+        assert out["int16_top1"] - r["top1_at_budget"] <= 0.01 + 1e-9
+    # layer3.2 feeds the global average pool: only each 8x8 channel's mean (the DC) matters
+    assert rows["layer3.2"]["lossy_ratio_at_budget"] > rows["layer2.1"]["lossy_ratio_at_budget"]
+    assert Path(tmp_path / "resnet20_top1_vs_ratio.png").is_file()
+
+
+def test_int16_host_gives_the_same_budget_points_on_digits():
+    x, y = load_digits("test")
+    cfg = dict(coarse_qfs=(20, 50, 100), curve_images=20)
+    res = {h: A.study_net("digits", (x[::3], y[::3]), ["conv3", "fc5"], config=A.StudyConfig(host=h, **cfg))
+           for h in ("float", "int16")}
+    assert res["int16"]["encoding"]["host"] == "int16"
+    for a, b in zip(res["float"]["splits"], res["int16"]["splits"], strict=True):
+        assert a["top1_uncoded"] == b["top1_uncoded"] == res["int16"]["int16_top1"]
+        assert a["qf_at_budget"] == b["qf_at_budget"], a["name"]
