@@ -11,7 +11,7 @@ import pytest
 
 from sim.designs import ENGINE, ENGINE_SMALL, ENGINE_SMALL_PARAMS
 from sim.engine_run import DramSettings, run_program
-from sim.program import ConvLayer, EngineConfig, PoolLayer, compile_program
+from sim.program import ConvLayer, EngineConfig, PoolLayer, compile_program, reference_outputs
 
 SMALL = EngineConfig(**ENGINE_SMALL_PARAMS)
 CLASSES = ("busy", "stall_dram", "stall_fetch", "stall_drain", "stall_control")
@@ -50,14 +50,6 @@ def random_stack(rng):
     return x, layers
 
 
-def reference(layers, x):
-    out = {}
-    for layer in layers:
-        x = layer.reference(x)
-        out[layer.name] = x
-    return out
-
-
 def conv(rng, name, cin, cout, k, s, p, relu=True, flatten=False):
     wt = rng.integers(-32768, 32768, size=(cout, cin, k, k)).astype(np.int16)
     shift = int(np.clip(round(np.log2(32768.0 * 20000 * np.sqrt(cin * k * k))) - 15, 0, 31))
@@ -89,7 +81,7 @@ def test_stacks_small_engine(case):
     prog = compile_program(layers, x, SMALL)
     if case == "banded":
         assert prog.banded["c1"] > 1
-    exp = reference(layers, x)
+    exp = reference_outputs(layers, x)
     runs = {
         "plain": DramSettings(bytes_per_cycle=16, latency=1),
         "hostile": DramSettings(bytes_per_cycle=float(rng.choice([2, 5.5, 24])), latency=int(rng.integers(2, 60)),
