@@ -152,7 +152,7 @@ def _is_image_folder(p: Path) -> bool:
     )
 
 
-def _read_encoded(src: Path) -> tuple[list[bytes], list[str], list[str]]:
+def read_encoded(src: Path) -> tuple[list[bytes], list[str], list[str]]:
     """Encoded image files of a tar.gz or an ImageFolder: (bytes, class names, file names), sorted."""
     items: list[tuple[str, str, bytes]] = []
     if src.is_file():
@@ -201,7 +201,7 @@ def _cifar_cache_path(src: Path) -> Path:
 
 @lru_cache(maxsize=2)
 def _encoded(src: Path) -> tuple[list[bytes], np.ndarray, tuple[str, ...]]:
-    blobs, cls, _ = _read_encoded(src)
+    blobs, cls, _ = read_encoded(src)
     classes = tuple(sorted(set(cls)))
     index = {c: i for i, c in enumerate(classes)}
     return blobs, np.array([index[c] for c in cls], dtype=np.int64), classes
@@ -278,6 +278,20 @@ def load_cifar10(
 # ---- photos -------------------------------------------------------------------------------------------
 
 
+def resize_center_crop(img, size: int):
+    """The ImageNet evaluation transform on a PIL image: resize the short side to ``size * 256 / 224``
+    (bilinear), then crop the central ``size x size``."""
+    from PIL import Image
+
+    short = round(size * 256 / 224)
+    w, h = img.size
+    scale = short / min(w, h)
+    img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
+    w, h = img.size
+    left, top = (w - size) // 2, (h - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
 def load_photos(
     names: tuple[str, ...] | list[str] = PHOTO_NAMES, size: int = 224
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -298,11 +312,5 @@ def load_photos(
         if a.ndim == 2:
             a = np.stack([a] * 3, axis=-1)
         img = Image.fromarray(a.astype(np.uint8)).convert("RGB")
-        short = round(size * 256 / 224)
-        w, h = img.size
-        scale = short / min(w, h)
-        img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
-        w, h = img.size
-        left, top = (w - size) // 2, (h - size) // 2
-        out.append(np.asarray(img.crop((left, top, left + size, top + size)), dtype=np.uint8))
+        out.append(np.asarray(resize_center_crop(img, size), dtype=np.uint8))
     return normalize_imagenet(np.stack(out)), np.full(len(out), -1, dtype=np.int64)

@@ -418,12 +418,12 @@ class Engine(wiring.Component):
         fq_g, fq_beat, fq_chunk_rows, fq_addr = Signal(16), Signal(24), Signal(24), Signal(32)
         fq_bank, fq_in_chunk, fq_done = Signal(), Signal(), Signal()
         # response side
-        fr_beat, fr_row_in_chunk, fr_g = Signal(24), Signal(24), Signal(16)
+        fr_beat, fr_row_in_chunk = Signal(24), Signal(24)
         fr_bank = Signal()
         with m.If(unit_start):
             m.d.sync += [fq_g.eq(0), fq_beat.eq(0), fq_chunk_rows.eq(0), fq_addr.eq(d.w_addr), fq_bank.eq(0),
                          fq_in_chunk.eq(0), fq_done.eq(~(d.op == Op.CONV)),
-                         fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_g.eq(0), fr_bank.eq(0)]
+                         fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_bank.eq(0)]
         group_beats = k_rows + BIAS_BEATS
         with m.If(is_conv & ~unit_start & ~fq_done):
             bank_free = ~wb_full.bit_select(fq_bank, 1) & ~wb_filling.bit_select(fq_bank, 1)
@@ -471,7 +471,7 @@ class Engine(wiring.Component):
                         m.d.comb += wb_set_full.eq(Mux(fr_bank, 0b10, 0b01))
                         m.d.sync += [fr_row_in_chunk.eq(0), fr_bank.eq(~fr_bank)]
                     with m.If(r_group_end):
-                        m.d.sync += [fr_beat.eq(0), fr_g.eq(fr_g + 1)]
+                        m.d.sync += fr_beat.eq(0)
         m.d.sync += [wb_full.eq((wb_full | wb_set_full) & ~wb_release),
                      wb_filling.eq((wb_filling | wb_fill_set) & ~wb_set_full)]
         with m.If(unit_start):
@@ -481,11 +481,10 @@ class Engine(wiring.Component):
         c_buf = Signal()           # segment buffer being consumed
         c_kx = Signal(4)
         c_row = Signal(24)         # weight row within the current chunk
-        c_rows_done = Signal(24)   # weight rows consumed in this tile (for chunking)
         c_bank = Signal()          # weight bank in use
         g_bias = Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES))
         with m.If(unit_start):
-            m.d.sync += [c_buf.eq(0), c_kx.eq(0), c_row.eq(0), c_rows_done.eq(0), c_bank.eq(0)]
+            m.d.sync += [c_buf.eq(0), c_kx.eq(0), c_row.eq(0), c_bank.eq(0)]
         cur = Signal(rec_layout)
         m.d.comb += cur.eq(Mux(c_buf, recs[1].as_value(), recs[0].as_value()))
         rec_ready = rec_full.bit_select(c_buf, 1)
@@ -524,15 +523,15 @@ class Engine(wiring.Component):
             with m.If(~pool_mode):
                 last_row_of_tile = cur.last_step & step_last_beat
                 with m.If(last_row_of_tile):
-                    m.d.sync += [c_row.eq(0), c_rows_done.eq(0)]
+                    m.d.sync += c_row.eq(0)
                     with m.If(cur.last_tile | (k_rows > W)):
                         m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
                         m.d.sync += c_bank.eq(~c_bank)
                 with m.Elif(c_row == W - 1):
                     m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
-                    m.d.sync += [c_row.eq(0), c_bank.eq(~c_bank), c_rows_done.eq(c_rows_done + 1)]
+                    m.d.sync += [c_row.eq(0), c_bank.eq(~c_bank)]
                 with m.Else():
-                    m.d.sync += [c_row.eq(c_row + 1), c_rows_done.eq(c_rows_done + 1)]
+                    m.d.sync += c_row.eq(c_row + 1)
             with m.If(step_last_beat):
                 m.d.sync += [c_kx.eq(0), c_buf.eq(~c_buf)]
                 m.d.comb += rec_clr.eq(Mux(c_buf, 0b10, 0b01))

@@ -305,7 +305,7 @@ def load_image_folder(path: str | os.PathLike, input_shape: tuple[int, int, int]
 
     from PIL import Image
 
-    blobs, cls, _ = D._read_encoded(_folder_source(path, split))
+    blobs, cls, _ = D.read_encoded(_folder_source(path, split))
     classes = sorted(set(cls))
     labels = np.array([classes.index(c) for c in cls], dtype=np.int64)
     idx = D.evenly_spaced(len(blobs), _check_limit(limit))
@@ -314,13 +314,7 @@ def load_image_folder(path: str | os.PathLike, input_shape: tuple[int, int, int]
     for i in idx:
         img = Image.open(io.BytesIO(blobs[i])).convert("L" if c == 1 else "RGB")
         if (h, w) == (224, 224):
-            short = round(h * 256 / 224)
-            iw, ih = img.size
-            s = short / min(iw, ih)
-            img = img.resize((max(short, round(iw * s)), max(short, round(ih * s))), Image.BILINEAR)
-            iw, ih = img.size
-            left, top = (iw - w) // 2, (ih - h) // 2
-            img = img.crop((left, top, left + w, top + h))
+            img = D.resize_center_crop(img, w)
         elif img.size != (w, h):
             img = img.resize((w, h), Image.BILINEAR)
         a = np.asarray(img, dtype=np.uint8)

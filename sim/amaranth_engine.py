@@ -26,7 +26,6 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
     dram = np.concatenate([dram, np.zeros(64, np.int64)])
     rng = random.Random(seed)
     snaps: list[dict] = []
-    state = {"done": False}
 
     async def bench(ctx):
         ctx.set(dut.cmd_addr, prog.cmd_addr)
@@ -63,7 +62,6 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
                 snaps.append({n: ctx.get(getattr(dut, f"ctr_{n}")) for n in COUNTERS})
             if ctx.get(dut.done):
                 snaps.append({n: ctx.get(getattr(dut, f"ctr_{n}")) for n in COUNTERS})
-                state["done"] = True
                 return
             await ctx.tick()
             cycle += 1

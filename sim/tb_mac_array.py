@@ -9,8 +9,8 @@ Environment
 EDGESPLIT_SEED        random seed (default 1)
 EDGESPLIT_TILES       number of random tiles in ``random_tiles`` (default 200)
 EDGESPLIT_GAPS        probability of an input gap / output stall per cycle (default 0.1)
-EDGESPLIT_WORKLOAD    ``.npz`` with a matrix workload for ``workload`` (see ``sim.workload``)
-EDGESPLIT_RESULT      where ``workload`` writes its outputs and counters (``.npz``)
+EDGESPLIT_BENCH_BEATS beats streamed by ``speed``
+EDGESPLIT_RESULT      where ``speed`` writes its cycles per second (JSON)
 """
 
 from __future__ import annotations
@@ -239,46 +239,6 @@ async def full_rate(dut):
     assert not bench.errors, "\n".join(bench.errors)
     span = bench.driver.last_accept_cycle - bench.driver.first_accept_cycle + 1
     assert span == sum(ks), f"{sum(ks)} beats took {span} cycles: the array stalled"
-
-
-@cocotb.test()
-async def workload(dut):
-    """A matrix workload from EDGESPLIT_WORKLOAD (see ``sim.workload``), results to EDGESPLIT_RESULT."""
-    path = os.environ.get("EDGESPLIT_WORKLOAD")
-    if not path:
-        raise AssertionError("EDGESPLIT_WORKLOAD is not set")
-    wl = np.load(path)
-    a, w, bias = wl["a"].astype(np.int64), wl["w"].astype(np.int64), wl["bias"].astype(np.int64)
-    shift, relu = int(wl["shift"]), bool(wl["relu"])
-    m, k = a.shape
-    n = w.shape[1]
-    await start(dut)
-    bench = MacArrayBench(dut)
-    # Tiles in output-stationary order: 12 output pixels x 12 output channels each; ragged edges are
-    # zero-padded (the padded lanes do no useful work, and utilization counts only real MACs).
-    mp, np_ = -(-m // COLS) * COLS, -(-n // ROWS) * ROWS
-    a_pad = np.zeros((mp, k), np.int64)
-    a_pad[:m] = a
-    w_pad = np.zeros((k, np_), np.int64)
-    w_pad[:, :n] = w
-    b_pad = np.zeros(np_, np.int64)
-    b_pad[:n] = bias
-    order = [(p, c) for p in range(0, mp, COLS) for c in range(0, np_, ROWS)]
-    for p, c in order:
-        bench.add(Tile(a_pad[p:p + COLS], w_pad[:, c:c + ROWS], b_pad[c:c + ROWS], shift, relu, f"p{p}c{c}"))
-    dut._log.info(f"workload: {m}x{k} @ {k}x{n}: {len(order)} tiles, {len(order) * k} beats")
-    t0 = time.monotonic()
-    cycles = await bench.run()
-    wall = time.monotonic() - t0
-    assert not bench.errors, "\n".join(bench.errors[:10])
-    out = np.zeros((mp, np_), np.int64)
-    for (p, c), tile_out in zip(order, bench.outputs, strict=True):
-        out[p:p + COLS, c:c + ROWS] = tile_out.T
-    busy = bench.driver.last_accept_cycle - bench.driver.first_accept_cycle + 1
-    np.savez(os.environ["EDGESPLIT_RESULT"], out=out[:m, :n].astype(np.int16))
-    with open(os.environ["EDGESPLIT_RESULT"] + ".json", "w") as f:
-        json.dump({"cycles": cycles, "compute_cycles": busy, "tiles": len(order), "beats": len(order) * k,
-                   "wall_s": wall}, f)
 
 
 @cocotb.test()
