@@ -14,7 +14,20 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
            ``out = requantize(a * wa + b * wb, shift, relu)`` (``golden.layers.add_int``).
 ``GAP``    global average pool of ``in_c`` channels of ``row_len`` elements (channel stride
            ``in_ch_stride``): ``out[c] = requantize(sum(x[c]) * wa, shift)`` (``golden.layers``).
-``END``    stop and raise ``done``.
+``ENC_TABLES`` load the encode unit's tables: ``rows`` entries of two words (low, high) from
+           ``dram_addr`` to table addresses 0.. (``hw.jpeg.encoder``); ``enc_mode`` bit 0 lossless,
+           bit 1 signed lossless samples. Waits until the encode unit is idle.
+``ENCODE`` hand a map in the feature buffer (``in_addr``, ``in_c`` channels of ``in_h x in_w``, channel
+           stride ``in_ch_stride``) to the encode unit (``hw.encode_unit``), which encodes it in the
+           background into DRAM at ``dram_addr``; ``shift``, ``enc_offset``: the 8-bit codes (JPEG);
+           ``grid_cols``/``grid_rows``: the mosaic grid (tile rows of this part); ``enc_yb0``,
+           ``enc_ybn``: the 8-row block rows of each tile in this part, whose rows start at ``in_y0``
+           in the buffer (a tile row too big for the buffer goes in several parts); ``enc_first`` /
+           ``enc_last``: parts of one image. Waits until the unit has read its previous part.
+``END``    stop and raise ``done`` once the encode unit is idle.
+
+Any command with ``enc_sync`` waits until the encode unit no longer reads the feature buffer (the
+compiler sets it where a command would overwrite a map still being encoded).
 
 Geometry (CONV and POOL). The input region holds ``in_h`` rows of a ``in_c x in_h_total x in_w`` map
 starting at global row ``in_y0``: element ``(c, y, x)`` is at ``in_addr + c * in_ch_stride +
@@ -45,6 +58,8 @@ class Op(enum.Enum, shape=4):
     POOL = 4
     ADD = 5
     GAP = 6
+    ENC_TABLES = 7
+    ENCODE = 8
 
 
 # field: (width, meaning). Widths bound what the engine can run; `validate` checks them.
@@ -65,6 +80,12 @@ FIELDS: dict[str, int] = {
     "in2_addr": 24, "wa": 16, "wb": 16,
     # LOAD / STORE
     "dram_addr": 32, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 32, "fb_stride": 24,
+    # the encode unit (ENC_TABLES, ENCODE) and the wait for it (any command)
+    "enc_sync": 1, "enc_mode": 2, "enc_offset": 1, "enc_first": 1, "enc_last": 1, "grid_cols": 16,
+    "grid_rows": 16, "enc_yb0": 13, "enc_ybn": 13,
+    # CONV with compressed weights (see hw.engine: tables + bias at w_addr, `rows` table entries; the
+    # stream at dram_addr, dram_stride words; row_len blocks)
+    "w_codec": 1, "w_raw0": 1,
 }
 
 layout = data.StructLayout({name: (Op if name == "op" else width) for name, width in FIELDS.items()})
@@ -108,6 +129,17 @@ class Command:
     row_len: int = 0
     dram_stride: int = 0
     fb_stride: int = 0
+    enc_sync: int = 0
+    enc_mode: int = 0
+    enc_offset: int = 0
+    enc_first: int = 0
+    enc_last: int = 0
+    grid_cols: int = 0
+    grid_rows: int = 0
+    enc_yb0: int = 0
+    enc_ybn: int = 0
+    w_codec: int = 0
+    w_raw0: int = 0
 
     def to_int(self) -> int:
         word = 0

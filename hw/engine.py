@@ -30,11 +30,28 @@ A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) th
 weights. A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through the two
 banks (fully-connected layers: one tile per group); that is allowed only with one tile per group.
 
-Performance counters (48 bits, never reset; ``nocount`` commands freeze them). Every running cycle is
+Compressed weights (CONV with ``w_codec``): the layer's weights are JPEG-coded in DRAM
+(``golden.weightcodec``); the weight decoder (``hw.jpeg.wdecoder``) sits between the DRAM port and the
+weight banks and writes one lane (output channel) per 8x8 block: see :meth:`Engine._elaborate_wdecoder`.
+
+Encode unit (``hw.encode_unit``, ``ENC_TABLES`` / ``ENCODE``): the second pipeline stage. It encodes a
+map from the feature buffer into DRAM in the background while the sequencer goes on; it uses the
+feature buffer's read port in cycles nothing else does and takes the DRAM port first for its (rare)
+writes. A command with ``enc_sync`` (and ``END``) waits for it.
+
+Performance counters (48 bits, never reset; ``nocount`` commands freeze them, except the ``enc_*``
+counters: the encode unit works through verification dumps). Every running cycle is
 exactly one of: ``busy`` (a beat entered the MAC array or the max unit), ``stall_dram`` (waiting for
 weights, or a LOAD/STORE moving data), ``stall_fetch`` (the window loader is behind: feature-buffer read
 bandwidth; the banking itself never conflicts), ``stall_drain`` (the array's output stage is full or
-being emptied at the end of a layer), ``stall_control`` (descriptor fetch and decode, setup).
+being emptied at the end of a layer), ``stall_control`` (descriptor fetch and decode, setup, waiting for
+the encode unit). Beside the classes: ``enc_active`` (encode unit busy), ``enc_overlap`` (busy while the
+sequencer executes another command: the two stages overlapping), ``enc_wait`` (the sequencer held for
+the unit), ``enc_samples``, ``enc_bits`` (coded bits), ``enc_out_words`` (DRAM words it wrote; not in
+``dram_write_words``, which the cost model charges as DRAM traffic: these go to the radio),
+``enc_fb_read_words``, ``enc_stall_in`` / ``enc_stall_out`` (starved of buffer reads / waiting for the
+DRAM port); ``wdec_active``, ``wdec_weights``, ``wdec_bits``, ``wdec_stall_in`` / ``wdec_stall_out``
+(the weight decoder: busy, weights restored, stream bits, starved of DRAM words / blocked by full banks).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -47,6 +64,7 @@ from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
 from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
 from .descriptor import layout as desc_layout
+from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
 from .requant import requantize, round_const
@@ -57,6 +75,11 @@ COUNTERS = (
     "stall_dram", "stall_fetch", "stall_drain", "stall_control",
     "fb_read_words", "fb_write_words", "wb_read_words", "wb_write_words",
     "dram_read_words", "dram_write_words",
+    # the encode unit (stage 2 of the pipeline; not cycle classes: it runs beside the sequencer)
+    "enc_active", "enc_overlap", "enc_wait", "enc_samples", "enc_bits", "enc_out_words", "enc_fb_read_words",
+    "enc_stall_in", "enc_stall_out",
+    # the weight decoder (compressed weights, CONV with w_codec)
+    "wdec_active", "wdec_weights", "wdec_bits", "wdec_stall_in", "wdec_stall_out",
 )
 COUNTER_BITS = 48
 BIAS_BEATS = 3  # 48-bit bias per channel in three 16-bit words
@@ -79,13 +102,23 @@ class Engine(wiring.Component):
     """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of 12
     weights per weight-buffer bank (two banks)."""
 
-    def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608):
+    def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608, encoder: bool = True,
+                 weight_decoder: bool = True):
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 16 or fb_words > 2**24:
             raise ValueError(f"Engine fb_words must be a multiple of 16 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
             raise ValueError(f"Engine wb_depth must be in 16..65536, got {wb_depth!r}")
+        if not isinstance(encoder, bool):
+            raise ValueError(f"Engine encoder must be True or False, got {encoder!r}")
+        if not isinstance(weight_decoder, bool):
+            raise ValueError(f"Engine weight_decoder must be True or False, got {weight_decoder!r}")
+        if weight_decoder and wb_depth % 64:
+            raise ValueError(f"Engine wb_depth must be a multiple of 64 with the weight decoder (its blocks "
+                             f"fill 64 rows), got {wb_depth!r}")
+        self.weight_decoder = weight_decoder
         self.fb_words = fb_words
         self.wb_depth = wb_depth
+        self.encoder = encoder
         sig = {
             "start": In(1),
             "cmd_addr": In(32),
@@ -110,17 +143,23 @@ class Engine(wiring.Component):
         raw = Signal(DESC_BEATS * DRAM_BEAT_WORDS * 16)
         cmd_ptr = Signal(32)
 
-        req = self.dram_req
+        # the units below drive `req`; the encode unit's writes take the port in cycles they leave it idle
+        req = stream.Signature(DRAM_REQ).create(path=("mreq",))
         resp = self.dram_resp
         req_accept = Signal()
         m.d.comb += req_accept.eq(req.valid & req.ready)
+        # feature-buffer reads of the units below; the encode unit reads in cycles they leave it idle
+        rd_en_main = Signal()
+        rd_addr_main = Signal(fb.addr_bits)
 
         # ---- counters ------------------------------------------------------------------------
         ctr = {n: getattr(self, f"ctr_{n}") for n in COUNTERS}
         count_en = Signal()
         inc = {n: Signal(COUNTER_BITS, name=f"inc_{n}") for n in COUNTERS}
-        with m.If(count_en):
-            for n in COUNTERS:
+        for n in COUNTERS:
+            # the encode unit works through `nocount` commands (verification dumps): its counters run on
+            en = self.running if n.startswith("enc_") else count_en
+            with m.If(en):
                 m.d.sync += ctr[n].eq(ctr[n] + inc[n])
         # cycle classes, one of them per running cycle (see module docstring)
         cls_busy, cls_dram, cls_fetch, cls_drain = Signal(), Signal(), Signal(), Signal()
@@ -137,7 +176,7 @@ class Engine(wiring.Component):
                 m.d.comb += inc["dram_write_words"].eq(req.payload.count)
             with m.Else():
                 m.d.comb += inc["dram_read_words"].eq(req.payload.count)
-        with m.If(fb.rd_en):
+        with m.If(rd_en_main):
             m.d.comb += inc["fb_read_words"].eq(fb.banks)
         with m.If(fb.wr_en):
             m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.write_lanes)))
@@ -148,6 +187,7 @@ class Engine(wiring.Component):
         unit_start = Signal()   # one-cycle pulse: initialise the units for the decoded command
         unit_done = Signal()
         exec_state = Signal()
+        enc_block = Signal()    # the decoded command waits for the encode unit
 
         m.d.sync += [self.cmd_done.eq(0)]
         m.d.comb += count_en.eq(self.running & ~(exec_state & d.nocount))
@@ -178,13 +218,16 @@ class Engine(wiring.Component):
                 m.d.sync += d.as_value().eq(raw[:DESC_BITS])
                 m.next = "DISPATCH"
             with m.State("DISPATCH"):
-                m.d.comb += unit_start.eq(d.op != Op.END)
-                with m.Switch(d.op):
-                    with m.Case(Op.END):
-                        m.d.sync += [self.done.eq(1), self.running.eq(0)]
-                        m.next = "IDLE"
-                    with m.Default():
-                        m.next = "EXEC"
+                with m.If(enc_block):
+                    m.d.comb += inc["enc_wait"].eq(1)
+                with m.Else():
+                    m.d.comb += unit_start.eq(d.op != Op.END)
+                    with m.Switch(d.op):
+                        with m.Case(Op.END):
+                            m.d.sync += [self.done.eq(1), self.running.eq(0)]
+                            m.next = "IDLE"
+                        with m.Default():
+                            m.next = "EXEC"
             with m.State("EXEC"):
                 m.d.comb += exec_state.eq(1)
                 with m.If(unit_done):
@@ -236,9 +279,11 @@ class Engine(wiring.Component):
         # ---- DMA: STORE (feature buffer -> DRAM) -----------------------------------------------------
         st_r, st_off, st_fb_base, st_dram_base = Signal(16), Signal(24), Signal(24), Signal(32)
         st_pending, st_addr, st_cnt = Signal(), Signal(32), Signal(4)
+        st_fresh = Signal()
+        st_data = Signal(data.ArrayLayout(signed(ACT_BITS), DRAM_BEAT_WORDS))
         with m.If(unit_start):
             m.d.sync += [st_r.eq(0), st_off.eq(0), st_fb_base.eq(d.fb_addr), st_dram_base.eq(d.dram_addr),
-                         st_pending.eq(0)]
+                         st_pending.eq(0), st_fresh.eq(0)]
         with m.If(is_store):
             m.d.comb += [
                 cls_dram.eq(1),
@@ -247,11 +292,17 @@ class Engine(wiring.Component):
                 req.payload.addr.eq(st_addr),
                 req.payload.count.eq(st_cnt),
             ]
-            m.d.comb += [req.payload.wdata[t].eq(fb.rd_data[t]) for t in range(DRAM_BEAT_WORDS)]
+            # the read lands a cycle after it is issued and is kept in st_data while the DRAM port is busy
+            # (the feature buffer's read port is free for the encode unit meanwhile)
+            m.d.comb += [req.payload.wdata[t].eq(Mux(st_fresh, fb.rd_data[t], st_data[t]))
+                         for t in range(DRAM_BEAT_WORDS)]
+            with m.If(st_fresh):
+                m.d.sync += st_data.eq(Cat(*(fb.rd_data[t] for t in range(DRAM_BEAT_WORDS))))
             can_issue = Signal()
             m.d.comb += can_issue.eq(~unit_start & (st_r < d.rows) & (~st_pending | req_accept))
             with m.If(can_issue):
-                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(st_fb_base + st_off)]
+                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(st_fb_base + st_off)]
+                m.d.sync += st_fresh.eq(1)
                 m.d.sync += [st_pending.eq(1), st_addr.eq(st_dram_base + st_off),
                              st_cnt.eq(_min12(d.row_len - st_off))]
                 with m.If(st_off + DRAM_BEAT_WORDS >= d.row_len):
@@ -261,6 +312,8 @@ class Engine(wiring.Component):
                     m.d.sync += st_off.eq(st_off + DRAM_BEAT_WORDS)
             with m.Elif(req_accept):
                 m.d.sync += st_pending.eq(0)
+            with m.If(~can_issue):
+                m.d.sync += st_fresh.eq(0)
             with m.If(~unit_start & (st_r == d.rows) & ~st_pending):
                 m.d.comb += unit_done.eq(1)
 
@@ -344,7 +397,7 @@ class Engine(wiring.Component):
                                                               Signal(2), Signal(signed(24)), Signal(), Signal())
         m.d.sync += p_valid.eq(l_issue)
         with m.If(l_issue):
-            m.d.comb += [fb.rd_en.eq(y_valid), fb.rd_addr.eq(rd_addr[:fb.addr_bits])]
+            m.d.comb += [rd_en_main.eq(y_valid), rd_addr_main.eq(rd_addr[:fb.addr_bits])]
             m.d.sync += [p_buf.eq(l_buf), p_row.eq(l_row), p_chunk.eq(l_chunk), p_x.eq(x_chunk),
                          p_yv.eq(y_valid), p_last.eq(step_end)]
             with m.If(~step_end):
@@ -402,7 +455,8 @@ class Engine(wiring.Component):
         wb = [Memory(shape=data.ArrayLayout(signed(16), LANES), depth=W, init=[]) for _ in range(2)]
         for i in range(2):
             m.submodules[f"wb{i}"] = wb[i]
-        wb_w = [b.write_port() for b in wb]
+        # per-lane write enables: the weight decoder fills one lane (output channel) at a time
+        wbank_w = [b.write_port(granularity=1) for b in wb]
         wb_r = [b.read_port() for b in wb]
         wb_full = Signal(2)
         wb_filling = Signal(2)
@@ -425,7 +479,12 @@ class Engine(wiring.Component):
                          fq_in_chunk.eq(0), fq_done.eq(~(d.op == Op.CONV)),
                          fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_bank.eq(0)]
         group_beats = k_rows + BIAS_BEATS
-        with m.If(is_conv & ~unit_start & ~fq_done):
+        # compressed layers with w_raw0 fetch their first group raw through this path (so the array does
+        # not wait for the decoder to restore a whole group before the layer starts); then the decoder
+        raw0_rsp_done = Signal()
+        with m.If(unit_start):
+            m.d.sync += raw0_rsp_done.eq(0)
+        with m.If(is_conv & (~d.w_codec | d.w_raw0) & ~unit_start & ~fq_done):
             bank_free = ~wb_full.bit_select(fq_bank, 1) & ~wb_filling.bit_select(fq_bank, 1)
             with m.If(~fq_in_chunk):
                 # start a chunk when its bank is free
@@ -445,9 +504,9 @@ class Engine(wiring.Component):
                         m.d.sync += [fq_in_chunk.eq(0), fq_bank.eq(~fq_bank), fq_chunk_rows.eq(0)]
                     with m.If(group_end):
                         m.d.sync += [fq_beat.eq(0), fq_g.eq(fq_g + 1)]
-                        with m.If(fq_g == groups - 1):
+                        with m.If((fq_g == groups - 1) | d.w_codec):
                             m.d.sync += fq_done.eq(1)
-        with m.If(is_conv):
+        with m.If(is_conv & (~d.w_codec | (d.w_raw0 & ~raw0_rsp_done))):
             m.d.comb += resp.ready.eq(1)
             with m.If(resp.valid):
                 m.d.sync += fr_beat.eq(fr_beat + 1)
@@ -460,9 +519,9 @@ class Engine(wiring.Component):
                     m.d.comb += [inc["wb_write_words"].eq(LANES)]
                     for i in range(2):
                         m.d.comb += [
-                            wb_w[i].addr.eq(fr_row_in_chunk),
-                            wb_w[i].data.eq(resp.payload.rdata),
-                            wb_w[i].en.eq(fr_bank == i),
+                            wbank_w[i].addr.eq(fr_row_in_chunk),
+                            wbank_w[i].data.eq(resp.payload.rdata),
+                            wbank_w[i].en.eq(Mux(fr_bank == i, (1 << LANES) - 1, 0)),
                         ]
                     r_chunk_end = fr_row_in_chunk == W - 1
                     r_group_end = fr_beat == group_beats - 1
@@ -471,7 +530,12 @@ class Engine(wiring.Component):
                         m.d.comb += wb_set_full.eq(Mux(fr_bank, 0b10, 0b01))
                         m.d.sync += [fr_row_in_chunk.eq(0), fr_bank.eq(~fr_bank)]
                     with m.If(r_group_end):
-                        m.d.sync += fr_beat.eq(0)
+                        m.d.sync += [fr_beat.eq(0), raw0_rsp_done.eq(d.w_codec)]
+        # compressed weights (CONV with w_codec): DRAM -> weight decoder -> the same banks
+        self._elaborate_wdecoder(m, d, req, resp, inc=inc, is_conv=is_conv, unit_start=unit_start,
+                                 wbank_w=wbank_w, bias=bias, wb_full=wb_full, wb_filling=wb_filling,
+                                 wb_fill_set=wb_fill_set, wb_set_full=wb_set_full, groups=groups, k_rows=k_rows,
+                                 raw0_req_done=fq_done, raw0_rsp_done=raw0_rsp_done)
         m.d.sync += [wb_full.eq((wb_full | wb_set_full) & ~wb_release),
                      wb_filling.eq((wb_filling | wb_fill_set) & ~wb_set_full)]
         with m.If(unit_start):
@@ -631,7 +695,7 @@ class Engine(wiring.Component):
                         m.d.comb += fb.wr_data[t].eq(q)
                     m.d.sync += w_pend.eq(0)
                 with m.If(v_off < d.row_len):
-                    m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in_addr + v_off)]
+                    m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in_addr + v_off)]
                     m.d.sync += v_phase.eq(1)
                 with m.Elif(~w_pend):
                     m.d.comb += unit_done.eq(1)
@@ -639,13 +703,13 @@ class Engine(wiring.Component):
                 m.d.sync += [a_lat.eq(Cat(*(fb.rd_data[t] for t in range(LANES)))),
                              w_pend.eq(1), w_off.eq(v_off), w_cnt.eq(_min12(d.row_len - v_off)),
                              v_off.eq(v_off + LANES), v_phase.eq(0)]
-                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in2_addr + v_off)]
+                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in2_addr + v_off)]
         with m.If(is_gap & ~unit_start):
             m.d.comb += cls_busy.eq(1)
             more = v_c < d.in_c
             with m.If(more):
                 rem = d.row_len - v_off
-                m.d.comb += [fb.rd_en.eq(1), fb.rd_addr.eq(d.in_addr + v_c * d.in_ch_stride + v_off)]
+                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in_addr + v_c * d.in_ch_stride + v_off)]
                 m.d.sync += [g_pend.eq(1), g_cnt.eq(Mux(rem > 16, 16, rem)), g_last.eq(rem <= 16), g_c.eq(v_c)]
                 with m.If(rem <= 16):
                     m.d.sync += [v_off.eq(0), v_c.eq(v_c + 1)]
@@ -668,6 +732,12 @@ class Engine(wiring.Component):
             with m.If(~more & ~g_pend):
                 m.d.comb += unit_done.eq(1)
 
+        # ---- encode unit (stage 2: encode + transmit) -----------------------------------------------------
+        self._elaborate_encoder(m, d, fb, req, resp, port=self.dram_req, inc=inc, exec_state=exec_state,
+                                unit_start=unit_start, unit_done=unit_done, enc_block=enc_block,
+                                cls_dram=cls_dram, rd_en_main=rd_en_main, rd_addr_main=rd_addr_main,
+                                is_store=is_store)
+
         # cycle classes and completion of CONV / POOL
         with m.If(conv_or_pool):
             m.d.comb += [
@@ -680,3 +750,299 @@ class Engine(wiring.Component):
             with m.If(finished):
                 m.d.comb += unit_done.eq(1)
         return m
+
+    def _elaborate_wdecoder(self, m, d, req, resp, *, inc, is_conv, unit_start, wbank_w, bias, wb_full,
+                            wb_filling, wb_fill_set, wb_set_full, groups, k_rows, raw0_req_done, raw0_rsp_done):
+        """The compressed-weight path (``hw.jpeg.wdecoder``).
+
+        DRAM image of a layer (``sim.program.compressed_weight_image``): at ``w_addr`` (with ``w_raw0``) the
+        first group as plain weights (3 bias beats, K rows: fetched by the plain path), then the decoder's
+        table writes (``rows`` entries of three words: address, data low, data high; four per beat), then
+        3 bias beats per coded group; at ``dram_addr`` the coded groups' stream (``dram_stride`` words,
+        ``row_len`` blocks).
+
+        Three phases overlap: (1) at the start the tables go into the decoder; (2) the fetcher then
+        requests stream beats (as many as the stream FIFO has room for) and each group's bias beats
+        (at most two groups ahead); responses come back in order and a tag FIFO says which is which;
+        (3) the decoder's weights go to the banks, one lane per block: block (g, kb, j) is rows
+        64 kb .. 64 kb + 63 of lane j, so twelve blocks fill 64 rows and a bank is full after a
+        group's (or a chunk's: the bank depth is a multiple of 64) last block row.
+        """
+        from .jpeg.wdecoder import WeightDecoder
+
+        is_cw = Signal()
+        m.d.comb += is_cw.eq(is_conv & d.w_codec)
+        if not self.weight_decoder:
+            return
+        m.submodules.wdec = wdec = WeightDecoder()
+        W = self.wb_depth
+        STREAM_BEATS = 8
+        m.submodules.cw_stream = sfifo = SyncFIFOBuffered(width=16 * DRAM_BEAT_WORDS, depth=STREAM_BEATS)
+        m.submodules.cw_bias = bfifo = SyncFIFOBuffered(width=16 * DRAM_BEAT_WORDS, depth=8)
+        m.submodules.cw_tags = tags = SyncFIFOBuffered(width=1, depth=32)
+
+        m.d.comb += wdec.clear.eq(unit_start & (d.op == Op.CONV) & d.w_codec)
+        # -- phase 1: tables -----------------------------------------------------------------------------
+        t_req, t_rsp, t_idx = Signal(24), Signal(24), Signal(16)
+        t_buf = Signal(data.ArrayLayout(16, DRAM_BEAT_WORDS))
+        t_left = Signal(range(5))
+        t_sub = Signal(2)
+        tables_done = Signal()
+        tbl_words = Signal(24)
+        m.d.comb += tbl_words.eq(d.rows * 3)
+        tbl_base, bias_base = Signal(32), Signal(32)
+        raw0 = Signal()
+        m.d.comb += raw0.eq(d.w_raw0)
+        m.d.comb += tbl_base.eq(d.w_addr + Mux(raw0, (k_rows + BIAS_BEATS) * DRAM_BEAT_WORDS, 0))
+        m.d.comb += bias_base.eq(tbl_base + ((d.rows + 3) >> 2) * DRAM_BEAT_WORDS)
+        with m.If(unit_start):
+            m.d.sync += [t_req.eq(0), t_rsp.eq(0), t_idx.eq(0), t_left.eq(0), t_sub.eq(0), tables_done.eq(0)]
+        in_tables = is_cw & ~unit_start & ~tables_done
+        # after the raw first group: its requests first, its responses first (in order)
+        with m.If(in_tables & (~raw0 | raw0_req_done)):
+            m.d.comb += [req.valid.eq(t_req < tbl_words), req.payload.addr.eq(tbl_base + t_req),
+                         req.payload.count.eq(DRAM_BEAT_WORDS)]
+            with m.If(req.valid & req.ready):
+                m.d.sync += t_req.eq(t_req + DRAM_BEAT_WORDS)
+        with m.If(in_tables & (~raw0 | raw0_rsp_done)):
+            m.d.comb += resp.ready.eq(t_left == 0)
+            with m.If(resp.valid & (t_left == 0)):
+                m.d.sync += [t_buf.eq(resp.payload.rdata), t_left.eq(4), t_sub.eq(0),
+                             t_rsp.eq(t_rsp + DRAM_BEAT_WORDS)]
+            with m.If(t_left != 0):
+                with m.Switch(t_sub):
+                    for i in range(4):
+                        with m.Case(i):
+                            m.d.comb += [wdec.tbl_addr.eq(t_buf[3 * i]),
+                                         wdec.tbl_data.eq(Cat(t_buf[3 * i + 1], t_buf[3 * i + 2][:8]))]
+                m.d.comb += wdec.tbl_we.eq(t_idx < d.rows)
+                m.d.sync += [t_idx.eq(t_idx + 1), t_left.eq(t_left - 1), t_sub.eq(t_sub + 1)]
+            with m.If((t_rsp >= tbl_words) & (t_left == 0)):
+                # all blocks of the layer in one go: the decoder restarts DC prediction per group itself
+                m.d.comb += [wdec.start.eq(1), wdec.blocks.eq(d.row_len)]
+                m.d.sync += tables_done.eq(1)
+
+        # -- phase 2: stream and bias requests, responses by tag ----------------------------------------
+        s_req, s_fed = Signal(32), Signal(32)
+        s_out, b_out = Signal(range(STREAM_BEATS + 2)), Signal(range(8))
+        bq_g, bq_beat = Signal(16), Signal(2)
+        w_g = Signal(16)
+        with m.If(unit_start):
+            m.d.sync += [s_req.eq(0), s_fed.eq(0), bq_g.eq(d.w_raw0), bq_beat.eq(0)]
+        streaming = is_cw & ~unit_start & tables_done
+        want_bias = streaming & (bq_g < groups) & (bq_g <= w_g + 1)
+        want_stream = streaming & (s_req < d.dram_stride) & (s_out + sfifo.level < STREAM_BEATS)
+        s_acc, b_acc = Signal(), Signal()
+        with m.If(want_bias):
+            m.d.comb += [req.valid.eq(1), req.payload.addr.eq(bias_base + (bq_g - raw0) * (3 * DRAM_BEAT_WORDS)
+                                                              + bq_beat * DRAM_BEAT_WORDS),
+                         req.payload.count.eq(DRAM_BEAT_WORDS), b_acc.eq(req.ready),
+                         tags.w_data.eq(1)]
+            with m.If(req.ready):
+                with m.If(bq_beat == 2):
+                    m.d.sync += [bq_beat.eq(0), bq_g.eq(bq_g + 1)]
+                with m.Else():
+                    m.d.sync += bq_beat.eq(bq_beat + 1)
+        with m.Elif(want_stream):
+            m.d.comb += [req.valid.eq(1), req.payload.addr.eq(d.dram_addr + s_req),
+                         req.payload.count.eq(DRAM_BEAT_WORDS), s_acc.eq(req.ready), tags.w_data.eq(0)]
+            with m.If(req.ready):
+                m.d.sync += s_req.eq(s_req + DRAM_BEAT_WORDS)
+        m.d.comb += tags.w_en.eq(s_acc | b_acc)
+        s_rsp, b_rsp = Signal(), Signal()
+        with m.If(streaming):
+            m.d.comb += [resp.ready.eq(tags.r_rdy), tags.r_en.eq(resp.valid & tags.r_rdy)]
+            m.d.comb += [s_rsp.eq(resp.valid & tags.r_rdy & ~tags.r_data[0]),
+                         b_rsp.eq(resp.valid & tags.r_rdy & tags.r_data[0])]
+        m.d.comb += [sfifo.w_data.eq(resp.payload.rdata.as_value()), sfifo.w_en.eq(s_rsp),
+                     bfifo.w_data.eq(resp.payload.rdata.as_value()), bfifo.w_en.eq(b_rsp)]
+        m.d.sync += [s_out.eq(s_out + s_acc - s_rsp), b_out.eq(b_out + b_acc - b_rsp)]
+
+        # stream beats -> 16-bit words (the stream's last beat may be partial)
+        s_word = Signal(range(DRAM_BEAT_WORDS))
+        with m.Switch(s_word):
+            for i in range(DRAM_BEAT_WORDS):
+                with m.Case(i):
+                    m.d.comb += wdec.inp.payload.data.eq(sfifo.r_data[16 * i:16 * i + 16])
+        m.d.comb += wdec.inp.valid.eq(is_cw & sfifo.r_rdy & (s_fed < d.dram_stride))
+        with m.If(wdec.inp.valid & wdec.inp.ready):
+            m.d.sync += s_fed.eq(s_fed + 1)
+            with m.If(s_word == DRAM_BEAT_WORDS - 1):
+                m.d.sync += s_word.eq(0)
+                m.d.comb += sfifo.r_en.eq(1)
+            with m.Else():
+                m.d.sync += s_word.eq(s_word + 1)
+        with m.If(is_cw & sfifo.r_rdy & (s_fed >= d.dram_stride)):
+            m.d.comb += sfifo.r_en.eq(1)       # the padding after the stream's last word
+        with m.If(unit_start):
+            m.d.sync += s_word.eq(0)
+
+        # -- phase 3: decoded weights -> banks ------------------------------------------------------------
+        kblocks = Signal(16)
+        m.d.comb += kblocks.eq((k_rows + 63) >> 6)
+        w_bank, w_j, w_kb, w_kbc, w_t = Signal(), Signal(4), Signal(16), Signal(16), Signal(2)
+        w_need_bias = Signal()
+        with m.If(unit_start):
+            # with a raw first group (in bank 0) the decoder's first group is group 1, in bank 1
+            m.d.sync += [w_bank.eq(d.w_raw0), w_j.eq(0), w_kb.eq(0), w_kbc.eq(0), w_g.eq(d.w_raw0), w_t.eq(0),
+                         w_need_bias.eq(1)]
+        out = wdec.out
+        with m.FSM(name="cw_writer"):
+            with m.State("RESERVE"):
+                with m.If(is_cw & ~unit_start & tables_done & ~wb_full.bit_select(w_bank, 1)
+                          & ~wb_filling.bit_select(w_bank, 1) & (w_g < groups)):
+                    m.d.comb += wb_fill_set.eq(Mux(w_bank, 0b10, 0b01))
+                    m.d.sync += w_t.eq(0)
+                    m.next = "BIAS_OR_FILL"
+            with m.State("BIAS_OR_FILL"):
+                with m.If(~w_need_bias):
+                    m.next = "FILL"
+                with m.Elif(bfifo.r_rdy):
+                    m.d.comb += bfifo.r_en.eq(1)
+                    for i in range(2):
+                        with m.If(w_bank == i):
+                            for j in range(LANES):
+                                m.d.sync += bias[i][j].word_select(w_t, 16).eq(bfifo.r_data[16 * j:16 * j + 16])
+                    m.d.sync += w_t.eq(w_t + 1)
+                    with m.If(w_t == BIAS_BEATS - 1):
+                        m.next = "FILL"
+            with m.State("FILL"):
+                m.d.comb += out.ready.eq(1)
+                with m.If(out.valid):
+                    m.d.comb += inc["wb_write_words"].eq(1)
+                    for i in range(2):
+                        m.d.comb += [
+                            wbank_w[i].addr.eq(Cat(out.payload.index, w_kbc)),
+                            wbank_w[i].data.eq(Cat(*([out.payload.data] * LANES))),
+                            wbank_w[i].en.eq(Mux(w_bank == i, Const(1, LANES) << w_j, 0)),
+                        ]
+                    with m.If(out.payload.block_last):
+                        with m.If(w_j != LANES - 1):
+                            m.d.sync += w_j.eq(w_j + 1)
+                        with m.Else():
+                            group_end = w_kb == kblocks - 1
+                            chunk_end = w_kbc == W // 64 - 1
+                            m.d.sync += w_j.eq(0)
+                            with m.If(group_end | chunk_end):
+                                m.d.comb += wb_set_full.eq(Mux(w_bank, 0b10, 0b01))
+                                m.d.sync += [w_bank.eq(~w_bank), w_kbc.eq(0), w_need_bias.eq(group_end)]
+                                m.next = "RESERVE"
+                            with m.Else():
+                                m.d.sync += w_kbc.eq(w_kbc + 1)
+                            with m.If(group_end):
+                                m.d.sync += [w_kb.eq(0), w_g.eq(w_g + 1)]
+                            with m.Else():
+                                m.d.sync += w_kb.eq(w_kb + 1)
+            # (a layer ends with the writer back in RESERVE: its last block row completes the last group)
+
+        # counters of the decoder (per-cycle increments of its own counters, which `clear` resets)
+        bits_prev, stall_in_prev = Signal(32), Signal(32)
+        m.d.sync += [bits_prev.eq(Mux(wdec.clear, 0, wdec.bits_in)),
+                     stall_in_prev.eq(Mux(wdec.clear, 0, wdec.stall_in))]
+        m.d.comb += [
+            inc["wdec_active"].eq(wdec.busy),
+            inc["wdec_weights"].eq(out.valid & out.ready),
+            inc["wdec_bits"].eq(Mux(wdec.clear, 0, wdec.bits_in - bits_prev)),
+            inc["wdec_stall_in"].eq(Mux(wdec.clear, 0, wdec.stall_in - stall_in_prev)),
+            inc["wdec_stall_out"].eq(out.valid & ~out.ready),
+        ]
+
+    def _elaborate_encoder(self, m, d, fb, req, resp, *, port, inc, exec_state, unit_start, unit_done,
+                           enc_block, cls_dram, rd_en_main, rd_addr_main, is_store):
+        """The encode unit, its table loader (ENC_TABLES), the ENCODE hand-over and the port sharing."""
+        if not self.encoder:
+            # no encode unit: the units own both ports; ENC_TABLES / ENCODE finish at once
+            m.d.comb += [port.valid.eq(req.valid), port.payload.eq(req.payload), req.ready.eq(port.ready),
+                         fb.rd_en.eq(rd_en_main), fb.rd_addr.eq(rd_addr_main)]
+            with m.If(exec_state & ((d.op == Op.ENC_TABLES) | (d.op == Op.ENCODE))):
+                m.d.comb += unit_done.eq(1)
+            return
+        m.submodules.encode = unit = EncodeUnit(fb.addr_bits, fb.banks)
+
+        # port sharing: the unit's writes go first. They are rare (12 words per 24 coded bytes, a few per
+        # thousand cycles) and cost the engine one cycle of back-pressure each, which every unit above
+        # already handles (the DRAM refuses requests too); the other way round, a weight stream that
+        # holds the port for thousands of cycles would stall the encoder.
+        enc_req = Signal(DRAM_REQ)
+        m.d.comb += [enc_req.addr.eq(unit.wr.payload.addr), enc_req.write.eq(1),
+                     enc_req.count.eq(unit.wr.payload.count), enc_req.wdata.eq(unit.wr.payload.wdata)]
+        m.d.comb += [port.valid.eq(req.valid | unit.wr.valid),
+                     port.payload.eq(Mux(unit.wr.valid, enc_req.as_value(), req.payload.as_value())),
+                     req.ready.eq(port.ready & ~unit.wr.valid),
+                     unit.wr.ready.eq(port.ready)]
+        with m.If(unit.wr.valid & unit.wr.ready):
+            m.d.comb += inc["enc_out_words"].eq(unit.wr.payload.count)
+        # feature-buffer reads: every unit above uses its read data the cycle after the read, so the
+        # encode unit can take any cycle they leave idle
+        grant = Signal()
+        m.d.comb += [grant.eq(unit.rd_req & ~rd_en_main),
+                     fb.rd_en.eq(rd_en_main | grant),
+                     fb.rd_addr.eq(Mux(rd_en_main, rd_addr_main, unit.rd_addr)),
+                     unit.rd_grant.eq(grant), unit.rd_data.eq(fb.rd_data)]
+        with m.If(grant):
+            m.d.comb += inc["enc_fb_read_words"].eq(fb.banks)
+
+        # when a command must wait: END and ENC_TABLES for an idle unit, ENCODE for the previous part
+        # to be read (a new image: for the previous one to be written), enc_sync for the reads to end
+        is_encode_op = (d.op == Op.ENCODE) | (d.op == Op.ENC_TABLES)
+        m.d.comb += enc_block.eq(
+            (d.enc_sync & unit.reading)
+            | (((d.op == Op.END) | (d.op == Op.ENC_TABLES)) & unit.busy)
+            | ((d.op == Op.ENCODE) & Mux(d.enc_first, unit.busy, unit.reading)))
+
+        # ENCODE: hand the map over and finish; the unit goes on in the background
+        m.d.comb += [
+            unit.start.eq(unit_start & (d.op == Op.ENCODE)),
+            unit.params.in_addr.eq(d.in_addr), unit.params.ch_stride.eq(d.in_ch_stride),
+            unit.params.channels.eq(d.in_c), unit.params.h.eq(d.in_h), unit.params.w.eq(d.in_w),
+            unit.params.grid_cols.eq(d.grid_cols), unit.params.grid_rows.eq(d.grid_rows),
+            unit.params.yb0.eq(d.enc_yb0), unit.params.ybn.eq(d.enc_ybn), unit.params.y_base.eq(d.in_y0),
+            unit.params.shift.eq(d.shift), unit.params.offset.eq(d.enc_offset),
+            unit.params.first.eq(d.enc_first), unit.params.last.eq(d.enc_last),
+            unit.params.out_addr.eq(d.dram_addr),
+        ]
+        with m.If(exec_state & (d.op == Op.ENCODE)):
+            m.d.comb += unit_done.eq(1)
+
+        # ENC_TABLES: a DMA read of `rows` two-word entries into the unit's table port
+        lossless, signed_ = Signal(), Signal()
+        m.d.comb += [unit.lossless.eq(lossless), unit.lossless_signed.eq(signed_)]
+        t_req_words, t_rsp_words, t_idx = Signal(24), Signal(24), Signal(16)
+        t_buf = Signal(data.ArrayLayout(16, DRAM_BEAT_WORDS))
+        t_left = Signal(range(DRAM_BEAT_WORDS // 2 + 1))
+        t_sub = Signal(range(DRAM_BEAT_WORDS // 2))
+        is_tables = exec_state & (d.op == Op.ENC_TABLES)
+        with m.If(unit_start & (d.op == Op.ENC_TABLES)):
+            m.d.sync += [lossless.eq(d.enc_mode[0]), signed_.eq(d.enc_mode[1]), t_req_words.eq(0),
+                         t_rsp_words.eq(0), t_idx.eq(0), t_left.eq(0), t_sub.eq(0)]
+        with m.If(is_tables):
+            m.d.comb += [cls_dram.eq(1),
+                         req.valid.eq(t_req_words < 2 * d.rows),
+                         req.payload.addr.eq(d.dram_addr + t_req_words),
+                         req.payload.count.eq(DRAM_BEAT_WORDS),
+                         resp.ready.eq(t_left == 0)]
+            with m.If(req.valid & req.ready):
+                m.d.sync += t_req_words.eq(t_req_words + DRAM_BEAT_WORDS)
+            with m.If(resp.valid & (t_left == 0)):
+                m.d.sync += [t_buf.eq(resp.payload.rdata), t_left.eq(DRAM_BEAT_WORDS // 2), t_sub.eq(0),
+                             t_rsp_words.eq(t_rsp_words + DRAM_BEAT_WORDS)]
+            with m.If(t_left != 0):
+                entry = Signal(32)
+                with m.Switch(t_sub):
+                    for i in range(DRAM_BEAT_WORDS // 2):
+                        with m.Case(i):
+                            m.d.comb += entry.eq(Cat(t_buf[2 * i], t_buf[2 * i + 1]))
+                m.d.comb += [unit.tbl_we.eq(t_idx < d.rows), unit.tbl_addr.eq(t_idx), unit.tbl_data.eq(entry)]
+                m.d.sync += [t_idx.eq(t_idx + 1), t_left.eq(t_left - 1), t_sub.eq(t_sub + 1)]
+            with m.If((t_rsp_words >= 2 * d.rows) & (t_left == 0)):
+                m.d.comb += unit_done.eq(1)
+
+        # counters of stage 2
+        m.d.comb += [
+            inc["enc_active"].eq(unit.busy),
+            inc["enc_overlap"].eq(unit.busy & exec_state & ~is_encode_op),
+            inc["enc_samples"].eq(unit.inc_samples),
+            inc["enc_bits"].eq(unit.inc_bits),
+            inc["enc_stall_in"].eq(unit.stall_in),
+            inc["enc_stall_out"].eq(unit.stall_out),
+        ]

@@ -18,10 +18,16 @@ from sim.program import EngineConfig, Program
 
 
 def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, gap_prob: float = 0.0,
-                        seed: int = 0, max_cycles: int = 200_000, jitter: int = 0) -> tuple[np.ndarray, list[dict]]:
+                        seed: int = 0, max_cycles: int = 200_000, jitter: int = 0,
+                        encoder: bool | None = None) -> tuple[np.ndarray, list[dict]]:
     """Returns (final DRAM image, counters snapshot after each command). Read responses come back in
-    order after ``latency`` plus a random 0..``jitter`` cycles; ``gap_prob`` refuses requests at random."""
-    dut = Engine(fb_words=config.fb_words, wb_depth=config.wb_depth)
+    order after ``latency`` plus a random 0..``jitter`` cycles; ``gap_prob`` refuses requests at random.
+    ``encoder``: build the engine with its encode unit (default: when the program encodes; the unit
+    only slows Python simulation down otherwise)."""
+    if encoder is None:
+        encoder = bool(prog.encodings)
+    dut = Engine(fb_words=config.fb_words, wb_depth=config.wb_depth, encoder=encoder,
+                 weight_decoder=any(c.w_codec for c in prog.commands))
     dram = prog.dram.astype(np.int64).copy()
     dram = np.concatenate([dram, np.zeros(64, np.int64)])
     rng = random.Random(seed)

@@ -75,3 +75,16 @@ def _jpeg_encoder_w4():
 JPEG_ENCODER_W4 = Design("jpeg_encoder_w4", _jpeg_encoder_w4, parameters={"fifo_depth": 64, "out_bytes": 4},
                          depends=JPEG_ENCODER.depends)
 DESIGNS[JPEG_ENCODER_W4.name] = JPEG_ENCODER_W4
+
+
+def _jpeg_wdecoder():
+    from hw.jpeg.wdecoder import WeightDecoder
+
+    return WeightDecoder()
+
+
+# the weight decoder (issue 8): its Verilog is built from golden constants (IDCT matrix and shifts, zigzag
+# order, sample and int16 limits, SSSS limit), so a change in these golden files must regenerate it
+JPEG_WDECODER = Design("jpeg_wdecoder", _jpeg_wdecoder, parameters={},
+                       depends=tuple(REPO_ROOT / "golden" / f for f in ("weightcodec.py", "jpeg.py", "entropy.py")))
+DESIGNS[JPEG_WDECODER.name] = JPEG_WDECODER

@@ -31,6 +31,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
+from sim import encoding
 
 LANES = 12
 BIAS_BEATS = 3
@@ -59,6 +60,9 @@ class ConvLayer:
     pad: int = 0
     flatten: bool = False         # the input map is flattened to C*H*W channels of 1x1 first
     inputs: tuple[str, ...] | None = None  # the producing layer (None: the previous one)
+    # compressed weights in DRAM (golden.weightcodec.EncodedLayer); ``weight`` must then be its decoded
+    # weights (golden.weightcodec.decode_layer), which is what the engine computes with
+    wcodec: object = None
 
     def out_shape(self, in_shape):
         c, h, w = (int(np.prod(in_shape)), 1, 1) if self.flatten else in_shape
@@ -133,6 +137,7 @@ class Program:
     out_dram: dict[str, int]               # DRAM address of each layer's output (CHW contiguous)
     macs: dict[str, int] = field(default_factory=dict)
     banded: dict[str, int] = field(default_factory=dict)   # layer -> number of bands (1: resident)
+    encodings: dict = field(default_factory=dict)          # layer -> sim.encoding.LayerEncoding
 
     def read_output(self, dram: np.ndarray, name: str) -> np.ndarray:
         c, h, w = self.out_shapes[name]
@@ -187,6 +192,71 @@ def weight_image(layer: ConvLayer) -> np.ndarray:
     return np.concatenate([np.ravel(x) for x in out]).astype(np.uint16)
 
 
+def without_first_group(enc):
+    """The coded layer minus its first group of 12 output channels: the same blocks (so the same decoded
+    weights), re-entropy-coded with the layer's tables (the DC prediction restarts per group anyway)."""
+    from golden import weightcodec as wc
+
+    zz = wc.huffman_decode(enc.stream, enc.n_blocks, enc.per_group, enc.dc_table, enc.ac_table)[enc.per_group:]
+    stream, bits = wc.entropy_encode(zz, enc.per_group, enc.dc_table, enc.ac_table)
+    return wc.EncodedLayer(p=enc.p, qf=enc.qf, out_channels=enc.out_channels - LANES, k=enc.k,
+                           dc_table=enc.dc_table, ac_table=enc.ac_table, stream=stream, bits=bits)
+
+
+def raw_first_group(layer: ConvLayer, out_pixels: int) -> bool:
+    """Whether a compressed layer keeps its first group plain: when the group computes over several
+    tiles, the array would otherwise wait while the decoder (1 weight per cycle) restores the whole
+    first group (12 K cycles); the plain fetch takes K / 8 at 16 B/cycle. Fully-connected layers (one
+    tile per group) are decoder-bound either way and keep every group coded."""
+    return out_pixels > 1 and layer.weight.shape[0] > LANES
+
+
+def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.ndarray, int, np.ndarray, object]:
+    """A layer with compressed weights in DRAM: ``(image at w_addr, table entries, stream words, coded
+    layer)``.
+
+    The image is (with ``raw0``) the first group as plain :func:`weight_image` beats, then the weight
+    decoder's table writes (``hw.jpeg.whost.table_writes``), three words per entry (address, data low,
+    data high), four entries per beat, then per coded group of 12 output channels the 3 bias beats of
+    :func:`weight_image`; the stream is the coded groups' words (``golden.weightcodec``)."""
+    from dataclasses import replace
+
+    from hw.jpeg import whost
+
+    enc = layer.wcodec
+    head = np.zeros(0, dtype=np.int64)
+    bias_all = np.asarray(layer.bias, dtype=np.int64)
+    if raw0:
+        head = weight_image(replace(layer, weight=layer.weight[:LANES], bias=bias_all[:LANES], wcodec=None))
+        enc = without_first_group(enc)
+        bias_all = bias_all[LANES:]
+    tables = whost.table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.per_group)
+    n = len(tables)
+    entries = np.zeros((-(-n // 4) * 4, 3), dtype=np.int64)
+    entries[:n, 0] = tables[:, 0]
+    entries[:n, 1] = tables[:, 1] & 0xFFFF
+    entries[:n, 2] = tables[:, 1] >> 16
+    o = enc.out_channels
+    bias = np.zeros(-(-o // LANES) * LANES, dtype=np.int64)
+    bias[:o] = bias_all
+    b48 = bias.reshape(-1, LANES) & ((1 << 48) - 1)
+    bias_beats = np.stack([(b48 >> (16 * t)) & 0xFFFF for t in range(BIAS_BEATS)], axis=1)  # [g, 3, 12]
+    image = np.concatenate([head, entries.ravel(), bias_beats.ravel()]).astype(np.int64).astype(np.uint16)
+    return image, n, np.asarray(enc.words, dtype=np.uint16), enc
+
+
+def alloc_weights(dram: _Dram, layer: ConvLayer, out_pixels: int) -> dict:
+    """Place a conv layer's weights in DRAM; returns the CONV descriptor fields that point at them."""
+    if layer.wcodec is None:
+        img = weight_image(layer)
+        return {"w_addr": dram.alloc(img.size, img)}
+    raw0 = raw_first_group(layer, out_pixels)
+    image, entries, words, enc = compressed_weight_image(layer, raw0)
+    return {"w_codec": 1, "w_raw0": int(raw0), "w_addr": dram.alloc(image.size, image), "rows": entries,
+            "dram_addr": dram.alloc(words.size, words), "dram_stride": int(words.size),
+            "row_len": int(enc.n_blocks)}
+
+
 def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int]:
     """Check that the engine can run ``layer`` on an input of ``in_shape``; return its output shape."""
     c, h, w = in_shape
@@ -212,6 +282,14 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
         if out[1] < 1 or out[2] < 1:
             raise EngineLimitError(f"layer {name}: kernel {k} does not fit input {h}x{w} with padding {layer.pad}")
         k_rows = cin * k * k
+        if layer.wcodec is not None:
+            enc = layer.wcodec
+            if (enc.out_channels, enc.k) != (o, k_rows):
+                raise EngineLimitError(f"layer {name}: compressed weights are for {enc.out_channels} x {enc.k}, "
+                                       f"the layer has {o} x {k_rows}")
+            if config.wb_depth % 64:
+                raise EngineLimitError(f"layer {name}: compressed weights need a weight-buffer depth that is a "
+                                       f"multiple of 64, got {config.wb_depth}")
         tiles_per_group = out[1] * out[2]  # an upper bound; a single tile iff one output pixel
         if k_rows > config.wb_depth and tiles_per_group > 1:
             raise EngineLimitError(f"layer {name}: dot product length {k_rows} exceeds the weight buffer depth "
@@ -270,21 +348,115 @@ def reference_outputs(layers: list, x: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+class _Encoder:
+    """Emits the encode unit's commands for the layers in ``plans`` (``sim.encoding``): ENC_TABLES when
+    the tables change, then ENCODE from the buffer (a resident map) or LOAD + ENCODE parts (a map in
+    DRAM). The wait flags are added afterwards by :func:`add_encode_sync`."""
+
+    def __init__(self, plans, dram: _Dram, cmds: list, tags: list, fb_words: int):
+        self.plans = plans or {}
+        self.dram, self.cmds, self.tags, self.fbw = dram, cmds, tags, fb_words
+        self.loaded = None   # (enc_mode, tables bytes) in the unit
+        for plan in self.plans.values():
+            plan.out_addr = dram.alloc(plan.area_words)
+
+    def _tables(self, plan, name):
+        key = (plan.enc_mode, plan.tables.tobytes())
+        if key != self.loaded:
+            words = encoding.table_words(plan.tables)
+            addr = self.dram.alloc(words.size, words)
+            self.cmds.append(Command(Op.ENC_TABLES, dram_addr=addr, rows=len(plan.tables), enc_mode=plan.enc_mode))
+            self.tags.append(name)
+            self.loaded = key
+
+    def _encode(self, plan, part, in_addr, ch_stride, first, last, name):
+        c, h, w = plan.shape
+        self.cmds.append(Command(Op.ENCODE, in_addr=in_addr, in_c=part.c1 - part.c0, in_h=h, in_w=w,
+                                 in_ch_stride=ch_stride, in_y0=part.y0, shift=plan.shift, enc_offset=plan.offset,
+                                 grid_cols=plan.grid_cols, grid_rows=part.tile_rows, enc_yb0=part.yb0,
+                                 enc_ybn=part.ybn, enc_first=int(first), enc_last=int(last),
+                                 dram_addr=plan.out_addr))
+        self.tags.append(name)
+
+    def from_buffer(self, name: str, fb_addr: int) -> None:
+        plan = self.plans.get(name)
+        if plan is None:
+            return
+        self._tables(plan, name)
+        c, h, w = plan.shape
+        whole = encoding.parts(plan.shape, plan.grid_cols, 2**62)
+        assert len(whole) == 1
+        self._encode(plan, whole[0], fb_addr, h * w, True, True, name)
+
+    def from_dram(self, name: str, dram_addr: int) -> None:
+        plan = self.plans.get(name)
+        if plan is None:
+            return
+        self._tables(plan, name)
+        c, h, w = plan.shape
+        pieces = encoding.parts(plan.shape, plan.grid_cols, self.fbw)
+        for i, part in enumerate(pieces):
+            rows = part.y1 - part.y0
+            self.cmds.append(Command(Op.LOAD, dram_addr=dram_addr + part.c0 * h * w + part.y0 * w, fb_addr=0,
+                                     rows=part.c1 - part.c0, row_len=rows * w, dram_stride=h * w,
+                                     fb_stride=rows * w))
+            self.tags.append(name)
+            self._encode(plan, part, 0, rows * w, i == 0, i == len(pieces) - 1, name)
+
+
+def _fb_write_range(cmd: Command) -> tuple[int, int] | None:
+    """The feature-buffer words a command may write (a conservative interval)."""
+    if cmd.op == Op.LOAD:
+        return cmd.fb_addr, cmd.fb_addr + max(cmd.rows - 1, 0) * cmd.fb_stride + cmd.row_len
+    if cmd.op in (Op.CONV, Op.POOL):
+        return cmd.out_addr, cmd.out_addr + cmd.out_c * max(cmd.out_ch_stride, cmd.out_h * cmd.out_w)
+    if cmd.op == Op.ADD:
+        return cmd.out_addr, cmd.out_addr + cmd.row_len
+    if cmd.op == Op.GAP:
+        return cmd.out_addr, cmd.out_addr + cmd.in_c
+    return None
+
+
+def add_encode_sync(cmds: list[Command]) -> int:
+    """Set ``enc_sync`` on every command that writes where an ENCODE may still be reading; returns how
+    many commands wait."""
+    reading = None
+    waits = 0
+    for cmd in cmds:
+        if cmd.op == Op.ENCODE:
+            # (its 16-word reads may run past the map; those words are never used)
+            reading = (cmd.in_addr, cmd.in_addr + cmd.in_c * cmd.in_ch_stride)
+            continue
+        span = _fb_write_range(cmd)
+        if reading is not None and span is not None and span[0] < reading[1] and reading[0] < span[1]:
+            cmd.enc_sync = 1
+            waits += 1
+            reading = None
+    return waits
+
+
 def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = None,
-                    verify: bool = True) -> Program:
+                    verify: bool = True, encode: dict | None = None) -> Program:
     """Lower ``layers`` applied to the int16 map ``x`` [C, H, W] to an engine program.
 
     Linear networks keep maps resident in the feature buffer when they fit; networks with branches
-    (residual adds) run every layer from DRAM to DRAM in bands (``_compile_dag``)."""
+    (residual adds) run every layer from DRAM to DRAM in bands (``_compile_dag``). ``encode``: layer name
+    -> ``sim.encoding.LayerEncoding``; those layers' outputs also go through the encode unit."""
     config = config or EngineConfig()
     x = np.asarray(x)
     if x.ndim != 3:
         raise EngineLimitError(f"input must be a C x H x W map, got shape {x.shape}")
+    if encode:
+        unknown = sorted(set(encode) - {ly.name for ly in layers})
+        if unknown:
+            raise EngineLimitError(f"cannot encode {unknown[0]!r}: not a layer of this program "
+                                   f"(layers: {', '.join(ly.name for ly in layers)})")
     if not is_linear(layers):
-        return _compile_dag(layers, x, config)
+        return _compile_dag(layers, x, config, encode)
     dram = _Dram()
     cmds: list[Command] = []
     tags: list[str] = []
+    enc = _Encoder(encode, dram, cmds, tags, config.fb_words)
     shapes = {}
     out_dram = {}
     macs = {}
@@ -296,8 +468,7 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
         out = validate_layer(layer, shape, config)
         shapes[layer.name] = out
         if isinstance(layer, ConvLayer):
-            img = weight_image(layer)
-            weights_at[layer.name] = dram.alloc(img.size, img)
+            weights_at[layer.name] = alloc_weights(dram, layer, out[1] * out[2])
             k_rows = layer.weight[0].size
             macs[layer.name] = int(out[0] * out[1] * out[2] * k_rows)
         else:
@@ -328,7 +499,7 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
         base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
                     relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
                     in_c=cin, in_w=iw, in_h_total=ih, out_c=out[0], out_w=out[2],
-                    w_addr=weights_at.get(layer.name, 0))
+                    **weights_at.get(layer.name, {}))
         ch_stride_in = 1 if (is_conv and layer.flatten) else None
         placed = False
         if resident is not None:
@@ -412,14 +583,18 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                                     row_len=out_words))
                 tags.append(layer.name)
                 out_dram[layer.name] = v
+            enc.from_buffer(layer.name, resident[0])
+        else:
+            enc.from_dram(layer.name, cur_dram)
         shape = out
 
+    add_encode_sync(cmds)
     cmds.append(Command(Op.END))
     # place the command list at the top of DRAM (its address goes to the engine's cmd_addr port)
     words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
     cmd_addr = dram.alloc(words.size, words)
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
-                   out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded)
+                   out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded, encodings=dict(encode or {}))
     prog.cmd_addr = cmd_addr
     assert len(words) == len(cmds) * DESC_WORDS_PADDED
     return prog
@@ -434,7 +609,7 @@ def _band_rows(fbw: int, words_per_row: int, fixed: int, total: int, name: str) 
     return min(rows, total)
 
 
-def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
+def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict | None = None) -> Program:
     """Every tensor lives in DRAM; each layer LOADs bands of its inputs, computes, STOREs its output.
 
     1x1 stride-1 unpadded convolutions see each band as one long row (pixels in raster order are
@@ -445,7 +620,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
     tags: list[str] = []
     shapes: dict[str, tuple] = {"input": tuple(int(v) for v in x.shape)}
     macs: dict[str, int] = {}
-    weights_at: dict[str, int] = {}
+    weights_at: dict[str, dict] = {}
     prev = "input"
     for layer in layers:
         ins = tuple(layer.inputs or (prev,))
@@ -458,8 +633,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
         shapes[layer.name] = validate_layer(layer, in_shape, config)
         c, h, w = shapes[layer.name]
         if isinstance(layer, ConvLayer):
-            img = weight_image(layer)
-            weights_at[layer.name] = dram.alloc(img.size, img)
+            weights_at[layer.name] = alloc_weights(dram, layer, h * w)
             macs[layer.name] = int(c * h * w * layer.weight[0].size)
         elif isinstance(layer, AddLayer):
             macs[layer.name] = 2 * c * h * w
@@ -469,6 +643,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
             macs[layer.name] = 0
         prev = layer.name
     addr = {"input": dram.alloc(x.size, x.astype(np.int64))}
+    enc = _Encoder(encode, dram, cmds, tags, fbw)
 
     def emit(cmd: Command, tag: str) -> None:
         cmds.append(cmd)
@@ -513,7 +688,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
             is_conv = isinstance(layer, ConvLayer)
             base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
                         relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
-                        in_c=cin, out_c=oc, w_addr=weights_at.get(name, 0))
+                        in_c=cin, out_c=oc, **weights_at.get(name, {}))
             pointwise = is_conv and not layer.flatten and k == 1 and s == 1 and pad == 0
             if is_conv and layer.flatten:
                 n_in = cin
@@ -555,12 +730,15 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig) -> Program:
                                  row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow), name)
                     nb += 1
         banded[name] = nb
+        enc.from_dram(name, out)
 
+    add_encode_sync(cmds)
     cmds.append(Command(Op.END))
     words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
     cmd_addr = dram.alloc(words.size, words)
     del shapes["input"]
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
-                   out_shapes=shapes, out_dram={n: addr[n] for n in shapes}, macs=macs, banded=banded)
+                   out_shapes=shapes, out_dram={n: addr[n] for n in shapes}, macs=macs, banded=banded,
+                   encodings=dict(encode or {}))
     prog.cmd_addr = cmd_addr
     return prog

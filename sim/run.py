@@ -8,6 +8,15 @@ per cycle, and every layer's output is compared with the golden integer model.
 
 Prints a per-layer table and writes ``build/sim/<net>.json``: for each layer ``name``, ``macs``,
 ``cycles``, ``utilization`` (MACs / (144 x cycles)), ``bit_exact``, ``counters`` (every counter).
+
+``--encode jpeg --qf Q`` / ``--encode lossless`` (``make sim ENCODE=jpeg QF=30``): every layer's output
+also goes through the engine's encode unit (``hw.encode_unit``) as if the network were split there,
+in the background while the next layer computes. Per layer: coded bytes (byte for byte equal to the
+golden codec), transmitted bytes (with side information and headers), ratio to the int16 map,
+encoder cycles and samples per cycle; and the two-stage pipeline of the split layer (inference;
+encode + transmit at each link rate). Written to ``build/sim/<net>[_<split>]_<mode>.json`` (the plain
+run's JSON, which the cost model reads, is left alone: encoding every layer makes layers wait for the
+encoder, which a real split never does).
 """
 
 from __future__ import annotations
@@ -69,12 +78,66 @@ def _programs(layers):
     return [head]
 
 
-def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: float) -> dict:
+DEFAULT_WEIGHTS_QF = 50
+
+
+def weight_qfs(net: str, layers, qf: int | None) -> tuple[dict[str, int], str]:
+    """Per-layer weight QFs: ``qf`` for every layer if given, else the accuracy-budgeted choice of
+    ``edgesplit weights`` (``build/weights/<net>.json``, trained networks), else DEFAULT_WEIGHTS_QF."""
+    from sim.program import ConvLayer
+
+    names = [ly.name for ly in layers if isinstance(ly, ConvLayer)]
+    if qf is not None:
+        return {n: qf for n in names}, f"QF {qf} for every layer (WEIGHTS_QF)"
+    path = BUILD_DIR / "weights" / f"{net}.json"
+    if path.exists():
+        table = json.loads(path.read_text())
+        chosen = {r["name"]: int(r["qf"]) for r in table.get("layers", []) if r.get("qf") is not None}
+        if chosen:
+            return ({n: chosen.get(n, DEFAULT_WEIGHTS_QF) for n in names},
+                    f"per-layer QFs from {path} (budget {table.get('budget')}; QF {DEFAULT_WEIGHTS_QF} where none)")
+    return {n: DEFAULT_WEIGHTS_QF for n in names}, (f"QF {DEFAULT_WEIGHTS_QF} for every layer (no accuracy-budgeted "
+                                                    f"table for {net}: run `edgesplit weights --net {net}`)")
+
+
+def compress_weights(layers, qfs: dict[str, int]):
+    """Layers whose weights are coded (``golden.weightcodec``) and replaced by their decoded values."""
+    from dataclasses import replace
+
+    from golden import weightcodec as wc
+    from sim.program import ConvLayer
+
+    out = []
+    for layer in layers:
+        if isinstance(layer, ConvLayer) and layer.name in qfs:
+            enc = wc.encode_layer(layer.weight, qfs[layer.name])
+            dec = wc.decode_layer(enc).reshape(layer.weight.shape).astype(np.int16)
+            layer = replace(layer, weight=dec, wcodec=enc)
+        out.append(layer)
+    return out
+
+
+def slice_encoded(enc, channels: int):
+    """The first ``channels`` output channels (a multiple of 12) of a compressed layer: the same blocks
+    (so the same decoded weights), re-entropy-coded with the layer's tables."""
+    from golden import weightcodec as wc
+
+    assert channels % wc.LANES == 0
+    n = channels // wc.LANES * enc.per_group
+    zz = wc.huffman_decode(enc.stream, n, enc.per_group, enc.dc_table, enc.ac_table)
+    stream, bits = wc.entropy_encode(zz, enc.per_group, enc.dc_table, enc.ac_table)
+    return wc.EncodedLayer(p=enc.p, qf=enc.qf, out_channels=channels, k=enc.k, dc_table=enc.dc_table,
+                           ac_table=enc.ac_table, stream=stream, bits=bits)
+
+
+def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: float, encode=None,
+             weights_codec: str | None = None, weights_qf: int | None = None) -> dict:
     from dataclasses import replace
 
     from golden.nets import get_net
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
+    from sim.encoding import plan_encoding, read_encoding
     from sim.engine_run import DEFAULT_CONFIG, DramSettings, run_program
     from sim.networks import engine_layers
     from sim.program import compile_program, reference_outputs
@@ -84,6 +147,11 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
     module = get_net(net, weights=weights)
     qnet = quantize_net(module, calibration_images(net))
     layers = engine_layers(qnet, split)
+    wnote = None
+    if weights_codec == "jpeg":
+        qfs, wnote = weight_qfs(net, layers, weights_qf)
+        print(f"{net}: compressing weights ({wnote})...", flush=True)
+        layers = compress_weights(layers, qfs)
     x = qnet.quantize_input(sample_images(net, 1))[0]
     names = display_names(qnet, layers)
     # golden: every layer's integer reference (golden.layers) from its golden inputs
@@ -99,11 +167,17 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
         scale = 1.0
         if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS:
             o = first.weight.shape[0]
-            part = [replace(first, weight=first.weight[:SLICE_CHANNELS], bias=first.bias[:SLICE_CHANNELS])]
+            part = [replace(first, weight=first.weight[:SLICE_CHANNELS], bias=first.bias[:SLICE_CHANNELS],
+                            wcodec=slice_encoded(first.wcodec, SLICE_CHANNELS) if first.wcodec else None)]
             scale = o / SLICE_CHANNELS
         if len(layers) != len(part):  # a part starts from the program input: the previous golden output
             part = [replace(part[0], inputs=None), *part[1:]]
-        prog = compile_program(part, px, DEFAULT_CONFIG)
+        plans = {}
+        if encode is not None and scale == 1:
+            for layer in part:
+                if encode.layers is None or layer.name in encode.layers:
+                    plans[layer.name] = plan_encoding(layer.name, refs[layer.name], encode)
+        prog = compile_program(part, px, DEFAULT_CONFIG, encode=plans)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
               f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}; "
@@ -124,16 +198,117 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
             }
             if scale != 1:
                 row["scaled_from_slice"] = {"simulated_output_channels": SLICE_CHANNELS, "scale": scale}
+            if layer.name in plans:
+                row["encoding"] = _encoding_row(plans[layer.name], read_encoding(res.dram, plans[layer.name]))
+            enc = getattr(layer, "wcodec", None)
+            if enc is not None:
+                row["weights"] = {"qf": enc.qf, "pre_shift": enc.p, "raw_words": enc.out_channels * enc.k,
+                                  "stream_words": int(enc.words.size), "compressed_bytes": enc.compressed_bytes,
+                                  "ratio": enc.ratio}
             rows.append(row)
             for n in COUNTERS:
                 totals[n] += c[n]
     wall = time.monotonic() - t0
-    return {"net": net, "split": split, "weights": weights or "default (see golden.nets)",
+    extra = {}
+    if encode is not None:
+        extra["encode"] = {"mode": encode.mode, "qf": encode.qf if encode.mode == "jpeg" else None}
+    if weights_codec is not None:
+        extra["weights_codec"] = {"codec": weights_codec, "qfs": wnote}
+    return {**extra, "net": net, "split": split, "weights": weights or "default (see golden.nets)",
             "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
             "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
             "total": {"cycles": totals["cycles"], "macs": totals["macs"], "counters": totals,
                       "utilization": totals["macs"] / (ARRAY_MACS * totals["cycles"])},
             "wall_s": wall, "sim_wall_s": sim_wall, "sim_cycles_per_s": totals["cycles"] / max(sim_wall, 1e-9)}
+
+
+def _encoding_row(plan, got: dict) -> dict:
+    samples = got["samples"]
+    return {
+        "mode": plan.mode, "qf": plan.qf if plan.mode == "jpeg" else None,
+        "shift": plan.shift if plan.mode == "jpeg" else None, "signed": plan.signed,
+        "raw_bytes": plan.raw_bytes, "coded_bytes": got["bytes"], "coded_bits": got["bits"],
+        "transmitted_bytes": plan.container_bytes + got["bytes"],
+        "ratio": plan.raw_bytes / (plan.container_bytes + got["bytes"]),
+        "samples": samples, "encoder_cycles": got["cycles"],
+        "samples_per_cycle": samples / got["cycles"] if got["cycles"] else 0.0,
+        "stall_in": got["stall_in"], "stall_out": got["stall_out"],
+        "golden_bytes": len(plan.expected), "bit_exact": got["match"],
+    }
+
+
+LINKS_BPS = (1e6, 2e6, 22e6)
+
+
+def print_encoding(result: dict, clock_hz: float) -> None:
+    enc = result["encode"]
+    what = f"JPEG QF {enc['qf']}" if enc["mode"] == "jpeg" else "lossless"
+    print(f"\nencode unit ({what}), every layer's output encoded as if split there:")
+    head = (f"{'layer':12} {'raw B':>10} {'coded B':>10} {'sent B':>10} {'ratio':>7} {'bit/smp':>7} "
+            f"{'enc cycles':>11} {'smp/cyc':>7} {'st.in':>7} {'st.out':>6} {'seq.wait':>9} {'exact':>5}")
+    print(head)
+    print("-" * len(head))
+    for r in result["layers"]:
+        e = r.get("encoding")
+        if e is None:
+            continue
+        print(f"{r['name']:12} {e['raw_bytes']:>10,} {e['coded_bytes']:>10,} {e['transmitted_bytes']:>10,} "
+              f"{e['ratio']:>7.2f} {8 * e['coded_bytes'] / max(e['samples'], 1):>7.2f} {e['encoder_cycles']:>11,} "
+              f"{e['samples_per_cycle']:>7.3f} {e['stall_in']:>7,} {e['stall_out']:>6,} "
+              f"{r['counters']['enc_wait']:>9,} {'yes' if e['bit_exact'] else 'NO':>5}")
+    t = result["total"]["counters"]
+    print(f"encode unit busy {t['enc_active']:,} cycles, {t['enc_overlap']:,} of them beside inference "
+          f"commands; the sequencer waited {t['enc_wait']:,} cycles for it (seq.wait: a layer's commands "
+          f"waiting for the previous layer's encoding, which a single split never does)")
+    last = next((r for r in reversed(result["layers"]) if "encoding" in r), None)
+    if last is not None:
+        e = last["encoding"]
+        infer = result["total"]["cycles"] - t["enc_wait"]
+        print(f"two-stage pipeline at split {last['name']} ({clock_hz / 1e6:g} MHz): stage 1 inference "
+              f"{infer:,} cycles = {infer / clock_hz * 1e3:.2f} ms; stage 2 encode {e['encoder_cycles']:,} cycles "
+              f"= {e['encoder_cycles'] / clock_hz * 1e3:.2f} ms + transmit {e['transmitted_bytes']:,} B")
+        for rate in LINKS_BPS:
+            tx = 8 * e["transmitted_bytes"] / rate
+            stage2 = e["encoder_cycles"] / clock_hz + tx
+            period = max(infer / clock_hz, stage2)
+            bound = "inference" if infer / clock_hz >= stage2 else "encode + transmit"
+            print(f"  {rate / 1e6:g} Mbps: transmit {tx * 1e3:.2f} ms, frame period {period * 1e3:.2f} ms "
+                  f"({1 / period:.2f} frames/s, bound by {bound})")
+
+
+def attach_plain(result: dict, plain: dict) -> None:
+    """Put the plain-weights run's numbers beside each layer of the compressed run."""
+    by_name = {r["name"]: r for r in plain["layers"]}
+    for r in result["layers"]:
+        q = by_name[r["name"]]
+        r["plain_weights"] = {"cycles": q["cycles"], "utilization": q["utilization"],
+                              "dram_read_words": q["counters"]["dram_read_words"],
+                              "stall_dram": q["counters"]["stall_dram"], "bit_exact": q["bit_exact"]}
+    result["plain_weights_total"] = plain["total"]
+
+
+def print_weights(result: dict) -> None:
+    print(f"\ncompressed weights ({result['weights_codec']['qfs']}) vs plain int16 weights:")
+    head = (f"{'layer':12} {'QF':>3} {'ratio':>6} {'DRAM rd plain':>13} {'DRAM rd jpeg':>12} {'cycles plain':>12} "
+            f"{'cycles jpeg':>12} {'util':>6} {'dec. active':>11} {'w/cyc need':>10} {'dec. stall':>10} {'exact':>5}")
+    print(head)
+    print("-" * len(head))
+    tp = tj = 0
+    for r in result["layers"]:
+        w, q, c = r.get("weights"), r["plain_weights"], r["counters"]
+        tp += q["dram_read_words"]
+        tj += c["dram_read_words"]
+        if w is None:
+            continue
+        need = c["wdec_weights"] / q["cycles"] if q["cycles"] else 0.0
+        stall = c["stall_dram"] - q["stall_dram"]
+        print(f"{r['name']:12} {w['qf']:>3} {w['ratio']:>6.2f} {q['dram_read_words']:>13,} {c['dram_read_words']:>12,} "
+              f"{q['cycles']:>12,} {r['cycles']:>12,} {r['utilization']:>6.1%} {c['wdec_active']:>11,} "
+              f"{need:>10.3f} {stall:>10,} {'yes' if r['bit_exact'] else 'NO':>5}")
+    pt = result["plain_weights_total"]
+    print(f"DRAM read words {tp:,} -> {tj:,} ({tp / max(tj, 1):.2f}x fewer); cycles {pt['cycles']:,} -> "
+          f"{result['total']['cycles']:,}. w/cyc need: decoded weights per cycle of the plain run (the decoder "
+          f"sustains 1.0); dec. stall: stall_dram cycles added by the compressed path")
 
 
 def print_table(result: dict) -> None:
@@ -159,26 +334,72 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", help="run the network up to this split point (default: conv5 for alexnet)")
     p.add_argument("--weights", help="a torchvision-format state_dict file (default: He-initialised, seed 0)")
     p.add_argument("--dram-bytes-per-cycle", type=float, default=16.0)
+    p.add_argument("--encode", help="also encode every layer's output: jpeg or lossless")
+    p.add_argument("--qf", help="JPEG quality factor 1..100 (default 75)")
+    p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
+    p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
     args = p.parse_args(argv)
     try:
         from golden.nets import check_net_name
+        from sim.encoding import EncodeSpec
 
         check_net_name(args.net)
-        result = simulate(args.net, args.split, args.weights, args.dram_bytes_per_cycle)
+        spec = None
+        if args.encode:
+            qf = 75
+            if args.qf is not None:
+                try:
+                    qf = int(args.qf)
+                except ValueError:
+                    raise UserError(f"quality factor {args.qf!r} is not an integer in 1..100") from None
+            spec = EncodeSpec(args.encode, qf)
+        elif args.qf is not None:
+            raise UserError(f"QF={args.qf} needs ENCODE=jpeg")
+        wqf = None
+        if args.weights_codec is not None and args.weights_codec != "jpeg":
+            raise UserError(f"weights codec {args.weights_codec!r} is not one of jpeg")
+        if args.weights_qf is not None:
+            if args.weights_codec is None:
+                raise UserError(f"WEIGHTS_QF={args.weights_qf} needs WEIGHTS_CODEC=jpeg")
+            try:
+                wqf = int(args.weights_qf)
+            except ValueError:
+                raise UserError(f"weight quality factor {args.weights_qf!r} is not an integer in 1..100") from None
+            if not 1 <= wqf <= 100:
+                raise UserError(f"weight quality factor {wqf} is outside 1..100")
+        plain = None
+        if args.weights_codec:
+            print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
+            plain = simulate(args.net, args.split, args.weights, args.dram_bytes_per_cycle)
+        result = simulate(args.net, args.split, args.weights, args.dram_bytes_per_cycle, encode=spec,
+                          weights_codec=args.weights_codec, weights_qf=wqf)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2
     print_table(result)
+    if plain is not None:
+        attach_plain(result, plain)
+        print_weights(result)
+    if spec is not None:
+        from model.tech import load_tech
+
+        print_encoding(result, load_tech().clock_hz)
     # the default run of a network is build/sim/<net>.json (what the cost model reads); another split
-    # goes to build/sim/<net>_<split>.json
+    # goes to build/sim/<net>_<split>.json; encoding runs add _<mode>
     default = args.split is None or args.split == DEFAULT_SPLITS.get(args.net)
-    out = BUILD_DIR / "sim" / (f"{args.net}.json" if default else f"{args.net}_{args.split}.json")
+    stem = args.net if default else f"{args.net}_{args.split}"
+    if spec is not None:
+        stem += f"_jpeg{spec.qf}" if spec.mode == "jpeg" else "_lossless"
+    if args.weights_codec:
+        stem += "_wjpeg"
+    out = BUILD_DIR / "sim" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out)
     print(f"wrote {out}")
-    return 0 if all(r["bit_exact"] for r in result["layers"]) else 1
+    ok = all(r["bit_exact"] and r.get("encoding", {}).get("bit_exact", True) for r in result["layers"])
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
