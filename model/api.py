@@ -6,6 +6,7 @@
     r = query("alexnet", "conv5", "jpeg", link="2mbps")        # QueryResult: r.fps, r.energy_per_frame_j, ...
     t = sweep(nets=["alexnet"], links=["2mbps", "22mbps"])       # SweepTable of QueryResults
     b = best_split("alexnet", "2mbps", objective="energy")       # BestSplit: b.best, b.edge_only, b.host_only
+    j = query("alexnet", "fc8", weights="jpeg")                  # JPEG-coded weights, restored on the engine
 
 The model itself is described in :mod:`model.system` (pipeline, energy), :mod:`model.counts` (cycles and
 action counts: RTL counters or the analytical engine model) and :mod:`model.tech` (per-action energies).
@@ -26,7 +27,7 @@ from typing import Any
 from golden.errors import UserError
 from golden.nets import check_net_name
 from golden.splits import check_split, split_names
-from model.counts import DEFAULT_ENGINE, EngineParams
+from model.counts import DEFAULT_ENGINE, WEIGHT_FORMATS, EngineParams, check_weights, check_weights_qf
 from model.system import (
     BREAKDOWN_KEYS,
     DEFAULT_LINK,
@@ -48,15 +49,20 @@ DEFAULT_LINKS = tuple(LINKS)
 
 def query(net: str, split: str, encoding: str = "none", qf: int | None = None, link: str | Link = DEFAULT_LINK,
           *, tech: Tech | str | Path | None = None, ratio: float | None = None,
-          engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto") -> QueryResult:
+          engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto", weights: str = "int16",
+          weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
     """Frames per second, energy per frame and its breakdown for ``net`` split at ``split``.
 
     ``encoding``: ``none``, ``lossless`` or ``jpeg`` (at the QF meeting the accuracy budget, or ``qf``).
     ``link``: ``1mbps``, ``2mbps``, ``22mbps`` or ``"RATE_BPS:POWER_W"``. ``ratio`` overrides the
     compression ratio (raw / transmitted bytes). ``tech``: a technology file (default 28 nm).
-    Bad values raise :class:`~golden.errors.UserError` naming the value and what is allowed.
+    ``weights``: ``int16`` (default) or ``jpeg`` (weights JPEG-coded in DRAM, restored by the engine's weight
+    decoder; per-layer sizes from ``build/weights/<net>.json``, trained nets at their chosen QF, untrained
+    ones at ``weights_qf``, default 50). Bad values raise :class:`~golden.errors.UserError` naming the value
+    and what is allowed.
     """
-    return evaluate(check_net_name(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source)
+    return evaluate(check_net_name(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source,
+                    weights=weights, weights_qf=weights_qf, weights_dir=weights_dir)
 
 
 @dataclass
@@ -97,9 +103,15 @@ class SweepTable:
 def sweep(nets: Sequence[str] | str | None = None, splits: Sequence[str] | None = None,
           encodings: Sequence[str] | str = ENCODINGS, links: Sequence[str | Link] | str | None = None,
           qf: int | None = None, *, tech: Tech | str | Path | None = None, engine: EngineParams = DEFAULT_ENGINE,
-          counts_source: str = "auto") -> SweepTable:
-    """Every ``net x link x encoding x split`` (defaults: AlexNet, VGG-16, ResNet-50; the paper's three
-    links; none/lossless/jpeg; every split of each network). ``qf`` applies to the jpeg rows only."""
+          counts_source: str = "auto", weights: Sequence[str] | str = "int16", weights_qf: int | None = None,
+          weights_dir: str | Path | None = None) -> SweepTable:
+    """Every ``net x weights x link x encoding x split`` (defaults: AlexNet, VGG-16, ResNet-50; int16
+    weights; the paper's three links; none/lossless/jpeg; every split of each network). ``qf`` applies to
+    the jpeg rows only; ``weights`` may list both formats (``["int16", "jpeg"]``)."""
+    wlist = [weights] if isinstance(weights, str) else list(weights)
+    for w in wlist:
+        check_weights(w)
+    weights_qf = check_weights_qf(weights_qf)
     nets = [nets] if isinstance(nets, str) else list(nets or IMAGENET_NETS)
     encodings = [encodings] if isinstance(encodings, str) else list(encodings)
     links = [links] if isinstance(links, str | Link) else list(links or DEFAULT_LINKS)
@@ -116,11 +128,13 @@ def sweep(nets: Sequence[str] | str | None = None, splits: Sequence[str] | None 
     out = []
     for n in nets:
         names = list(splits) if splits else split_names(n)
-        for lk in parsed:
-            for e in encodings:
-                for s in names:
-                    out.append(evaluate(n, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
-                                        counts_source=counts_source))
+        for w in wlist:
+            for lk in parsed:
+                for e in encodings:
+                    for s in names:
+                        out.append(evaluate(n, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
+                                            counts_source=counts_source, weights=w,
+                                            weights_qf=weights_qf if w == "jpeg" else None, weights_dir=weights_dir))
     return SweepTable(out)
 
 
@@ -137,6 +151,7 @@ class BestSplit:
     edge_only: QueryResult
     host_only: QueryResult
     candidates: tuple[QueryResult, ...] = field(repr=False, default=())
+    weights: str = "int16"
 
     def gains(self, baseline: QueryResult) -> dict[str, float]:
         """``energy``: baseline energy / best energy; ``throughput``: best fps / baseline fps (> 1: better)."""
@@ -147,7 +162,7 @@ class BestSplit:
         b = self.best
         return {
             "net": self.net, "link": self.link, "objective": self.objective, "accuracy_loss_budget": self.accuracy_loss,
-            "encoding_constraint": self.encoding,
+            "encoding_constraint": self.encoding, "weights": self.weights, "weight_qfs": b.weight_qfs,
             "split": b.split, "encoding": b.encoding, "qf": b.qf, "fps": b.fps,
             "energy_per_frame_j": b.energy_per_frame_j, "breakdown": b.breakdown, "bottleneck": b.bottleneck,
             "feature_bytes": b.feature_bytes, "transmitted_bytes": b.transmitted_bytes,
@@ -182,14 +197,19 @@ def _admissible(r: QueryResult, budget: float | None) -> bool:
 
 def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "energy", accuracy_loss: float | None = 0.01,
                encoding: str | None = None, qf: int | None = None, *, tech: Tech | str | Path | None = None,
-               engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto") -> BestSplit:
+               engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto", weights: str = "int16",
+               weights_qf: int | None = None, weights_dir: str | Path | None = None) -> BestSplit:
     """The split (and encoding, unless ``encoding`` fixes it) with the least energy per frame or the most
     frames per second whose accuracy loss is within ``accuracy_loss`` (absolute top-1; None: no limit).
 
     ``edge_only`` (the last split) and ``host_only`` (``input``) are evaluated under the same encoding
     constraint and accuracy budget (their best admissible encoding when ``encoding`` is None).
+    ``weights`` / ``weights_qf`` / ``weights_dir``: as :func:`query` (every candidate uses them).
     """
     check_net_name(net)
+    check_weights(weights)
+    weights_qf = check_weights_qf(weights_qf)
+    wkw = {"weights": weights, "weights_qf": weights_qf, "weights_dir": weights_dir}
     if objective not in OBJECTIVES:
         raise UserError(f"unknown objective {objective!r}; allowed: {', '.join(OBJECTIVES)}")
     if accuracy_loss is not None and (isinstance(accuracy_loss, bool) or not isinstance(accuracy_loss, int | float)
@@ -203,7 +223,7 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
     for s in names:
         for e in encs:
             cands.append(evaluate(net, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
-                                  counts_source=counts_source))
+                                  counts_source=counts_source, **wkw))
     ok = [r for r in cands if _admissible(r, accuracy_loss)]
     if not ok:
         raise UserError(f"no split of {net} meets the accuracy-loss budget {accuracy_loss} with encoding "
@@ -214,24 +234,25 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
     def baseline(split: str) -> QueryResult:
         pool = [r for r in ok if r.split == split]
         if not pool:   # e.g. jpeg only and the budget excludes it: fall back to the raw baseline
-            pool = [evaluate(net, split, "none", lk, None, tech, None, engine, counts_source=counts_source)]
+            pool = [evaluate(net, split, "none", lk, None, tech, None, engine, counts_source=counts_source, **wkw)]
         return min(pool, key=key)
 
     return BestSplit(net=net, link=lk.name, objective=objective, accuracy_loss=accuracy_loss, encoding=encoding,
-                     best=best, edge_only=baseline(names[-1]), host_only=baseline(names[0]), candidates=tuple(ok))
+                     best=best, edge_only=baseline(names[-1]), host_only=baseline(names[0]), candidates=tuple(ok),
+                     weights=weights)
 
 
 # ---- text tables -----------------------------------------------------------------------------------------
 
 
 def format_results(results: Iterable[QueryResult]) -> str:
-    head = (f"{'net':9} {'link':8} {'enc':8} {'split':9} {'QF':>3} {'ratio':>6} {'tx bytes':>10} {'fps':>8} "
-            f"{'mJ/frame':>9} {'bottleneck':10} " + " ".join(f"{k[:-2][:7]:>7}" for k in BREAKDOWN_KEYS)
+    head = (f"{'net':9} {'weights':7} {'link':8} {'enc':8} {'split':9} {'QF':>3} {'ratio':>6} {'tx bytes':>10} "
+            f"{'fps':>8} {'mJ/frame':>9} {'bottleneck':10} " + " ".join(f"{k[:-2][:7]:>7}" for k in BREAKDOWN_KEYS)
             + "  counts/ratio source")
     lines = [head, "-" * len(head)]
     for r in results:
         bd = " ".join(f"{r.breakdown[k] * 1e3:7.3f}" for k in BREAKDOWN_KEYS)
-        lines.append(f"{r.net:9} {r.link:8} {r.encoding:8} {r.split:9} {r.qf if r.qf else '-':>3} "
+        lines.append(f"{r.net:9} {r.weights:7} {r.link:8} {r.encoding:8} {r.split:9} {r.qf if r.qf else '-':>3} "
                      f"{r.compression_ratio:6.1f} {r.transmitted_bytes:10,.0f} {r.fps:8.2f} "
                      f"{r.energy_per_frame_j * 1e3:9.3f} {r.bottleneck:10} {bd}  {r.counts_source}/{r.ratio_source}")
     lines.append("breakdown columns in mJ per frame")
@@ -248,6 +269,6 @@ def dumps(obj: Any) -> str:
 
 
 __all__ = [
-    "BestSplit", "IMAGENET_NETS", "OBJECTIVES", "QueryResult", "SweepTable", "best_split", "dumps",
+    "BestSplit", "IMAGENET_NETS", "OBJECTIVES", "WEIGHT_FORMATS", "QueryResult", "SweepTable", "best_split", "dumps",
     "format_results", "query", "sweep",
 ]

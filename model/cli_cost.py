@@ -9,6 +9,10 @@
 [--json] [--plot FILE]``
     the best split under the accuracy budget, with the edge-only and host-only baselines and the gains.
 
+Every command takes ``--weights int16|jpeg`` (default int16; ``jpeg``: weights JPEG-coded in DRAM and
+restored by the engine's weight decoder, per-layer sizes from ``build/weights/<net>.json``) and
+``--weights-qf Q`` (one weight QF for every layer; default: the table's choice, QF 50 for untrained nets).
+
 ``--json`` prints one JSON document on stdout (``query``/``best``: one object; ``sweep``: a list).
 Bad values (unknown network, split, link or encoding, QF outside 1..100, a negative rate or power, a
 malformed technology file) print one line on stderr and exit with status 2 (``model.cli``).
@@ -22,6 +26,8 @@ from golden.errors import UserError
 
 # = model.system.ENCODINGS, repeated so that building the parser imports nothing heavy (torch, the tables)
 ENCODINGS = ("none", "lossless", "jpeg")
+# = model.counts.WEIGHT_FORMATS, likewise
+WEIGHT_FORMATS = ("int16", "jpeg")
 
 LINK_HELP = "1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2"
 
@@ -51,6 +57,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tech", metavar="FILE", help="technology file (default: model/tech/28nm.yaml)")
     p.add_argument("--counts", default="auto", metavar="SOURCE",
                    help="action counts: auto (RTL counters from build/sim/<net>.json where present) or analytical")
+    p.add_argument("--weights", default="int16",
+                   help="weights in DRAM: int16 (default) or jpeg (coded, restored by the engine's weight decoder)")
+    p.add_argument("--weights-qf", metavar="Q",
+                   help="weight QF 1..100 for every layer with --weights jpeg (default: build/weights/<net>.json's "
+                        "choice; 50 for untrained nets)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -111,14 +122,33 @@ def _encoding(value: str | None) -> str | None:
     return value
 
 
+def _weights(args) -> dict:
+    """``--weights`` / ``--weights-qf`` as keyword arguments of the API (checked before the model is imported)."""
+    if args.weights not in WEIGHT_FORMATS:
+        raise UserError(f"unknown weights format {args.weights!r}; allowed: {', '.join(WEIGHT_FORMATS)}")
+    wqf = None
+    if args.weights_qf is not None:
+        try:
+            v = float(args.weights_qf)
+        except ValueError:
+            v = -1.0
+        if v != int(v) or not 1 <= v <= 100:
+            raise UserError(f"weight QF {args.weights_qf!r} is outside the allowed range 1..100 (an integer)")
+        if args.weights != "jpeg":
+            raise UserError(f"--weights-qf {args.weights_qf} applies only to --weights jpeg (got {args.weights})")
+        wqf = int(v)
+    return {"weights": args.weights, "weights_qf": wqf}
+
+
 def cmd_query(args) -> int:
     _encoding(args.encoding)
     qf = _qf(args.qf)
+    wkw = _weights(args)
     from model import api
 
     tech = _load_tech(args.tech)
     r = api.query(args.net, args.split, args.encoding, qf, args.link, tech=tech,
-                  ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args))
+                  ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args), **wkw)
     if args.json:
         print(api.dumps(r))
         return 0
@@ -132,17 +162,22 @@ def cmd_query(args) -> int:
     print("  energy (mJ): " + ", ".join(f"{k[:-2]} {v * 1e3:.3f}" for k, v in r.breakdown.items()))
     print(f"  provenance: counts {r.counts_source}; ratio {r.ratio_source}"
           f"{f' ({r.ratio_note})' if r.ratio_note else ''}; tech {r.tech}")
+    if r.weights != "int16":
+        qfs = sorted(set((r.weight_qfs or {}).values()))
+        print(f"  weights: {r.weights} (weight QF {', '.join(map(str, qfs)) or '-'} on the edge layers), "
+              f"weight decoder {r.breakdown['weight_decoder_j'] * 1e3:.3f} mJ")
     return 0
 
 
 def cmd_sweep(args) -> int:
     for e in args.encoding or ():
         _encoding(e)
+    wkw = _weights(args)
     from model import api
 
     tech = _load_tech(args.tech)
     t = api.sweep(nets=args.net, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
-                  qf=_qf(args.qf), tech=tech, counts_source=_counts(args))
+                  qf=_qf(args.qf), tech=tech, counts_source=_counts(args), **wkw)
     if args.plot:
         from model.report import plot_sweep
 
@@ -158,12 +193,13 @@ def cmd_sweep(args) -> int:
 
 def cmd_best(args) -> int:
     _encoding(args.encoding)
+    wkw = _weights(args)
     from model import api
 
     tech = _load_tech(args.tech)
     loss = None if args.accuracy_loss.lower() in ("none", "any") else _float(args.accuracy_loss, "accuracy loss")
     b = api.best_split(args.net, args.link, args.objective, loss, args.encoding, _qf(args.qf), tech=tech,
-                       counts_source=_counts(args))
+                       counts_source=_counts(args), **wkw)
     if args.plot:
         from model.report import plot_best
 
@@ -173,7 +209,7 @@ def cmd_best(args) -> int:
         return 0
     r = b.best
     print(f"{b.net} on {b.link}, objective {b.objective}, accuracy-loss budget {b.accuracy_loss}, "
-          f"encoding {b.encoding or 'any'}")
+          f"encoding {b.encoding or 'any'}, weights {b.weights}")
     print(f"  best: {r.split} ({r.encoding}{f' QF {r.qf}' if r.qf else ''}): {r.fps:.2f} fps, "
           f"{r.energy_per_frame_j * 1e3:.3f} mJ/frame, bottleneck {r.bottleneck}")
     for name, base in (("edge-only", b.edge_only), ("host-only", b.host_only)):

@@ -26,6 +26,12 @@ the accuracy budget, or a given QF). Compression ratios come from the accuracy s
 (``build/accuracy/<net>.json``) when present, else from ``model/ratios.yaml`` (seeded with the paper's
 figures; each entry marked ``paper`` or ``assumed``); every result carries that provenance.
 
+Weights: ``int16`` (default; rows of plain weights from DRAM) or ``jpeg`` (issue #8: JPEG-coded weights in
+DRAM, restored on chip by the weight decoder; :mod:`model.counts` gives the edge counts: RTL
+``*_wjpeg.json`` runs or the analytical decoder model, per-layer sizes from ``build/weights/<net>.json``).
+With ``jpeg`` the breakdown's ``weight_decoder_j`` is the decoder's energy per restored weight (technology
+key ``energy.weight_decoder``) and DRAM energy falls with the coded words; FC layers become decoder-bound.
+
 Samples through the encoder: JPEG codes a feature map as the ``golden.featpack`` mosaic (each channel a
 tile padded to multiples of 8, a near-square grid of tiles), the image as 3 components 4:4:4; lossless
 codes ``golden.lossless.to_blocks`` (each channel padded to multiples of 8); an N-vector (FC output) is
@@ -46,7 +52,7 @@ import yaml
 from golden.errors import UserError
 from golden.featpack import grid_columns
 from golden.splits import INPUT, get_split, split_names
-from model.counts import DEFAULT_ENGINE, EngineParams, NetCounts, net_counts
+from model.counts import DEFAULT_ENGINE, WEIGHT_FORMATS, EngineParams, NetCounts, check_weights, net_counts
 from model.tech import Tech, load_tech
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,7 +65,7 @@ IMAGE_BYTES_PER_SAMPLE = 1
 FEATURE_BYTES_PER_VALUE = 2
 ACC_BITS = 48
 BEAT_OPERAND_BITS = 2 * 12 * 16           # 12 activations + 12 weights registered per beat
-BREAKDOWN_KEYS = ("compute_j", "onchip_memory_j", "dram_j", "encoder_j", "radio_j", "leakage_j")
+BREAKDOWN_KEYS = ("compute_j", "onchip_memory_j", "dram_j", "encoder_j", "radio_j", "leakage_j", "weight_decoder_j")
 STAGES = ("inference", "transmit")
 
 
@@ -363,6 +369,8 @@ class QueryResult:
     ratio_note: str
     tech: str
     role: str = "split"                     # host_only | edge_only | split
+    weights: str = "int16"                  # int16 | jpeg (weights coded in DRAM, restored by the weight decoder)
+    weight_qfs: dict[str, int] | None = None   # jpeg: QF per edge layer whose weights are coded
 
     @property
     def frames_per_joule(self) -> float:
@@ -371,7 +379,7 @@ class QueryResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["provenance"] = {"counts": self.counts_source, "ratio": self.ratio_source, "ratio_note": self.ratio_note,
-                           "tech": self.tech}
+                           "tech": self.tech, "weights": self.weights}
         return d
 
 
@@ -400,6 +408,7 @@ class _Energies:
     leak_engine_w: float
     leak_encoder_w: float
     clock_hz: float
+    wdec: float | None = None       # per restored weight (None: the technology file has no weight_decoder)
 
 
 @cache
@@ -418,6 +427,7 @@ def _energies(tech: Tech, eng: EngineParams) -> _Energies:
         enc={"jpeg": tech.e("encoder_jpeg_sample"), "lossless": tech.e("encoder_lossless_sample"), "none": 0.0},
         leak_engine_w=lk["feature_buffer_w"] + lk["weight_buffer_w"] + lk["mac_array_w"] + lk["control_w"],
         leak_encoder_w=lk["encoder_w"], clock_hz=tech.clock_hz,
+        wdec=tech.energy["weight_decoder"].value if "weight_decoder" in tech.energy else None,
     )
 
 
@@ -432,17 +442,30 @@ def edge_energy_j(counts: dict[str, float], en: _Energies) -> tuple[float, float
     return compute, onchip, dram
 
 
+def weight_decoder_energy(counts: dict[str, float], en: _Energies, tech_name: str = "") -> float:
+    """Energy of the weights the decoder restored (0 with int16 weights)."""
+    n = counts.get("wdec_weights", 0.0)
+    if not n:
+        return 0.0
+    if en.wdec is None:
+        raise UserError(f"technology file {tech_name}: energy.weight_decoder: missing (required for weights=jpeg)")
+    return n * en.wdec
+
+
 def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LINK, qf: int | None = None,
              tech: Tech | str | Path | None = None, ratio: float | None = None,
              eng: EngineParams = DEFAULT_ENGINE, counts: NetCounts | None = None, counts_source: str = "auto",
-             ratios: RatioTable | None = None, accuracy_dir: str | Path | None = None) -> QueryResult:
-    """The cost of one operating point (see the module docstring for the model)."""
+             ratios: RatioTable | None = None, accuracy_dir: str | Path | None = None, weights: str = "int16",
+             weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
+    """The cost of one operating point (see the module docstring for the model). ``weights``: ``int16`` or
+    ``jpeg`` (``weights_qf``: one weight QF for every layer; ``weights_dir``: another weight-table folder)."""
     lk = parse_link(link)
     sp = get_split(net, split)   # validates net and split
     check_encoding(encoding)
+    check_weights(weights)
     t = load_tech(tech)
     comp = compression(net, split, encoding, qf, ratio, ratios, accuracy_dir)
-    nc = counts or net_counts(net, eng, counts_source)
+    nc = counts or net_counts(net, eng, counts_source, weights=weights, weights_qf=weights_qf, weights_dir=weights_dir)
     en = _energies(t, eng)
     c = nc.edge[split]
     f = en.clock_hz
@@ -465,8 +488,9 @@ def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LIN
     radio = lk.power_w * t_tx
     leak_w = (en.leak_engine_w if split != INPUT else 0.0) + (en.leak_encoder_w if encoding != "none" else 0.0)
     leak = leak_w * frame
-    breakdown = dict(zip(BREAKDOWN_KEYS, (compute, onchip, dram, enc, radio, leak), strict=True))
-    total = compute + onchip + dram + enc + radio + leak
+    wdec = weight_decoder_energy(c, en, t.path)
+    breakdown = dict(zip(BREAKDOWN_KEYS, (compute, onchip, dram, enc, radio, leak, wdec), strict=True))
+    total = compute + onchip + dram + enc + radio + leak + wdec
     return QueryResult(
         net=net, split=split, encoding=encoding, qf=comp.qf, link=lk.name, rate_bps=lk.rate_bps, power_w=lk.power_w,
         fps=1.0 / frame if frame > 0 else math.inf, frame_time_s=frame, energy_per_frame_j=total,
@@ -475,11 +499,20 @@ def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LIN
         transmitted_bytes=tx_bytes, compression_ratio=comp.ratio, accuracy_loss=comp.accuracy_loss,
         edge_cycles=c["cycles"], edge_macs=float(sp.edge_macs), counts_source=nc.provenance[split],
         ratio_source=comp.source, ratio_note=comp.note, tech=t.name, role=_role(net, split),
+        weights=nc.weights, weight_qfs=_edge_qfs(net, split, nc) if nc.weights != "int16" else None,
     )
 
 
+def _edge_qfs(net: str, split: str, nc: NetCounts) -> dict[str, int]:
+    """The weight QF of every coded layer on the edge side of ``split``."""
+    names = split_names(net)
+    edge = set(names[1:names.index(split) + 1])
+    return {lc.layer: nc.weight_qfs[lc.layer] for lc in nc.layers if lc.split in edge and lc.layer in nc.weight_qfs}
+
+
 __all__ = [
-    "BREAKDOWN_KEYS", "DEFAULT_LINK", "ENCODINGS", "LINKS", "Compression", "Link", "QueryResult", "RatioTable",
+    "BREAKDOWN_KEYS", "DEFAULT_LINK", "ENCODINGS", "LINKS", "WEIGHT_FORMATS", "Compression", "Link", "QueryResult",
+    "RatioTable",
     "accuracy_study", "check_encoding", "check_qf", "compression", "encoder_samples", "evaluate", "parse_link",
     "ratio_table", "raw_bytes",
 ]

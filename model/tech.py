@@ -11,10 +11,18 @@ Schema (``schema_version: 1``)::
     clock.frequency_hz                      quantity, > 0
     energy.{mac_16b, register_bit, compare_16b, requantize, rf_read_word, rf_write_word, dram_bit,
             encoder_jpeg_sample, encoder_lossless_sample}          quantity, >= 0 (J per action)
+    energy.weight_decoder (optional; weights=jpeg needs it)   quantity, >= 0 (J per restored weight)
     sram.read_pj: {unit, source, scaling, sizes_bytes: [increasing > 0], port_bits: [increasing > 0],
                    values: [[> 0] * len(port_bits)] * len(sizes_bytes)}
     sram.write_over_read                    quantity, > 0
     leakage.{feature_buffer_w, weight_buffer_w, mac_array_w, control_w, encoder_w}   quantity, >= 0 (W)
+    area (optional; ``make synth`` needs it):
+        ge_m2, sram_bitcell_m2                  quantity, > 0 (m^2)
+        sram_two_port_factor                    quantity, >= 1
+        leakage_per_ge_w, leakage_per_sram_bit_w  quantity, >= 0 (W)
+        gate_ge: {unit, source, scaling, cells: {NOT, BUF, NAND, NOR, AND, OR, ANDNOT, ORNOT, XOR, XNOR, MUX,
+                  NMUX, AOI3, OAI3, AOI4, OAI4, DFF, DFFR, LATCH: > 0}}   (NAND2-equivalents per cell)
+        sram_efficiency: {unit, source, scaling, sizes_bits: [increasing > 0], values: [0 < x <= 1] * len(sizes_bits)}
 
 SRAM energy per 16-bit word (:meth:`Tech.sram_word_energy_j`): the access energy of a macro of the given
 size and port width, interpolated log-log in size (extrapolated below or above the table with the slope of
@@ -41,8 +49,15 @@ ENERGY_KEYS = (
     "mac_16b", "register_bit", "compare_16b", "requantize", "rf_read_word", "rf_write_word", "dram_bit",
     "encoder_jpeg_sample", "encoder_lossless_sample",
 )
+#: energy keys a file may leave out (the cost model asks for them only when it needs them)
+OPTIONAL_ENERGY_KEYS = ("weight_decoder",)
 LEAKAGE_KEYS = ("feature_buffer_w", "weight_buffer_w", "mac_array_w", "control_w", "encoder_w")
 QUANTITY_KEYS = ("value", "unit", "source", "scaling")
+AREA_KEYS = ("ge_m2", "sram_bitcell_m2", "sram_two_port_factor", "leakage_per_ge_w", "leakage_per_sram_bit_w")
+AREA_TABLES = ("gate_ge", "sram_efficiency")
+#: Yosys's generic gates (``$_<NAME>_``) and flip-flop bases, in NAND2-equivalents (``area.gate_ge.cells``)
+GATE_KEYS = ("NOT", "BUF", "NAND", "NOR", "AND", "OR", "ANDNOT", "ORNOT", "XOR", "XNOR", "MUX", "NMUX",
+             "AOI3", "OAI3", "AOI4", "OAI4", "DFF", "DFFR", "LATCH")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,43 @@ class SramTable:
         return _interp_lin(self.port_bits, col, port_bits)
 
 
+@dataclass(frozen=True)
+class AreaModel:
+    """28 nm area figures for synthesised logic and SRAM macros (the ``area`` section)."""
+
+    ge_m2: Quantity
+    sram_bitcell_m2: Quantity
+    sram_two_port_factor: Quantity
+    leakage_per_ge_w: Quantity
+    leakage_per_sram_bit_w: Quantity
+    gate_ge: dict[str, float]
+    gate_source: str
+    efficiency_sizes_bits: tuple[float, ...]
+    efficiency: tuple[float, ...]
+    efficiency_source: str
+
+    def sram_efficiency(self, bits: float) -> float:
+        """Array efficiency of a macro of ``bits`` (linear in log2 size, clamped at the table's ends)."""
+        xs, ys = self.efficiency_sizes_bits, self.efficiency
+        if bits <= xs[0] or len(xs) == 1:
+            return ys[0]
+        if bits >= xs[-1]:
+            return ys[-1]
+        i = _segment(xs, bits)
+        f = (math.log2(bits) - math.log2(xs[i])) / (math.log2(xs[i + 1]) - math.log2(xs[i]))
+        return ys[i] + f * (ys[i + 1] - ys[i])
+
+    def sram_macro_m2(self, bits: float, two_port: bool = True) -> float:
+        """Area of one SRAM macro of ``bits`` (bitcells / array efficiency), m^2."""
+        if bits <= 0:
+            raise ValueError(f"SRAM macro of {bits} bits")
+        cell = self.sram_bitcell_m2.value * (self.sram_two_port_factor.value if two_port else 1.0)
+        return bits * cell / self.sram_efficiency(bits)
+
+    def quantities(self) -> dict[str, Quantity]:
+        return {k: getattr(self, k) for k in AREA_KEYS}
+
+
 @dataclass(frozen=True, eq=False)
 class Tech:
     """A checked technology file. ``energy[k]``/``leakage[k]`` are quantities in J / W."""
@@ -79,6 +131,7 @@ class Tech:
     sram: SramTable
     write_over_read: float
     clock: Quantity
+    area: AreaModel | None = None       # the optional ``area`` section (``make synth``)
 
     def e(self, key: str) -> float:
         """Energy of one action, J."""
@@ -100,6 +153,8 @@ class Tech:
         rows = [{"group": "clock", "key": "frequency_hz", **self.clock.__dict__}]
         rows += [{"group": "energy", "key": k, **q.__dict__} for k, q in self.energy.items()]
         rows += [{"group": "leakage", "key": k, **q.__dict__} for k, q in self.leakage.items()]
+        if self.area is not None:
+            rows += [{"group": "area", "key": k, **q.__dict__} for k, q in self.area.quantities().items()]
         return rows
 
 
@@ -185,12 +240,13 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
     clock = c.quantity(c.get(c.mapping(c.get(doc, "clock", ""), "clock"), "frequency_hz", "clock"),
                        "clock.frequency_hz", strict=True)
     sections = {}
-    for sec, keys in (("energy", ENERGY_KEYS), ("leakage", LEAKAGE_KEYS)):
+    for sec, keys, optional in (("energy", ENERGY_KEYS, OPTIONAL_ENERGY_KEYS), ("leakage", LEAKAGE_KEYS, ())):
         body = c.mapping(c.get(doc, sec, ""), sec)
-        unknown = sorted(set(body) - set(keys))
+        unknown = sorted(set(body) - set(keys) - set(optional))
         if unknown:
-            raise c.fail(f"{sec}.{unknown[0]}", f"unknown key; allowed: {', '.join(keys)}")
+            raise c.fail(f"{sec}.{unknown[0]}", f"unknown key; allowed: {', '.join((*keys, *optional))}")
         sections[sec] = {k: c.quantity(c.get(body, k, sec), f"{sec}.{k}") for k in keys}
+        sections[sec].update({k: c.quantity(body[k], f"{sec}.{k}") for k in optional if k in body})
     sram = c.mapping(c.get(doc, "sram", ""), "sram")
     tbl = c.mapping(c.get(sram, "read_pj", "sram"), "sram.read_pj")
     for f in ("unit", "source", "scaling"):
@@ -206,8 +262,44 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
             raise c.fail(f"sram.read_pj.values[{i}]", f"expected {len(ports)} numbers (one per port width)")
         rows.append(tuple(c.number(x, f"sram.read_pj.values[{i}][{j}]", strict=True) for j, x in enumerate(row)))
     wor = c.quantity(c.get(sram, "write_over_read", "sram"), "sram.write_over_read", strict=True)
+    area = _check_area(c, doc["area"]) if "area" in doc else None
     return Tech(name=name, path=path, clock_hz=clock.value, energy=sections["energy"], leakage=sections["leakage"],
-                sram=SramTable(sizes, ports, tuple(rows), tbl["source"]), write_over_read=wor.value, clock=clock)
+                sram=SramTable(sizes, ports, tuple(rows), tbl["source"]), write_over_read=wor.value, clock=clock,
+                area=area)
+
+
+def _check_area(c: _Checker, obj: Any) -> AreaModel:
+    body = c.mapping(obj, "area")
+    allowed = (*AREA_KEYS, *AREA_TABLES)
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise c.fail(f"area.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
+    q = {k: c.quantity(c.get(body, k, "area"), f"area.{k}", strict=k in ("ge_m2", "sram_bitcell_m2"))
+         for k in AREA_KEYS}
+    if q["sram_two_port_factor"].value < 1:
+        raise c.fail("area.sram_two_port_factor.value", f"{q['sram_two_port_factor'].value!r} must be >= 1")
+    gates = c.mapping(c.get(body, "gate_ge", "area"), "area.gate_ge")
+    for f in ("unit", "source", "scaling"):
+        c.text(c.get(gates, f, "area.gate_ge"), f"area.gate_ge.{f}")
+    cells = c.mapping(c.get(gates, "cells", "area.gate_ge"), "area.gate_ge.cells")
+    unknown = sorted(set(cells) - set(GATE_KEYS))
+    if unknown:
+        raise c.fail(f"area.gate_ge.cells.{unknown[0]}", f"unknown cell; allowed: {', '.join(GATE_KEYS)}")
+    ge = {k: c.number(c.get(cells, k, "area.gate_ge.cells"), f"area.gate_ge.cells.{k}", strict=True)
+          for k in GATE_KEYS}
+    eff = c.mapping(c.get(body, "sram_efficiency", "area"), "area.sram_efficiency")
+    for f in ("unit", "source", "scaling"):
+        c.text(c.get(eff, f, "area.sram_efficiency"), f"area.sram_efficiency.{f}")
+    sizes = c.increasing(c.get(eff, "sizes_bits", "area.sram_efficiency"), "area.sram_efficiency.sizes_bits")
+    values = c.get(eff, "values", "area.sram_efficiency")
+    if not isinstance(values, list) or len(values) != len(sizes):
+        raise c.fail("area.sram_efficiency.values", f"expected {len(sizes)} numbers (one per size)")
+    vals = tuple(c.number(v, f"area.sram_efficiency.values[{i}]", strict=True) for i, v in enumerate(values))
+    for i, v in enumerate(vals):
+        if v > 1:
+            raise c.fail(f"area.sram_efficiency.values[{i}]", f"{v!r} must be <= 1 (a fraction of the macro area)")
+    return AreaModel(**q, gate_ge=ge, gate_source=gates["source"], efficiency_sizes_bits=sizes,
+                     efficiency=vals, efficiency_source=eff["source"])
 
 
 @cache
@@ -237,4 +329,4 @@ def load_tech(path: str | Path | None = None) -> Tech:
     return _load(str(p), mtime)
 
 
-__all__ = ["DEFAULT_TECH", "Quantity", "SramTable", "Tech", "check_tech", "load_tech"]
+__all__ = ["DEFAULT_TECH", "AreaModel", "Quantity", "SramTable", "Tech", "check_tech", "load_tech"]

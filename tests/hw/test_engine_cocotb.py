@@ -215,3 +215,20 @@ def test_compressed_weights_small_engine(qf):
         assert ref["dram_read_words"] - last["dram_read_words"] == saved
         if qf < 100:
             assert last["dram_read_words"] < ref["dram_read_words"]
+
+
+@pytest.mark.parametrize("net", ["digits", pytest.param("resnet20", marks=pytest.mark.slow)])
+def test_real_network_compressed_weights(net, request):
+    """A real network with JPEG-coded weights (per-layer QF 30) on the default engine: every layer
+    bit-exact with the golden network that uses the decoded weights, fewer DRAM words for the coded
+    layers."""
+    from sim.run import simulate
+
+    if net == "resnet20":
+        request.getfixturevalue("shared_data")
+    result = simulate(net, None, None, 16.0, weights_codec="jpeg", weights_qf=30)
+    bad = [r["name"] for r in result["layers"] if not r["bit_exact"]]
+    assert not bad, bad
+    coded = [r for r in result["layers"] if "weights" in r]
+    assert coded and all(r["counters"]["wdec_weights"] > 0 for r in coded)
+    assert all(r["weights"]["qf"] == 30 and r["weights"]["ratio"] > 1 for r in coded)

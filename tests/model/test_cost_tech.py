@@ -93,3 +93,52 @@ def test_another_tech_file_changes_results(tmp_path, doc):
     a = query("alexnet", "fc8", "none", counts_source="analytical")
     b = query("alexnet", "fc8", "none", tech=p, counts_source="analytical")
     assert b.tech == "slow-clock" and b.fps == pytest.approx(a.fps / 2, rel=1e-9)
+
+
+# ---- the area section (make synth) -------------------------------------------------------------------------
+
+
+def test_area_section_loads_with_provenance():
+    a = load_tech().area
+    assert a is not None
+    assert a.ge_m2.value == pytest.approx(0.798e-12 * (28 / 45) ** 2, rel=1e-3)   # Nangate 45 NAND2_X1 scaled
+    assert a.gate_ge["NAND"] == 1.0 and a.gate_ge["DFF"] == pytest.approx(4.522 / 0.798, rel=1e-3)
+    rows = [r for r in load_tech().table() if r["group"] == "area"]
+    assert {r["key"] for r in rows} >= {"ge_m2", "sram_bitcell_m2", "leakage_per_sram_bit_w"}
+    assert all(r["source"].strip() and r["scaling"].strip() for r in rows)
+
+
+def test_sram_macro_area_grows_with_size_and_efficiency_is_clamped():
+    a = load_tech().area
+    assert a.sram_efficiency(64) == a.efficiency[0] and a.sram_efficiency(2**30) == a.efficiency[-1]
+    assert a.sram_efficiency(8192) == pytest.approx(0.45)
+    per_bit = [a.sram_macro_m2(b) / b for b in (512, 4096, 32768, 262144, 2**22)]
+    assert all(y <= x for x, y in zip(per_bit, per_bit[1:], strict=False))    # bigger macros: denser
+    assert a.sram_macro_m2(262144, two_port=False) == pytest.approx(262144 * 0.127e-12 / 0.70)
+    assert a.sram_macro_m2(262144) == pytest.approx(1.6 * a.sram_macro_m2(262144, two_port=False))
+
+
+def test_a_file_without_area_still_loads(doc):
+    d = copy.deepcopy(doc)
+    del d["area"]
+    assert check_tech(d, "t.yaml").area is None
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    (("area", "ge_m2"), KeyError, "area.ge_m2: missing"),
+    (("area", "ge_m2", "value"), 0, "area.ge_m2.value: 0 must be > 0"),
+    (("area", "sram_bitcell_m2", "source"), "", "area.sram_bitcell_m2.source: expected a non-empty string"),
+    (("area", "sram_two_port_factor", "value"), 0.5, "area.sram_two_port_factor.value: 0.5 must be >= 1"),
+    (("area", "gate_ge", "cells", "XOR"), KeyError, "area.gate_ge.cells.XOR: missing"),
+    (("area", "gate_ge", "cells", "FANCY"), 3, "area.gate_ge.cells.FANCY: unknown cell"),
+    (("area", "gate_ge", "source"), KeyError, "area.gate_ge.source: missing"),
+    (("area", "sram_efficiency", "values"), [0.2, 0.4], "expected 4 numbers"),
+    (("area", "sram_efficiency", "values"), [0.2, 0.4, 0.6, 1.5], "values[3]: 1.5 must be <= 1"),
+    (("area", "sram_efficiency", "sizes_bits"), [8192, 1024, 65536, 262144], "strictly increasing"),
+    (("area", "die_cost"), {"value": 1, "unit": "$", "source": "s", "scaling": "x"}, "area.die_cost: unknown key"),
+])
+def test_area_schema_errors_name_the_key(doc, path, value, needle):
+    with pytest.raises(UserError) as e:
+        check_tech(_broken(doc, path, value), "t.yaml")
+    msg = str(e.value)
+    assert needle in msg and msg.startswith("technology file t.yaml: ") and "\n" not in msg
