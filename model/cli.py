@@ -16,7 +16,7 @@ import sys
 
 from model.errors import UserError
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy", "model.cli_weights")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,7 +48,19 @@ def _engine_small():
 ENGINE_SMALL = Design("engine_small", _engine_small, parameters=ENGINE_SMALL_PARAMS, top="engine_tb",
                       wrapper=_engine_tb_sources, depends=ENGINE.depends)
 
-DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL)}
+
+
+def _feature_buffer():
+    from hw.feature_buffer import FeatureBuffer
+
+    return FeatureBuffer(ENGINE_PARAMS["fb_words"])
+
+
+# the engine's feature buffer on its own (synthesis and lint of the block; the engine instantiates it)
+FEATURE_BUFFER = Design("feature_buffer", _feature_buffer,
+                        parameters={"words": ENGINE_PARAMS["fb_words"], "banks": 16, "write_lanes": 12})
+
+DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL, FEATURE_BUFFER)}
 
 
 def _jpeg_encoder():

@@ -14,6 +14,10 @@ from importlib.metadata import version
 from sim.designs import DESIGNS
 from sim.runner import VERILOG_DIR, generate_verilog
 
+NOTES = ("The sequencer (descriptor fetch and dispatch), the DMA, the window loader, the pool and vector units "
+         "are logic of the `engine` module itself, not separate modules; the MAC array (`mac_array`), the feature "
+         "buffer (`feature_buffer`), the encode unit's encoder (`jpeg_encoder_w4`) and the weight decoder "
+         "(`jpeg_wdecoder`) are also written on their own.")
 PORT_RE = re.compile(r"^\s*(input|output|inout)\s+(?:(?:wire|reg)\s+)?(?:\[(\d+):0\]\s+)?\\?([\w$.]+)\s*;", re.M)
 
 
@@ -25,7 +29,7 @@ def ports_of(text: str, top: str) -> list[dict]:
 
 def main() -> int:
     manifest = {"generator": f"amaranth {version('amaranth')}", "command": "make verilog (python -m sim.verilog)",
-                "files": []}
+                "notes": NOTES, "files": []}
     for design in DESIGNS.values():
         path = generate_verilog(design)
         text = path.read_text()

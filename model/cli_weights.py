@@ -1,0 +1,64 @@
+"""``edgesplit weights``: per-layer QF choice for the JPEG-coded weights (:mod:`model.weightqf`).
+
+``edgesplit weights --net NET [--budget 0.005] [--qf Q ...] [--search-images N] [--max-evals N]
+[--test-limit N] [--out DIR] [--json] [--no-plots] [--quiet]``
+    digits, resnet20, resnet56: for every conv / FC layer the lowest QF of the grid such that the int16
+    network with all decoded weights loses at most the budget (absolute top-1) on the search subset
+    (training split); top-1 before and after on the whole test split. alexnet, vgg16 (untrained default
+    weights): ratio and weight error per layer per grid QF. Writes ``build/weights/<net>.json`` and
+    ``build/weights/<net>_ratio.png``; prints a table (or with ``--json`` the JSON). Bad input (unknown
+    network, budget outside 0..1, QF outside 1..100): one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from model import weightqf as WQ
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "weights", help="JPEG-coded weights: per-layer QF within a top-1 budget, ratios per layer",
+        description="Per-layer QF choice for the compressed weights (build/weights/<net>.json).")
+    p.add_argument("--net", required=True, help=f"network: {', '.join(WQ.NETS)}")
+    p.add_argument("--budget", type=float, default=WQ.BUDGET,
+                   help=f"absolute top-1 loss budget (default {WQ.BUDGET})")
+    p.add_argument("--qf", type=int, nargs="+", metavar="Q",
+                   help=f"QF grid (default: {' '.join(map(str, WQ.QF_GRID))})")
+    p.add_argument("--search-images", type=int, default=-1, metavar="N",
+                   help="search subset size, evenly spaced over the training split (default: per network)")
+    p.add_argument("--search-split", choices=("train", "test"),
+                   help="split of the search subset (default: train for CIFAR-10, test for digits)")
+    p.add_argument("--max-evals", type=int, default=-1, metavar="N", help="cap on network evaluations")
+    p.add_argument("--test-limit", type=int, metavar="N", help="test images for the final top-1 (default: all)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default build/weights)")
+    p.add_argument("--json", action="store_true", help="print the JSON result")
+    p.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_weights)
+
+
+def cmd_weights(args) -> int:
+    WQ.check_net(args.net)
+    WQ.check_budget(args.budget)
+    grid = WQ.check_grid(args.qf) if args.qf else WQ.QF_GRID
+    for name, v in (("--search-images", args.search_images), ("--max-evals", args.max_evals),
+                    ("--test-limit", args.test_limit)):
+        if v is not None and v != -1 and v < 1:
+            raise WQ.UserError(f"{name} {v} must be a positive number")
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(f"weights {args.net}: {msg}", file=sys.stderr, flush=True)
+
+    result = WQ.run(args.net, args.budget, grid, args.search_images, args.max_evals, args.test_limit, log,
+                       args.search_split)
+    paths = WQ.write(result, args.out, plots=not args.no_plots)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(WQ.format_table(result))
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0

@@ -1,0 +1,469 @@
+"""Per-layer QF choice for the JPEG-coded weights (:mod:`golden.weightcodec`): the largest compression
+within a top-1 budget.
+
+For a trained network (digits, ResNet-20/56 on CIFAR-10) every conv / FC layer gets its own QF from
+:data:`QF_GRID` such that the int16 network with all layers' weights decoded (bit-exact golden decoder)
+loses at most ``budget`` (default 0.5% absolute) top-1 against the uncompressed int16 network.
+Top-1 is that of :func:`golden.quantize.run_fast` (bit-exact with the integer reference network), so the
+edge engine computing the whole network with decoded weights gives these very predictions.
+
+Search (on a *search subset*: ResNet-20 2,000 and ResNet-56 1,000 images evenly spaced over the CIFAR-10
+**training** split, disjoint from the test split; digits: its 450 test images, see
+:data:`DEFAULT_SEARCH_SPLIT`):
+
+1. **Equal distortion.** Each layer's relative weight RMSE (RMSE / weight range) is known for every grid
+   QF without running the network (:meth:`golden.weightcodec.Prepared.at_qf`). For a level ``tau`` every
+   layer takes the lowest grid QF whose relative RMSE is at most ``tau``; ``tau`` is bisected over
+   :data:`TAU_GRID` (log-spaced) for the largest level within the budget (about 5 evaluations).
+2. **Greedy refinement**, layers in reverse network order: lower the layer's QF one grid step at a time
+   while the whole network stays within the budget (the first failing step ends that layer). Going
+   backwards, the int16 features at the split before the layer never change, so they are computed once
+   and each trial runs only the rest of the network. ``max_evals`` caps the trials (ResNet-56).
+
+Then top-1 before and after is measured on the **whole test split** (10,000 CIFAR-10 images; digits 450),
+and the result written to ``build/weights/<net>.json`` (what the cost model reads) plus a plot
+``build/weights/<net>_ratio.png``.
+
+AlexNet and VGG-16 have no trained weights here (He-initialised, seed 0; calibrated on the six photos), so
+for them only ratio and weight error per layer per grid QF are reported (``trained: false``): a DRAM traffic
+and decoder throughput check, not an accuracy result. Large layers are processed in chunks of whole groups
+(:func:`sweep_layer`), exact because the Huffman tables follow from the summed symbol counts.
+
+Sizes are exact (:class:`golden.weightcodec.EncodedLayer`'s ``compressed_bytes``: stream + DHT-style
+tables + 64-byte Q table + 4-byte header); biases are not compressed and not counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from golden import data as D
+from golden import entropy
+from golden import weightcodec as wc
+from golden.errors import UserError
+from golden.nets import NET_INFO, check_net_name
+from golden.quantize import QNet, default_qnet, run_fast
+from golden.splits import INPUT, layers_between, split_names
+
+SCHEMA_VERSION = 1
+BUDGET = 0.005
+QF_GRID = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 95, 100)
+"""QFs the search and the ratio tables visit."""
+TAU_GRID = tuple(float(t) for t in np.geomspace(0.0005, 0.04, 16))
+"""Relative weight RMSE levels of the equal-distortion phase."""
+TRAINED_NETS = ("digits", "resnet20", "resnet56")
+UNTRAINED_NETS = ("alexnet", "vgg16")
+NETS = TRAINED_NETS + UNTRAINED_NETS
+DEFAULT_SEARCH_IMAGES = {"digits": None, "resnet20": 2000, "resnet56": 1000}
+"""Search subset size (None: the whole training split). ResNet-56 uses 1,000 to stay affordable."""
+DEFAULT_MAX_EVALS = {"digits": None, "resnet20": None, "resnet56": 40}
+DEFAULT_SEARCH_SPLIT = {"digits": "test", "resnet20": "train", "resnet56": "train"}
+"""Where the search subset comes from. The digits net has memorised its training split (100% top-1 there,
+so no drop shows), hence its search uses the 450 test images themselves (the final test numbers are then
+in-sample); the CIFAR ResNets score 85% on training images against 80.5% on test ones, so their training
+split is a fair validation-like set, disjoint from the test split."""
+OUT_DIR = D.REPO_ROOT / "build" / "weights"
+CHUNK_WEIGHTS = 1 << 21
+"""Weights per chunk in :func:`sweep_layer` (whole groups of 12 channels; at least one group)."""
+
+
+def check_budget(budget: float) -> float:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0.0 <= float(budget) < 1.0:
+        raise UserError(f"top-1 budget {budget!r} is outside 0 .. 1 (absolute, e.g. 0.005 = 0.5%)")
+    return float(budget)
+
+
+def check_net(net: str) -> str:
+    check_net_name(net)
+    if net not in NETS:
+        raise UserError(f"weight QF study does not support {net!r}; allowed: {', '.join(NETS)}")
+    return net
+
+
+def check_grid(grid: Sequence[int]) -> tuple[int, ...]:
+    g = tuple(sorted({wc.check_qf(int(q)) for q in grid}))
+    if not g:
+        raise UserError("the QF grid is empty")
+    return g
+
+
+def weight_layers(qnet: QNet) -> list[str]:
+    """Names of the conv / FC layers (those with compressible weights), network order."""
+    return [q.name for q in qnet.layers if q.type in ("conv", "linear")]
+
+
+def with_weights(qnet: QNet, weights: dict[str, np.ndarray]) -> QNet:
+    """A copy of ``qnet`` whose listed layers carry other int16 weights (same shapes)."""
+    layers = []
+    for q in qnet.layers:
+        if q.name in weights:
+            w = np.asarray(weights[q.name]).reshape(q.w.shape).astype(np.int16)
+            q = dataclasses.replace(q, w=w)
+        layers.append(q)
+    return QNet(qnet.net, qnet.input_frac, tuple(layers), dict(qnet.calibration))
+
+
+# ---- per-layer sweeps ------------------------------------------------------------------------------------
+
+
+def sweep_layer(w: np.ndarray, qfs: Sequence[int], chunk_weights: int = CHUNK_WEIGHTS
+                ) -> dict[int, wc.LayerResult]:
+    """Exact size and weight error of one layer at each QF, in chunks of whole groups (bounded memory).
+
+    Same numbers as :meth:`golden.weightcodec.Prepared.at_qf` (tested): the DC predictor restarts at every
+    group, so groups code independently, and the optimal tables come from the summed symbol counts.
+    """
+    w = wc.weight_matrix(w)
+    o, k = w.shape
+    p = wc.pre_shift(w)
+    per_group = wc.blocks_per_group(k)
+    groups = max(1, chunk_weights // (wc.LANES * k))
+    rows = groups * wc.LANES
+    acc = {q: dict(dc=np.zeros(16, np.int64), ac=np.zeros(256, np.int64), extra=0, sq=0.0, mx=0)
+           for q in qfs}
+    for r0 in range(0, o, rows):
+        part = w[r0:r0 + rows]
+        coeffs = wc.forward_dct(wc.to_blocks(wc.to_samples(part, p)))
+        for q in qfs:
+            zz = wc.jpeg.zigzag(wc.quantize(coeffs, wc.qtable(q)))
+            dc, ac, extra = wc.symbol_histograms(zz, per_group)
+            a = acc[q]
+            a["dc"] += dc
+            a["ac"] += ac
+            a["extra"] += extra
+            d = wc.decode_quantized(zz, wc.qtable(q), p, part.shape[0], k).astype(np.int64) - part
+            a["sq"] += float((d.astype(np.float64) ** 2).sum())
+            a["mx"] = max(a["mx"], int(np.abs(d).max()))
+    out = {}
+    rng = int(w.max() - w.min())
+    for q, a in acc.items():
+        dc_t, ac_t = entropy.optimal_table(a["dc"]), entropy.optimal_table(a["ac"])
+        nbits = entropy.coded_bits(a["dc"][None], a["ac"][None], a["extra"], [dc_t], [ac_t])
+        sb = wc.stream_bytes(nbits)
+        tb = wc.dht_bytes(dc_t) + wc.dht_bytes(ac_t) + wc.QTABLE_BYTES
+        out[q] = wc.LayerResult(qf=int(q), p=p, out_channels=o, k=k, raw_bytes=2 * w.size, stream_bytes=sb,
+                                table_bytes=tb, compressed_bytes=sb + tb + wc.HEADER_BYTES,
+                                rmse=float(np.sqrt(a["sq"] / w.size)), max_abs_error=a["mx"], weight_range=rng)
+    return out
+
+
+@dataclasses.dataclass
+class LayerCandidates:
+    """One layer's results and decoded weights at every grid QF (small networks: kept in memory)."""
+
+    name: str
+    results: dict[int, wc.LayerResult]
+    decoded: dict[int, np.ndarray]
+
+
+def layer_candidates(qnet: QNet, grid: Sequence[int]) -> dict[str, LayerCandidates]:
+    out = {}
+    for name in weight_layers(qnet):
+        prep = wc.Prepared.of(qnet.layer(name).w)
+        res, dec = {}, {}
+        for q in grid:
+            r, d = prep.at_qf(q)
+            res[q], dec[q] = r, d
+        out[name] = LayerCandidates(name, res, dec)
+    return out
+
+
+# ---- accuracy ----------------------------------------------------------------------------------------------
+
+
+class Evaluator:
+    """Top-1 of the int16 network with chosen per-layer QFs on a fixed image set, counting evaluations.
+
+    ``from_split`` features (int16, of the current reference configuration) can be cached so that a trial
+    that only changes layers after a split runs from there.
+    """
+
+    def __init__(self, qnet: QNet, cands: dict[str, LayerCandidates], x: np.ndarray, y: np.ndarray,
+                 batch: int = 500) -> None:
+        self.qnet, self.cands, self.y, self.batch = qnet, cands, np.asarray(y), batch
+        self.x_int = qnet.quantize_input(x)
+        self.evals = 0
+        self.seconds = 0.0
+        self._feats: dict[str, np.ndarray] = {}
+        self._feats_config: dict[str, int] | None = None
+
+    def network(self, config: dict[str, int | None]) -> QNet:
+        return with_weights(self.qnet, {n: self.cands[n].decoded[q] for n, q in config.items() if q is not None})
+
+    def _run(self, qnet: QNet, x: np.ndarray, start: str = INPUT, upto: str | None = None) -> np.ndarray:
+        out = [run_fast(qnet, x[i:i + self.batch], upto=upto, start=start) for i in range(0, len(x), self.batch)]
+        return np.concatenate(out)
+
+    def top1(self, config: dict[str, int | None], start: str = INPUT) -> float:
+        t = time.monotonic()
+        qnet = self.network(config)
+        x = self.x_int if start == INPUT else self._feats[start]
+        pred = self._run(qnet, x, start=start).argmax(1)
+        self.evals += 1
+        self.seconds += time.monotonic() - t
+        return float(np.mean(pred == self.y))
+
+    def cache_features(self, config: dict[str, int | None], splits: Sequence[str]) -> None:
+        """Features at ``splits`` (network order) for ``config``: each computed from the previous one."""
+        t = time.monotonic()
+        qnet = self.network(config)
+        prev, x = INPUT, self.x_int
+        self._feats = {}
+        for s in splits:
+            if s == INPUT:
+                continue
+            x = self._run(qnet, x, start=prev, upto=s)
+            self._feats[s] = x
+            prev = s
+        self.seconds += time.monotonic() - t
+
+
+def split_before(net: str, layer: str) -> str:
+    """The last split whose edge part does not contain ``layer``."""
+    best = INPUT
+    for s in split_names(net):
+        if any(la.name == layer for la in layers_between(net, INPUT, s)):
+            break
+        best = s
+    return best
+
+
+def qf_at_level(res: dict[int, wc.LayerResult], tau: float) -> int:
+    """Lowest QF whose relative RMSE is at most ``tau`` (the highest QF if none is)."""
+    ok = [q for q, r in res.items() if r.rel_rmse <= tau]
+    return min(ok) if ok else max(res)
+
+
+def search(ev: Evaluator, grid: tuple[int, ...], budget: float, reference: float,
+           max_evals: int | None = None, log: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+    """The two-phase search (module docstring). Returns the chosen QF per layer and the search trace."""
+    names = list(ev.cands)
+    trace: list[dict[str, Any]] = []
+
+    def level_config(i: int) -> dict[str, int]:
+        return {n: qf_at_level(ev.cands[n].results, TAU_GRID[i]) for n in names}
+
+    # phase 1: bisect the level index (monotone in distortion)
+    lo, hi = -1, len(TAU_GRID)  # lo: largest known-good index (-1: every layer at the top QF), hi: known bad
+    top = {n: max(grid) for n in names}
+    best_top1 = ev.top1(top)
+    trace.append(dict(phase="top", config=top, top1=best_top1))
+    log(f"all layers at QF {max(grid)}: top-1 {best_top1:.4f} (reference {reference:.4f})")
+    if reference - best_top1 > budget + 1e-12:
+        log("even the highest QF exceeds the budget: keeping it")
+        return dict(config=top, top1=best_top1, trace=trace)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        t1 = ev.top1(level_config(mid))
+        trace.append(dict(phase="level", tau=TAU_GRID[mid], top1=t1))
+        log(f"level tau={TAU_GRID[mid]:.4%}: top-1 {t1:.4f}")
+        if reference - t1 <= budget + 1e-12:
+            lo, best_top1 = mid, t1
+        else:
+            hi = mid
+    config = top if lo < 0 else level_config(lo)
+    # phase 2: greedy, reverse network order, features before each layer cached once
+    ev.cache_features(config, split_names(ev.qnet.net))
+    for name in reversed(names):
+        while max_evals is None or ev.evals < max_evals:
+            lower = [q for q in grid if q < config[name]]
+            if not lower:
+                break
+            trial = dict(config, **{name: max(lower)})
+            t1 = ev.top1(trial, start=split_before(ev.qnet.net, name))
+            ok = reference - t1 <= budget + 1e-12
+            trace.append(dict(phase="greedy", layer=name, qf=max(lower), top1=t1, accepted=ok))
+            log(f"{name} QF {config[name]} -> {max(lower)}: top-1 {t1:.4f} {'ok' if ok else 'over budget'}")
+            if not ok:
+                break
+            config, best_top1 = trial, t1
+    return dict(config=config, top1=best_top1, trace=trace)
+
+
+# ---- whole runs ------------------------------------------------------------------------------------------------
+
+
+def search_data(net: str, n: int | None, split: str = "train") -> tuple[np.ndarray, np.ndarray, str]:
+    from model.accuracy import load_dataset
+
+    x, y = load_dataset(net, split=split, limit=n)
+    what = f"{len(x)} images evenly spaced over the {NET_INFO[net].dataset} {split} split"
+    return x, y, what
+
+
+def _layer_row(name: str, r: wc.LayerResult) -> dict[str, Any]:
+    return dict(name=name, **r.as_dict())
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    raw = sum(r["raw_bytes"] for r in rows)
+    comp = sum(r["compressed_bytes"] for r in rows)
+    return dict(raw_bytes=raw, compressed_bytes=comp, ratio=raw / comp)
+
+
+def run_trained(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID, search_images: int | None = -1,
+                max_evals: int | None = -1, test_limit: int | None = None,
+                log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
+    """The QF choice for a trained network; ``-1`` = the per-network default."""
+    t0 = time.monotonic()
+    budget, grid = check_budget(budget), check_grid(grid)
+    n_search = DEFAULT_SEARCH_IMAGES[net] if search_images == -1 else search_images
+    max_evals = DEFAULT_MAX_EVALS[net] if max_evals == -1 else max_evals
+    qnet = default_qnet(net)
+    names = weight_layers(qnet)
+    cands = layer_candidates(qnet, grid)
+    log(f"{net}: {len(names)} layers, grid {list(grid)} swept [{time.monotonic() - t0:.0f} s]")
+    search_split = search_split or DEFAULT_SEARCH_SPLIT[net]
+    xs, ys, search_what = search_data(net, n_search, search_split)
+    ev = Evaluator(qnet, cands, xs, ys)
+    reference = ev.top1({})
+    log(f"search subset ({search_what}): int16 top-1 {reference:.4f}")
+    found = search(ev, grid, budget, reference, max_evals, log)
+    config = found["config"]
+    t_search = time.monotonic() - t0
+    # final: the whole test split
+    xt, yt, test_what = search_data(net, test_limit, "test")
+    evt = Evaluator(qnet, cands, xt, yt)
+    before = evt.top1({})
+    after = evt.top1(config)
+    log(f"test ({test_what}): top-1 {before:.4f} -> {after:.4f}")
+    rows = [_layer_row(n, cands[n].results[config[n]]) for n in names]
+    return dict(
+        schema_version=SCHEMA_VERSION, net=net, trained=True, budget=budget, qf_grid=list(grid),
+        layers=rows, **_totals(rows),
+        top1=dict(test_before=before, test_after=after, test_drop=before - after, test_data=test_what,
+                  search_before=reference, search_after=found["top1"], search_drop=reference - found["top1"],
+                  search_data=search_what),
+        search=dict(method="equal relative RMSE level (bisected) then greedy per layer, reverse network order",
+                    evaluations=ev.evals, max_evals=max_evals, trace=found["trace"]),
+        per_qf={n: {str(q): cands[n].results[q].as_dict() for q in grid} for n in names},
+        bias="not compressed, not counted",
+        seconds=dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)),
+        executor="golden.quantize.run_fast (int16, bit-exact), decoded weights from golden.weightcodec",
+    )
+
+
+def run_untrained(net: str, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None
+                  ) -> dict[str, Any]:
+    """Ratio and weight error per layer per grid QF on the default (He-initialised, untrained) weights."""
+    t0 = time.monotonic()
+    grid = check_grid(grid)
+    qnet = default_qnet(net)
+    per_qf = {}
+    for name in weight_layers(qnet):
+        t = time.monotonic()
+        res = sweep_layer(qnet.layer(name).w, grid)
+        per_qf[name] = {str(q): r.as_dict() for q, r in res.items()}
+        log(f"{name} {qnet.layer(name).w.shape}: {time.monotonic() - t:.0f} s")
+    overall = {}
+    for q in grid:
+        rows = [per_qf[n][str(q)] for n in per_qf]
+        overall[str(q)] = _totals(rows)
+    return dict(schema_version=SCHEMA_VERSION, net=net, trained=False,
+                note="He-initialised weights (seed 0), not trained: ratios are a DRAM-traffic / decoder "
+                     "throughput check only, no accuracy",
+                qf_grid=list(grid), per_qf=per_qf, overall=overall, bias="not compressed, not counted",
+                seconds=dict(total=round(time.monotonic() - t0, 1)))
+
+
+def run(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID, search_images: int | None = -1,
+        max_evals: int | None = -1, test_limit: int | None = None,
+        log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
+    net = check_net(net)
+    budget = check_budget(budget)
+    torch.set_num_threads(1)
+    if net in UNTRAINED_NETS:
+        return run_untrained(net, grid, log)
+    if search_split not in (None, "train", "test"):
+        raise UserError(f"unknown search split {search_split!r}; allowed: train, test")
+    return run_trained(net, budget, grid, search_images, max_evals, test_limit, log, search_split)
+
+
+# ---- output ------------------------------------------------------------------------------------------------
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines = []
+    if result["trained"]:
+        lines.append(f"{result['net']}: per-layer QF within {result['budget']:.2%} top-1")
+        lines.append(f"{'layer':<18} {'O':>5} {'K':>6} {'QF':>4} {'p':>2} {'raw B':>9} {'comp. B':>9} "
+                     f"{'ratio':>6} {'RMSE':>7} {'rel':>6}")
+        for r in result["layers"]:
+            lines.append(f"{r['name']:<18} {r['O']:>5} {r['K']:>6} {r['qf']:>4} {r['p']:>2} {r['raw_bytes']:>9,} "
+                         f"{r['compressed_bytes']:>9,} {r['ratio']:>6.2f} {r['rmse']:>7.1f} {r['rel_rmse']:>6.2%}")
+        lines.append(f"{'overall':<18} {'':>5} {'':>6} {'':>4} {'':>2} {result['raw_bytes']:>9,} "
+                     f"{result['compressed_bytes']:>9,} {result['ratio']:>6.2f}")
+        t = result["top1"]
+        lines.append(f"top-1 on the test split ({t['test_data']}): {t['test_before']:.2%} -> {t['test_after']:.2%} "
+                     f"(drop {t['test_drop']:+.2%})")
+        lines.append(f"top-1 on the search subset ({t['search_data']}): {t['search_before']:.2%} -> "
+                     f"{t['search_after']:.2%}; {result['search']['evaluations']} evaluations, "
+                     f"{result['seconds']['total']:.0f} s")
+        return "\n".join(lines)
+    grid = result["qf_grid"]
+    lines.append(f"{result['net']}: ratio per layer per QF ({result['note']})")
+    lines.append(f"{'layer':<14} {'O':>5} {'K':>6} " + " ".join(f"{'QF' + str(q):>6}" for q in grid))
+    for name, per in result["per_qf"].items():
+        r0 = per[str(grid[0])]
+        lines.append(f"{name:<14} {r0['O']:>5} {r0['K']:>6} " + " ".join(f"{per[str(q)]['ratio']:>6.2f}" for q in grid))
+    lines.append(f"{'overall':<14} {'':>5} {'':>6} " + " ".join(f"{result['overall'][str(q)]['ratio']:>6.2f}"
+                                                              for q in grid))
+    lines.append(f"{'rel. RMSE':<14} {'':>5} {'':>6} " + " ".join(
+        f"{max(per[str(q)]['rel_rmse'] for per in result['per_qf'].values()):>6.2%}" for q in grid)
+        + "  (worst layer)")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(result["per_qf"])), 4.0))
+    names = list(result["per_qf"])
+    xs = np.arange(len(names))
+    if result["trained"]:
+        ratios = [r["ratio"] for r in result["layers"]]
+        ax.bar(xs, ratios, color="tab:blue")
+        for i, r in enumerate(result["layers"]):
+            ax.text(i, ratios[i], str(r["qf"]), ha="center", va="bottom", fontsize=7)
+        ax.axhline(result["ratio"], color="tab:red", ls="--", label=f"overall {result['ratio']:.2f}")
+        t = result["top1"]
+        ax.set_title(f"{result['net']}: weight compression per layer (QF on bars), top-1 "
+                     f"{t['test_before']:.2%} -> {t['test_after']:.2%}", fontsize=9)
+    else:
+        for q in result["qf_grid"]:
+            ax.plot(xs, [result["per_qf"][n][str(q)]["ratio"] for n in names], marker="o", ms=3, label=f"QF {q}")
+        ax.set_title(f"{result['net']} (untrained He-init weights): ratio per layer per QF", fontsize=9)
+    ax.set_xticks(xs)
+    ax.set_xticklabels(names, rotation=90, fontsize=7)
+    ax.set_ylabel("ratio (int16 bytes / compressed bytes)")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write(result: dict[str, Any], out_dir: str | os.PathLike | None = None, plots: bool = True) -> dict[str, Path]:
+    out = Path(out_dir) if out_dir is not None else OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / f"{result['net']}.json"}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(paths["json"])
+    if plots:
+        paths["plot"] = plot(result, out / f"{result['net']}_ratio.png")
+    return paths
