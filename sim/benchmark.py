@@ -7,6 +7,10 @@
    photo coded losslessly (zero run-length + Huffman, auto table) and as JPEG at several QFs (feature
    mosaic, per-layer 8-bit scaling, standard tables), sizes from the bit-exact reference encoder with
    the side information included; ratio = 16-bit raw bytes / coded bytes (``encoder_ratios.json``).
+4. Verilator build settings on the MAC array (the same ``speed`` stream): cocotb's stock build (no ``-O3``, every net
+   public with ``--public-flat-rw``) vs the project's (``sim.runner.VERILATOR_FAST_ARGS``, ports-only VPI), built
+   and run in this one run, cycles per second (``verilator_settings.json``). ``--threads 2`` is not measured
+   here: TOOLCHAIN.md measured it at 547 cycles/s (the worker threads spin), hundreds of times slower.
 2. The engine on AlexNet input..pool5 (``make sim``'s default run, DRAM 16 B/cycle): per layer our
    cycles and MAC utilization beside the ideal output-stationary bound for the same shapes on a
    12 x 12 array (every tile costs its K cycles, no fill, drain or memory stall: the SCALE-Sim-style
@@ -31,6 +35,30 @@ def verilator_speed(beats: int) -> dict:
     run(MAC_ARRAY, "sim.tb_mac_array", testcase="speed",
         env={"EDGESPLIT_BENCH_BEATS": str(beats), "EDGESPLIT_RESULT": str(out)})
     return json.loads(out.read_text())
+
+
+def verilator_settings(beats: int) -> dict:
+    """Cycles per second of the MAC array with cocotb's default Verilator build and with the project's fast one."""
+    from sim.runner import VERILATOR_FAST_ARGS, build
+
+    rows = {}
+    for profile, what in (("default", "cocotb default (no -O3, --public-flat-rw)"),
+                          ("fast", f"project ({' '.join(VERILATOR_FAST_ARGS)}, ports-only public)")):
+        t0 = time.monotonic()
+        build(MAC_ARRAY, profile=profile)
+        built = time.monotonic() - t0
+        out = BUILD_DIR / "bench" / f"verilator_{profile}_speed.json"
+        run(MAC_ARRAY, "sim.tb_mac_array", testcase="speed", profile=profile,
+            env={"EDGESPLIT_BENCH_BEATS": str(beats), "EDGESPLIT_RESULT": str(out)})
+        rows[profile] = {"settings": what, "build_s": built, **json.loads(out.read_text())}
+    print(f"{'Verilator build':74} {'build s':>7} {'cycles':>9} {'wall s':>7} {'cycles/s':>10}")
+    for r in rows.values():
+        print(f"{r['settings']:74} {r['build_s']:>7.1f} {r['cycles']:>9,} {r['wall_s']:>7.2f} "
+              f"{r['cycles_per_s']:>10,.0f}")
+    speedup = rows["fast"]["cycles_per_s"] / rows["default"]["cycles_per_s"]
+    print(f"fast / default: {speedup:.2f}x (--threads 2: 547 cycles/s in TOOLCHAIN.md, not rerun)")
+    return {"beats": beats, "profiles": rows, "speedup": speedup,
+            "threads_2_note": "TOOLCHAIN.md: --threads 2 ran at 547 cycles/s (worker threads spin); not rerun"}
 
 
 def amaranth_speed(beats: int) -> dict:
@@ -168,6 +196,11 @@ def main() -> int:
               "verilator": v, "amaranth": a, "ratio": ratio}
     path = BUILD_DIR / "bench" / "mac_array_speed.json"
     path.write_text(json.dumps(result, indent=2))
+    print(f"wrote {path}")
+    print("\nVerilator build settings, MAC array (12x12, K=1000 tiles, the same stream)...", flush=True)
+    vs = verilator_settings(100_000)
+    path = BUILD_DIR / "bench" / "verilator_settings.json"
+    path.write_text(json.dumps(vs, indent=2))
     print(f"wrote {path}")
     eng = engine_bench()
     path = BUILD_DIR / "bench" / "engine_alexnet.json"

@@ -23,6 +23,7 @@ import inspect
 import itertools
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,6 +45,9 @@ VERILATOR_FAST_ARGS = ("-CFLAGS", "-O3", "--x-assign", "fast", "--x-initial", "f
 # `casez` without default, constant comparisons from generated bank indices, an `always @*` that only
 # assigns a constant). They are waived for simulation builds only; `make lint` lists them with reasons
 # and counts. Real errors are never waived.
+# Verilator build profiles: "fast" (the default everywhere) and "default" (cocotb's stock settings: no -O3,
+# every net public with --public-flat-rw), kept for `make bench`, which measures the difference.
+VERILATOR_PROFILES = ("fast", "default")
 VERILATOR_WAIVERS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-CMPCONST",
                      "-Wno-ALWNEVER")
 
@@ -98,9 +102,11 @@ def setup_simulator(simulator: str) -> str:
         return f"verilator-{version('verilator')}@{root}"
     if simulator == "icarus":
         exe = shutil.which("iverilog")
-        if exe is None:
-            raise RuntimeError("icarus: `iverilog` is not on PATH (Debian package iverilog)")
-        return f"icarus@{exe}"
+        if exe is None or shutil.which("vvp") is None:
+            raise RuntimeError("icarus: `iverilog`/`vvp` not on PATH: install Icarus Verilog "
+                               "(`sudo apt-get install -y iverilog` on Debian/Ubuntu)")
+        out = subprocess.run([exe, "-V"], capture_output=True, text=True).stdout.splitlines()
+        return f"icarus@{exe}:{out[0] if out else '?'}"
     raise ValueError(f"unknown simulator {simulator!r}; allowed: {', '.join(SIMULATORS)}")
 
 
@@ -202,7 +208,7 @@ def top_ports(design: Design, sources: Sequence[Path] | None = None) -> list[str
 # ---- build and run ------------------------------------------------------------------------------------
 
 
-def _runner(simulator: str):
+def _runner(simulator: str, profile: str = "fast"):
     from cocotb_tools.runner import Verilator, get_runner
 
     if simulator != "verilator":
@@ -217,7 +223,8 @@ def _runner(simulator: str):
 
         def _build_command(self):
             cmds = super()._build_command()
-            cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            if profile == "fast":
+                cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             # The PyPI package's verilated.mk was configured with an empty CFG_CXXFLAGS_PCH_I, so the
             # generated compile lines name the precompiled header without `-include` and g++ fails
             # ("linker input file not found"). Give make the flag GCC needs.
@@ -227,16 +234,23 @@ def _runner(simulator: str):
     return _PortsOnlyVerilator()
 
 
-def build(design: Design, simulator: str = "verilator", waves: bool | None = None):
-    """Build ``design`` for ``simulator`` (cached); return ``(runner, build_dir)``."""
+def build(design: Design, simulator: str = "verilator", waves: bool | None = None, profile: str = "fast"):
+    """Build ``design`` for ``simulator`` (cached); return ``(runner, build_dir)``.
+
+    ``profile`` (Verilator only): ``fast`` (-O3, ports-only VPI) or ``default`` (cocotb's stock flags, for
+    ``make bench``), built in ``build/sim_build/verilator-default/<name>/``."""
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
-    build_dir = SIM_BUILD_DIR / simulator / (design.name + ("-waves" if waves else ""))
+    if profile not in VERILATOR_PROFILES or (profile != "fast" and simulator != "verilator"):
+        raise ValueError(f"unknown build profile {profile!r} for {simulator}; allowed: "
+                         f"{', '.join(VERILATOR_PROFILES) if simulator == 'verilator' else 'fast'}")
+    folder = simulator if profile == "fast" else f"{simulator}-{profile}"
+    build_dir = SIM_BUILD_DIR / folder / (design.name + ("-waves" if waves else ""))
     with file_lock(build_dir.parent / f".{build_dir.name}.lock"):
-        return _build(design, simulator, waves, build_dir)
+        return _build(design, simulator, waves, build_dir, profile)
 
 
-def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
+def _build(design: Design, simulator: str, waves: bool, build_dir: Path, profile: str = "fast"):
     tool = setup_simulator(simulator)
     verilog_path = generate_verilog(design)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +264,11 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
             sources.append(p)
     build_args: list[str] = []
     timescale = None
-    if simulator == "verilator":
+    if simulator == "verilator" and profile == "default":
+        build_args += list(VERILATOR_WAIVERS)      # cocotb's own flags: --public-flat-rw, no -O3
+        if waves:
+            build_args += ["--trace-fst", "--trace-structs"]
+    elif simulator == "verilator":
         vlt = build_dir / "public_ports.vlt"
         lines = ["`verilator_config"]
         lines += [f'public_flat_rw -module "{design.toplevel}" -var "{p}"' for p in top_ports(design, sources)]
@@ -262,13 +280,14 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path):
         if waves:
             build_args += ["--trace-fst", "--trace-structs"]
     else:
-        timescale = ("1ns", "1ps")  # Amaranth emits no timescale; Icarus needs one
+        # Amaranth emits no timescale; Icarus needs one. Builds go to build/sim_build/icarus/<name>/.
+        timescale = ("1ns", "1ps")
 
     h = hashlib.sha256()
     for part in (tool, repr(build_args), repr(waves), *(p.read_text() for p in sources)):
         h.update(part.encode())
     stamp = build_dir / "edgesplit.stamp"
-    runner = _runner(simulator)
+    runner = _runner(simulator, profile)
     if stamp.exists() and stamp.read_text() == h.hexdigest():
         log(f"{simulator}: {design.name}: cached build")
         return runner, build_dir
@@ -303,6 +322,7 @@ def run(
     seed: int | None = None,
     quiet: bool = True,
     plusargs: Sequence[str] = (),
+    profile: str = "fast",
 ) -> tuple[int, int]:
     """Build (cached) and run the cocotb ``test_module`` against ``design``.
 
@@ -314,7 +334,7 @@ def run(
 
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
-    runner, build_dir = build(design, simulator, waves)
+    runner, build_dir = build(design, simulator, waves, profile)
     tag = "all" if testcase is None else (testcase if isinstance(testcase, str) else "+".join(testcase))
     # several runs of one design may be in flight (pytest-xdist, a make sim beside a test): each run
     # gets its own results and log file

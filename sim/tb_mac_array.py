@@ -9,6 +9,9 @@ Environment
 EDGESPLIT_SEED        random seed (default 1)
 EDGESPLIT_TILES       number of random tiles in ``random_tiles`` (default 200)
 EDGESPLIT_GAPS        probability of an input gap / output stall per cycle (default 0.1)
+EDGESPLIT_MAX_K       longest K of ``random_tiles`` (default 9216; a reduced run for a slow simulator, e.g. Icarus)
+EDGESPLIT_OUTPUTS     where ``random_tiles`` and ``full_rate`` write every output tile the array produced (JSON),
+                      so the results of two simulators can be compared exactly
 EDGESPLIT_BENCH_BEATS beats streamed by ``speed``
 EDGESPLIT_RESULT      where ``speed`` writes its cycles per second (JSON)
 """
@@ -141,6 +144,15 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _dump_outputs(bench: MacArrayBench, cycles: int) -> None:
+    """Every output tile (and the cycle count) to EDGESPLIT_OUTPUTS, when set."""
+    path = os.environ.get("EDGESPLIT_OUTPUTS")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"cycles": cycles, "tiles": [o.tolist() for o in bench.outputs],
+                       "labels": [t.label for t in bench.tiles]}, f)
+
+
 def random_operands(rng: np.random.Generator, shape, kind: str) -> np.ndarray:
     if kind == "uniform":
         return rng.integers(INT16_MIN, INT16_MAX + 1, size=shape)
@@ -180,17 +192,20 @@ async def random_tiles(dut):
     """EDGESPLIT_TILES random tiles, K log-uniform in 1..9216, random gaps and back-pressure."""
     seed = _env_int("EDGESPLIT_SEED", 1)
     n = _env_int("EDGESPLIT_TILES", 200)
+    max_k = _env_int("EDGESPLIT_MAX_K", 9216)
     gaps = float(os.environ.get("EDGESPLIT_GAPS", "0.1"))
     rng = np.random.default_rng(seed)
     await start(dut)
     bench = MacArrayBench(dut, gap_prob=gaps, rng=random.Random(seed))
     ks = np.exp(rng.uniform(0, math.log(9216), size=n)).astype(int).clip(1, 9216)
     ks[: min(n, 8)] = [1, 2, 11, 12, 13, 9216, 1, 3][: min(n, 8)]  # the shortest/longest always run
+    ks = ks.clip(1, max_k)
     for t, k in enumerate(ks):
         bench.add(random_tile(rng, int(k), f"random#{t}"))
     t0 = time.monotonic()
     cycles = await bench.run()
     dut._log.info(f"{n} tiles, {sum(ks)} beats, {cycles} cycles, {cycles / (time.monotonic() - t0):.0f} cycles/s")
+    _dump_outputs(bench, cycles)
     assert not bench.errors, "\n".join(bench.errors[:10])
 
 
@@ -235,7 +250,8 @@ async def full_rate(dut):
     ks = [13, 13, 50, 13, 300, 17]
     for t, k in enumerate(ks):
         bench.add(random_tile(rng, k, f"full-rate#{t}"))
-    await bench.run()
+    cycles = await bench.run()
+    _dump_outputs(bench, cycles)
     assert not bench.errors, "\n".join(bench.errors)
     span = bench.driver.last_accept_cycle - bench.driver.first_accept_cycle + 1
     assert span == sum(ks), f"{sum(ks)} beats took {span} cycles: the array stalled"

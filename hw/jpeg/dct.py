@@ -44,6 +44,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.jpeg import DCT_COL_SHIFT, DCT_MATRIX, DCT_ROW_SHIFT
 
+from .lut import bank_pulse, const_lut
+
 __all__ = ["Dct2d", "coeff_layout", "dct_input_layout", "COEFF_BITS", "ROW_BITS"]
 
 SAMPLE_BITS = 8
@@ -63,13 +65,12 @@ def coeff_layout(bits: int = COEFF_BITS) -> data.StructLayout:
 
 
 def _k_select(m: Module, row: int, sel: Signal, name: str) -> Signal:
-    """``K[row, sel]``: the constant one multiplier needs this cycle (an 8-way constant mux)."""
-    k = Signal(signed(CONST_BITS), name=name)
-    with m.Switch(sel):
-        for i in range(8):
-            with m.Case(i):
-                m.d.comb += k.eq(int(DCT_MATRIX[row, i]))
-    return k
+    """``K[row, sel]``: the constant one multiplier needs this cycle (an 8-way constant mux).
+
+    A continuous select (:func:`hw.jpeg.lut.const_lut`), not a ``Switch``: ``sel`` (``x``, ``d_y``) sits at
+    0 from reset to its first use, and a ``Switch``'s ``always @*`` block stays X on Icarus until ``sel``
+    changes, which made the first sample's products (and so the whole first block) X."""
+    return const_lut(m, [int(DCT_MATRIX[row, i]) for i in range(8)], sel, signed(CONST_BITS), name)
 
 
 class Dct2d(wiring.Component):
@@ -131,7 +132,6 @@ class Dct2d(wiring.Component):
                 m.d.sync += y.eq(y + 1)
                 with m.If(y == 7):
                     m.d.sync += wbank.eq(~wbank)
-                    m.d.comb += set_full.bit_select(wbank, 1).eq(1)
                     m.d.sync += bank_image_last.bit_select(wbank, 1).eq(self.inp.payload.last)
 
         # ---- column stage: read issue ---------------------------------------------------------
@@ -155,9 +155,10 @@ class Dct2d(wiring.Component):
                 m.d.sync += cu.eq(cu + 1)
                 with m.If(cu == 7):
                     # the bank's last read is issued: the row stage may overwrite it from now on
-                    m.d.comb += clr_full.bit_select(rbank, 1).eq(1)
                     m.d.sync += rbank.eq(~rbank)
 
+        m.d.comb += [set_full.eq(bank_pulse(accept & (x == 7) & (y == 7), wbank)),
+                     clr_full.eq(bank_pulse(issue & (cy == 7) & (cu == 7), rbank))]
         m.d.sync += full.eq((full | set_full) & ~clr_full)
 
         # ---- column stage: accumulate ----------------------------------------------------------

@@ -54,6 +54,8 @@ from golden import entropy
 from golden.jpeg import ZIGZAG
 from golden.weightcodec import MAX_SSSS
 
+from .lut import const_lut
+
 __all__ = ["HuffmanDecoder", "word_layout", "event_layout", "VALUE_BITS", "BLOCKS_BITS", "GROUP_BITS",
            "HUFFVAL_DEPTH", "DC_HUFFVAL_BASE", "LENGTH_BASE", "TABLE_ADDR_BITS", "TABLE_DATA_BITS",
            "CODE_BITS"]
@@ -219,11 +221,9 @@ class HuffmanDecoder(wiring.Component):
         # natural position: the zigzag ROM, off the loop (registered into the event)
         zz_pos = Signal(6)
         m.d.comb += zz_pos.eq(Mux(is_dc, 0, kr[:6]))
-        natural = Signal(6)
-        with m.Switch(zz_pos):
-            for z in range(64):
-                with m.Case(z):
-                    m.d.comb += natural.eq(int(ZIGZAG[z]))
+        # continuous (hw.jpeg.lut), not a Switch: zz_pos sits at 0 from reset to the first DC symbol, and a
+        # Switch's `always @*` block stays X on Icarus until zz_pos changes (X index of the first DC event)
+        natural = const_lut(m, ZIGZAG, zz_pos, unsigned(6), "natural")
 
         with m.If(active & found & (length <= count) & bad):
             m.d.sync += error.eq(1)

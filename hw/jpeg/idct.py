@@ -76,6 +76,7 @@ from golden.weightcodec import (
 )
 
 from .huffdec import VALUE_BITS, event_layout
+from .lut import bank_pulse, const_lut
 
 __all__ = ["WeightIdct", "weight_layout", "Q_BITS", "F_BITS", "ACC1_BITS", "T_BITS", "ACC2_BITS",
            "idct_bounds"]
@@ -117,13 +118,12 @@ def weight_layout() -> data.StructLayout:
 
 
 def _const_select(m: Module, values, sel, name: str) -> Signal:
-    """``values[sel]`` for constant ``values`` (a constant mux feeding one multiplier)."""
-    k = Signal(signed(CONST_BITS), name=name)
-    with m.Switch(sel):
-        for i, v in enumerate(values):
-            with m.Case(i):
-                m.d.comb += k.eq(int(v))
-    return k
+    """``values[sel]`` for constant ``values`` (a constant mux feeding one multiplier).
+
+    A continuous select (:func:`hw.jpeg.lut.const_lut`), not a ``Switch``: the selects (``d2_n``, ``e_u``,
+    ``e_y``) sit at 0 from reset to their first use, and a ``Switch``'s ``always @*`` block stays X on Icarus
+    until its select changes (the first block's first row would be X)."""
+    return const_lut(m, [int(v) for v in values], sel, signed(CONST_BITS), name)
 
 
 class WeightIdct(wiring.Component):
@@ -163,7 +163,6 @@ class WeightIdct(wiring.Component):
         m.d.comb += [cb_w.addr.eq(Cat(ev.index, wbank)), cb_w.data.eq(ev.data), cb_w.en.eq(ev_accept & ev.write)]
         with m.If(ev_accept & ev.block_last):
             m.d.sync += wbank.eq(~wbank)
-            m.d.comb += cset.bit_select(wbank, 1).eq(1)
 
         # ---- pass 1: read issue ---------------------------------------------------------------------
         rbank = Signal()
@@ -182,13 +181,14 @@ class WeightIdct(wiring.Component):
             m.d.sync += n.eq(n + 1)
             with m.If(n == 63):
                 # the bank's last read is issued: the entropy stage may refill it from the next cycle on
-                m.d.comb += cclr.bit_select(rbank, 1).eq(1)
                 m.d.sync += rbank.eq(~rbank)
         for b in range(2):
             with m.If(cclr[b]):
                 m.d.sync += mask[b].eq(0)
             with m.Elif(ev_accept & ev.write & (wbank == b)):
                 m.d.sync += mask[b].bit_select(ev.index, 1).eq(1)
+        m.d.comb += [cset.eq(bank_pulse(ev_accept & ev.block_last, wbank)),
+                     cclr.eq(bank_pulse(issue1 & (n == 63), rbank))]
         m.d.sync += cfull.eq((cfull | cset) & ~cclr)
 
         # ---- pass 1: dequantize (one pipeline register after the multiply) ---------------------------
@@ -229,7 +229,6 @@ class WeightIdct(wiring.Component):
         m.d.comb += [tb_w.addr.eq(Cat(u, twbank)), tb_w.data.eq(trow), tb_w.en.eq(consume1 & (v == 7))]
         with m.If(consume1 & (v == 7) & (u == 7)):
             m.d.sync += twbank.eq(~twbank)
-            m.d.comb += tset.bit_select(twbank, 1).eq(1)
 
         # ---- pass 2: read issue ---------------------------------------------------------------------
         rb2 = Signal()
@@ -249,8 +248,9 @@ class WeightIdct(wiring.Component):
             with m.If(cu == 7):
                 m.d.sync += cy.eq(cy + 1)
                 with m.If(cy == 7):
-                    m.d.comb += tclr.bit_select(rb2, 1).eq(1)
                     m.d.sync += rb2.eq(~rb2)
+        m.d.comb += [tset.eq(bank_pulse(consume1 & (v == 7) & (u == 7), twbank)),
+                     tclr.eq(bank_pulse(issue2 & (cu == 7) & (cy == 7), rb2))]
         m.d.sync += tfull.eq((tfull | tset) & ~tclr)
 
         # ---- pass 2: accumulate along u -------------------------------------------------------------

@@ -35,6 +35,8 @@ from amaranth.lib.wiring import In, Out
 
 from golden.jpeg import UNZIGZAG, ZIGZAG
 
+from .lut import bank_pulse, const_lut
+
 __all__ = ["ZigzagBuffer", "entry_layout", "VALUE_BITS"]
 
 VALUE_BITS = 17  # lossless values: int16 (signed mode) or uint16 (unsigned mode)
@@ -49,12 +51,9 @@ def value_layout() -> data.StructLayout:
 
 
 def _lut(m: Module, table, sel, name: str) -> Signal:
-    out = Signal(unsigned(6), name=name)
-    with m.Switch(sel):
-        for i, v in enumerate(table):
-            with m.Case(i):
-                m.d.comb += out.eq(int(v))
-    return out
+    # continuous (hw.jpeg.lut): the read position p sits at 0 from reset to the first read, and a Switch's
+    # `always @*` block would stay X on Icarus until p changes (X read address -> X DC value)
+    return const_lut(m, table, sel, unsigned(6), name)
 
 
 class ZigzagBuffer(wiring.Component):
@@ -90,14 +89,13 @@ class ZigzagBuffer(wiring.Component):
         m.d.comb += [wp.addr.eq(Cat(index, wbank)), wp.data.eq(self.inp.payload.data), wp.en.eq(accept)]
 
         pos = Signal(unsigned(6))
-        m.d.comb += pos.eq(Mux(self.zigzag, _lut(m, UNZIGZAG, index, "unzigzag"), index))
+        m.d.comb += pos.eq(Mux(self.zigzag, _lut(m, UNZIGZAG, index, "unzigzag_rom"), index))
         new_length = Signal(range(65))
         m.d.comb += new_length.eq(Mux((self.inp.payload.data != 0) & (pos >= run_length), pos + 1, run_length))
         with m.If(accept):
             m.d.sync += run_length.eq(new_length)
             with m.If(self.inp.payload.block_last):
                 m.d.sync += [run_length.eq(1), wbank.eq(~wbank)]
-                m.d.comb += set_full.bit_select(wbank, 1).eq(1)
                 for b in range(2):
                     with m.If(wbank == b):
                         m.d.sync += [length[b].eq(new_length), image_last[b].eq(self.inp.payload.image_last)]
@@ -111,7 +109,7 @@ class ZigzagBuffer(wiring.Component):
         m.d.comb += r_length.eq(Mux(rbank, length[1], length[0]))
         m.d.comb += issue.eq(full.bit_select(rbank, 1) & (~o_valid | self.out.ready))
         m.d.comb += [
-            rp.addr.eq(Cat(Mux(self.zigzag, _lut(m, ZIGZAG, p, "zigzag"), p), rbank)),
+            rp.addr.eq(Cat(Mux(self.zigzag, _lut(m, ZIGZAG, p, "zigzag_rom"), p), rbank)),
             rp.en.eq(issue),
         ]
         is_last = Signal()
@@ -128,10 +126,11 @@ class ZigzagBuffer(wiring.Component):
             ]
             with m.If(is_last):
                 m.d.sync += [p.eq(0), rbank.eq(~rbank)]
-                m.d.comb += clr_full.bit_select(rbank, 1).eq(1)
         with m.Elif(self.out.ready):
             m.d.sync += o_valid.eq(0)
 
+        m.d.comb += [set_full.eq(bank_pulse(accept & self.inp.payload.block_last, wbank)),
+                     clr_full.eq(bank_pulse(issue & is_last, rbank))]
         m.d.sync += full.eq((full | set_full) & ~clr_full)
         m.d.comb += [
             self.out.valid.eq(o_valid),

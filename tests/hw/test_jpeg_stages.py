@@ -436,3 +436,61 @@ def test_encoder_parameters_checked():
         Encoder(fifo_depth=3)
     with pytest.raises(ValueError, match="out_bytes.*3"):
         Encoder(out_bytes=3)
+
+
+# ---- no combinational process that a 4-state simulator leaves X at power-up (hw/jpeg/lut.py) ----------------
+
+
+def test_const_lut_and_bank_pulse():
+    from amaranth.hdl import Module, Signal, signed
+
+    from hw.jpeg.lut import bank_pulse, const_lut
+
+    m = Module()
+    sel = Signal(3)
+    cond = Signal()
+    bank = Signal()
+    table = [-4017, 0, 1, -1, 2047, -2048, 3, 4017]
+    k = const_lut(m, table, sel, signed(14), "k")
+    pulse = Signal(2)
+    m.d.comb += pulse.eq(bank_pulse(cond, bank))
+    sim = Simulator(m)
+
+    async def bench(ctx):
+        for i, want in enumerate(table):
+            ctx.set(sel, i)
+            assert ctx.get(k) == want
+        for c in (0, 1):
+            for b in (0, 1):
+                ctx.set(cond, c)
+                ctx.set(bank, b)
+                assert ctx.get(pulse) == (c << b)
+
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("stage,names", [
+    ("dct", [f"row_k{u}" for u in range(8)] + [f"col_k{v}" for v in range(8)] + ["set_full", "clr_full"]),
+    ("zigzag", ["zigzag_rom", "unzigzag_rom", "set_full", "clr_full"]),
+    ("idct", [f"c1_{x}" for x in range(8)] + ["c2", "cset", "cclr", "tset", "tclr"]),
+    ("huffdec", ["natural"]),
+])
+def test_idle_selects_are_continuous(stage, names):
+    """Regression for the Icarus hang: these signals are functions of registers that idle at their reset values
+    from power-up to their first use. Built as `Switch`/`If` comb assignments they became `always @*` blocks,
+    which Icarus (`-g2012`, as cocotb runs it) does not evaluate until an input changes, so they were X at
+    their first use (the DCT's first block, the zigzag buffer's first read address, the IDCT's bank flags).
+    They must be continuous assignments."""
+    import re
+
+    from amaranth.back import verilog
+
+    from hw.jpeg.huffdec import HuffmanDecoder
+    from hw.jpeg.idct import WeightIdct
+
+    dut = {"dct": Dct2d, "zigzag": ZigzagBuffer, "idct": WeightIdct, "huffdec": HuffmanDecoder}[stage]()
+    text = verilog.convert(dut, name=stage, emit_src=False)
+    for name in names:
+        assert re.search(rf"^\s*assign {re.escape(name)} = ", text, re.M), f"{stage}.{name} is not a continuous assign"
+        assert not re.search(rf"^\s*{re.escape(name)}(\[\d+\])? = ", text, re.M), f"{stage}.{name} set in a process"

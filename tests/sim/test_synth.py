@@ -1,0 +1,54 @@
+"""make synth (sim/synth.py): the coarse Yosys pass on real blocks, memories kept as SRAM macros, area rules."""
+
+import pytest
+
+from model.tech import load_tech
+from sim.designs import ENGINE_PARAMS
+from sim.synth import SynthError, blocks, gate_ge, synth_block, synthesis_verilog
+
+
+def test_mac_array_coarse_pass(tmp_path):
+    r = synth_block(blocks()["mac_array"], "coarse", tmp_path, force=True)
+    t = r["total"]
+    assert t["multipliers"] == 144                       # one 16 x 16 product per PE, nothing else multiplies
+    assert sum(1 for m in r["modules"] if ".pe_" in m) == 144
+    # every PE keeps a 48-bit accumulator; the array a 48-bit shadow bank on top
+    pe_ff = [row["ff_bits"] for m, row in r["modules"].items() if ".pe_" in m]
+    assert set(pe_ff) == {48}
+    assert t["ff_bits"] >= 144 * 48 * 2
+    assert t["srams"] == [] and t["sram_bits"] == 0
+    assert t["area_m2"] is None                          # coarse: no gates yet, so no logic area
+    assert r["run"]["wall_s"] > 0 and r["run"]["peak_rss_bytes"] > 50e6
+    again = synth_block(blocks()["mac_array"], "coarse", tmp_path)
+    assert again["cached"] and again["total"] == t
+
+
+def test_feature_buffer_memories_stay_sram_macros(tmp_path):
+    r = synth_block(blocks()["feature_buffer"], "coarse", tmp_path, force=True)
+    t = r["total"]
+    words = ENGINE_PARAMS["fb_words"]
+    assert t["sram_bits"] == words * 16                  # the configured size, not flattened into flip-flops
+    assert len(t["srams"]) == 16
+    shapes = {(m["words"], m["width"], m["read_ports"], m["write_ports"]) for m in t["srams"]}
+    assert shapes == {(words // 16, 16, 1, 1)}
+    assert t["ff_bits"] < 64                             # only the read rotation register
+    a = load_tech().area
+    assert t["sram_area_m2"] == pytest.approx(16 * a.sram_macro_m2(words))
+
+
+def test_flip_flop_area_is_composed_from_the_gate_table():
+    ge = load_tech().area.gate_ge
+    assert gate_ge("$_DFF_P_", ge) == (ge["DFF"], True)
+    assert gate_ge("$_SDFFE_PP0P_", ge) == (pytest.approx(ge["DFF"] + ge["MUX"] + ge["AND"]), True)
+    assert gate_ge("$_DFF_PN0_", ge) == (ge["DFFR"], True)
+    assert gate_ge("$_XOR_", ge) == (ge["XOR"], False)
+    with pytest.raises(SynthError, match="no area for generic cell"):
+        gate_ge("$_FANCY_", ge)
+
+
+def test_synthesis_copy_drops_only_zero_memory_inits(tmp_path):
+    src = tmp_path / "a.v"
+    src.write_text("module a;\n  reg [3:0] m [1:0];\n  initial begin\n    m[0] = 4'h0;\n    m[1] = 4'h0;\n  end\n"
+                   "  reg [3:0] t [1:0];\n  initial begin\n    t[0] = 4'h0;\n    t[1] = 4'h5;\n  end\nendmodule\n")
+    out = synthesis_verilog(src, tmp_path / "b.v").read_text()
+    assert "m[0]" not in out and "t[1] = 4'h5;" in out and out.count("initial begin") == 1
