@@ -5,8 +5,6 @@ encoder runs in Verilator (test_encoder_cocotb.py); one small image per mode run
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -19,44 +17,7 @@ from hw.jpeg.encoder import Encoder
 from hw.jpeg.entropy import HuffmanCoder, RunLengthCoder, jpeg_table_image, lossless_table_image
 from hw.jpeg.quantizer import Quantizer
 from hw.jpeg.zigzag import ZigzagBuffer
-
-
-def as_dict(c) -> dict:
-    return {name: c[name] for name, _ in c.shape()}
-
-
-def stream_sim(dut, inputs: list[dict], done, *, setup=None, gap=0.0, stall=0.0, seed=0,
-               max_cycles=200_000) -> list[dict]:
-    """Drive ``inputs`` (payload dicts) into ``dut.inp`` and collect ``dut.out`` payloads until
-    ``done(outputs)``; ``gap``/``stall``: probability of an input gap / output stall per cycle."""
-    rng = random.Random(seed)
-    outs: list[dict] = []
-
-    async def bench(ctx):
-        if setup is not None:
-            await setup(ctx)
-        i = 0
-        for _ in range(max_cycles):
-            if done(outs):
-                return
-            drive = i < len(inputs) and rng.random() >= gap
-            if drive:
-                ctx.set(dut.inp.payload, inputs[i])
-            ctx.set(dut.inp.valid, drive)
-            ready = rng.random() >= stall
-            ctx.set(dut.out.ready, ready)
-            _, _, in_ready, valid, payload = await ctx.tick().sample(dut.inp.ready, dut.out.valid, dut.out.payload)
-            if drive and in_ready:
-                i += 1
-            if ready and valid:
-                outs.append(as_dict(payload))
-        raise TimeoutError(f"{type(dut).__name__}: {len(outs)} outputs after {max_cycles} cycles")
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return outs
+from sim.amaranth_streams import stream_sim
 
 
 def count(n):
@@ -78,7 +39,7 @@ def dct_cases(rng: np.random.Generator) -> np.ndarray:
 def rtl_dct(blocks: np.ndarray, gap=0.0, stall=0.0, seed=0) -> tuple[np.ndarray, list[dict]]:
     inputs = [{"data": int(s), "last": int(b == len(blocks) - 1 and k == 63)}
               for b, blk in enumerate(blocks) for k, s in enumerate(blk.reshape(64))]
-    outs = stream_sim(Dct2d(), inputs, count(64 * len(blocks)), gap=gap, stall=stall, seed=seed)
+    outs, _ = stream_sim(Dct2d(), inputs, count(64 * len(blocks)), gap=gap, stall=stall, seed=seed)
     coeffs = np.zeros((len(blocks), 64), dtype=np.int64)
     for n, o in enumerate(outs):
         coeffs[n // 64, o["index"]] = o["data"]
@@ -117,7 +78,7 @@ def rtl_quantize(coeffs: np.ndarray, recip: np.ndarray, stall=0.0) -> np.ndarray
 
     flat = coeffs.reshape(-1)
     inputs = [{"data": int(c), "index": n % 64, "block_last": 0, "image_last": 0} for n, c in enumerate(flat)]
-    outs = stream_sim(dut, inputs, count(len(flat)), setup=load, gap=0.2, stall=stall, seed=4)
+    outs, _ = stream_sim(dut, inputs, count(len(flat)), setup=load, gap=0.2, stall=stall, seed=4)
     assert [o["index"] for o in outs] == [n % 64 for n in range(len(flat))]
     return np.array([o["data"] for o in outs]).reshape(coeffs.shape)
 
@@ -178,7 +139,7 @@ def test_zigzag_buffer(zigzag):
         ctx.set(dut.zigzag, zigzag)
 
     expected = ref_entries(blocks, bool(zigzag), {4, 9})
-    outs = stream_sim(dut, inputs, count(len(expected)), setup=mode, gap=0.2, stall=0.3, seed=8)
+    outs, _ = stream_sim(dut, inputs, count(len(expected)), setup=mode, gap=0.2, stall=0.3, seed=8)
     assert outs == expected
 
 
@@ -271,7 +232,7 @@ def test_run_length_coder(mode):
         ctx.set(dut.signed_extra, signed)
 
     expected = ref_symbols(zz, jpeg_mode, signed, image_ends)
-    outs = stream_sim(dut, entries, count(len(expected)), setup=config, gap=0.2, stall=0.3, seed=13)
+    outs, _ = stream_sim(dut, entries, count(len(expected)), setup=config, gap=0.2, stall=0.3, seed=13)
     assert outs == expected
 
 
@@ -310,7 +271,7 @@ def test_huffman_coder(mode):
 
     inputs = [{"symbol": int(s), "dc": int(k == 0), "extra": int(e), "extra_len": int(z), "last": int(i == 59)}
               for i, (s, k, e, z) in enumerate(zip(symbols, kinds, extras, sizes, strict=True))]
-    outs = stream_sim(dut, inputs, count(60), setup=load, gap=0.2, stall=0.3, seed=15)
+    outs, _ = stream_sim(dut, inputs, count(60), setup=load, gap=0.2, stall=0.3, seed=15)
     index = kinds if mode == "jpeg" else np.zeros(60, dtype=np.int64)
     code, length = entropy.huffman_encode(symbols, index, tables)
     expected = [{"bits": int((c << z) | e), "length": int(n + z), "last": int(i == 59)}
@@ -390,7 +351,7 @@ def test_bit_packer(stuffing, out_bytes):
     async def config(ctx):
         ctx.set(dut.stuffing, stuffing)
 
-    outs = stream_sim(dut, inputs, count(len(expected)), setup=config, gap=0.3, stall=0.3, seed=18)
+    outs, _ = stream_sim(dut, inputs, count(len(expected)), setup=config, gap=0.3, stall=0.3, seed=18)
     assert outs == expected
 
 
@@ -412,7 +373,7 @@ def rtl_encode(job: host.EncodeJob, stall=0.2, out_bytes=1) -> bytes:
 
     n = len(job.samples)
     inputs = [{"data": int(s), "last": int(i == n - 1)} for i, s in enumerate(job.samples)]
-    outs = stream_sim(dut, inputs, lambda o: bool(o) and o[-1]["last"], setup=load, gap=0.2, stall=stall, seed=19)
+    outs, _ = stream_sim(dut, inputs, lambda o: bool(o) and o[-1]["last"], setup=load, gap=0.2, stall=stall, seed=19)
     return unbeat(outs)
 
 
