@@ -182,7 +182,9 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
               f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}; "
               f"simulating in Verilator (DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
-        res = run_program(prog, f"{net}_{split}_{part[0].name}", DramSettings(bytes_per_cycle=bytes_per_cycle))
+        # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
+        variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
+        res = run_program(prog, f"{net}_{split}_{part[0].name}{variant}", DramSettings(bytes_per_cycle=bytes_per_cycle))
         sim_wall += res.wall_s
         per_layer = res.per_layer(prog)
         for layer in part:
