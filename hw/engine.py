@@ -735,8 +735,7 @@ class Engine(wiring.Component):
         # ---- encode unit (stage 2: encode + transmit) -----------------------------------------------------
         self._elaborate_encoder(m, d, fb, req, resp, port=self.dram_req, inc=inc, exec_state=exec_state,
                                 unit_start=unit_start, unit_done=unit_done, enc_block=enc_block,
-                                cls_dram=cls_dram, rd_en_main=rd_en_main, rd_addr_main=rd_addr_main,
-                                is_store=is_store)
+                                cls_dram=cls_dram, rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
 
         # cycle classes and completion of CONV / POOL
         with m.If(conv_or_pool):
@@ -824,7 +823,7 @@ class Engine(wiring.Component):
 
         # -- phase 2: stream and bias requests, responses by tag ----------------------------------------
         s_req, s_fed = Signal(32), Signal(32)
-        s_out, b_out = Signal(range(STREAM_BEATS + 2)), Signal(range(8))
+        s_out = Signal(range(STREAM_BEATS + 2))   # stream beats requested, not yet answered
         bq_g, bq_beat = Signal(16), Signal(2)
         w_g = Signal(16)
         with m.If(unit_start):
@@ -856,7 +855,8 @@ class Engine(wiring.Component):
                          b_rsp.eq(resp.valid & tags.r_rdy & tags.r_data[0])]
         m.d.comb += [sfifo.w_data.eq(resp.payload.rdata.as_value()), sfifo.w_en.eq(s_rsp),
                      bfifo.w_data.eq(resp.payload.rdata.as_value()), bfifo.w_en.eq(b_rsp)]
-        m.d.sync += [s_out.eq(s_out + s_acc - s_rsp), b_out.eq(b_out + b_acc - b_rsp)]
+        # (bias beats need no count: at most two groups' 6 beats are requested ahead of the writer)
+        m.d.sync += s_out.eq(s_out + s_acc - s_rsp)
 
         # stream beats -> 16-bit words (the stream's last beat may be partial)
         s_word = Signal(range(DRAM_BEAT_WORDS))
@@ -948,7 +948,7 @@ class Engine(wiring.Component):
         ]
 
     def _elaborate_encoder(self, m, d, fb, req, resp, *, port, inc, exec_state, unit_start, unit_done,
-                           enc_block, cls_dram, rd_en_main, rd_addr_main, is_store):
+                           enc_block, cls_dram, rd_en_main, rd_addr_main):
         """The encode unit, its table loader (ENC_TABLES), the ENCODE hand-over and the port sharing."""
         if not self.encoder:
             # no encode unit: the units own both ports; ENC_TABLES / ENCODE finish at once
