@@ -12,6 +12,7 @@ A stream port ``x`` of an Amaranth component appears in Verilog as ``x__valid``,
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 
@@ -118,3 +119,13 @@ async def reset(dut, cycles: int = 2) -> None:
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+def env_seed() -> int:
+    """The testbench's random seed (``EDGESPLIT_SEED``, default 1)."""
+    return int(os.environ.get("EDGESPLIT_SEED", "1"))
+
+
+def env_gaps() -> float:
+    """The probability of an input gap / output stall per cycle (``EDGESPLIT_GAPS``, default 0.2)."""
+    return float(os.environ.get("EDGESPLIT_GAPS", "0.2"))

@@ -41,7 +41,7 @@ from hw.jpeg import host
 from hw.jpeg.bitpacker import OUT_BYTES
 from hw.jpeg.encoder import COUNTERS, input_layout, output_layout
 from sim.payload import Packer
-from sim.streams import StreamDriver, StreamMonitor, reset, run_cycles
+from sim.streams import StreamDriver, StreamMonitor, env_gaps, env_seed, reset, run_cycles
 
 QFS = (1, 10, 30, 50, 75, 90, 100)
 
@@ -212,15 +212,7 @@ async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = No
     for name in ("tbl_we", "clear", "lossless", "lossless_signed"):
         getattr(dut, name).value = 0
     await reset(dut)
-    return EncoderBench(dut, gap, stall, _seed() if seed is None else seed)
-
-
-def _seed() -> int:
-    return int(os.environ.get("EDGESPLIT_SEED", "1"))
-
-
-def _gaps() -> float:
-    return float(os.environ.get("EDGESPLIT_GAPS", "0.2"))
+    return EncoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
 
 def _limit(cases: list) -> list:
@@ -252,8 +244,8 @@ def pillow_check(job: host.EncodeJob, coded: bytes, reference: np.ndarray) -> li
 async def jpeg_sweep(dut):
     """QF 1..100 on a random image, real photo crops and a real feature-map mosaic; every scan equals
     golden's and opens in Pillow. Random input gaps and output stalls."""
-    bench = await start(dut, _gaps(), _gaps())
-    rng = np.random.default_rng(_seed())
+    bench = await start(dut, env_gaps(), env_gaps())
+    rng = np.random.default_rng(env_seed())
     images = {
         "random": rng.integers(0, 256, size=(24, 32)).astype(np.uint8),
         "camera": photo("camera", 180, 200, 40, 48),
@@ -274,8 +266,8 @@ async def jpeg_sweep(dut):
 async def lossless_maps(dut):
     """The lossless mode on real ReLU feature maps (unsigned extra bits), signed and full-range random
     maps, sparse maps with long zero runs, the optimal-table container and a 2-D map not a multiple of 8."""
-    bench = await start(dut, _gaps(), _gaps())
-    rng = np.random.default_rng(_seed() + 1)
+    bench = await start(dut, env_gaps(), env_gaps())
+    rng = np.random.default_rng(env_seed() + 1)
     feats = feature_maps("camera", 32, 4, 2)
     signed = rng.integers(-32768, 32768, size=(2, 16, 16)).astype(np.int16)
     sparse = np.where(rng.random((3, 16, 24)) < 0.97, 0, rng.integers(1, 65536, size=(3, 16, 24))).astype(np.uint16)
@@ -302,7 +294,7 @@ async def edge_cases(dut):
     """All-zero blocks, maximum-amplitude checkerboards, ZRL runs, 0xFF stuffing, odd sizes, a 1x1 image,
     images back to back (the DC predictor restarts), lossless all-zero and last-position-only blocks."""
     bench = await start(dut, 0.1, 0.1)
-    rng = np.random.default_rng(_seed() + 2)
+    rng = np.random.default_rng(env_seed() + 2)
     flat = np.full((16, 16), 128, dtype=np.uint8)            # level shift to 0: every coefficient is 0
     # a pure horizontal frequency u = 7: coefficient (0, 7) sits at zigzag position 28, 27 zeros before
     # it: ZRL; the vertical u = 0, v = 7 one at position 35 gives a longer run
@@ -354,7 +346,7 @@ async def edge_cases(dut):
 async def backpressure(dut):
     """Heavy random input gaps and output stalls: the same bytes, nothing lost or duplicated."""
     bench = await start(dut, 0.4, 0.6)
-    rng = np.random.default_rng(_seed() + 3)
+    rng = np.random.default_rng(env_seed() + 3)
     image = photo("camera", 300, 300, 24, 24)
     await bench.encode(host.jpeg_job(image, 90), "camera QF 90, gaps 0.4, stalls 0.6")
     await bench.encode(host.jpeg_job(rng.integers(0, 256, size=(16, 16)).astype(np.uint8), 100),
@@ -431,7 +423,7 @@ async def throughput(dut):
     bench = await start(dut)
     report = []
     for kind in THROUGHPUT_CASES:
-        for label, job in throughput_jobs(kind, _seed()):
+        for label, job in throughput_jobs(kind, env_seed()):
             out = await bench.encode(job, label)
             bits = 8 * len(job.expected) / len(job.samples)
             report.append({"case": label, "kind": kind, "out_bytes": bench.out_bytes, "samples": len(job.samples),

@@ -35,7 +35,7 @@ from golden.entropy import HuffmanTable
 from hw.jpeg import whost
 from hw.jpeg.wdecoder import COUNTERS, input_layout, output_layout
 from sim.payload import Packer
-from sim.streams import StreamDriver, StreamMonitor, reset, run_cycles
+from sim.streams import StreamDriver, StreamMonitor, env_gaps, env_seed, reset, run_cycles
 
 QFS = (1, 10, 30, 50, 75, 90, 100)
 
@@ -297,15 +297,7 @@ async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = No
     for name in ("tbl_we", "clear", "start", "blocks"):
         getattr(dut, name).value = 0
     await reset(dut)
-    return WDecoderBench(dut, gap, stall, _seed() if seed is None else seed)
-
-
-def _seed() -> int:
-    return int(os.environ.get("EDGESPLIT_SEED", "1"))
-
-
-def _gaps() -> float:
-    return float(os.environ.get("EDGESPLIT_GAPS", "0.2"))
+    return WDecoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
 
 def job_of(enc: wc.EncodedLayer, label: str) -> whost.DecodeJob:
@@ -319,8 +311,8 @@ def job_of(enc: wc.EncodedLayer, label: str) -> whost.DecodeJob:
 async def qf_sweep(dut):
     """Random Gaussian layers at every QF, pre-shifts 0..4, O and K not multiples of 12 / 64; random input
     gaps and output stalls."""
-    bench = await start(dut, _gaps(), _gaps())
-    rng = np.random.default_rng(_seed())
+    bench = await start(dut, env_gaps(), env_gaps())
+    rng = np.random.default_rng(env_seed())
     shapes = ((13, 70), (24, 64), (7, 150), (12, 27), (30, 9))
     for i, qf in enumerate(QFS):
         o, k = shapes[i % len(shapes)]
@@ -342,7 +334,7 @@ async def edge_cases(dut):
     checkerboards (the largest AC), single high frequencies (long runs, ZRL), 1x1 and 1x64 layers,
     O = 1, K = 1, and crafted quantized blocks with category-15 DC and AC and every run-length corner."""
     bench = await start(dut, 0.1, 0.1)
-    rng = np.random.default_rng(_seed() + 1)
+    rng = np.random.default_rng(env_seed() + 1)
     cases = []
     cases.append(("all zero", np.zeros((12, 64), np.int16), 50))
     cases.append(("all zero", np.zeros((5, 100), np.int16), 100))
@@ -379,7 +371,7 @@ async def group_starts(dut):
     decodes (the stream continues mid-word); layers back to back with ``clear`` between them; heavy
     input gaps and output stalls."""
     bench = await start(dut, 0.4, 0.5)
-    rng = np.random.default_rng(_seed() + 2)
+    rng = np.random.default_rng(env_seed() + 2)
     for qf, (o, k) in ((75, (36, 100)), (10, (30, 64)), (100, (24, 27))):
         w = gaussian_layer(rng, o, k, 3000)
         job = job_of(wc.encode_layer(w, qf), "per group")
@@ -397,7 +389,7 @@ async def group_starts(dut):
 async def jobs_file(dut):
     """The jobs in EDGESPLIT_JOBS (real pretrained layers, prepared by the pytest side), with random gaps
     and stalls."""
-    bench = await start(dut, _gaps(), _gaps())
+    bench = await start(dut, env_gaps(), env_gaps())
     for job in load_jobs(os.environ["EDGESPLIT_JOBS"]):
         await bench.decode(job)
     bench.check()
@@ -409,7 +401,7 @@ async def throughput(dut):
     (real layers at several QFs) and worst cases (uniform noise at QF 100, crafted category-15 blocks,
     64 symbols per block). Results (JSON) to EDGESPLIT_RESULT; the pytest side judges them."""
     bench = await start(dut)
-    rng = np.random.default_rng(_seed() + 3)
+    rng = np.random.default_rng(env_seed() + 3)
     jobs = [(j, "real") for j in load_jobs(os.environ["EDGESPLIT_JOBS"])] if os.environ.get("EDGESPLIT_JOBS") else []
     worst = [
         job_of(wc.encode_layer(gaussian_layer(rng, 24, 192, 6000), 75), "gaussian"),
