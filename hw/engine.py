@@ -769,10 +769,10 @@ class Engine(wiring.Component):
         """
         from .jpeg.wdecoder import WeightDecoder
 
-        is_cw = Signal()
-        m.d.comb += is_cw.eq(is_conv & d.w_codec)
         if not self.weight_decoder:
             return
+        is_cw = Signal()
+        m.d.comb += is_cw.eq(is_conv & d.w_codec)
         m.submodules.wdec = wdec = WeightDecoder()
         W = self.wb_depth
         STREAM_BEATS = 8

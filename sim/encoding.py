@@ -19,7 +19,7 @@ commands and the run can be checked byte for byte:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,7 +65,6 @@ class LayerEncoding:
     container_bytes: int          # bytes around the coded ones (side info, headers, EOI)
     tables: np.ndarray            # [n, 2] table-port writes
     out_addr: int = -1            # DRAM word address of the record beat (set by the compiler)
-    parts: list = field(default_factory=list)
 
     @property
     def lossless(self) -> bool:

@@ -16,6 +16,7 @@ import os
 import random
 from collections.abc import Callable, Sequence
 
+from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 
@@ -119,6 +120,16 @@ async def reset(dut, cycles: int = 2) -> None:
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+async def start_bench(dut, idle_inputs) -> None:
+    """Start the clock, hold the stream valid/ready and the named control inputs low, reset."""
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.inp__valid.value = 0
+    dut.out__ready.value = 0
+    for name in idle_inputs:
+        getattr(dut, name).value = 0
+    await reset(dut)
 
 
 def env_seed() -> int:

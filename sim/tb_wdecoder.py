@@ -27,7 +27,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from golden import weightcodec as wc
@@ -35,7 +34,7 @@ from golden.entropy import HuffmanTable
 from hw.jpeg import whost
 from hw.jpeg.wdecoder import COUNTERS, input_layout, output_layout
 from sim.payload import Packer
-from sim.streams import StreamDriver, StreamMonitor, env_gaps, env_seed, reset, run_cycles
+from sim.streams import StreamDriver, StreamMonitor, env_gaps, env_seed, run_cycles, start_bench
 
 QFS = (1, 10, 30, 50, 75, 90, 100)
 
@@ -291,12 +290,7 @@ class WDecoderBench:
 
 
 async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = None) -> WDecoderBench:
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.inp__valid.value = 0
-    dut.out__ready.value = 0
-    for name in ("tbl_we", "clear", "start", "blocks"):
-        getattr(dut, name).value = 0
-    await reset(dut)
+    await start_bench(dut, ("tbl_we", "clear", "start", "blocks"))
     return WDecoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
 
