@@ -1,8 +1,9 @@
 """Bit-exact JPEG-style weight codec: the golden model of the engine's weight decoder (hw/jpeg/wdecoder.py).
 
 Each layer's int16 weights ``W[O, K]`` (``weight.reshape(O, -1)``: K = in_c*k*k for a conv in im2col order,
-in_features for an FC layer) are stored in DRAM as one continuous JPEG-like entropy-coded stream and
-restored on chip before they reach the weight buffer. Full description: ``docs/weights.md``.
+in_features for an FC layer) are stored in DRAM as twelve JPEG-like entropy-coded *lane streams* (lane
+``j`` holds output channels ``12 g + j``, one per weight-buffer lane, so twelve decoders restore them in
+parallel) and restored on chip before they reach the weight buffer. Full description: ``docs/weights.md``.
 
 Pipeline (encoder: float, need not be bit-exact; decoder: integers, the RTL copies it exactly). Every stage
 is its own function so the RTL tests can check each one:
@@ -17,11 +18,14 @@ forward DCT      :func:`forward_dct`: JPEG DCT-II in float64                    
 quantize         :func:`quantize`: round half away from zero of ``F / Q``, Q = IJG luminance    int
                  table at QF (:func:`qtable`)
 zigzag           :func:`golden.jpeg.zigzag`                                                  64 x int
-DC difference    :func:`dc_differences`: predictor 0 at the start of every group of 12 chans  int
-Huffman          :func:`huffman_tables` (optimal, lengths <= 16), :func:`entropy_encode`:      bytes
-                 no byte stuffing, padded with 1-bits to 16 bits
+lanes            :func:`lane_order`: lane ``j`` takes blocks (g, kb, j) in order (g, kb)       12 x blocks
+DC difference    :func:`dc_differences`: predictor 0 at each lane's first block of a group   int
+Huffman          :func:`huffman_tables` (optimal over all lanes, lengths <= 16),             12 x bytes
+                 :func:`entropy_encode` per lane: no byte stuffing, padded with 1-bits to 16
+                 bits
 ---------------  --------------------------------------------------------------------------  ------------
-Huffman decode   :func:`huffman_decode`: stream -> quantized coefficients (zigzag, DC undone)  64 x int
+Huffman decode   :func:`huffman_decode` per lane: stream -> quantized coefficients (zigzag,   64 x int
+                 DC undone); :func:`decode_zz` puts the lanes back in block order
 dequantize       :func:`dequantize`: ``F' = q * Q`` (natural order)                          int
 IDCT pass 1      :func:`idct_pass1`: ``t[u][x] = (sum_v F'[u][v] C[v][x] + 2**10) >> 11``   int
 IDCT pass 2      :func:`idct_pass2`: ``r[y][x] = (sum_u t[u][x] C[u][y] + 2**14) >> 15``     int
@@ -82,9 +86,10 @@ MAX_SSSS = 15
 """DC difference and AC magnitude categories are 0..15 (12-bit JPEG). The encoder's coefficients satisfy
 ``|q| <= |F| <= 16384`` (DC of an all -2048 block), so DC differences stay within +-32760 (SSSS <= 15)."""
 
-HEADER_BYTES = 4
-"""Per-layer header: p (1 byte), QF (1 byte), 2 bytes reserved (0). O, K and the stream length come from
-the layer's descriptor."""
+LANE_LENGTH_BYTES = 4
+HEADER_BYTES = 4 + LANES * LANE_LENGTH_BYTES
+"""Per-layer header: p (1 byte), QF (1 byte), 2 bytes reserved (0), then each lane stream's length in
+16-bit words (uint32 little-endian, 12 of them). O and K come from the layer's descriptor."""
 QTABLE_BYTES = 64
 
 
@@ -127,6 +132,20 @@ def k_blocks(k: int) -> int:
 def blocks_per_group(k: int) -> int:
     """Blocks of one group of 12 output channels: ``12 * ceil(K / 64)``."""
     return LANES * k_blocks(k)
+
+
+def lane_blocks(out_channels: int, k: int) -> int:
+    """Blocks of one lane stream: ``ceil(O / 12) * ceil(K / 64)`` (every lane has the same count: O is
+    padded with zero channels)."""
+    return n_groups(out_channels) * k_blocks(k)
+
+
+def lane_order(out_channels: int, k: int) -> np.ndarray:
+    """Block indices (order (g, kb, j) of :func:`to_blocks`) in lane-stream order: lane 0's blocks, then
+    lane 1's, ...; lane ``j`` takes blocks ``(g, kb, j)`` in order (g, kb). ``zz[lane_order(O, K)]``
+    reshaped ``[12, lane_blocks, 64]`` are the twelve lanes' blocks."""
+    g, kb = n_groups(out_channels), k_blocks(k)
+    return np.arange(g * kb * LANES).reshape(g, kb, LANES).transpose(2, 0, 1).reshape(-1)
 
 
 # ---- pre-shift and blocks --------------------------------------------------------------------------------
@@ -202,7 +221,8 @@ def quantize(coeffs: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def dc_differences(dc: np.ndarray, per_group: int) -> np.ndarray:
-    """DC minus the previous block's DC; the predictor is 0 at the first block of every group."""
+    """DC minus the previous block's DC; the predictor is 0 at the first block of every ``per_group``
+    blocks (a lane stream: ``ceil(K / 64)``, the lane's blocks of one group)."""
     dc = np.asarray(dc, dtype=np.int64).reshape(-1, per_group)
     return np.diff(dc, axis=1, prepend=0).reshape(-1)
 
@@ -237,7 +257,8 @@ def stream_bytes(nbits: int) -> int:
 
 def entropy_encode(zz: np.ndarray, per_group: int, dc_table: HuffmanTable,
                    ac_table: HuffmanTable) -> tuple[bytes, int]:
-    """Run-length + Huffman code ``zz[n, 64]`` into one stream: ``(bytes, bits before padding)``.
+    """Run-length + Huffman code ``zz[n, 64]`` (one lane's blocks) into one stream: ``(bytes, bits before
+    padding)``; the DC predictor restarts every ``per_group`` blocks.
 
     MSB first, no byte stuffing, padded with 1-bits to a multiple of 16 bits.
     """
@@ -398,8 +419,9 @@ def decode_quantized(zz: np.ndarray, table: np.ndarray, p: int, out_channels: in
 class EncodedLayer:
     """One layer's compressed weights and everything the decoder needs.
 
-    ``stream``: the entropy-coded blocks of all groups, padded with 1-bits to 16 bits; ``bits``: its
-    length before padding. Sizes: ``compressed_bytes = len(stream) + table_bytes + 4`` (header);
+    ``lanes``: the twelve lane streams (lane ``j``: blocks ``(g, kb, j)`` in order (g, kb), DC predictor
+    restarting at each group), each padded with 1-bits to 16 bits; ``lane_bits``: their lengths before
+    padding. Sizes: ``compressed_bytes = sum of the lane streams + table_bytes + HEADER_BYTES``;
     ``table_bytes`` = two DHT-style tables (16 + len(HUFFVAL) each) + 64 bytes of Q. The bias is not
     compressed and not counted here.
     """
@@ -410,24 +432,48 @@ class EncodedLayer:
     k: int
     dc_table: HuffmanTable
     ac_table: HuffmanTable
-    stream: bytes
-    bits: int
+    lanes: tuple[bytes, ...]
+    lane_bits: tuple[int, ...]
+
+    def __post_init__(self):
+        if len(self.lanes) != LANES or len(self.lane_bits) != LANES:
+            raise UserError(f"a coded layer has {LANES} lane streams, got {len(self.lanes)}")
 
     @property
     def qtable(self) -> np.ndarray:
         return qtable(self.qf)
 
     @property
-    def per_group(self) -> int:
-        return blocks_per_group(self.k)
+    def lane_group_blocks(self) -> int:
+        """Blocks of one group in a lane stream (``ceil(K / 64)``): the DC predictor restarts this often."""
+        return k_blocks(self.k)
+
+    @property
+    def lane_blocks(self) -> int:
+        """Blocks per lane stream."""
+        return lane_blocks(self.out_channels, self.k)
 
     @property
     def n_blocks(self) -> int:
-        return n_groups(self.out_channels) * self.per_group
+        return LANES * self.lane_blocks
+
+    @property
+    def stream(self) -> bytes:
+        """The lane streams one after the other (as in the container)."""
+        return b"".join(self.lanes)
+
+    @property
+    def bits(self) -> int:
+        """Coded bits of all lanes, padding excluded."""
+        return sum(self.lane_bits)
+
+    def lane_words(self, lane: int) -> np.ndarray:
+        """Lane ``lane``'s stream as little-endian 16-bit DRAM words."""
+        return words_of(self.lanes[lane])
 
     @property
     def words(self) -> np.ndarray:
-        """The stream as little-endian 16-bit DRAM words."""
+        """All lane streams as 16-bit words, lane after lane."""
         return words_of(self.stream)
 
     @property
@@ -447,12 +493,14 @@ class EncodedLayer:
         return self.raw_bytes / self.compressed_bytes
 
     def to_bytes(self) -> bytes:
-        """The container: header (p, QF, 0, 0), DC BITS[16] + HUFFVAL, AC BITS[16] + HUFFVAL, Q in zigzag
-        order (64 bytes, as in a DQT), stream. ``len == compressed_bytes``."""
+        """The container: header (p, QF, 0, 0, twelve lane lengths in words), DC BITS[16] + HUFFVAL, AC
+        BITS[16] + HUFFVAL, Q in zigzag order (64 bytes, as in a DQT), the lane streams.
+        ``len == compressed_bytes``."""
         head = struct.pack("<BBH", self.p, self.qf, 0)
+        head += struct.pack(f"<{LANES}I", *(len(lane) // 2 for lane in self.lanes))
         tables = (bytes(self.dc_table.bits) + bytes(self.dc_table.huffval) + bytes(self.ac_table.bits)
                   + bytes(self.ac_table.huffval) + bytes(jpeg.zigzag(self.qtable).astype(np.uint8).tolist()))
-        return head + tables + bytes(self.stream)
+        return head + tables + self.stream
 
     @classmethod
     def from_bytes(cls, data: bytes, out_channels: int, k: int) -> EncodedLayer:
@@ -461,6 +509,7 @@ class EncodedLayer:
         if len(data) < HEADER_BYTES + 2 * 16 + QTABLE_BYTES:
             raise UserError(f"weight container of {len(data)} bytes is too short")
         p, qf, _ = struct.unpack_from("<BBH", data, 0)
+        lengths = struct.unpack_from(f"<{LANES}I", data, 4)
         pos = HEADER_BYTES
         tables = []
         for _ in range(2):
@@ -472,9 +521,32 @@ class EncodedLayer:
         check_qf(qf)
         if not np.array_equal(q, qtable(qf)):
             raise UserError(f"weight container's Q table is not the table of QF {qf}")
-        stream = data[pos + 64:]
+        pos += 64
+        if pos + 2 * sum(lengths) != len(data):
+            raise UserError(f"weight container's lane lengths ({2 * sum(lengths)} bytes) do not match its "
+                            f"{len(data) - pos} stream bytes")
+        lanes = []
+        for n in lengths:
+            lanes.append(data[pos:pos + 2 * n])
+            pos += 2 * n
         return cls(p=p, qf=qf, out_channels=out_channels, k=k, dc_table=tables[0], ac_table=tables[1],
-                   stream=stream, bits=8 * len(stream))
+                   lanes=tuple(lanes), lane_bits=tuple(8 * len(lane) for lane in lanes))
+
+
+def encode_quantized(zz: np.ndarray, p: int, qf: int, out_channels: int, k: int,
+                     tables: tuple[HuffmanTable, HuffmanTable] | None = None) -> EncodedLayer:
+    """Entropy-code quantized blocks ``zz[n, 64]`` (block order (g, kb, j), zigzag) into the twelve lane
+    streams, with the optimal tables over all lanes unless ``tables = (dc, ac)`` is given."""
+    zz = np.asarray(zz, dtype=np.int64)
+    nb = lane_blocks(out_channels, k)
+    if zz.shape != (LANES * nb, 64):
+        raise UserError(f"{zz.shape[0]} blocks do not make a {out_channels} x {k} layer (need {LANES * nb})")
+    per_group = k_blocks(k)
+    lz = zz[lane_order(out_channels, k)]
+    dc_t, ac_t = huffman_tables(lz, per_group) if tables is None else tables
+    coded = [entropy_encode(lz[j * nb:(j + 1) * nb], per_group, dc_t, ac_t) for j in range(LANES)]
+    return EncodedLayer(p=int(p), qf=int(qf), out_channels=out_channels, k=k, dc_table=dc_t, ac_table=ac_t,
+                        lanes=tuple(c[0] for c in coded), lane_bits=tuple(c[1] for c in coded))
 
 
 def encode_layer(w: np.ndarray, qf: int) -> EncodedLayer:
@@ -483,9 +555,16 @@ def encode_layer(w: np.ndarray, qf: int) -> EncodedLayer:
     return Prepared.of(w).encode(qf)
 
 
+def decode_lane(enc: EncodedLayer, lane: int) -> np.ndarray:
+    """Huffman-decode one lane stream: its quantized blocks ``zz[lane_blocks, 64]`` (zigzag, DC summed)."""
+    return huffman_decode(enc.lanes[lane], enc.lane_blocks, enc.lane_group_blocks, enc.dc_table, enc.ac_table)
+
+
 def decode_zz(enc: EncodedLayer) -> np.ndarray:
-    """Huffman-decode the layer's stream: quantized blocks ``zz[n, 64]`` (zigzag, DC summed)."""
-    return huffman_decode(enc.stream, enc.n_blocks, enc.per_group, enc.dc_table, enc.ac_table)
+    """Huffman-decode all lanes: quantized blocks ``zz[n, 64]`` in block order (g, kb, j)."""
+    zz = np.zeros((enc.n_blocks, 64), dtype=np.int64)
+    zz[lane_order(enc.out_channels, enc.k)] = np.concatenate([decode_lane(enc, j) for j in range(LANES)])
+    return zz
 
 
 def decode_layer(enc: EncodedLayer) -> np.ndarray:
@@ -494,6 +573,27 @@ def decode_layer(enc: EncodedLayer) -> np.ndarray:
 
 
 # ---- per-layer analysis: prepared once, evaluated per QF -------------------------------------------------
+
+
+def lane_histograms(lz: np.ndarray, per_group: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symbol counts of each lane of ``lz`` (blocks in lane order, :func:`lane_order`):
+    ``(dc[12, 16], ac[12, 256], extra_bits[12])``."""
+    lz = np.asarray(lz, dtype=np.int64)
+    nb = len(lz) // LANES
+    hists = [symbol_histograms(lz[j * nb:(j + 1) * nb], per_group) for j in range(LANES)]
+    return (np.stack([h[0] for h in hists]), np.stack([h[1] for h in hists]),
+            np.array([h[2] for h in hists], dtype=np.int64))
+
+
+def coded_size(lz: np.ndarray, per_group: int, hists=None) -> tuple[int, int]:
+    """Exact ``(stream_bytes, table_bytes)`` of blocks in lane order coded with their optimal tables: the
+    twelve lane streams, each padded to 16 bits, without packing them. ``hists`` (from
+    :func:`lane_histograms`, possibly summed over chunks of whole groups) skips the counting."""
+    dc, ac, extra = lane_histograms(lz, per_group) if hists is None else hists
+    dc_t, ac_t = entropy.optimal_table(dc.sum(axis=0)), entropy.optimal_table(ac.sum(axis=0))
+    sb = sum(stream_bytes(entropy.coded_bits(dc[j][None], ac[j][None], int(extra[j]), [dc_t], [ac_t]))
+             for j in range(LANES))
+    return sb, dht_bytes(dc_t) + dht_bytes(ac_t) + QTABLE_BYTES
 
 
 @dataclass(frozen=True)
@@ -563,28 +663,20 @@ class Prepared:
         return self.w.shape[1]
 
     @cached_property
-    def per_group(self) -> int:
-        return blocks_per_group(self.k)
+    def order(self) -> np.ndarray:
+        return lane_order(self.out_channels, self.k)
 
     def quantized(self, qf: int) -> np.ndarray:
         """Quantized blocks in zigzag order ``zz[n, 64]``."""
         return jpeg.zigzag(quantize(self.coeffs, qtable(check_qf(qf))))
 
     def encode(self, qf: int) -> EncodedLayer:
-        zz = self.quantized(qf)
-        dc_t, ac_t = huffman_tables(zz, self.per_group)
-        stream, nbits = entropy_encode(zz, self.per_group, dc_t, ac_t)
-        return EncodedLayer(p=self.p, qf=int(qf), out_channels=self.out_channels, k=self.k, dc_table=dc_t,
-                            ac_table=ac_t, stream=stream, bits=nbits)
+        return encode_quantized(self.quantized(qf), self.p, qf, self.out_channels, self.k)
 
     def at_qf(self, qf: int, with_weights: bool = True) -> tuple[LayerResult, np.ndarray | None]:
-        """Exact size (from symbol counts) and the decoded weights at ``qf`` without packing the stream."""
+        """Exact size (from symbol counts) and the decoded weights at ``qf`` without packing the streams."""
         zz = self.quantized(qf)
-        dc, ac, extra = symbol_histograms(zz, self.per_group)
-        dc_t, ac_t = entropy.optimal_table(dc), entropy.optimal_table(ac)
-        nbits = entropy.coded_bits(dc[None], ac[None], extra, [dc_t], [ac_t])
-        sb = stream_bytes(nbits)
-        tb = dht_bytes(dc_t) + dht_bytes(ac_t) + QTABLE_BYTES
+        sb, tb = coded_size(zz[self.order], k_blocks(self.k))
         decoded = decode_quantized(zz, qtable(qf), self.p, self.out_channels, self.k)
         rmse, mx, rng = weight_error(self.w, decoded)
         res = LayerResult(qf=int(qf), p=self.p, out_channels=self.out_channels, k=self.k,
