@@ -1,13 +1,19 @@
 """``edgesplit weights``: per-layer QF choice for the JPEG-coded weights (:mod:`model.weightqf`).
 
 ``edgesplit weights --net NET [--budget 0.005] [--qf Q ...] [--search-images N] [--max-evals N]
-[--test-limit N] [--out DIR] [--json] [--no-plots] [--quiet]``
+[--test-limit N] [--qfs-from FILE] [--out DIR] [--json] [--no-plots] [--quiet]``
     digits, resnet20, resnet56: for every conv / FC layer the lowest QF of the grid such that the int16
     network with all decoded weights loses at most the budget (absolute top-1) on the search subset
     (training split); top-1 before and after on the whole test split. alexnet, vgg16 (untrained default
     weights): ratio and weight error per layer per grid QF. Writes ``build/weights/<net>.json`` and
     ``build/weights/<net>_ratio.png``; prints a table (or with ``--json`` the JSON). Bad input (unknown
     network, budget outside 0..1, QF outside 1..100): one line on stderr, exit status 2.
+
+    ``--qfs-from FILE`` (trained networks): no search; the per-layer QFs of FILE (a previous
+    ``build/weights/<net>.json`` of the same network) are re-scored with the current codec: sizes, weight
+    errors, top-1 on the search subset and the test split (``--qf``: the per_qf grid, default FILE's; the
+    budget is FILE's). A missing or unreadable FILE, another network's file, layer names that do not match:
+    one line on stderr, exit status 2, nothing written.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ def register(subparsers) -> None:
         "weights", help="JPEG-coded weights: per-layer QF within a top-1 budget, ratios per layer",
         description="Per-layer QF choice for the compressed weights (build/weights/<net>.json).")
     p.add_argument("--net", required=True, help=f"network: {', '.join(WQ.NETS)}")
-    p.add_argument("--budget", type=float, default=WQ.BUDGET,
+    p.add_argument("--budget", type=float, default=None,
                    help=f"absolute top-1 loss budget (default {WQ.BUDGET})")
     p.add_argument("--qf", type=int, nargs="+", metavar="Q",
                    help=f"QF grid (default: {' '.join(map(str, WQ.QF_GRID))})")
@@ -33,6 +39,9 @@ def register(subparsers) -> None:
                    help="split of the search subset (default: train for CIFAR-10, test for digits)")
     p.add_argument("--max-evals", type=int, default=-1, metavar="N", help="cap on network evaluations")
     p.add_argument("--test-limit", type=int, metavar="N", help="test images for the final top-1 (default: all)")
+    p.add_argument("--qfs-from", metavar="FILE",
+                   help="no search: re-score the per-layer QFs of a previous build/weights/<net>.json of this "
+                        "network with the current codec (trained networks)")
     p.add_argument("--out", metavar="DIR", help="output folder (default build/weights)")
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--no-plots", action="store_true", help="write the JSON only")
@@ -42,19 +51,27 @@ def register(subparsers) -> None:
 
 def cmd_weights(args) -> int:
     WQ.check_net(args.net)
-    WQ.check_budget(args.budget)
-    grid = WQ.check_grid(args.qf) if args.qf else WQ.QF_GRID
+    budget = WQ.check_budget(args.budget if args.budget is not None else WQ.BUDGET)
+    grid = WQ.check_grid(args.qf) if args.qf else None
     for name, v in (("--search-images", args.search_images), ("--max-evals", args.max_evals),
                     ("--test-limit", args.test_limit)):
         if v is not None and v != -1 and v < 1:
             raise WQ.UserError(f"{name} {v} must be a positive number")
+    if args.qfs_from is not None:
+        for name, given in (("--budget", args.budget is not None), ("--max-evals", args.max_evals != -1)):
+            if given:
+                raise WQ.UserError(f"{name} does not apply with --qfs-from (no search; the budget is the file's)")
+        if args.net not in WQ.TRAINED_NETS:
+            raise WQ.UserError(f"--qfs-from applies to the trained networks ({', '.join(WQ.TRAINED_NETS)}), "
+                               f"not {args.net!r}")
+        WQ.load_qfs(args.qfs_from, args.net)  # bad input fails here, before any work
 
     def log(msg: str) -> None:
         if not args.quiet:
             print(f"weights {args.net}: {msg}", file=sys.stderr, flush=True)
 
-    result = WQ.run(args.net, args.budget, grid, args.search_images, args.max_evals, args.test_limit, log,
-                       args.search_split)
+    result = WQ.run(args.net, budget, grid, args.search_images, args.max_evals, args.test_limit, log,
+                    args.search_split, args.qfs_from)
     paths = WQ.write(result, args.out, plots=not args.no_plots)
     if args.json:
         print(json.dumps(result))

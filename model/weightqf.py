@@ -24,13 +24,20 @@ Then top-1 before and after is measured on the **whole test split** (10,000 CIFA
 and the result written to ``build/weights/<net>.json`` (what the cost model reads) plus a plot
 ``build/weights/<net>_ratio.png``.
 
+**Re-scoring** (:func:`run_rescored`, ``edgesplit weights --qfs-from FILE``): a previous result's per-layer
+QFs are kept (no search) and every size, weight error and top-1 (search subset and test split) recomputed
+with the current codec. The codec's stream format can change the sizes without changing the decoded
+weights (as the twelve lane streams did), so a search's QF choice stays valid.
+
 AlexNet and VGG-16 have no trained weights here (He-initialised, seed 0; calibrated on the six photos), so
 for them only ratio and weight error per layer per grid QF are reported (``trained: false``): a DRAM traffic
 and decoder throughput check, not an accuracy result. Large layers are processed in chunks of whole groups
-(:func:`sweep_layer`), exact because the Huffman tables follow from the summed symbol counts.
+(:func:`sweep_layer`), exact because every lane's DC predictor restarts at each group and the Huffman
+tables follow from the summed symbol counts.
 
-Sizes are exact (:class:`golden.weightcodec.EncodedLayer`'s ``compressed_bytes``: stream + DHT-style
-tables + 64-byte Q table + 4-byte header); biases are not compressed and not counted.
+Sizes are exact (:class:`golden.weightcodec.EncodedLayer`'s ``compressed_bytes``: the twelve lane streams,
+each padded to 16 bits, + DHT-style tables + 64-byte Q table + 52-byte header); biases are not compressed
+and not counted.
 """
 
 from __future__ import annotations
@@ -47,7 +54,6 @@ import numpy as np
 import torch
 
 from golden import data as D
-from golden import entropy
 from golden import weightcodec as wc
 from golden.errors import UserError
 from golden.nets import NET_INFO, check_net_name
@@ -119,23 +125,28 @@ def sweep_layer(w: np.ndarray, qfs: Sequence[int], chunk_weights: int = CHUNK_WE
                 ) -> dict[int, wc.LayerResult]:
     """Exact size and weight error of one layer at each QF, in chunks of whole groups (bounded memory).
 
-    Same numbers as :meth:`golden.weightcodec.Prepared.at_qf` (tested): the DC predictor restarts at every
-    group, so groups code independently, and the optimal tables come from the summed symbol counts.
+    Same numbers as :meth:`golden.weightcodec.Prepared.at_qf` (tested). Each chunk's blocks are taken in
+    lane order (:func:`golden.weightcodec.lane_order`; a last partial group is padded with zero channels,
+    as the whole layer is) and counted per lane (:func:`golden.weightcodec.lane_histograms`). A lane's DC
+    predictor restarts at every group, so a lane stream is its groups' codes one after the other: summing
+    each lane's symbol counts and extra bits over the chunks is exact, and so are the optimal tables (from
+    the counts summed over the lanes) and each lane's padded length (:func:`golden.weightcodec.coded_size`).
     """
     w = wc.weight_matrix(w)
     o, k = w.shape
     p = wc.pre_shift(w)
-    per_group = wc.blocks_per_group(k)
+    per_group = wc.k_blocks(k)
     groups = max(1, chunk_weights // (wc.LANES * k))
     rows = groups * wc.LANES
-    acc = {q: dict(dc=np.zeros(16, np.int64), ac=np.zeros(256, np.int64), extra=0, sq=0.0, mx=0)
-           for q in qfs}
+    acc = {q: dict(dc=np.zeros((wc.LANES, 16), np.int64), ac=np.zeros((wc.LANES, 256), np.int64),
+                   extra=np.zeros(wc.LANES, np.int64), sq=0.0, mx=0) for q in qfs}
     for r0 in range(0, o, rows):
         part = w[r0:r0 + rows]
         coeffs = wc.forward_dct(wc.to_blocks(wc.to_samples(part, p)))
+        order = wc.lane_order(part.shape[0], k)  # the chunk's groups, padded to 12 channels
         for q in qfs:
             zz = wc.jpeg.zigzag(wc.quantize(coeffs, wc.qtable(q)))
-            dc, ac, extra = wc.symbol_histograms(zz, per_group)
+            dc, ac, extra = wc.lane_histograms(zz[order], per_group)
             a = acc[q]
             a["dc"] += dc
             a["ac"] += ac
@@ -146,10 +157,7 @@ def sweep_layer(w: np.ndarray, qfs: Sequence[int], chunk_weights: int = CHUNK_WE
     out = {}
     rng = int(w.max() - w.min())
     for q, a in acc.items():
-        dc_t, ac_t = entropy.optimal_table(a["dc"]), entropy.optimal_table(a["ac"])
-        nbits = entropy.coded_bits(a["dc"][None], a["ac"][None], a["extra"], [dc_t], [ac_t])
-        sb = wc.stream_bytes(nbits)
-        tb = wc.dht_bytes(dc_t) + wc.dht_bytes(ac_t) + wc.QTABLE_BYTES
+        sb, tb = wc.coded_size(None, per_group, hists=(a["dc"], a["ac"], a["extra"]))
         out[q] = wc.LayerResult(qf=int(q), p=p, out_channels=o, k=k, raw_bytes=2 * w.size, stream_bytes=sb,
                                 table_bytes=tb, compressed_bytes=sb + tb + wc.HEADER_BYTES,
                                 rmse=float(np.sqrt(a["sq"] / w.size)), max_abs_error=a["mx"], weight_range=rng)
@@ -310,6 +318,30 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(raw_bytes=raw, compressed_bytes=comp, ratio=raw / comp)
 
 
+def _trained_result(net: str, budget: float, grid: tuple[int, ...], names: list[str],
+                    cands: dict[str, LayerCandidates], config: dict[str, int], top1: dict[str, Any],
+                    search_info: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+    rows = [_layer_row(n, cands[n].results[config[n]]) for n in names]
+    return dict(
+        schema_version=SCHEMA_VERSION, net=net, trained=True, budget=budget, qf_grid=list(grid),
+        layers=rows, **_totals(rows), top1=top1, search=search_info,
+        per_qf={n: {str(q): cands[n].results[q].as_dict() for q in grid} for n in names},
+        bias="not compressed, not counted", seconds=seconds,
+        executor="golden.quantize.run_fast (int16, bit-exact), decoded weights from golden.weightcodec",
+    )
+
+
+def _test_top1(qnet: QNet, cands: dict[str, LayerCandidates], config: dict[str, int], test_limit: int | None,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """Top-1 of the int16 network before and after (``config``'s decoded weights) on the test split."""
+    xt, yt, test_what = search_data(qnet.net, test_limit, "test")
+    evt = Evaluator(qnet, cands, xt, yt)
+    before = evt.top1({})
+    after = evt.top1(config)
+    log(f"test ({test_what}): top-1 {before:.4f} -> {after:.4f}")
+    return dict(test_before=before, test_after=after, test_drop=before - after, test_data=test_what)
+
+
 def run_trained(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID, search_images: int | None = -1,
                 max_evals: int | None = -1, test_limit: int | None = None,
                 log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
@@ -331,25 +363,91 @@ def run_trained(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID,
     config = found["config"]
     t_search = time.monotonic() - t0
     # final: the whole test split
-    xt, yt, test_what = search_data(net, test_limit, "test")
-    evt = Evaluator(qnet, cands, xt, yt)
-    before = evt.top1({})
-    after = evt.top1(config)
-    log(f"test ({test_what}): top-1 {before:.4f} -> {after:.4f}")
-    rows = [_layer_row(n, cands[n].results[config[n]]) for n in names]
-    return dict(
-        schema_version=SCHEMA_VERSION, net=net, trained=True, budget=budget, qf_grid=list(grid),
-        layers=rows, **_totals(rows),
-        top1=dict(test_before=before, test_after=after, test_drop=before - after, test_data=test_what,
-                  search_before=reference, search_after=found["top1"], search_drop=reference - found["top1"],
-                  search_data=search_what),
-        search=dict(method="equal relative RMSE level (bisected) then greedy per layer, reverse network order",
-                    evaluations=ev.evals, max_evals=max_evals, trace=found["trace"]),
-        per_qf={n: {str(q): cands[n].results[q].as_dict() for q in grid} for n in names},
-        bias="not compressed, not counted",
-        seconds=dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)),
-        executor="golden.quantize.run_fast (int16, bit-exact), decoded weights from golden.weightcodec",
-    )
+    top1 = _test_top1(qnet, cands, config, test_limit, log)
+    top1.update(search_before=reference, search_after=found["top1"], search_drop=reference - found["top1"],
+                search_data=search_what)
+    search_info = dict(method="equal relative RMSE level (bisected) then greedy per layer, reverse network order",
+                       evaluations=ev.evals, max_evals=max_evals, trace=found["trace"])
+    return _trained_result(net, budget, grid, names, cands, config, top1, search_info,
+                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)))
+
+
+def load_qfs(path: str | os.PathLike, net: str) -> tuple[dict[str, int], dict[str, Any]]:
+    """The per-layer QFs of a previous trained-network result (``build/weights/<net>.json``) for ``net``:
+    ``({layer: qf}, the previous result)``. A missing or unreadable file, another network, an untrained
+    table, layer names that are not ``net``'s conv / FC layers (or miss one), a bad QF: UserError."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"QF file {str(path)!r} cannot be read: {e.strerror or e}") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"QF file {str(path)!r} is not JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
+        raise UserError(f"QF file {str(path)!r} is not a trained network's `edgesplit weights` result "
+                        "(no layers list)")
+    if doc.get("net") != net:
+        raise UserError(f"QF file {str(path)!r} is for network {doc.get('net')!r}, not {net!r}")
+    names = weight_layers(default_qnet(net))
+    qfs: dict[str, int] = {}
+    for row in doc["layers"]:
+        name = row.get("name") if isinstance(row, dict) else None
+        if not isinstance(name, str) or name not in names:
+            raise UserError(f"layer {name!r} in QF file {str(path)!r} is not a conv / FC layer of {net}")
+        if name in qfs:
+            raise UserError(f"layer {name!r} appears twice in QF file {str(path)!r}")
+        try:
+            qfs[name] = wc.check_qf(row.get("qf"))
+        except UserError as e:
+            raise UserError(f"QF file {str(path)!r}, layer {name}: {e}") from None
+    missing = [n for n in names if n not in qfs]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(f"QF file {str(path)!r} has no QF for layer {missing[0]!r} of {net}{more}")
+    return {n: qfs[n] for n in names}, doc
+
+
+def run_rescored(net: str, qfs_from: str | os.PathLike, grid: Sequence[int] | None = None,
+                 search_images: int | None = -1, test_limit: int | None = None,
+                 log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
+    """Re-score a previous result's per-layer QFs with the current codec, no search: every layer's size
+    and weight error (at its QF and at every grid QF, default the previous grid), and top-1 before / after
+    on the search subset (per-network default, as the search used) and on the test split. Budget and the
+    search's own figures (evaluations, trace, previous sizes and top-1) come from the previous file,
+    the latter under ``search.previous``."""
+    t0 = time.monotonic()
+    qfs_from = Path(qfs_from)
+    config, prev = load_qfs(qfs_from, net)
+    try:
+        budget = check_budget(prev.get("budget", BUDGET))
+        grid = check_grid(tuple(grid if grid else prev.get("qf_grid") or QF_GRID) + tuple(config.values()))
+    except (TypeError, ValueError, UserError) as e:
+        raise UserError(f"QF file {str(qfs_from)!r} has a bad budget or qf_grid: {e}") from None
+    n_search = DEFAULT_SEARCH_IMAGES[net] if search_images == -1 else search_images
+    qnet = default_qnet(net)
+    names = weight_layers(qnet)
+    cands = layer_candidates(qnet, grid)
+    log(f"{net}: {len(names)} layers, QFs from {qfs_from}, grid {list(grid)} swept "
+        f"[{time.monotonic() - t0:.0f} s]")
+    xs, ys, search_what = search_data(net, n_search, search_split or DEFAULT_SEARCH_SPLIT[net])
+    ev = Evaluator(qnet, cands, xs, ys)
+    reference, after = ev.top1({}), ev.top1(config)
+    log(f"search subset ({search_what}): top-1 {reference:.4f} -> {after:.4f}")
+    t_search = time.monotonic() - t0
+    top1 = _test_top1(qnet, cands, config, test_limit, log)
+    top1.update(search_before=reference, search_after=after, search_drop=reference - after,
+                search_data=search_what)
+    old = prev.get("search") if isinstance(prev.get("search"), dict) else {}
+    previous = dict(file=str(qfs_from), method=old.get("method"), evaluations=old.get("evaluations"),
+                    max_evals=old.get("max_evals"), trace=old.get("trace"),
+                    raw_bytes=prev.get("raw_bytes"), compressed_bytes=prev.get("compressed_bytes"),
+                    ratio=prev.get("ratio"), top1=prev.get("top1"), seconds=prev.get("seconds"))
+    search_info = dict(method=f"re-scored from {qfs_from}: its per-layer QFs (no search), sizes, errors and "
+                              "top-1 recomputed with the current codec",
+                       rescored_from=str(qfs_from), evaluations=ev.evals, max_evals=None, trace=[],
+                       previous=previous)
+    return _trained_result(net, budget, grid, names, cands, config, top1, search_info,
+                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)))
 
 
 def run_untrained(net: str, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None
@@ -375,17 +473,27 @@ def run_untrained(net: str, grid: Sequence[int] = QF_GRID, log: Callable[[str], 
                 seconds=dict(total=round(time.monotonic() - t0, 1)))
 
 
-def run(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID, search_images: int | None = -1,
+def run(net: str, budget: float = BUDGET, grid: Sequence[int] | None = None, search_images: int | None = -1,
         max_evals: int | None = -1, test_limit: int | None = None,
-        log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
+        log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
+        qfs_from: str | os.PathLike | None = None) -> dict[str, Any]:
+    """A search (trained networks), a ratio table (untrained ones) or, with ``qfs_from``, a re-scoring of a
+    previous result's QFs (:func:`run_rescored`). ``grid`` None: :data:`QF_GRID`, or with ``qfs_from`` the
+    previous file's grid."""
     net = check_net(net)
     budget = check_budget(budget)
     torch.set_num_threads(1)
+    if qfs_from is not None and net not in TRAINED_NETS:
+        raise UserError(f"--qfs-from applies to the trained networks ({', '.join(TRAINED_NETS)}), not {net!r}")
+    if grid is not None:
+        grid = check_grid(grid)
     if net in UNTRAINED_NETS:
-        return run_untrained(net, grid, log)
+        return run_untrained(net, grid or QF_GRID, log)
     if search_split not in (None, "train", "test"):
         raise UserError(f"unknown search split {search_split!r}; allowed: train, test")
-    return run_trained(net, budget, grid, search_images, max_evals, test_limit, log, search_split)
+    if qfs_from is not None:
+        return run_rescored(net, qfs_from, grid, search_images, test_limit, log, search_split)
+    return run_trained(net, budget, grid or QF_GRID, search_images, max_evals, test_limit, log, search_split)
 
 
 # ---- output ------------------------------------------------------------------------------------------------
@@ -408,6 +516,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"top-1 on the search subset ({t['search_data']}): {t['search_before']:.2%} -> "
                      f"{t['search_after']:.2%}; {result['search']['evaluations']} evaluations, "
                      f"{result['seconds']['total']:.0f} s")
+        if result["search"].get("rescored_from"):
+            prev = result["search"].get("previous") or {}
+            was = f" (overall ratio there {prev['ratio']:.2f})" if isinstance(prev.get("ratio"), (int, float)) else ""
+            lines.append(f"QFs re-scored from {result['search']['rescored_from']}{was}, no search")
         return "\n".join(lines)
     grid = result["qf_grid"]
     lines.append(f"{result['net']}: ratio per layer per QF ({result['note']})")

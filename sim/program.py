@@ -194,33 +194,54 @@ def weight_image(layer: ConvLayer) -> np.ndarray:
 
 def without_first_group(enc):
     """The coded layer minus its first group of 12 output channels: the same blocks (so the same decoded
-    weights), re-entropy-coded with the layer's tables (the DC prediction restarts per group anyway)."""
+    weights), re-entropy-coded with the layer's tables (each lane's DC prediction restarts per group)."""
     from golden import weightcodec as wc
 
-    zz = wc.huffman_decode(enc.stream, enc.n_blocks, enc.per_group, enc.dc_table, enc.ac_table)[enc.per_group:]
-    stream, bits = wc.entropy_encode(zz, enc.per_group, enc.dc_table, enc.ac_table)
-    return wc.EncodedLayer(p=enc.p, qf=enc.qf, out_channels=enc.out_channels - LANES, k=enc.k,
-                           dc_table=enc.dc_table, ac_table=enc.ac_table, stream=stream, bits=bits)
+    zz = wc.decode_zz(enc)[wc.blocks_per_group(enc.k):]
+    return wc.encode_quantized(zz, enc.p, enc.qf, enc.out_channels - LANES, enc.k, (enc.dc_table, enc.ac_table))
 
 
 def raw_first_group(layer: ConvLayer, out_pixels: int) -> bool:
     """Whether a compressed layer keeps its first group plain: when the group computes over several
-    tiles, the array would otherwise wait while the decoder (1 weight per cycle) restores the whole
-    first group (12 K cycles); the plain fetch takes K / 8 at 16 B/cycle. Fully-connected layers (one
-    tile per group) are decoder-bound either way and keep every group coded."""
+    tiles, the array would otherwise wait while the decoders restore the whole first group (K / 64
+    blocks per lane, about K cycles plus the tables); the plain fetch delivers a row per beat and the
+    tables load behind it. Fully-connected layers (one tile per group) keep every group coded."""
     return out_pixels > 1 and layer.weight.shape[0] > LANES
 
 
-def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.ndarray, int, np.ndarray, object]:
-    """A layer with compressed weights in DRAM: ``(image at w_addr, table entries, stream words, coded
-    layer)``.
+LANE_WORDS_MAX = (1 << 24) - 1   # a lane stream's length in words: a 24-bit table entry
 
-    The image is (with ``raw0``) the first group as plain :func:`weight_image` beats, then the weight
-    decoder's table writes (``hw.jpeg.whost.table_writes``), three words per entry (address, data low,
-    data high), four entries per beat, then per coded group of 12 output channels the 3 bias beats of
-    :func:`weight_image`; the stream is the coded groups' words (``golden.weightcodec``)."""
+
+def lane_layout(enc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the lane streams of a coded layer go in the stream area: ``(start beat per lane, length in
+    words per lane, the area's words)``. Each lane starts on a 12-word beat (the engine fetches whole
+    beats per lane); the gap after a lane's last word is zero."""
+    lens = np.array([len(lane) // 2 for lane in enc.lanes], dtype=np.int64)
+    if lens.max() > LANE_WORDS_MAX:
+        raise EngineLimitError(f"a lane stream of {int(lens.max())} words exceeds the engine's "
+                               f"{LANE_WORDS_MAX} (24-bit lane length)")
+    beats = -(-lens // DRAM_BEAT_WORDS)
+    starts = np.concatenate([[0], np.cumsum(beats)[:-1]])
+    area = np.zeros(int(beats.sum()) * DRAM_BEAT_WORDS, dtype=np.uint16)
+    for j in range(LANES):
+        w0 = int(starts[j]) * DRAM_BEAT_WORDS
+        area[w0:w0 + lens[j]] = enc.lane_words(j)
+    return starts, lens, area
+
+
+def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.ndarray, int, np.ndarray, object]:
+    """A layer with compressed weights in DRAM: ``(image at w_addr, table entries, stream area words,
+    coded layer)``.
+
+    The image is (with ``raw0``) the first group as plain :func:`weight_image` beats, then the table
+    writes: the weight decoders' (``hw.jpeg.whost.table_writes``) and the lane registers' (lane ``j``'s
+    start beat in the stream area at ``hw.engine.LANE_TABLE_BASE + j``, its length in words at ``+ 16 +
+    j``), three words per entry (address, data low, data high), four entries per beat, then per coded
+    group of 12 output channels the 3 bias beats of :func:`weight_image`. The stream area holds the
+    twelve lane streams (:func:`lane_layout`)."""
     from dataclasses import replace
 
+    from hw.engine import LANE_TABLE_BASE
     from hw.jpeg import whost
 
     enc = layer.wcodec
@@ -230,7 +251,11 @@ def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.nd
         head = weight_image(replace(layer, weight=layer.weight[:LANES], bias=bias_all[:LANES], wcodec=None))
         enc = without_first_group(enc)
         bias_all = bias_all[LANES:]
-    tables = whost.table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.per_group)
+    starts, lens, area = lane_layout(enc)
+    tables = whost.table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.lane_group_blocks)
+    lanes = [(LANE_TABLE_BASE + j, int(starts[j])) for j in range(LANES)]
+    lanes += [(LANE_TABLE_BASE + 16 + j, int(lens[j])) for j in range(LANES)]
+    tables = np.concatenate([tables, np.array(lanes, dtype=np.int64)])
     n = len(tables)
     entries = np.zeros((-(-n // 4) * 4, 3), dtype=np.int64)
     entries[:n, 0] = tables[:, 0]
@@ -242,7 +267,7 @@ def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.nd
     b48 = bias.reshape(-1, LANES) & ((1 << 48) - 1)
     bias_beats = np.stack([(b48 >> (16 * t)) & 0xFFFF for t in range(BIAS_BEATS)], axis=1)  # [g, 3, 12]
     image = np.concatenate([head, entries.ravel(), bias_beats.ravel()]).astype(np.int64).astype(np.uint16)
-    return image, n, np.asarray(enc.words, dtype=np.uint16), enc
+    return image, n, area, enc
 
 
 def alloc_weights(dram: _Dram, layer: ConvLayer, out_pixels: int) -> dict:
@@ -251,10 +276,10 @@ def alloc_weights(dram: _Dram, layer: ConvLayer, out_pixels: int) -> dict:
         img = weight_image(layer)
         return {"w_addr": dram.alloc(img.size, img)}
     raw0 = raw_first_group(layer, out_pixels)
-    image, entries, words, enc = compressed_weight_image(layer, raw0)
+    image, entries, area, enc = compressed_weight_image(layer, raw0)
     return {"w_codec": 1, "w_raw0": int(raw0), "w_addr": dram.alloc(image.size, image), "rows": entries,
-            "dram_addr": dram.alloc(words.size, words), "dram_stride": int(words.size),
-            "row_len": int(enc.n_blocks)}
+            "dram_addr": dram.alloc(area.size, area), "dram_stride": int(area.size),
+            "row_len": int(enc.lane_blocks)}
 
 
 def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int]:

@@ -123,11 +123,8 @@ def slice_encoded(enc, channels: int):
     from golden import weightcodec as wc
 
     assert channels % wc.LANES == 0
-    n = channels // wc.LANES * enc.per_group
-    zz = wc.huffman_decode(enc.stream, n, enc.per_group, enc.dc_table, enc.ac_table)
-    stream, bits = wc.entropy_encode(zz, enc.per_group, enc.dc_table, enc.ac_table)
-    return wc.EncodedLayer(p=enc.p, qf=enc.qf, out_channels=channels, k=enc.k, dc_table=enc.dc_table,
-                           ac_table=enc.ac_table, stream=stream, bits=bits)
+    zz = wc.decode_zz(enc)[:channels // wc.LANES * wc.blocks_per_group(enc.k)]
+    return wc.encode_quantized(zz, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
 def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: float, encode=None,

@@ -60,14 +60,19 @@ def layer_for_shift(rng: np.random.Generator, o: int, k: int, p: int) -> np.ndar
 
 
 def layer_from_blocks(zz: np.ndarray, o: int, k: int, qf: int, p: int, tables=None) -> wc.EncodedLayer:
-    """An encoded layer from given quantized blocks ``zz[n, 64]`` (zigzag; ``n`` = the layer's block
-    count), coded with golden's entropy coder (optimal tables, or the given ``(dc, ac)``): for corner
-    cases no weight tensor produces on demand."""
-    per_group = wc.blocks_per_group(k)
-    assert len(zz) == wc.n_groups(o) * per_group, (len(zz), o, k)
-    dc, ac = wc.huffman_tables(zz, per_group) if tables is None else tables
-    stream, bits = wc.entropy_encode(zz, per_group, dc, ac)
-    return wc.EncodedLayer(p=p, qf=qf, out_channels=o, k=k, dc_table=dc, ac_table=ac, stream=stream, bits=bits)
+    """An encoded layer from given quantized blocks ``zz[n, 64]`` (zigzag, block order; ``n`` = the
+    layer's block count), coded with golden's entropy coder (optimal tables, or the given ``(dc, ac)``):
+    for corner cases no weight tensor produces on demand."""
+    assert len(zz) == wc.n_groups(o) * wc.blocks_per_group(k), (len(zz), o, k)
+    return wc.encode_quantized(zz, p, qf, o, k, tables)
+
+
+def in_block_order(lane_zz: np.ndarray, o: int, k: int) -> np.ndarray:
+    """Blocks given in lane-stream order (lane 0's, then lane 1's, ...) put in block order (g, kb, j): so
+    a crafted sequence of DC values follows one another inside each lane stream."""
+    out = np.empty_like(lane_zz)
+    out[wc.lane_order(o, k)] = lane_zz
+    return out
 
 
 def long_code_table(symbol: int, fillers: list[int]) -> HuffmanTable:
@@ -294,8 +299,15 @@ async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = No
     return WDecoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
 
-def job_of(enc: wc.EncodedLayer, label: str) -> whost.DecodeJob:
-    return whost.decode_job(enc, f"{label} ({enc.out_channels}x{enc.k}, QF {enc.qf}, p {enc.p})")
+def job_of(enc: wc.EncodedLayer, label: str, lane: int = 0) -> whost.DecodeJob:
+    """Lane ``lane``'s stream of ``enc`` (the engine runs one decoder per lane; each decodes its own)."""
+    return whost.decode_job(enc, f"{label} ({enc.out_channels}x{enc.k}, QF {enc.qf}, p {enc.p})", lane)
+
+
+def lanes_of(enc: wc.EncodedLayer) -> tuple[int, ...]:
+    """The lanes an edge case decodes: lane 0 and the last real output channel's lane (its stream has
+    padding channels after it when O is not a multiple of 12)."""
+    return tuple(sorted({0, (enc.out_channels - 1) % wc.LANES}))
 
 
 # ---- tests ---------------------------------------------------------------------------------------------
@@ -314,11 +326,11 @@ async def qf_sweep(dut):
         w = layer_for_shift(rng, o, k, p)
         enc = wc.encode_layer(w, qf)
         assert enc.p == p, (enc.p, p)
-        await bench.decode(job_of(enc, "gaussian"))
+        await bench.decode(job_of(enc, "gaussian", lane=i % wc.LANES))
     # full-range uniform noise: the densest blocks (every coefficient coded) at QF 100 and 90
     for qf in (100, 90):
-        w = rng.integers(-32768, 32768, size=(12, 64)).astype(np.int16)
-        await bench.decode(job_of(wc.encode_layer(w, qf), "uniform noise"))
+        w = rng.integers(-32768, 32768, size=(12, 128)).astype(np.int16)
+        await bench.decode(job_of(wc.encode_layer(w, qf), "uniform noise", lane=qf % wc.LANES))
     bench.check()
 
 
@@ -350,29 +362,33 @@ async def edge_cases(dut):
     cases.append(("O=25 K=1", rng.integers(-900, 900, size=(25, 1)).astype(np.int16), 30))
     cases.append(("sparse", np.where(rng.random((12, 192)) < 0.03, 20000, 0).astype(np.int16), 100))
     for label, w, qf in cases:
-        await bench.decode(job_of(wc.encode_layer(w, qf), label))
-    # crafted quantized blocks (category 15 everywhere it can be, run-length corners), two layer shapes
-    for o, k, qf, p in ((12, 64, 100, 4), (14, 130, 50, 0)):
+        enc = wc.encode_layer(w, qf)
+        for lane in lanes_of(enc):
+            await bench.decode(job_of(enc, label, lane))
+    # crafted quantized blocks (category 15 everywhere it can be, run-length corners), two layer shapes;
+    # every lane
+    for o, k, qf, p in ((12, 256, 100, 4), (14, 130, 50, 0)):
         n = wc.n_groups(o) * wc.blocks_per_group(k)
-        enc = layer_from_blocks(edge_zz(rng, n), o, k, qf, p)
-        await bench.decode(job_of(enc, "crafted blocks"))
+        enc = layer_from_blocks(in_block_order(edge_zz(rng, n), o, k), o, k, qf, p)
+        for lane in range(wc.LANES):
+            await bench.decode(job_of(enc, "crafted blocks", lane))
     bench.check()
 
 
 @cocotb.test()
 async def group_starts(dut):
-    """The engine's way: one ``start`` per group of 12 channels, queued while the previous group still
+    """One ``start`` per group (the lane's blocks of 12 channels), queued while the previous group still
     decodes (the stream continues mid-word); layers back to back with ``clear`` between them; heavy
     input gaps and output stalls."""
     bench = await start(dut, 0.4, 0.5)
     rng = np.random.default_rng(env_seed() + 2)
-    for qf, (o, k) in ((75, (36, 100)), (10, (30, 64)), (100, (24, 27))):
+    for qf, (o, k) in ((75, (36, 300)), (10, (30, 64)), (100, (24, 27))):
         w = gaussian_layer(rng, o, k, 3000)
-        job = job_of(wc.encode_layer(w, qf), "per group")
+        job = job_of(wc.encode_layer(w, qf), "per group", lane=qf % wc.LANES)
         await bench.decode(job, starts=[job.per_group] * (job.blocks // job.per_group))
-    w = gaussian_layer(rng, 12, 256, 5000)
-    job = job_of(wc.encode_layer(w, 50), "odd starts")
-    await bench.decode(job, starts=[1, 2, 13, job.blocks - 16])
+    w = gaussian_layer(rng, 48, 256, 5000)
+    job = job_of(wc.encode_layer(w, 50), "odd starts", lane=3)
+    await bench.decode(job, starts=[1, 2, 9, job.blocks - 12])
     w = gaussian_layer(rng, 13, 64, 8000)
     await bench.decode(job_of(wc.encode_layer(w, 90), "stalls 0.9"), gap=0.0, stall=0.9)
     await bench.decode(job_of(wc.encode_layer(w, 90), "gaps 0.9"), gap=0.9, stall=0.0)
@@ -397,21 +413,24 @@ async def throughput(dut):
     bench = await start(dut)
     rng = np.random.default_rng(env_seed() + 3)
     jobs = [(j, "real") for j in load_jobs(os.environ["EDGESPLIT_JOBS"])] if os.environ.get("EDGESPLIT_JOBS") else []
+    # 144 x 256: 12 groups x 4 K-blocks, so each lane stream (lane 0 decoded here) has 48 blocks
     worst = [
-        job_of(wc.encode_layer(gaussian_layer(rng, 24, 192, 6000), 75), "gaussian"),
-        job_of(wc.encode_layer(rng.integers(-32768, 32768, size=(24, 128)).astype(np.int16), 100), "uniform noise"),
-        job_of(wc.encode_layer(rng.integers(-32768, 32768, size=(24, 128)).astype(np.int16), 50), "uniform noise"),
-        job_of(layer_from_blocks(edge_zz(rng, 48), 12, 256, 100, 4), "crafted category-15 blocks"),
+        job_of(wc.encode_layer(gaussian_layer(rng, 144, 192, 6000), 75), "gaussian"),
+        job_of(wc.encode_layer(rng.integers(-32768, 32768, size=(144, 128)).astype(np.int16), 100), "uniform noise"),
+        job_of(wc.encode_layer(rng.integers(-32768, 32768, size=(144, 128)).astype(np.int16), 50), "uniform noise"),
+        job_of(layer_from_blocks(in_block_order(edge_zz(rng, 576), 144, 256), 144, 256, 100, 4),
+               "crafted category-15 blocks"),
     ]
-    dense = np.zeros((48, 64), np.int64)
-    dense[:, 1:] = rng.integers(1, 4, size=(48, 63)) * rng.choice([-1, 1], size=(48, 63))
-    worst.append(job_of(layer_from_blocks(dense, 12, 256, 100, 0), "64 symbols every block"))
+    dense = np.zeros((576, 64), np.int64)
+    dense[:, 1:] = rng.integers(1, 4, size=(576, 63)) * rng.choice([-1, 1], size=(576, 63))
+    worst.append(job_of(layer_from_blocks(dense, 144, 256, 100, 0), "64 symbols every block"))
     # the input-bound extreme: every coefficient of every block in category 15 with a 16-bit code, i.e.
     # 31 stream bits per weight (the longest symbol), twice the port's 16 bits per cycle
-    cat15 = rng.integers(16384, 32768, size=(48, 64)) * rng.choice([-1, 1], size=(48, 64))
-    cat15[:, 0] = np.tile([16384, -16383], 24)   # DC differences alternate +-32767 (category 15)
+    cat15 = rng.integers(16384, 32768, size=(576, 64)) * rng.choice([-1, 1], size=(576, 64))
+    cat15[:, 0] = np.tile([16384, -16383], 288)   # in lane order: DC differences alternate +-32767
     longest = (long_code_table(15, list(range(15))), long_code_table(0x0F, [*range(1, 15), 0x11]))
-    worst.append(job_of(layer_from_blocks(cat15, 12, 256, 100, 4, longest), "category 15 everywhere, 16-bit codes"))
+    worst.append(job_of(layer_from_blocks(in_block_order(cat15, 144, 256), 144, 256, 100, 4, longest),
+                        "category 15 everywhere, 16-bit codes"))
     jobs += [(j, "synthetic") for j in worst]
     report = []
     for job, kind in jobs:
@@ -463,9 +482,10 @@ def real_jobs(weights: dict[str, np.ndarray], qfs) -> list[whost.DecodeJob]:
     for name, w in weights.items():
         prep = wc.Prepared.of(w)
         for qf in qfs:
-            jobs.append(job_of(prep.encode(qf), f"resnet20 {name}"))
+            jobs.append(job_of(prep.encode(qf), f"resnet20 {name}", lane=qf % wc.LANES))
     return jobs
 
 
 __all__ = ["QFS", "save_jobs", "load_jobs", "resnet20_weights", "real_jobs", "edge_zz", "layer_from_blocks",
+           "in_block_order",
            "gaussian_layer"]

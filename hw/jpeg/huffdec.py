@@ -65,8 +65,8 @@ BUFFER_BITS = 64            # 48 + 16: a word fits whenever count <= 48, and >= 
 CODE_BITS = entropy.MAX_CODE_LENGTH   # 16
 EXTRA_MAX = MAX_SSSS                  # 15 extra bits at most
 VALUE_BITS = 16             # |q| <= 32767 for SSSS <= 15; DC sums kept in int16
-BLOCKS_BITS = 24            # blocks per start: VGG-16 fc6 has 342 groups x 12 x 392 = 1.6 M blocks
-GROUP_BITS = 16             # group_blocks = 12 * ceil(K / 64) <= 12 * 1024 for K <= 2**16
+BLOCKS_BITS = 24            # blocks per start: VGG-16 fc6 has 342 groups x 392 = 134 k blocks per lane
+GROUP_BITS = 16             # group_blocks = ceil(K / 64) per lane stream (12 * that for one stream)
 
 # Table port (local to this stage; hw.jpeg.wdecoder maps it into the decoder's address space)
 HUFFVAL_DEPTH = 256 + 16

@@ -13,9 +13,10 @@ the counters.
 
 Output: the blocks in stream order, 64 weights per block in raster order (``index = i``, the K offset
 inside the block), ``block_last`` on each block's 64th and ``last`` on the final weight of the blocks
-requested so far. Block ``b`` of a layer is ``(g, kb, j)`` with ``b = (g * ceil(K/64) + kb) * 12 + j``
-(``golden.weightcodec.to_blocks``), so the engine writes weight ``i`` of block ``b`` to weight-buffer row
-``64 kb + i``, lane ``j`` (:func:`hw.jpeg.whost.block_position`).
+requested so far. The engine gives each weight-buffer lane ``j`` its own decoder and lane stream
+(``golden.weightcodec``: lane ``j`` holds blocks ``(g, kb, j)`` in order (g, kb)), so block ``b`` of lane
+``j``'s stream is ``g = b // ceil(K/64)``, ``kb = b % ceil(K/64)`` and weight ``i`` goes to weight-buffer
+row ``64 kb + i``, lane ``j`` (:func:`hw.jpeg.whost.block_position`).
 
 Using it (the host side is :mod:`hw.jpeg.whost`):
 
@@ -41,7 +42,8 @@ Table port (``tbl_we``, ``tbl_addr``, ``tbl_data``; one entry per cycle, only wh
 0x210..0x21F    AC code length ``l = addr - 0x20F``: same
 0x240..0x27F    Q[n], natural order (1..255)
 0x280           pre-shift ``p`` (0..4)
-0x281           ``group_blocks`` = 12 * ceil(K / 64) (the DC predictor restarts every this many blocks)
+0x281           ``group_blocks``: the DC predictor restarts every this many blocks (a lane stream:
+                ``ceil(K / 64)``)
 ==============  ===========================================================================
 
 Counters (32 bits, cleared by ``clear``): ``cycles`` with a layer in flight (``busy``), ``blocks_out`` and
@@ -109,6 +111,8 @@ class WeightDecoder(wiring.Component):
     clear : In          new layer (only while idle)
     busy, error : Out   requested weights still to come; corrupt stream (sticky until ``clear``)
     cycles, blocks_out, bits_in, weights_out, stall_cycles, stall_out, stall_in : Out(32) counters
+    bits_step, starved : Out  this cycle's increments of ``bits_in`` and ``stall_in`` (an engine with
+                         several decoders sums them into its own counters)
     """
 
     def __init__(self):
@@ -123,6 +127,8 @@ class WeightDecoder(wiring.Component):
             "clear": In(1),
             "busy": Out(1),
             "error": Out(1),
+            "bits_step": Out(6),
+            "starved": Out(1),
             **{name: Out(unsigned(COUNTER_BITS)) for name in COUNTERS},
         })
 
@@ -181,7 +187,9 @@ class WeightDecoder(wiring.Component):
         # ---- counters -------------------------------------------------------------------------------
         stall_out = Signal()
         stall_in = Signal()
-        m.d.comb += [stall_out.eq(self.out.valid & ~self.out.ready), stall_in.eq(huff.starved)]
+        m.d.comb += [stall_out.eq(self.out.valid & ~self.out.ready), stall_in.eq(huff.starved),
+                     self.bits_step.eq(Mux(self.clear, 0, huff.consumed)),
+                     self.starved.eq(Mux(self.clear, 0, huff.starved))]
         increments = {
             "cycles": self.busy,
             "blocks_out": block_sent,

@@ -5,9 +5,9 @@
   (:func:`golden.weightcodec.decoder_tables`);
 * :func:`table_writes`: every table-port write for a layer (HUFFVAL, length entries, Q, ``p``,
   ``group_blocks``; the map is in :mod:`hw.jpeg.wdecoder`);
-* :class:`DecodeJob`: one encoded layer for the RTL: its stream words, table writes, block count and
-  what the RTL must produce (golden's decoded weights in block order), built by :func:`decode_job`;
-* :func:`block_position`: where a decoded weight goes in the engine's weight buffer.
+* :class:`DecodeJob`: one lane stream of an encoded layer for the RTL: its words, table writes, block
+  count and what the RTL must produce (golden's decoded weights of that lane), built by :func:`decode_job`;
+* :func:`block_position`: where a decoded weight of a lane stream goes in the engine's weight buffer.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def huffman_writes(dc: HuffmanTable, ac: HuffmanTable) -> list[tuple[int, int]]:
 
 
 def table_writes(dc: HuffmanTable, ac: HuffmanTable, qtable: np.ndarray, p: int, group_blocks: int) -> np.ndarray:
-    """All table-port writes ``[n, 2]`` (address, data) for one layer."""
+    """All table-port writes ``[n, 2]`` (address, data) for one layer; ``group_blocks``: the DC predictor
+    restarts every this many blocks (a lane stream: ``ceil(K / 64)``, ``EncodedLayer.lane_group_blocks``)."""
     q = np.asarray(qtable, dtype=np.int64).reshape(64)
     if q.min() < 1 or q.max() > 255:
         raise UserError(f"Q entries must be 1..255, got {int(q.min())}..{int(q.max())}")
@@ -72,18 +73,19 @@ def table_writes(dc: HuffmanTable, ac: HuffmanTable, qtable: np.ndarray, p: int,
 
 
 def expected_blocks(enc: wc.EncodedLayer) -> np.ndarray:
-    """Golden's decoded weights of ``enc`` in the decoder's output order: int16 ``[n_blocks, 64]`` (block
-    order (g, kb, j), raster order inside a block; padding blocks included)."""
+    """Golden's decoded weights of ``enc`` in block order: int16 ``[n_blocks, 64]`` (block order
+    (g, kb, j), raster order inside a block; padding blocks included)."""
     q = jpeg.unzigzag(wc.decode_zz(enc))
     return wc.restore(wc.idct_int(wc.dequantize(q, enc.qtable)), enc.p).reshape(-1, 64)
 
 
 @dataclass(frozen=True)
 class DecodeJob:
-    """One encoded layer for the RTL decoder and what it must produce.
+    """One lane stream of an encoded layer for the RTL decoder and what it must produce.
 
     ``words``: uint16 stream words; ``tables``: ``[n, 2]`` table-port writes; ``expected``: int16
-    ``[blocks, 64]`` golden weights in output order; ``bits``: golden's stream bits before padding.
+    ``[blocks, 64]`` golden weights in output order (the lane's blocks (g, kb) in order); ``bits``: golden's
+    stream bits before padding; ``per_group``: blocks per group in the stream (the DC restart period).
     """
 
     words: np.ndarray
@@ -98,22 +100,25 @@ class DecodeJob:
         return len(self.expected)
 
 
-def decode_job(enc: wc.EncodedLayer, label: str = "") -> DecodeJob:
-    """The job of an encoded layer; the expected weights come from golden's decoder, and its blocks,
-    unblocked, must equal :func:`golden.weightcodec.decode_layer` (checked here)."""
+def decode_job(enc: wc.EncodedLayer, label: str = "", lane: int = 0) -> DecodeJob:
+    """The job of lane ``lane`` of an encoded layer; the expected weights come from golden's decoder, and
+    all blocks, unblocked, must equal :func:`golden.weightcodec.decode_layer` (checked here)."""
+    if not 0 <= lane < wc.LANES:
+        raise UserError(f"lane {lane} is outside 0..{wc.LANES - 1}")
     expected = expected_blocks(enc)
     decoded = wc.decode_layer(enc)
     if not np.array_equal(wc.from_blocks(expected.reshape(-1, 8, 8), enc.out_channels, enc.k), decoded):
         raise AssertionError("expected blocks disagree with golden.weightcodec.decode_layer")
-    tables = table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.per_group)
-    return DecodeJob(words=enc.words, tables=tables, expected=expected, bits=enc.bits, per_group=enc.per_group,
-                     label=label)
+    nb = enc.lane_blocks
+    mine = expected[wc.lane_order(enc.out_channels, enc.k)[lane * nb:(lane + 1) * nb]]
+    tables = table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.lane_group_blocks)
+    return DecodeJob(words=enc.lane_words(lane), tables=tables, expected=mine, bits=enc.lane_bits[lane],
+                     per_group=enc.lane_group_blocks, label=f"{label} lane {lane}" if label else f"lane {lane}")
 
 
-def block_position(block: int, k: int) -> tuple[int, int, int]:
-    """Block ``block`` of a layer with dot-product length ``k`` -> ``(group g, weight-buffer row base
-    64 kb, lane j)``: weight ``i`` of the block goes to row ``64 kb + i``, lane ``j`` of group ``g``."""
+def block_position(block: int, k: int, lane: int) -> tuple[int, int, int]:
+    """Block ``block`` of lane stream ``lane`` of a layer with dot-product length ``k`` -> ``(group g,
+    weight-buffer row base 64 kb, lane j)``: weight ``i`` of the block goes to row ``64 kb + i``, lane
+    ``j = lane`` of group ``g``."""
     kblocks = wc.k_blocks(k)
-    j = block % wc.LANES
-    rest = block // wc.LANES
-    return rest // kblocks, wc.BLOCK * (rest % kblocks), j
+    return block // kblocks, wc.BLOCK * (block % kblocks), lane

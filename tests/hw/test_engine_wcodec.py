@@ -59,3 +59,42 @@ def test_compressed_weights_need_a_bank_depth_multiple_of_64():
     wrong = replace(layer, wcodec=wc.encode_layer(np.zeros((5, 18), np.int16), 50))
     with pytest.raises(EngineLimitError, match="compressed weights are for 5 x 18, the layer has 4 x 18"):
         compile_program([wrong], np.zeros((2, 5, 5), np.int16), EngineConfig(fb_words=4096, wb_depth=128))
+
+
+def test_lanes_of_unequal_length_through_chunks_and_hostile_dram():
+    """Twelve decoders, one per lane: lanes whose streams differ 30-fold in length (channels of noise at
+    QF 100 beside all-zero and near-constant channels), a fully-connected layer whose 5 K-blocks fill the
+    128-row banks in chunks of 2, 2 and 1 block rows, 3 groups (the last with 2 real channels), and a conv
+    layer with its raw first group; long DRAM latency with jitter and refusals. Outputs bit-exact; each
+    lane's decoded weights and bits add up."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(-2000, 2000, size=(4, 8, 8)).astype(np.int16)
+    w1 = rng.integers(-20000, 20000, size=(26, 4, 3, 3)).astype(np.int16)
+    w1[1::3] = 0                                               # lanes 1, 4, 7, 10: zero channels
+    w2 = np.clip(rng.normal(0, 2000, size=(26, 320, 1, 1)), -32768, 32767).astype(np.int16)
+    w2[::2] = 0                                                # even lanes: zero; odd: noise
+    w2[3] = 1500                                               # a constant channel (DC only)
+    k2 = w2.shape[1]
+    assert wc.k_blocks(k2) == 5
+    # c1 (26 ch, 8x8) -> pool (4x4) -> c2 1x1 (20 ch) -> fc over the flattened 20 x 4 x 4 = 320
+    layers = [compressed(ConvLayer("c1", w1, rng.integers(-500, 500, 26), 13, pad=1), 100), PoolLayer("p1", 2, 2),
+              compressed(ConvLayer("c2", rng.integers(-3000, 3000, size=(20, 26, 1, 1)).astype(np.int16),
+                                   rng.integers(-500, 500, 20), 12), 60),
+              compressed(ConvLayer("fc", w2, rng.integers(-1000, 1000, 26), 11, relu=False,
+                                   flatten=True), 100)]
+    config = EngineConfig(fb_words=4096, wb_depth=128)
+    prog = compile_program(layers, x, config)
+    assert [c.w_raw0 for c in prog.commands if c.op.name == "CONV"] == [1, 1, 0]
+    fc = layers[-1].wcodec
+    lens = [len(lane) for lane in fc.lanes]
+    assert max(lens) > 30 * min(lens), lens
+    dram, snaps = run_engine_amaranth(prog, config, latency=30, jitter=12, gap_prob=0.3, seed=7)
+    exp = reference_outputs(layers, x)
+    for name in exp:
+        assert np.array_equal(prog.read_output(dram, name), exp[name]), name
+    last = snaps[-1]
+    convs = [ly for ly in layers if isinstance(ly, ConvLayer)]
+    coded = [without_first_group(convs[0].wcodec), without_first_group(convs[1].wcodec), fc]
+    assert last["wdec_weights"] == sum(e.n_blocks * 64 for e in coded)
+    assert last["wdec_bits"] == sum(e.bits for e in coded)
+    assert last["wdec_stall_out"] > 0          # short lanes wait for long ones at each bank

@@ -370,15 +370,24 @@ def test_decoder_small_layer():
     rng = np.random.default_rng(4)
     w = np.clip(rng.normal(0, 6000, size=(13, 70)), -32768, 32767).astype(np.int16)
     enc = wc.encode_layer(w, 30)
-    job = whost.decode_job(enc)
-    got, final, outs = rtl_decode(job, gap=0.2, stall=0.3, seed=1)
-    assert np.array_equal(got, job.expected)
-    assert np.array_equal(wc.from_blocks(got.reshape(-1, 8, 8), 13, 70), wc.decode_layer(enc))
-    assert [n for n, o in enumerate(outs) if o["last"]] == [len(outs) - 1]
-    assert final["error"] == 0 and final["busy"] == 0
-    assert final["bits_in"] == enc.bits
-    assert final["weights_out"] == 64 * job.blocks and final["blocks_out"] == job.blocks
-    assert final["stall_out"] > 0 and final["stall_in"] > 0 and final["stall_cycles"] >= final["stall_out"]
+    decoded = wc.decode_layer(enc)
+    for lane in (0, 1):   # lane 0: channels 0 and 12; lane 1: channel 1 and a padding channel
+        job = whost.decode_job(enc, lane=lane)
+        assert job.blocks == 4 and job.per_group == 2
+        got, final, outs = rtl_decode(job, gap=0.2, stall=0.3, seed=1 + lane)
+        assert np.array_equal(got, job.expected)
+        # block (g, kb) of the lane is channel 12 g + lane, weights 64 kb ..
+        for b in range(job.blocks):
+            g, row, j = whost.block_position(b, 70, lane)
+            ch = 12 * g + j
+            n = min(64, 70 - row)
+            want = decoded[ch, row:row + n] if ch < 13 else np.zeros(n)
+            assert np.array_equal(got[b, :n], want), (lane, b)
+        assert [n for n, o in enumerate(outs) if o["last"]] == [len(outs) - 1]
+        assert final["error"] == 0 and final["busy"] == 0
+        assert final["bits_in"] == enc.lane_bits[lane]
+        assert final["weights_out"] == 64 * job.blocks and final["blocks_out"] == job.blocks
+        assert final["stall_out"] > 0 and final["stall_in"] > 0 and final["stall_cycles"] >= final["stall_out"]
 
 
 def test_whost_tables_and_positions():
@@ -395,7 +404,10 @@ def test_whost_tables_and_positions():
     k = 150   # 3 K-blocks
     s = np.arange(24 * k).reshape(24, k)
     blocks = wc.to_blocks(s).reshape(-1, 64)
-    for b in (0, 5, 12, 13, 35, 36, 71):
-        g, row, j = whost.block_position(b, k)
-        valid = [i for i in range(64) if row + i < k]
-        assert [blocks[b, i] for i in valid] == [s[12 * g + j, row + i] for i in valid]
+    order = wc.lane_order(24, k)
+    for lane in (0, 5, 11):
+        for b in range(6):   # lane stream block b = layer block order[6 lane + b]
+            g, row, j = whost.block_position(b, k, lane)
+            valid = [i for i in range(64) if row + i < k]
+            blk = order[6 * lane + b]
+            assert [blocks[blk, i] for i in valid] == [s[12 * g + j, row + i] for i in valid]

@@ -1,5 +1,6 @@
 """model.weightqf / ``edgesplit weights``: the per-layer QF choice on the digits net (fast), the chunked
-sweep against the golden codec, the output files, bad input; ResNet-20 (slow)."""
+sweep against the golden codec (twelve lane streams), the output files, re-scoring a previous result
+(``--qfs-from``), bad input; ResNet-20 (slow)."""
 
 from __future__ import annotations
 
@@ -28,17 +29,26 @@ def digits_result():
     return WQ.run("digits", grid=GRID)
 
 
-def test_sweep_layer_matches_codec():
-    rng = np.random.default_rng(3)
-    w = np.clip(np.round(rng.normal(0, 5000, (40, 150))), -32768, 32767).astype(np.int16)
-    # chunks of 12 channels (4 chunks, the last one partial) give the same numbers as the whole layer
-    res = WQ.sweep_layer(w, (10, 60, 100), chunk_weights=12 * 150)
+@pytest.mark.parametrize("o, k, chunk_groups", [
+    (40, 150, 1),  # 4 chunks of one group, the last a partial group (4 channels); K = 150: 3 K-blocks
+    (40, 150, 2),  # 2 chunks: 24 channels, then a whole and a partial group
+    (61, 64, 2),   # 3 chunks, the last one group of 1 channel; one K-block (DC restart every block)
+    (7, 200, 3),   # one chunk, a single partial group
+])
+def test_sweep_layer_matches_codec(o, k, chunk_groups):
+    rng = np.random.default_rng(o + k)
+    w = np.clip(np.round(rng.normal(0, 5000, (o, k))), -32768, 32767).astype(np.int16)
+    w[: o // 2] //= 8  # lanes that differ (the twelve lane streams have different lengths)
+    # chunks of whole groups give the same numbers as the whole layer (twelve lane streams)
+    res = WQ.sweep_layer(w, (10, 60, 100), chunk_weights=chunk_groups * 12 * k)
     prep = wc.Prepared.of(w)
     for q, r in res.items():
         full, _ = prep.at_qf(q)
-        assert r.compressed_bytes == full.compressed_bytes == wc.encode_layer(w, q).compressed_bytes
+        enc = wc.encode_layer(w, q)
+        assert r.compressed_bytes == full.compressed_bytes == enc.compressed_bytes == len(enc.to_bytes())
+        assert r.stream_bytes == full.stream_bytes == len(enc.stream) == sum(len(lane) for lane in enc.lanes)
         assert r.rmse == pytest.approx(full.rmse, rel=1e-12) and r.max_abs_error == full.max_abs_error
-        assert r.p == full.p and r.table_bytes == full.table_bytes
+        assert r.p == full.p and r.table_bytes == full.table_bytes == enc.table_bytes
 
 
 def test_qf_at_level():
@@ -117,6 +127,110 @@ def test_cli_bad_input(argv, message, capsys):
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
 
 
+def _qf_file(path, net="digits", layers=None, **extra):
+    names = WQ.weight_layers(default_qnet("digits"))
+    rows = layers if layers is not None else [dict(name=n, qf=50) for n in names]
+    path.write_text(json.dumps(dict(net=net, trained=True, layers=rows, **extra)))
+    return path
+
+
+def test_cli_rescore_digits(digits_result, tmp_path, capsys):
+    # a previous search result whose sizes are stale (another stream format): re-scoring keeps its QFs and
+    # recomputes everything else with the current codec
+    prev = json.loads(WQ.write(digits_result, tmp_path / "prev", plots=False)["json"].read_text())
+    for row in prev["layers"]:
+        row["compressed_bytes"] = row["stream_bytes"] = 1
+    prev["ratio"] = 123.0
+    (tmp_path / "prev" / "digits.json").write_text(json.dumps(prev))
+    src = tmp_path / "prev" / "digits.json"
+    out = tmp_path / "out"
+    assert cli.main(["weights", "--net", "digits", "--qfs-from", str(src), "--out", str(out), "--quiet",
+                     "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert f"QFs re-scored from {src} (overall ratio there 123.00), no search" in text
+    r = json.loads((out / "digits.json").read_text())
+    qnet = default_qnet("digits")
+    assert [row["name"] for row in r["layers"]] == WQ.weight_layers(qnet)
+    assert [row["qf"] for row in r["layers"]] == [row["qf"] for row in digits_result["layers"]]
+    for row in r["layers"]:
+        enc = wc.encode_layer(qnet.layer(row["name"]).w, row["qf"])
+        assert row["compressed_bytes"] == enc.compressed_bytes and row["stream_bytes"] == len(enc.stream)
+    assert r["compressed_bytes"] == digits_result["compressed_bytes"]
+    assert r["ratio"] == pytest.approx(digits_result["ratio"])
+    # same schema as a search result; the same top-1 (same decoded weights, same images)
+    assert set(r) == set(digits_result) and set(r["top1"]) == set(digits_result["top1"])
+    for key in ("test_before", "test_after", "search_before", "search_after", "test_data", "search_data"):
+        assert r["top1"][key] == pytest.approx(digits_result["top1"][key]) if isinstance(r["top1"][key], float) \
+            else r["top1"][key] == digits_result["top1"][key]
+    assert r["budget"] == digits_result["budget"] and r["qf_grid"] == list(GRID)
+    assert r["per_qf"] == json.loads(json.dumps(digits_result["per_qf"]))
+    s = r["search"]
+    assert s["rescored_from"] == str(src) and s["method"].startswith(f"re-scored from {src}")
+    assert s["evaluations"] == 2 and s["previous"]["ratio"] == 123.0
+    assert s["previous"]["evaluations"] == digits_result["search"]["evaluations"]
+    assert s["previous"]["trace"] == json.loads(json.dumps(digits_result["search"]["trace"]))
+
+
+def test_rescore_grid(tmp_path):
+    # a grid given (--qf) is the per_qf grid; the file's QFs are always in it; the budget is the file's
+    qfs = (5, 10, 20, 50, 90, 100)
+    src_layers = [dict(name=n, qf=q) for n, q in zip(WQ.weight_layers(default_qnet("digits")), qfs)]
+    src = _qf_file(tmp_path / "d.json", layers=src_layers, budget=0.01)
+    r = WQ.run("digits", grid=(10, 100), qfs_from=src, test_limit=100)
+    assert r["qf_grid"] == [5, 10, 20, 50, 90, 100] and r["budget"] == 0.01
+    assert [row["qf"] for row in r["layers"]] == [5, 10, 20, 50, 90, 100]
+    assert r["search"]["previous"]["evaluations"] is None
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "missing.json"),
+    ("not-json", "is not JSON"),
+    ("no-layers", "no layers list"),
+    ("other-net", "is for network 'resnet20', not 'digits'"),
+    ("unknown-layer", "layer 'features.99'"),
+    ("missing-layer", "has no QF for layer 'classifier.2'"),
+    ("duplicate-layer", "appears twice"),
+    ("bad-qf", "layer features.3: JPEG quality factor 0"),
+    ("bad-budget", "has a bad budget or qf_grid: top-1 budget 2.0"),
+    ("untrained", "trained networks"),
+    ("budget", "--budget does not apply"),
+    ("max-evals", "--max-evals does not apply"),
+])
+def test_cli_rescore_bad_input(case, message, tmp_path, capsys):
+    names = WQ.weight_layers(default_qnet("digits"))
+    rows = [dict(name=n, qf=50) for n in names]
+    src = tmp_path / "prev.json"
+    net, extra = "digits", []
+    if case == "missing":
+        src = tmp_path / "missing.json"
+    elif case == "not-json":
+        src.write_text("{")
+    elif case == "no-layers":
+        src.write_text(json.dumps(dict(net="digits")))
+    elif case == "other-net":
+        _qf_file(src, net="resnet20")
+    elif case == "unknown-layer":
+        _qf_file(src, layers=rows[:1] + [dict(name="features.99", qf=50)] + rows[2:])
+    elif case == "missing-layer":
+        _qf_file(src, layers=rows[:-1])
+    elif case == "duplicate-layer":
+        _qf_file(src, layers=rows + rows[:1])
+    elif case == "bad-qf":
+        _qf_file(src, layers=rows[:1] + [dict(name=names[1], qf=0)] + rows[2:])
+    elif case == "bad-budget":
+        _qf_file(src, budget=2.0)
+    else:
+        _qf_file(src)
+        net = "alexnet" if case == "untrained" else "digits"
+        extra = {"untrained": [], "budget": ["--budget", "0.01"], "max-evals": ["--max-evals", "5"]}[case]
+    out = tmp_path / "out"
+    assert cli.main(["weights", "--net", net, "--qfs-from", str(src), "--out", str(out), "--quiet"] + extra) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err, err
+    assert not captured.out and not out.exists()
+
+
 def test_cli_digits(tmp_path, capsys):
     assert cli.main(["weights", "--net", "digits", "--qf", "10", "50", "100", "--out", str(tmp_path),
                      "--quiet", "--no-plots"]) == 0
@@ -132,7 +246,8 @@ def test_resnet20_selection(shared_data):
     r = WQ.run("resnet20", search_images=1000, max_evals=20, test_limit=2000)
     assert len(r["layers"]) == 20
     assert r["top1"]["search_drop"] <= 0.005 + 1e-12
-    # measured 2.89 with this reduced search (1,000 images, 20 evaluations); the full search gives 3.82
+    # measured 2.89 with this reduced search (1,000 images, 20 evaluations, single-stream format); the full
+    # search gives 3.82 (single stream), NEWRATIO re-scored with the twelve lane streams
     assert r["ratio"] > 2.5
     assert r["top1"]["test_drop"] < 0.02
     assert r["search"]["evaluations"] <= 20 + 1  # the cap ends the greedy phase
