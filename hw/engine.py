@@ -30,9 +30,11 @@ A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) th
 weights. A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through the two
 banks (fully-connected layers: one tile per group); that is allowed only with one tile per group.
 
-Compressed weights (CONV with ``w_codec``): the layer's weights are JPEG-coded in DRAM
-(``golden.weightcodec``); the weight decoder (``hw.jpeg.wdecoder``) sits between the DRAM port and the
-weight banks and writes one lane (output channel) per 8x8 block: see :meth:`Engine._elaborate_wdecoder`.
+Compressed weights (CONV with ``w_codec``): the layer's weights are JPEG-coded in DRAM as twelve lane
+streams (``golden.weightcodec``); twelve weight decoders (``hw.jpeg.wdecoder``), one per weight-buffer
+lane, sit between the DRAM port and the weight banks, each restoring its lane (output channels 12 g + j)
+at up to one weight per cycle: see :meth:`Engine._elaborate_wdecoder`. The banks are twelve 16-bit lane
+memories each, so the decoders write their lanes at different rows in the same cycle.
 
 Encode unit (``hw.encode_unit``, ``ENC_TABLES`` / ``ENCODE``): the second pipeline stage. It encodes a
 map from the feature buffer into DRAM in the background while the sequencer goes on; it uses the
@@ -50,8 +52,10 @@ sequencer executes another command: the two stages overlapping), ``enc_wait`` (t
 the unit), ``enc_samples``, ``enc_bits`` (coded bits), ``enc_out_words`` (DRAM words it wrote; not in
 ``dram_write_words``, which the cost model charges as DRAM traffic: these go to the radio),
 ``enc_fb_read_words``, ``enc_stall_in`` / ``enc_stall_out`` (starved of buffer reads / waiting for the
-DRAM port); ``wdec_active``, ``wdec_weights``, ``wdec_bits``, ``wdec_stall_in`` / ``wdec_stall_out``
-(the weight decoder: busy, weights restored, stream bits, starved of DRAM words / blocked by full banks).
+DRAM port); ``wdec_active`` (cycles any weight decoder is busy), ``wdec_weights`` (weights restored, all
+lanes), ``wdec_bits`` (stream bits decoded, all lanes), ``wdec_stall_in`` / ``wdec_stall_out`` (lane-cycles:
+summed over the twelve decoders, cycles each was starved of stream words / held with a weight ready
+because its bank is not free yet or it finished its part of the bank before the other lanes).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned

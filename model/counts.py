@@ -40,18 +40,20 @@ Sources
   its weights JPEG-coded in DRAM and restores them with the engine's weight decoder
   (``hw/engine.py`` ``_elaborate_wdecoder``, ``hw/jpeg/wdecoder.py``). Per CONV command:
 
-  - DRAM reads: the decoder's table writes (``entries = len(hw.jpeg.whost.table_writes(...))`` =
-    ``table_bytes + 2``, four per beat: ``ceil(entries / 4)`` beats), the stream (``ceil(stream_words / 12)``
-    beats) and 3 bias beats per group of 12 output channels, instead of ``K + 3`` beats per group;
+  - DRAM reads: the table writes (``entries`` = the decoders' ``len(hw.jpeg.whost.table_writes(...))`` =
+    ``table_bytes + 2``, plus 24 lane-register entries; four per beat: ``ceil(entries / 4)`` beats), the
+    twelve lane streams (each starts on a 12-word beat: the table's stream words plus 5.5 words of padding
+    per lane on average; an RTL row gives the exact area) and 3 bias beats per group of 12 output channels,
+    instead of ``K + 3`` beats per group;
   - timing: the tables go in at one entry per cycle after their beat arrives (5 cycles per beat), then
-    the decoder restores at most 1 weight per cycle, ``12 * ceil(K / 64) * 64`` (padded) weights per group,
-    plus a 4-cycle bank hand-off (reserve, 3 bias beats); a group's fill takes the longer of that and the
-    DRAM time of its compressed words, so a group costs ``max(compute, fill of the next group)``; the
-    first group's fill, the tables and the decoder's pipeline (about 164 cycles: Huffman start, IDCT
-    64 + 3 + 8 + 2, hand-off) are exposed. FC layers (chunks through both banks) become decoder-bound:
-    ``12 * rows`` cycles per chunk of ``rows`` rows instead of ``1.5 * rows``;
-  - weight-buffer writes: 1 word per restored weight (one lane per block) instead of 12-word rows;
-    ``wdec_weights`` counts the restored (padded) weights, charged at the ``weight_decoder`` energy.
+    twelve decoders (one per lane, ``wdec_weights_per_cycle`` together) restore ``12 * ceil(K / 64) * 64``
+    (padded) weights per group, plus a 4-cycle bank hand-off (reserve, 3 bias beats); a group's fill takes
+    the longer of that and the DRAM time of its compressed words, so a group costs ``max(compute, fill of
+    the next group)``; the first group's fill, the tables and the decoders' pipeline (Huffman start, IDCT
+    64 + 3 + 8 + 2, hand-off) are exposed. FC layers (chunks through both banks) run at the decoders' row
+    rate (``12 / wdec_weights_per_cycle`` cycles per row) instead of the DRAM's 1.5 cycles per row;
+  - weight-buffer writes: 1 word per restored weight (each decoder writes its own lane) instead of 12-word
+    rows; ``wdec_weights`` counts the restored (padded) weights, charged at the ``weight_decoder`` energy.
 
   From RTL: ``build/sim/<net>*_wjpeg.json`` (``make sim WEIGHTS_CODEC=jpeg``), a layer used when its
   QF equals the one the model would use. The int16 counts never read a ``_wjpeg`` file (nor a run with
@@ -115,8 +117,10 @@ class EngineParams:
     bias_beats: int = 3
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
     # the weight decoder (compressed weights); fitted on make sim WEIGHTS_CODEC=jpeg's AlexNet
-    wdec_weights_per_cycle: float = 1.0     # hw/jpeg/wdecoder.py: at most 1 restored weight per cycle
+    wdec_weights_per_cycle: float = 12.0    # twelve decoders (hw/jpeg/wdecoder.py), at most 1 weight per cycle each
     wdec_table_entries_per_beat: int = 4    # table writes of 3 words, 4 per 12-word beat
+    wdec_lane_entries: int = 24             # lane registers: each lane stream's start and length
+    wdec_lane_pad_words: float = 5.5        # a lane stream starts on a 12-word beat: mean padding per lane
     wdec_table_cycles_per_beat: float = 5.0  # accept the beat, then 4 table-port writes
     wdec_start_cycles: float = 164.0        # first weight row after the tables: Huffman + IDCT pipeline, hand-off
     wdec_group_cycles: float = 4.0          # per group (bank): reserve + 3 bias beats from the bias FIFO
@@ -426,13 +430,17 @@ def _chunk_pipeline(groups: int, kk: int, t_row: float, eng: EngineParams, row_f
 
 
 def compressed_weight_words(stream_words: int, table_entries: int, groups: int,
-                            eng: EngineParams = None) -> int:
-    """DRAM words one CONV command reads for compressed weights: the decoder's tables (``table_entries``
-    writes, 4 per beat), the stream and 3 bias beats per group, in whole 12-word beats."""
+                            eng: EngineParams = None, area_words: int | None = None) -> int:
+    """DRAM words one CONV command reads for compressed weights: the tables (the decoders'
+    ``table_entries`` writes and the 24 lane-register entries, 4 per beat), the twelve lane streams (each
+    on whole 12-word beats: ``area_words`` when known, else the stream words plus the mean padding) and 3
+    bias beats per group, in whole 12-word beats."""
     eng = eng or DEFAULT_ENGINE
     bw = eng.dram_beat_words
-    tbl = -(-table_entries // eng.wdec_table_entries_per_beat)
-    return bw * (tbl + -(-stream_words // bw) + groups * eng.bias_beats)
+    tbl = -(-(table_entries + eng.wdec_lane_entries) // eng.wdec_table_entries_per_beat)
+    if area_words is None:
+        area_words = stream_words + eng.lanes * eng.wdec_lane_pad_words
+    return bw * (tbl + math.ceil(area_words / bw) + groups * eng.bias_beats)
 
 
 def _compressed_weights(acc: _Acc, g12: int, kk: int, t_group: float, raw0: bool = False) -> float:
@@ -442,11 +450,12 @@ def _compressed_weights(acc: _Acc, g12: int, kk: int, t_group: float, raw0: bool
     the decoder restores group 2 while group 1 computes; the stream then holds the other groups only (its
     words are taken as the layer's in proportion: the table has the whole layer's)."""
     eng, c = acc.eng, acc.c
-    stream_words, entries, _ = acc.cw
+    stream_words, entries, _ = acc.cw[:3]
+    area_words = acc.cw[3] if len(acc.cw) > 3 else None   # exact (an RTL row's), else estimated
     bw = eng.dram_beat_words
     kblocks = -(-kk // 64)
     padded = eng.lanes * kblocks * 64                     # weights restored per group (blocks padded to 64)
-    tbl_beats = -(-entries // eng.wdec_table_entries_per_beat)
+    tbl_beats = -(-(entries + eng.wdec_lane_entries) // eng.wdec_table_entries_per_beat)
     tables = eng.dram_latency_cycles + tbl_beats * eng.wdec_table_cycles_per_beat + eng.wdec_start_cycles
     dram_group = (stream_words / g12 + eng.bias_beats * bw) / eng.words_per_cycle
     fill = max(padded / eng.wdec_weights_per_cycle + eng.wdec_group_cycles, dram_group)
@@ -465,7 +474,7 @@ def _compressed_weights(acc: _Acc, g12: int, kk: int, t_group: float, raw0: bool
                                          bias_fetch=eng.wdec_group_cycles, latency=0.0, row_pad=64)
     c.wdec_weights += coded * padded
     c.wb_write_words += coded * padded
-    c.dram_read_words += compressed_weight_words(stream_words, entries, coded, eng)
+    c.dram_read_words += compressed_weight_words(stream_words, entries, coded, eng, area_words)
     return total
 
 
@@ -697,7 +706,7 @@ class LayerWeights:
 
     layer: str
     qf: int
-    stream_words: int           # 16-bit words of the entropy-coded stream (``stream_bytes / 2``)
+    stream_words: int           # 16-bit words of the twelve lane streams (``stream_bytes / 2``)
     table_entries: int          # decoder table writes: len(hw.jpeg.whost.table_writes(...)) = table_bytes + 2
     raw_words: int              # int16 weights (O x K)
     compressed_bytes: int
@@ -829,13 +838,17 @@ def rtl_result(net: str, path: str | Path | None = None) -> dict | None:
     return _rtl_cached(str(p), mtime)
 
 
-def _rtl_weights(row: dict) -> tuple[int, int, int] | None:
-    """(stream words, table entries, QF) of a ``make sim WEIGHTS_CODEC=jpeg`` layer row (None: int16)."""
+def _rtl_weights(row: dict) -> tuple | None:
+    """(stream words, decoder table entries, QF[, lane-stream area words]) of a ``make sim
+    WEIGHTS_CODEC=jpeg`` layer row (None: int16)."""
     w = row.get("weights")
     if not isinstance(w, dict):
         return None
     sw = int(w["stream_words"])
-    return sw, int(w["compressed_bytes"]) - 2 * sw - 4 + 2, int(w["qf"])   # table bytes + 2 (header: 4 B)
+    if "table_entries" in w:   # the decoders' entries (the lane registers' are added by the model)
+        entries = int(w["table_entries"]) - DEFAULT_ENGINE.wdec_lane_entries
+        return (sw, entries, int(w["qf"])) + ((int(w["area_words"]),) if "area_words" in w else ())
+    return sw, int(w["compressed_bytes"]) - 2 * sw - 4 + 2, int(w["qf"])   # (before the lane streams)
 
 
 def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:

@@ -203,7 +203,13 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
             if enc is not None:
                 row["weights"] = {"qf": enc.qf, "pre_shift": enc.p, "raw_words": enc.out_channels * enc.k,
                                   "stream_words": int(enc.words.size), "compressed_bytes": enc.compressed_bytes,
-                                  "ratio": enc.ratio}
+                                  "table_bytes": enc.table_bytes, "ratio": enc.ratio}
+                cmd = next(cm for cm, n in zip(prog.commands, prog.command_layer, strict=False)
+                           if n == layer.name and cm.op.name == "CONV")
+                # what the engine read (one CONV command's): lane-stream area (each lane on a 12-word beat;
+                # the coded groups only when the first group is plain) and table entries (lanes included)
+                row["weights"].update(raw_first_group=bool(cmd.w_raw0), table_entries=int(cmd.rows),
+                                      **({"area_words": int(cmd.dram_stride)} if scale == 1 else {}))
             rows.append(row)
             for n in COUNTERS:
                 totals[n] += c[n]
