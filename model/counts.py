@@ -681,9 +681,10 @@ def analytical_layer_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, weight
 
 @cache
 def _analytical(net: str, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerCounts, ...]:
-    """``wcodes``: ``((layer, stream words, table entries, QF), ...)`` of the compressed layers (() = int16)."""
+    """``wcodes``: ``((layer, stream words, table entries, QF[, lane-stream area words]), ...)`` of the
+    compressed layers (() = int16)."""
     lays, alias = _engine_layers(net)
-    wmap = {name: (sw, te, qf) for name, sw, te, qf in wcodes}
+    wmap = {w[0]: tuple(w[1:]) for w in wcodes}
     plan = _chain_plan(lays, net, eng, wmap) if _is_linear(lays, alias) else _dag_plan(lays, eng, wmap)
     by_name = {lc.layer: lc for lc in plan}
     out = []

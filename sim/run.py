@@ -295,7 +295,8 @@ def attach_plain(result: dict, plain: dict) -> None:
 def print_weights(result: dict) -> None:
     print(f"\ncompressed weights ({result['weights_codec']['qfs']}) vs plain int16 weights:")
     head = (f"{'layer':12} {'QF':>3} {'ratio':>6} {'DRAM rd plain':>13} {'DRAM rd jpeg':>12} {'cycles plain':>12} "
-            f"{'cycles jpeg':>12} {'util':>6} {'dec. active':>11} {'w/cyc need':>10} {'dec. stall':>10} {'exact':>5}")
+            f"{'cycles jpeg':>12} {'util':>6} {'dec. active':>11} {'w/cyc need':>10} {'w/cyc got':>9} {'dec. stall':>10} "
+            f"{'exact':>5}")
     print(head)
     print("-" * len(head))
     tp = tj = 0
@@ -306,14 +307,16 @@ def print_weights(result: dict) -> None:
         if w is None:
             continue
         need = c["wdec_weights"] / q["cycles"] if q["cycles"] else 0.0
+        got = c["wdec_weights"] / c["wdec_active"] if c["wdec_active"] else 0.0
         stall = c["stall_dram"] - q["stall_dram"]
         print(f"{r['name']:12} {w['qf']:>3} {w['ratio']:>6.2f} {q['dram_read_words']:>13,} {c['dram_read_words']:>12,} "
               f"{q['cycles']:>12,} {r['cycles']:>12,} {r['utilization']:>6.1%} {c['wdec_active']:>11,} "
-              f"{need:>10.3f} {stall:>10,} {'yes' if r['bit_exact'] else 'NO':>5}")
+              f"{need:>10.3f} {got:>9.3f} {stall:>10,} {'yes' if r['bit_exact'] else 'NO':>5}")
     pt = result["plain_weights_total"]
     print(f"DRAM read words {tp:,} -> {tj:,} ({tp / max(tj, 1):.2f}x fewer); cycles {pt['cycles']:,} -> "
-          f"{result['total']['cycles']:,}. w/cyc need: decoded weights per cycle of the plain run (the decoder "
-          f"sustains 1.0); dec. stall: stall_dram cycles added by the compressed path")
+          f"{result['total']['cycles']:,}. w/cyc need: decoded weights per cycle of the plain run; w/cyc got: "
+          f"decoded weights per cycle the decoders were active (twelve decoders, one per lane: at most 12); "
+          f"dec. stall: stall_dram cycles the compressed path adds (negative: removes)")
 
 
 def print_table(result: dict) -> None:
