@@ -124,10 +124,6 @@ class EngineParams:
     wdec_table_cycles_per_beat: float = 5.0  # accept the beat, then 4 table-port writes
     wdec_start_cycles: float = 164.0        # first weight row after the tables: Huffman + IDCT pipeline, hand-off
     wdec_group_cycles: float = 4.0          # per group (bank): reserve + 3 bias beats from the bias FIFO
-    # a coded layer with more than one output pixel and more than 12 output channels keeps its first group
-    # plain (sim.program.raw_first_group, descriptor w_raw0; the RTL since 27 Nov): the array starts after
-    # K / 8 cycles instead of waiting 12 K for the decoder. False: the engine before that change
-    wdec_raw_first_group: bool = True
 
     @property
     def words_per_cycle(self) -> float:
@@ -328,9 +324,11 @@ class _Acc:
         self.raw0 = False
         if cw is not None:
             self.c.weight_qf = cw[2]
-            # sim.program.raw_first_group: the whole layer's output pixels (not a band's) and channels
+            # sim.program.raw_first_group: a coded layer with more than one output pixel (the whole layer's,
+            # not a band's) and more than 12 output channels keeps its first group plain (the array starts
+            # without waiting for the tables and the first decoded block rows)
             pixels = _numel(layer.out_shape[1:]) if layer.type == "conv" else 1
-            self.raw0 = eng.wdec_raw_first_group and pixels > 1 and layer.out_shape[0] > eng.lanes
+            self.raw0 = pixels > 1 and layer.out_shape[0] > eng.lanes
 
     def command(self, n: int = 1) -> None:
         self.c.commands += n
@@ -845,11 +843,11 @@ def _rtl_weights(row: dict) -> tuple | None:
     w = row.get("weights")
     if not isinstance(w, dict):
         return None
+    if "table_entries" not in w:
+        return None   # a run of the single-decoder engine: _rtl_rows does not use it
     sw = int(w["stream_words"])
-    if "table_entries" in w:   # the decoders' entries (the lane registers' are added by the model)
-        entries = int(w["table_entries"]) - DEFAULT_ENGINE.wdec_lane_entries
-        return (sw, entries, int(w["qf"])) + ((int(w["area_words"]),) if "area_words" in w else ())
-    return sw, int(w["compressed_bytes"]) - 2 * sw - 4 + 2, int(w["qf"])   # (before the lane streams)
+    entries = int(w["table_entries"]) - DEFAULT_ENGINE.wdec_lane_entries   # the model adds the lanes' own
+    return (sw, entries, int(w["qf"])) + ((int(w["area_words"]),) if "area_words" in w else ())
 
 
 def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
@@ -867,6 +865,9 @@ def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | 
     e = data.get("engine", {})
     if e.get("fb_words", eng.fb_words) != eng.fb_words or e.get("wb_depth", eng.wb_depth) != eng.wb_depth:
         return {}
+    if any(isinstance(r.get("weights"), dict) and "table_entries" not in r["weights"]
+           for r in data.get("layers", [])):
+        return {}   # coded by the engine before its twelve lane decoders (one decoder, one stream)
     golden = {la.name: la for la in layers(net)}
     result = {}
     for row in data.get("layers", []):
@@ -1088,12 +1089,6 @@ def rtl_error_auto(net: str, path: str | Path | None = None, target: float = 0.0
     model of the engine before d9dab0d (segment buffers released a cycle later) meets it everywhere, the
     JSON predates that change: return that comparison and ``True`` (stale)."""
     errs = rtl_error(net, path, eng, weights=weights)
-    if weights == "jpeg" and errs and eng.wdec_raw_first_group:
-        # a run on the engine before coded layers kept their first group plain (w_raw0)
-        old = rtl_error(net, path, replace(eng, wdec_raw_first_group=False), weights=weights)
-        worst_new, worst_old = (max(abs(e.cycle_error) for e in x) for x in (errs, old))
-        if worst_old < worst_new and worst_old <= 0.02:
-            return old, True
     if errs and any(abs(e.cycle_error) > target for e in errs):
         old = rtl_error(net, path, replace(eng, early_release=False), weights=weights)
         if all(abs(e.cycle_error) <= target for e in old):

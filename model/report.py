@@ -423,14 +423,14 @@ def weights_section(link: str = "2mbps") -> str:
            f"{link}, energy objective, 1% accuracy budget on the feature encoding. AlexNet's and VGG-16's weights "
            "are He-initialised (seed 0), **not trained**: their JPEG ratios (`edgesplit weights`, QF 50 by default) "
            "are only a DRAM-traffic / decoder-throughput check, not an accuracy-budgeted compression. Coded weights "
-           "cut the DRAM energy of the weight stream; the weight decoder restores at most 1 weight per cycle, so the "
-           "fully-connected layers (8 int16 words per cycle uncompressed at 16 B/cycle) become decoder-bound and "
-           "edge-only frame rates fall; convolutional layers keep their first group of 12 channels plain "
-           "(`w_raw0`) and hide the decoder behind computation."]
-    errs, stale = rtl_error_auto("alexnet", weights="jpeg")
+           "cut the DRAM energy of the weight stream; twelve weight decoders (one per weight-buffer lane, up to 12 "
+           "weights per cycle) keep the fully-connected layers at the array's one row per cycle (uncompressed "
+           "they wait for DRAM: 8 int16 words per cycle at 16 B/cycle), so edge-only frame rates rise too; "
+           "convolutional layers keep their first group of 12 channels plain (`w_raw0`) and hide the decoders "
+           "behind computation."]
+    errs, _stale = rtl_error_auto("alexnet", weights="jpeg")
     if errs:
-        which = "a run on the engine before w_raw0, compared with that variant of the model" if stale else "today"
-        out += ["", f"Weight-decoder model vs `make sim WEIGHTS_CODEC=jpeg` (AlexNet, {which}):", "",
+        out += ["", "Weight-decoder model vs `make sim WEIGHTS_CODEC=jpeg` (AlexNet):", "",
                 _md_table(["layer", "RTL cycles", "model cycles", "error", "DRAM reads err"],
                           [[e.name, f"{e.rtl_cycles:,.0f}", f"{e.model_cycles:,.0f}", f"{e.cycle_error:+.3%}",
                             _rel(e, "dram_read_words")] for e in errs])]

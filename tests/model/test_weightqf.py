@@ -174,7 +174,7 @@ def test_cli_rescore_digits(digits_result, tmp_path, capsys):
 def test_rescore_grid(tmp_path):
     # a grid given (--qf) is the per_qf grid; the file's QFs are always in it; the budget is the file's
     qfs = (5, 10, 20, 50, 90, 100)
-    src_layers = [dict(name=n, qf=q) for n, q in zip(WQ.weight_layers(default_qnet("digits")), qfs)]
+    src_layers = [dict(name=n, qf=q) for n, q in zip(WQ.weight_layers(default_qnet("digits")), qfs, strict=True)]
     src = _qf_file(tmp_path / "d.json", layers=src_layers, budget=0.01)
     r = WQ.run("digits", grid=(10, 100), qfs_from=src, test_limit=100)
     assert r["qf_grid"] == [5, 10, 20, 50, 90, 100] and r["budget"] == 0.01
