@@ -30,7 +30,8 @@ Weights: ``int16`` (default; rows of plain weights from DRAM) or ``jpeg`` (issue
 DRAM, restored on chip by the weight decoder; :mod:`model.counts` gives the edge counts: RTL
 ``*_wjpeg.json`` runs or the analytical decoder model, per-layer sizes from ``build/weights/<net>.json``).
 With ``jpeg`` the breakdown's ``weight_decoder_j`` is the decoder's energy per restored weight (technology
-key ``energy.weight_decoder``) and DRAM energy falls with the coded words; FC layers become decoder-bound.
+key ``energy.weight_decoder``) and DRAM energy falls with the coded words; the twelve lane decoders feed FC
+layers a row per cycle, faster than their int16 rows arrive from DRAM.
 
 Samples through the encoder: JPEG codes a feature map as the ``golden.featpack`` mosaic (each channel a
 tile padded to multiples of 8, a near-square grid of tiles), the image as 3 components 4:4:4; lossless
