@@ -98,3 +98,28 @@ def test_lanes_of_unequal_length_through_chunks_and_hostile_dram():
     assert last["wdec_weights"] == sum(e.n_blocks * 64 for e in coded)
     assert last["wdec_bits"] == sum(e.bits for e in coded)
     assert last["wdec_stall_out"] > 0          # short lanes wait for long ones at each bank
+
+
+def test_lane_layout_and_its_limit():
+    """Lane streams start on 12-word beats in lane order, zeros between them; a lane longer than the
+    24-bit length register is refused with a one-line error naming the length."""
+    from types import SimpleNamespace
+
+    from sim.program import LANE_WORDS_MAX, lane_layout
+
+    enc = wc.encode_layer(np.random.default_rng(2).integers(-4000, 4000, size=(24, 300)).astype(np.int16), 80)
+    starts, lens, area = lane_layout(enc)
+    beats = -(-lens // 12)
+    assert starts.tolist() == np.concatenate([[0], np.cumsum(beats)[:-1]]).tolist()
+    assert area.size == 12 * beats.sum()
+    for j in range(12):
+        w0 = 12 * starts[j]
+        assert np.array_equal(area[w0:w0 + lens[j]], enc.lane_words(j))
+        assert not area[w0 + lens[j]:w0 + 12 * beats[j]].any()
+
+    class Long:
+        def __len__(self):
+            return 2 * (LANE_WORDS_MAX + 1)
+
+    with pytest.raises(EngineLimitError, match=f"a lane stream of {LANE_WORDS_MAX + 1} words exceeds"):
+        lane_layout(SimpleNamespace(lanes=[Long()] * 12))
