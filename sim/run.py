@@ -295,8 +295,8 @@ def attach_plain(result: dict, plain: dict) -> None:
 def print_weights(result: dict) -> None:
     print(f"\ncompressed weights ({result['weights_codec']['qfs']}) vs plain int16 weights:")
     head = (f"{'layer':12} {'QF':>3} {'ratio':>6} {'DRAM rd plain':>13} {'DRAM rd jpeg':>12} {'cycles plain':>12} "
-            f"{'cycles jpeg':>12} {'util':>6} {'dec. active':>11} {'w/cyc need':>10} {'w/cyc got':>9} {'dec. stall':>10} "
-            f"{'exact':>5}")
+            f"{'cycles jpeg':>12} {'util':>6} {'dec. active':>11} {'w/cyc need':>10} {'w/cyc got':>9} "
+            f"{'dec. stall':>10} {'exact':>5}")
     print(head)
     print("-" * len(head))
     tp = tj = 0

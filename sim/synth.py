@@ -409,11 +409,12 @@ def _total(rows, area) -> dict:
 
 # The engine's parts: a module prefix (its own logic and memories) or a memory of the engine module itself.
 ENCODER = "feature encoder (JPEG / lossless)"
-WDEC = "weight decoder (engine.wdec)"   # when the engine has one; the cost model has no per-action energy for it
+WDEC = "weight decoders (engine.wdec*, engine.cw_*)"   # when the engine has them; no per-action energy model
 ENGINE_PARTS = (
     ("MAC array", lambda mod, mem: mod.startswith("engine.array")),
     (ENCODER, lambda mod, mem: mod.startswith("engine.encode")),
-    (WDEC, lambda mod, mem: mod.startswith("engine.wdec")),
+    # the twelve decoders and their lane FIFOs, tag and bias FIFOs (engine.cw_*)
+    (WDEC, lambda mod, mem: mod.startswith(("engine.wdec", "engine.cw_"))),
     ("feature buffer", lambda mod, mem: mod.startswith("engine.fb")),
     ("weight buffers", lambda mod, mem: mod == "engine" and mem is not None and mem.startswith("wb")),
     ("control (sequencer, DMA, window loader, pool/vector unit)", lambda mod, mem: True),
