@@ -7,8 +7,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgesplit-installed
 TORCH  := torch==2.13.0
 
-# make sim options (see README): NET=alexnet SPLIT=conv5 WEIGHTS=path ENCODE=jpeg|lossless QF=1..100
-#                                   WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
+# make sim options (see README): NET=alexnet|PATH.onnx|PATH.py:FACTORY SPLIT=conv5 WEIGHTS=path
+#                                   ENCODE=jpeg|lossless QF=1..100 WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
+#                                   INPUT_SHAPE=C,H,W
 NET    ?= alexnet
 SIMARGS :=
 ifdef SPLIT
@@ -28,6 +29,9 @@ SIMARGS += --weights-codec $(WEIGHTS_CODEC)
 endif
 ifdef WEIGHTS_QF
 SIMARGS += --weights-qf $(WEIGHTS_QF)
+endif
+ifdef INPUT_SHAPE
+SIMARGS += --input-shape $(INPUT_SHAPE)
 endif
 
 .PHONY: all test test-slow sim verilog lint bench report clean distclean venv synth

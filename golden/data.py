@@ -292,6 +292,26 @@ def resize_center_crop(img, size: int):
     return img.crop((left, top, left + size, top + size))
 
 
+def load_photos_for(input_shape: tuple[int, int, int], names: tuple[str, ...] | list[str] = PHOTO_NAMES
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The sample photos as inputs of a network without a data set of its own (calibration of a user
+    model): resized (short side, then centre crop) to its H x W; 3 channels: RGB with ImageNet
+    normalisation; any other count: the luminance repeated, normalised with mean 0.449, std 0.226."""
+    from PIL import Image
+
+    c, h, w = input_shape
+    x, y = load_photos(names, max(h, w))
+    if (h, w) != (x.shape[2], x.shape[3]):
+        u8 = np.clip(np.rint((x.transpose(0, 2, 3, 1) * IMAGENET_STD + IMAGENET_MEAN) * 255), 0, 255).astype(np.uint8)
+        u8 = np.stack([np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR)) for a in u8])
+        x = normalize_imagenet(u8)
+    if c != 3:
+        rgb = x * np.array(IMAGENET_STD, np.float32)[:, None, None] + np.array(IMAGENET_MEAN, np.float32)[:, None, None]
+        gray = rgb[:, 0] * 0.299 + rgb[:, 1] * 0.587 + rgb[:, 2] * 0.114
+        x = np.repeat(((gray - 0.449) / 0.226)[:, None], c, axis=1).astype(np.float32)
+    return np.ascontiguousarray(x, dtype=np.float32), y
+
+
 def load_photos(
     names: tuple[str, ...] | list[str] = PHOTO_NAMES, size: int = 224
 ) -> tuple[np.ndarray, np.ndarray]:

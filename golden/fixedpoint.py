@@ -22,6 +22,9 @@ Formats
   and the bias it introduces (half an LSB at exact ties only) is negligible at 16 bits.
   Saturation clamps to ``[-32768, 32767]``; the optional ReLU is applied after saturation
   (``max(y, 0)``, the same result as before saturation).
+* ReLU6 is a ReLU plus an upper clamp ``min(y, clamp)`` with ``clamp = relu6_clamp(f_out)``, the value 6 in
+  the output format rounded half up (``floor(6 * 2**f_out + 1/2)``, saturated). Rounding is monotone, so
+  clamping the rounded value equals rounding the clamped real value: the clamp is exact.
 """
 
 from __future__ import annotations
@@ -67,21 +70,37 @@ def saturate(x, bits: int = ACT_BITS):
     return np.clip(np.asarray(x, dtype=np.int64), lo, hi)
 
 
-def requantize(x, shift: int, relu: bool = False):
-    """Accumulator-scale integers (accumulator + bias) to int16: round half up, shift, saturate, ReLU.
+def relu6_clamp(frac_bits: int) -> int:
+    """The int16 value of 6 at ``frac_bits`` (round half up, saturated): the upper clamp of ReLU6."""
+    if frac_bits >= 0:
+        return int(min(6 << frac_bits, INT16_MAX)) if frac_bits < 16 else INT16_MAX
+    return (6 + (1 << (-frac_bits - 1))) >> -frac_bits
+
+
+def check_clamp(clamp) -> None:
+    if clamp is not None and not (isinstance(clamp, (int, np.integer)) and 0 <= clamp <= INT16_MAX):
+        raise ValueError(f"activation clamp {clamp!r} is outside 0..{INT16_MAX}")
+
+
+def requantize(x, shift: int, relu: bool = False, clamp: int | None = None):
+    """Accumulator-scale integers (accumulator + bias) to int16: round half up, shift, saturate, ReLU, and
+    with ``clamp`` (ReLU6) ``min(y, clamp)``.
 
     ``x`` may be a Python int or an integer numpy array (computed in int64, exact for |x| < 2**62).
     Returns the same kind (int or ``np.int64`` array) holding int16 values.
     """
     check_shift(shift)
+    check_clamp(clamp)
     if isinstance(x, (int, np.integer)):
         y = saturate((int(x) + round_const(shift)) >> shift)
-        return max(y, 0) if relu else y
+        y = max(y, 0) if relu else y
+        return min(y, int(clamp)) if clamp is not None else y
     x = np.asarray(x)
     if x.dtype.kind not in "iu":
         raise TypeError(f"requantize needs integers, got dtype {x.dtype}")
     y = saturate((x.astype(np.int64) + round_const(shift)) >> shift)
-    return np.maximum(y, 0) if relu else y
+    y = np.maximum(y, 0) if relu else y
+    return np.minimum(y, int(clamp)) if clamp is not None else y
 
 
 def dot_accumulate(a: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -111,8 +130,8 @@ def check_int(x: np.ndarray, bits: int, what: str) -> None:
             raise ValueError(f"{what} value {bad} does not fit signed {bits} bits")
 
 
-def linear_int(a, w, bias, shift: int, relu: bool = False) -> np.ndarray:
-    """Golden integer layer core: ``requantize(a @ w + bias, shift, relu)``.
+def linear_int(a, w, bias, shift: int, relu: bool = False, clamp: int | None = None) -> np.ndarray:
+    """Golden integer layer core: ``requantize(a @ w + bias, shift, relu, clamp)``.
 
     ``a``: int16 [M, K]; ``w``: int16 [K, N]; ``bias``: int [N] in accumulator scale (BIAS_BITS).
     Returns int16 values as an ``np.int16`` array [M, N].
@@ -120,7 +139,7 @@ def linear_int(a, w, bias, shift: int, relu: bool = False) -> np.ndarray:
     bias = np.asarray(bias, dtype=np.int64)
     check_int(bias, BIAS_BITS, "bias")
     acc = dot_accumulate(a, w) + bias
-    return requantize(acc, shift, relu).astype(np.int16)
+    return requantize(acc, shift, relu, clamp).astype(np.int16)
 
 
 # ---- float <-> fixed conversion (calibration helpers) -------------------------------------------

@@ -36,10 +36,19 @@ bound below grows to ``M / 2**(r+1)``). Error versus the true mean: the weight's
 8x8 = 64), so ``|y - mean| <= 0.5 LSB + |mean| * 2**-15`` (0.5 LSB only, for power-of-two M).
 Examples: M = 64: r = 20, R = 16384 (exact); M = 49 (7x7): r = 20, R = 21400, relative error 2.3e-5.
 
-Max-pool, shortcut, flatten
----------------------------
+Max-pool, average pool, concat, shortcut, flatten
+-------------------------------------------------
 Max-pool works on int16 directly (exact; frac unchanged); padding cells hold -32768 and never win (torch
-pads with -inf, and ``padding <= kernel / 2`` keeps every window non-empty). The CIFAR option-A shortcut is
+pads with -inf, and ``padding <= kernel / 2`` keeps every window non-empty). ``ceil_mode`` rounds the output
+size up as torch does (the last window may start past the padded end only if it still starts inside the
+input or its left padding); the cells it reaches past the map are padding too.
+
+A k x k average pool (``count_include_pad``: the divisor is always ``k * k``) is a depthwise convolution
+whose every tap has the constant weight ``R`` of the global pool rule over ``M = k * k`` values (zero padding,
+bias 0, ``shift = fi + r - fo``): :func:`avgpool2d_int`, :func:`avgpool_params`.
+
+Channel concatenation joins maps of one format (the calibration gives the inputs of a concat the same frac
+bits): an exact copy, ``np.concatenate`` along channels. The CIFAR option-A shortcut is
 an exact copy ``y[:, off + c, i, j] = x[:, c, 2i, 2j]``, other channels 0 (frac unchanged); the same bits as a
 1x1 stride-2 conv with ``W[o, c] = 1`` iff ``o == c + off``, bias 0, shift 0 (:func:`shortcut_a_as_conv`).
 Flatten is ``reshape(N, C*H*W)`` in C, H, W order.
@@ -58,6 +67,7 @@ from golden.fixedpoint import (
     check_int,
     linear_int,
     quantize,
+    requantize,
 )
 
 #: Rows of the im2col matrix processed per ``linear_int`` call (bounds the int64 temporaries).
@@ -81,9 +91,14 @@ def _as_int16(x: np.ndarray, what: str) -> np.ndarray:
     return x.astype(np.int16, copy=False)
 
 
-def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """Output length of a convolution / pool along one axis (floor mode)."""
-    return (size + 2 * padding - kernel) // stride + 1
+def conv_out_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """Output length of a convolution / pool along one axis (floor mode, or torch's ceil mode)."""
+    if not ceil_mode:
+        return (size + 2 * padding - kernel) // stride + 1
+    out = -(-(size + 2 * padding - kernel) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 def im2col(
@@ -104,12 +119,13 @@ def im2col(
     return np.ascontiguousarray(win.transpose(0, 2, 3, 1, 4, 5)).reshape(n * oh * ow, c * kh * kw)
 
 
-def _linear_rows(a: np.ndarray, wt: np.ndarray, bias: np.ndarray, shift: int, relu: bool) -> np.ndarray:
+def _linear_rows(a: np.ndarray, wt: np.ndarray, bias: np.ndarray, shift: int, relu: bool,
+                 clamp: int | None = None) -> np.ndarray:
     """``linear_int`` over row chunks (same result, bounded memory)."""
     if a.shape[0] <= ROW_CHUNK:
-        return linear_int(a, wt, bias, shift, relu)
+        return linear_int(a, wt, bias, shift, relu, clamp)
     return np.concatenate(
-        [linear_int(a[i : i + ROW_CHUNK], wt, bias, shift, relu) for i in range(0, a.shape[0], ROW_CHUNK)]
+        [linear_int(a[i : i + ROW_CHUNK], wt, bias, shift, relu, clamp) for i in range(0, a.shape[0], ROW_CHUNK)]
     )
 
 
@@ -122,10 +138,12 @@ def conv2d_int(
     padding: IntPair = 0,
     groups: int = 1,
     relu: bool = False,
+    clamp: int | None = None,
 ) -> np.ndarray:
     """Integer conv2d: ``x`` int16 [N, C, H, W], ``w`` int16 [O, C/groups, KH, KW] (torch layout),
-    ``bias`` int [O] in accumulator scale (None = 0), ``requantize(conv + bias, shift, relu)`` -> int16
-    [N, O, OH, OW]. Kernel 1..11, stride 1..4 and any padding are all the same rule (module docstring)."""
+    ``bias`` int [O] in accumulator scale (None = 0), ``requantize(conv + bias, shift, relu, clamp)`` -> int16
+    [N, O, OH, OW]. Kernel 1..11, stride 1..4 and any padding are all the same rule (module docstring).
+    Depthwise (``groups == C``) and grouped convolutions run group by group."""
     x = _as_int16(x, "activation")
     w = _as_int16(w, "weight")
     if x.ndim != 4 or w.ndim != 4:
@@ -140,24 +158,33 @@ def conv2d_int(
     oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(wd, kw, sw, pw)
     og = o // groups
     out = np.empty((n, o, oh, ow), dtype=np.int16)
+    if groups > 1 and cg == 1 and og == 1:  # depthwise: all channels at once, each with its own taps
+        for i in range(n):
+            win = im2col(x[i : i + 1], (kh, kw), (sh, sw), (ph, pw)).reshape(oh * ow, c, kh * kw)
+            acc = np.einsum("pck,ck->pc", win.astype(np.int64), w.reshape(c, kh * kw).astype(np.int64))
+            check_int(b, BIAS_BITS, "bias")
+            y = requantize(acc + b, shift, relu, clamp).astype(np.int16)  # [OH*OW, C]
+            out[i] = y.T.reshape(o, oh, ow)
+        return out
     for g in range(groups):
         wg = w[g * og : (g + 1) * og].reshape(og, cg * kh * kw).T
         for i in range(n):  # one image at a time keeps the im2col matrix small
             a = im2col(x[i : i + 1, g * cg : (g + 1) * cg], (kh, kw), (sh, sw), (ph, pw))
-            y = _linear_rows(a, wg, b[g * og : (g + 1) * og], shift, relu)  # [OH*OW, og]
+            y = _linear_rows(a, wg, b[g * og : (g + 1) * og], shift, relu, clamp)  # [OH*OW, og]
             out[i, g * og : (g + 1) * og] = y.T.reshape(og, oh, ow)
     return out
 
 
 def fc_int(
-    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, relu: bool = False
+    x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, shift: int, relu: bool = False,
+    clamp: int | None = None,
 ) -> np.ndarray:
     """Integer fully-connected layer: ``x`` int16 [N, I], ``w`` int16 [O, I] (torch layout), ``bias`` int [O]
-    in accumulator scale -> ``requantize(x @ w.T + bias, shift, relu)`` int16 [N, O]."""
+    in accumulator scale -> ``requantize(x @ w.T + bias, shift, relu, clamp)`` int16 [N, O]."""
     x = _as_int16(x, "activation")
     w = _as_int16(w, "weight")
     b = np.zeros(w.shape[0], dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64)
-    return _linear_rows(x.reshape(x.shape[0], -1), w.T, b, shift, relu)
+    return _linear_rows(x.reshape(x.shape[0], -1), w.T, b, shift, relu, clamp)
 
 
 def quantize_bias(bias: np.ndarray, acc_frac: int) -> np.ndarray:
@@ -174,9 +201,9 @@ def relu_int(x: np.ndarray) -> np.ndarray:
 
 
 def maxpool2d_int(
-    x: np.ndarray, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0
+    x: np.ndarray, kernel: IntPair, stride: IntPair | None = None, padding: IntPair = 0, ceil_mode: bool = False
 ) -> np.ndarray:
-    """Max-pool on int16 [N, C, H, W] (floor mode); padding cells are -32768. Exact; frac unchanged."""
+    """Max-pool on int16 [N, C, H, W] (floor or ceil mode); padding cells are -32768. Exact; frac unchanged."""
     x = _as_int16(x, "activation")
     kh, kw = _pair(kernel)
     sh, sw = _pair(stride if stride is not None else kernel)
@@ -184,8 +211,9 @@ def maxpool2d_int(
     if 2 * ph > kh or 2 * pw > kw:
         raise ValueError(f"max-pool padding {ph},{pw} exceeds half the kernel {kh}x{kw}")
     n, c, h, w = x.shape
-    oh, ow = conv_out_size(h, kh, sh, ph), conv_out_size(w, kw, sw, pw)
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=INT16_MIN)
+    oh, ow = conv_out_size(h, kh, sh, ph, ceil_mode), conv_out_size(w, kw, sw, pw, ceil_mode)
+    eh, ew = max(0, (oh - 1) * sh + kh - h - 2 * ph), max(0, (ow - 1) * sw + kw - w - 2 * pw)  # ceil mode
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew)), constant_values=INT16_MIN)
     win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
     win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
     return win.max(axis=(4, 5)).astype(np.int16)
@@ -205,8 +233,9 @@ def residual_add_params(frac_a: int, frac_b: int, frac_out: int) -> tuple[int, i
     return 1 << (f - frac_a), 1 << (f - frac_b), shift
 
 
-def add_int(a: np.ndarray, b: np.ndarray, wa: int, wb: int, shift: int, relu: bool = False) -> np.ndarray:
-    """Residual add as a MAC-array dot product: per element ``requantize([a, b] . [wa, wb], shift, relu)``.
+def add_int(a: np.ndarray, b: np.ndarray, wa: int, wb: int, shift: int, relu: bool = False,
+            clamp: int | None = None) -> np.ndarray:
+    """Residual add as a MAC-array dot product: per element ``requantize([a, b] . [wa, wb], shift, relu, clamp)``.
 
     ``a``, ``b`` int16 of the same shape; ``wa``, ``wb`` int16 weights (powers of two from
     :func:`residual_add_params`). Returns int16 of ``a``'s shape.
@@ -217,7 +246,7 @@ def add_int(a: np.ndarray, b: np.ndarray, wa: int, wb: int, shift: int, relu: bo
         raise ValueError(f"residual add of different shapes {a.shape} and {b.shape}")
     pairs = np.stack([a.reshape(-1), b.reshape(-1)], axis=1)  # [M, 2]
     wmat = np.array([[wa], [wb]], dtype=np.int64)
-    return _linear_rows(pairs, wmat, np.zeros(1, dtype=np.int64), shift, relu).reshape(a.shape)
+    return _linear_rows(pairs, wmat, np.zeros(1, dtype=np.int64), shift, relu, clamp).reshape(a.shape)
 
 
 def avgpool_params(count: int, frac_in: int, frac_out: int) -> tuple[int, int, int]:
@@ -259,6 +288,33 @@ def global_avgpool_int(x: np.ndarray, weight: int, shift: int) -> np.ndarray:
     return y.reshape(n, c)
 
 
+def avgpool2d_weight(channels: int, kernel: IntPair, weight: int) -> np.ndarray:
+    """The depthwise conv weight (int16 [C, 1, KH, KW], every tap ``weight``) that runs a k x k average
+    pool on the engine."""
+    kh, kw = _pair(kernel)
+    return np.full((channels, 1, kh, kw), weight, dtype=np.int16)
+
+
+def avgpool2d_int(x: np.ndarray, kernel: IntPair, stride: IntPair | None, padding: IntPair, weight: int,
+                  shift: int) -> np.ndarray:
+    """k x k average pool on int16 [N, C, H, W] (``count_include_pad``): a depthwise conv whose taps all
+    hold ``weight`` (``R`` of :func:`avgpool_params` over ``k * k`` values), zero padding, bias 0, then
+    ``requantize(acc, shift)``."""
+    x = _as_int16(x, "activation")
+    kh, kw = _pair(kernel)
+    c = x.shape[1]
+    return conv2d_int(x, avgpool2d_weight(c, (kh, kw), weight), None, shift, stride if stride is not None else
+                      kernel, padding, groups=c)
+
+
+def concat_int(xs: list[np.ndarray]) -> np.ndarray:
+    """Channel concatenation of int16 maps [N, C_i, H, W] of one format (an exact copy)."""
+    xs = [_as_int16(x, "activation") for x in xs]
+    if len({x.shape[2:] for x in xs}) != 1 or len({x.shape[0] for x in xs}) != 1:
+        raise ValueError(f"concat of maps of different sizes {[x.shape for x in xs]}")
+    return np.concatenate(xs, axis=1)
+
+
 def shortcut_a_int(x: np.ndarray, out_channels: int, stride: int = 2) -> np.ndarray:
     """CIFAR option-A shortcut on int16: ``x[:, :, ::s, ::s]`` placed at channel offset
     ``(out_channels - C) // 2``, zeros elsewhere. Exact copy; frac unchanged."""
@@ -290,7 +346,10 @@ __all__ = [
     "ROW_CHUNK",
     "avgpool_max_r",
     "add_int",
+    "avgpool2d_int",
+    "avgpool2d_weight",
     "avgpool_params",
+    "concat_int",
     "conv2d_int",
     "conv_out_size",
     "fc_int",

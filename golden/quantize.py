@@ -14,6 +14,12 @@ Calibration (:func:`quantize_net`)
   BIAS_BITS; ``shift = F - frac_out``. If the shift would exceed 31, ``frac_w`` is lowered; if it would be
   negative (an output finer than the accumulator), ``frac_out = F``.
 * Max-pool, flatten, option-A shortcut: ``frac_out = frac_in`` (exact ops).
+* ReLU6: the layer's requantize clamps at ``fixedpoint.relu6_clamp(frac_out)`` (6 in the output format).
+* Channel concat: an exact copy, so its inputs share one format: each input's calibrated frac is capped at
+  the smallest of the concat's inputs and output (a cap on a max-pool's or another concat's output moves to
+  its input, since those keep their input's format), repeated until the inputs agree.
+* k x k average pool: ``frac_out = min(calibrated, frac_in + r)``, ``R, r, shift`` by
+  :func:`golden.layers.avgpool_params` over ``k * k`` values (a depthwise conv with one constant weight).
 * Residual add: ``frac_out = min(calibrated, max(fa, fb))``, weights/shift by
   :func:`golden.layers.residual_add_params`. Global average pool: ``frac_out = min(calibrated, frac_in + r)``,
   ``R, r, shift`` by :func:`golden.layers.avgpool_params`.
@@ -52,8 +58,8 @@ from torch import nn
 from golden import fixedpoint as fp
 from golden import layers as L
 from golden.errors import UserError
-from golden.nets import NET_INFO, check_net_name, get_net, net_name_of
-from golden.splits import INPUT, Layer, check_split, get_split, layers, layers_between, split_names
+from golden.network import Network, network, network_of
+from golden.splits import INPUT, Layer, split_names
 
 FORMAT_VERSION = 1
 DEFAULT_CALIBRATION = {"digits": 1347, "cifar10": 500, "imagenet": 6}
@@ -69,7 +75,8 @@ class QLayer:
     ``w``: int16 — conv ``[O, C/g, KH, KW]`` (torch layout; ``reshape(O, -1)`` rows are in im2col order),
     linear ``[O, I]``, add ``[wa, wb]``, avgpool ``[R]``; None for maxpool/flatten/shortcut.
     ``bias``: int64 ``[O]`` in accumulator scale ``frac_in + frac_w`` (conv/linear), else None.
-    ``shift``: requantize shift; ``r``: the avgpool weight exponent (``R ~ 2**r / (H*W)``).
+    ``shift``: requantize shift; ``r``: the avgpool weight exponent (``R ~ 2**r / (H*W)``); ``clamp``: the
+    ReLU6 upper clamp (``fixedpoint.relu6_clamp(frac_out)``) or None.
     """
 
     layer: Layer
@@ -80,6 +87,7 @@ class QLayer:
     w: np.ndarray | None = None
     bias: np.ndarray | None = None
     r: int = 0
+    clamp: int | None = None
 
     @property
     def name(self) -> str:
@@ -106,8 +114,10 @@ class QLayer:
         )
         if self.type == "add":
             d["add_weights"] = [int(v) for v in self.w]
-        if self.type == "avgpool":
+        if self.type in ("avgpool", "avgpool2d"):
             d["avg_weight"], d["avg_r"] = int(self.w[0]), self.r
+        if self.clamp is not None:
+            d["clamp"] = self.clamp
         return d
 
 
@@ -119,6 +129,12 @@ class QNet:
     input_frac: int
     layers: tuple[QLayer, ...]
     calibration: dict[str, Any] = field(default_factory=dict)
+    source: Network | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def network(self) -> Network:
+        """The network these layers belong to (``source``, else the one registered under ``net``)."""
+        return self.source if self.source is not None else network(self.net)
 
     def layer(self, name: str) -> QLayer:
         for q in self.layers:
@@ -132,7 +148,7 @@ class QNet:
 
     def split_frac(self, split: str) -> int:
         """Frac bits of the feature sent at ``split``."""
-        return self.frac(get_split(self.net, split).output)
+        return self.frac(self.network.split(split).output)
 
     def quantize_input(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """Float (normalised) images to int16 with ``input_frac`` (round half to even, saturate)."""
@@ -188,13 +204,13 @@ def run_float(
     Equal to the module's own forward up to float rounding; the calibration runs this. ``params`` are
     precomputed :func:`float_params` (to fold once for many batches).
     """
-    name = net_name_of(net)
+    nw = network_of(net)
     params = params if params is not None else float_params(net, dtype)
     env: dict[str, torch.Tensor] = {INPUT: torch.as_tensor(_np(x)).to(dtype)}
     out = env[INPUT]
     if record is not None:
         record(INPUT, out)
-    for lay in layers_between(name, INPUT, upto):
+    for lay in nw.layers_between(INPUT, upto):
         a = [env[i] for i in lay.inputs]
         if lay.type == "conv":
             w, b = params[lay.name]
@@ -203,18 +219,24 @@ def run_float(
             w, b = params[lay.name]
             out = F.linear(a[0], w, b)
         elif lay.type == "maxpool":
-            out = F.max_pool2d(a[0], lay.kernel, lay.stride, lay.padding)
+            out = F.max_pool2d(a[0], lay.kernel, lay.stride, lay.padding, ceil_mode=lay.ceil_mode)
         elif lay.type == "avgpool":
             out = a[0].mean(dim=(2, 3))
+        elif lay.type == "avgpool2d":
+            out = F.avg_pool2d(a[0], lay.kernel, lay.stride, lay.padding, count_include_pad=True)
         elif lay.type == "add":
             out = a[0] + a[1]
+        elif lay.type == "concat":
+            out = torch.cat(a, dim=1)
         elif lay.type == "shortcut_a":
             out = _shortcut_t(a[0], lay)
         elif lay.type == "flatten":
             out = a[0].reshape(a[0].shape[0], -1)
         else:
             raise NotImplementedError(lay.type)
-        if lay.relu:
+        if lay.relu6:
+            out = F.relu6(out)
+        elif lay.relu:
             out = F.relu(out)
         env[lay.name] = out
         if record is not None:
@@ -228,7 +250,7 @@ def float_params(
     """``{layer: (weight, bias)}`` of every conv/linear layer, BN folded, in ``dtype``."""
     return {
         lay.name: folded_params(net, lay, dtype)
-        for lay in layers(net_name_of(net))
+        for lay in network_of(net).layers
         if lay.type in ("conv", "linear")
     }
 
@@ -243,12 +265,14 @@ def _shortcut_t(x: torch.Tensor, lay: Layer) -> torch.Tensor:
 
 
 def quantize_net(
-    net: str | nn.Module, calib: np.ndarray | torch.Tensor, percentile: float = 100.0, batch_size: int = 100
+    net: str | Network | nn.Module, calib: np.ndarray | torch.Tensor, percentile: float = 100.0,
+    batch_size: int = 100
 ) -> QNet:
-    """Calibrate ``net`` (a registry name = default weights, or a module from ``get_net``) on the float
-    images ``calib`` [N, C, H, W] and quantize it (module docstring for the rules)."""
-    module = get_net(net) if isinstance(net, str) else net
-    name = net_name_of(module)
+    """Calibrate ``net`` (a network = its default or given weights, or a module from ``Network.module`` /
+    ``golden.nets.get_net``) on the float images ``calib`` [N, C, H, W] and quantize it (module docstring
+    for the rules)."""
+    module = network(net).module() if isinstance(net, (str, Network)) else net
+    nw = network_of(module)
     if not 0 < percentile <= 100:
         raise UserError(f"percentile must be in (0, 100], got {percentile}")
     calib = _np(calib)
@@ -268,11 +292,51 @@ def quantize_net(
             run_float(module, calib[i : i + batch_size], record=record, params=params)
         del params
 
-    frac: dict[str, int] = {INPUT: fp.frac_bits_for(amax[INPUT])}
+    caps: dict[str, int] = {}
+    for _ in range(8):  # the concat inputs' formats settle in a round or two (module docstring)
+        frac, qlayers = _quantize_layers(module, nw, amax, caps)
+        if not _tighten_concat_caps(nw, frac, caps):
+            break
+    else:  # pragma: no cover - every round lowers a cap, and caps are bounded below
+        raise AssertionError(f"{nw.name}: concat input formats did not settle")
+    return QNet(nw.name, frac[INPUT], tuple(qlayers), {"images": int(len(calib)), "percentile": float(percentile)},
+                source=nw)
+
+
+_KEEPS_FORMAT = ("maxpool", "flatten", "shortcut_a", "concat")
+
+
+def _tighten_concat_caps(nw: Network, frac: dict[str, int], caps: dict[str, int]) -> bool:
+    """Lower ``caps`` so that every concat's inputs get one format; True if a cap changed."""
+    by_name = {la.name: la for la in nw.layers}
+    changed = False
+
+    def cap(t: str, f: int) -> None:
+        nonlocal changed
+        if caps.get(t, 1 << 30) > f:
+            caps[t] = f
+            changed = True
+        la = by_name.get(t)
+        if la is not None and la.type in _KEEPS_FORMAT:
+            for i in la.inputs:
+                cap(i, f)
+
+    for la in nw.layers:
+        if la.type == "concat":
+            fs = [frac[i] for i in la.inputs]
+            if len(set(fs)) > 1:
+                for i in la.inputs:
+                    cap(i, min(fs))
+    return changed
+
+
+def _quantize_layers(module: nn.Module, nw: Network, amax: dict[str, float], caps: dict[str, int]
+                     ) -> tuple[dict[str, int], list[QLayer]]:
+    frac: dict[str, int] = {INPUT: min(fp.frac_bits_for(amax[INPUT]), caps.get(INPUT, 1 << 30))}
     qlayers = []
-    for lay in layers(name):
+    for lay in nw.layers:
         fi = tuple(frac[i] for i in lay.inputs)
-        f_cal = fp.frac_bits_for(amax[lay.name])
+        f_cal = min(fp.frac_bits_for(amax[lay.name]), caps.get(lay.name, 1 << 30))
         if lay.type in ("conv", "linear"):
             with torch.no_grad():
                 w, b = folded_params(module, lay)
@@ -287,33 +351,35 @@ def quantize_net(
             q = QLayer(lay, fi, f_out, shift=acc - f_out, frac_w=f_w, w=w_int, bias=b_int)
         elif lay.type in ("maxpool", "flatten", "shortcut_a"):
             q = QLayer(lay, fi, fi[0])
+        elif lay.type == "concat":
+            q = QLayer(lay, fi, min(fi))
         elif lay.type == "add":
             f_out = min(f_cal, max(fi))
             wa, wb, shift = L.residual_add_params(fi[0], fi[1], f_out)
             q = QLayer(lay, fi, f_out, shift, w=np.array([wa, wb], dtype=np.int16))
-        elif lay.type == "avgpool":
-            count = lay.in_shape[1] * lay.in_shape[2]
+        elif lay.type in ("avgpool", "avgpool2d"):
+            count = lay.in_shape[1] * lay.in_shape[2] if lay.type == "avgpool" else lay.kernel[0] * lay.kernel[1]
             f_out = min(f_cal, fi[0] + L.avgpool_max_r(count))
             big_r, r, shift = L.avgpool_params(count, fi[0], f_out)
             q = QLayer(lay, fi, f_out, shift, w=np.array([big_r], dtype=np.int16), r=r)
         else:
             raise NotImplementedError(lay.type)
+        if lay.relu6:
+            q.clamp = fp.relu6_clamp(q.frac_out)
         frac[lay.name] = q.frac_out
         qlayers.append(q)
-    return QNet(
-        name, frac[INPUT], tuple(qlayers), {"images": int(len(calib)), "percentile": float(percentile)}
-    )
+    return frac, qlayers
 
 
 # ---- the integer reference (numpy) ------------------------------------------------------------------------
 
 
 def _start_tensor(qnet: QNet, start: str) -> str:
-    return get_split(qnet.net, check_split(qnet.net, start)).output
+    return qnet.network.split(start).output
 
 
 def _as_batch(x: np.ndarray, qnet: QNet, start: str) -> np.ndarray:
-    shape = get_split(qnet.net, start).tensor_shape
+    shape = qnet.network.split(start).tensor_shape
     x = np.asarray(x)
     if x.shape == tuple(shape):
         x = x[None]
@@ -337,19 +403,23 @@ def run_int(
     fp.check_int(x, fp.ACT_BITS, "input")
     env = {_start_tensor(qnet, start): x.astype(np.int16)}
     out = env[_start_tensor(qnet, start)]
-    for lay in layers_between(qnet.net, start, upto):
+    for lay in qnet.network.layers_between(start, upto):
         q = qnet.layer(lay.name)
         a = [env[i] for i in lay.inputs]
         if lay.type == "conv":
-            out = L.conv2d_int(a[0], q.w, q.bias, q.shift, lay.stride, lay.padding, lay.groups, lay.relu)
+            out = L.conv2d_int(a[0], q.w, q.bias, q.shift, lay.stride, lay.padding, lay.groups, lay.relu, q.clamp)
         elif lay.type == "linear":
-            out = L.fc_int(a[0], q.w, q.bias, q.shift, lay.relu)
+            out = L.fc_int(a[0], q.w, q.bias, q.shift, lay.relu, q.clamp)
         elif lay.type == "maxpool":
-            out = L.maxpool2d_int(a[0], lay.kernel, lay.stride, lay.padding)
+            out = L.maxpool2d_int(a[0], lay.kernel, lay.stride, lay.padding, lay.ceil_mode)
         elif lay.type == "avgpool":
             out = L.global_avgpool_int(a[0], int(q.w[0]), q.shift)
+        elif lay.type == "avgpool2d":
+            out = L.avgpool2d_int(a[0], lay.kernel, lay.stride, lay.padding, int(q.w[0]), q.shift)
         elif lay.type == "add":
-            out = L.add_int(a[0], a[1], int(q.w[0]), int(q.w[1]), q.shift, lay.relu)
+            out = L.add_int(a[0], a[1], int(q.w[0]), int(q.w[1]), q.shift, lay.relu, q.clamp)
+        elif lay.type == "concat":
+            out = L.concat_int(a)
         elif lay.type == "shortcut_a":
             out = L.shortcut_a_int(a[0], lay.out_shape[0], lay.stride[0])
         elif lay.type == "flatten":
@@ -374,9 +444,10 @@ def _fast_param(qnet: QNet, name: str) -> tuple[torch.Tensor, torch.Tensor | Non
     return cache[name]
 
 
-def _requant_t(acc: torch.Tensor, shift: int, relu: bool) -> torch.Tensor:
+def _requant_t(acc: torch.Tensor, shift: int, relu: bool, clamp: int | None = None) -> torch.Tensor:
     y = torch.floor((acc + float(fp.round_const(shift))) * 2.0**-shift).clamp_(fp.INT16_MIN, fp.INT16_MAX)
-    return y.clamp_(min=0) if relu else y
+    y = y.clamp_(min=0) if relu else y
+    return y.clamp_(max=clamp) if clamp is not None else y
 
 
 def run_fast(
@@ -393,23 +464,29 @@ def run_fast(
     env = {start_name: torch.from_numpy(x.astype(np.float64))}
     out = env[start_name]
     with torch.no_grad():
-        for lay in layers_between(qnet.net, start, upto):
+        for lay in qnet.network.layers_between(start, upto):
             q = qnet.layer(lay.name)
             a = [env[i] for i in lay.inputs]
             if lay.type == "conv":
                 w, b = _fast_param(qnet, lay.name)
                 out = _requant_t(
-                    F.conv2d(a[0], w, b, lay.stride, lay.padding, 1, lay.groups), q.shift, lay.relu
+                    F.conv2d(a[0], w, b, lay.stride, lay.padding, 1, lay.groups), q.shift, lay.relu, q.clamp
                 )
             elif lay.type == "linear":
                 w, b = _fast_param(qnet, lay.name)
-                out = _requant_t(F.linear(a[0], w, b), q.shift, lay.relu)
+                out = _requant_t(F.linear(a[0], w, b), q.shift, lay.relu, q.clamp)
             elif lay.type == "maxpool":
-                out = F.max_pool2d(a[0], lay.kernel, lay.stride, lay.padding)
+                out = F.max_pool2d(a[0], lay.kernel, lay.stride, lay.padding, ceil_mode=lay.ceil_mode)
             elif lay.type == "avgpool":
                 out = _requant_t(a[0].sum(dim=(2, 3)) * float(q.w[0]), q.shift, False)
+            elif lay.type == "avgpool2d":
+                c = a[0].shape[1]
+                wk = torch.full((c, 1, *lay.kernel), float(q.w[0]), dtype=torch.float64)
+                out = _requant_t(F.conv2d(a[0], wk, None, lay.stride, lay.padding, 1, c), q.shift, False)
             elif lay.type == "add":
-                out = _requant_t(a[0] * float(q.w[0]) + a[1] * float(q.w[1]), q.shift, lay.relu)
+                out = _requant_t(a[0] * float(q.w[0]) + a[1] * float(q.w[1]), q.shift, lay.relu, q.clamp)
+            elif lay.type == "concat":
+                out = torch.cat(a, dim=1)
             elif lay.type == "shortcut_a":
                 out = _shortcut_t(a[0], lay)
             elif lay.type == "flatten":
@@ -441,34 +518,41 @@ def top1_int(qnet: QNet, x: np.ndarray | torch.Tensor, y: np.ndarray, batch_size
 # ---- default data, default quantized nets ----------------------------------------------------------------
 
 
-def sample_images(net: str, n: int | None = None, split: str = "test", data: str | None = None) -> np.ndarray:
+def sample_images(net: str | Network, n: int | None = None, split: str = "test", data: str | None = None
+                  ) -> np.ndarray:
     """Real float images for ``net``: digits, CIFAR-10 (``n`` evenly spaced), or the scikit-image photos
-    for the ImageNet nets (at most 6). ``n`` None = all."""
+    (at most 6) for the ImageNet nets and for user networks (resized to their input, see
+    :func:`golden.data.load_photos_for`). ``n`` None = all."""
     from golden import data as D
 
-    ds = NET_INFO[check_net_name(net)].dataset
+    nw = network(net)
+    ds = nw.dataset
     if ds == "digits":
         x, _ = D.load_digits(split)
         return x if n is None else x[:n]
     if ds == "cifar10":
         return D.load_cifar10(split, n, data)[0]
-    x, _ = D.load_photos()
+    if ds == "imagenet":
+        x, _ = D.load_photos()
+    else:
+        x, _ = D.load_photos_for(nw.input_shape)
     return x if n is None else x[:n]
 
 
-def calibration_images(net: str, n: int | None = None, data: str | None = None) -> np.ndarray:
+def calibration_images(net: str | Network, n: int | None = None, data: str | None = None) -> np.ndarray:
     """The default calibration set: digits training split (1,347), 500 CIFAR-10 *training* images evenly
-    spaced, or the 6 photos for the ImageNet nets."""
-    ds = NET_INFO[check_net_name(net)].dataset
+    spaced, or the 6 photos for the ImageNet nets and user networks."""
+    ds = network(net).dataset or "imagenet"
     return sample_images(
         net, n or DEFAULT_CALIBRATION[ds], split="test" if ds == "imagenet" else "train", data=data
     )
 
 
 @lru_cache(maxsize=4)
-def default_qnet(net: str) -> QNet:
-    """``net`` with its default weights, calibrated on :func:`calibration_images` (cached per process)."""
-    return quantize_net(get_net(net), calibration_images(net))
+def default_qnet(net: str | Network) -> QNet:
+    """``net`` with its default (or given) weights, calibrated on :func:`calibration_images` (cached per
+    process)."""
+    return quantize_net(network(net).module(), calibration_images(net))
 
 
 # ---- golden export ----------------------------------------------------------------------------------------
@@ -498,9 +582,10 @@ def export_activations(
     * per edge layer ``i`` (3 digits): ``L{i}.out`` int16 output ``[N, ...]``; ``L{i}.w`` int16 weights;
       ``L{i}.b`` int64 bias (accumulator scale) when the layer has them.
     """
-    check_net_name(net_name)
-    check_split(net_name, split)
-    qnet = qnet or default_qnet(net_name)
+    nw = network(net_name)
+    net_name = nw.name
+    sp = nw.split(split)
+    qnet = qnet or default_qnet(nw)
     if qnet.net != net_name:
         raise UserError(f"quantized network is {qnet.net}, not {net_name}")
     x = _np(sample_images(net_name, 2) if images is None else images)
@@ -508,8 +593,7 @@ def export_activations(
     x_int = _as_batch(x_int, qnet, INPUT)
     outs = run_int(qnet, x_int, upto=split, return_all=True)
     assert isinstance(outs, dict)
-    edge = layers_between(net_name, INPUT, split)
-    sp = get_split(net_name, split)
+    edge = nw.layers_between(INPUT, split)
     result: dict[str, Any] = {
         "input": x_int,
         "input_frac": np.int64(qnet.input_frac),
@@ -569,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-n", "--images", type=int, default=2)
     args = p.parse_args(argv)
     try:
-        check_split(check_net_name(args.net), args.split)
+        network(args.net).split(args.split)
         d = export_activations(args.net, args.split, sample_images(args.net, args.images))
     except UserError as e:
         print(f"golden.quantize: error: {e}", file=sys.stderr)

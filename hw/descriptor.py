@@ -62,7 +62,9 @@ class Op(enum.Enum, shape=4):
     ENCODE = 8
 
 
-# field: (width, meaning). Widths bound what the engine can run; `validate` checks them.
+# field: (width, meaning). Widths bound what the engine can run; `validate` checks them. The descriptor fills
+# exactly three DRAM beats (36 words): DRAM addresses are 30-bit word addresses (2 GiB), a mosaic has at most
+# 4095 tile columns and rows.
 FIELDS: dict[str, int] = {
     "op": 4,
     "nocount": 1,
@@ -75,17 +77,19 @@ FIELDS: dict[str, int] = {
     "in_addr": 24, "in_c": 16, "in_h": 16, "in_w": 16, "in_ch_stride": 24, "in_y0": 16, "in_h_total": 16,
     "out_addr": 24, "out_c": 16, "out_h": 16, "out_w": 16, "out_ch_stride": 24, "out_y0": 16,
     # weights in DRAM (element address): per group of 12 output channels, 3 bias beats then K rows
-    "w_addr": 32,
+    "w_addr": 30,
     # ADD / GAP: the second input and the two int16 weights (two's complement)
     "in2_addr": 24, "wa": 16, "wb": 16,
     # LOAD / STORE
-    "dram_addr": 32, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 32, "fb_stride": 24,
+    "dram_addr": 30, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 30, "fb_stride": 24,
     # the encode unit (ENC_TABLES, ENCODE) and the wait for it (any command)
-    "enc_sync": 1, "enc_mode": 2, "enc_offset": 1, "enc_first": 1, "enc_last": 1, "grid_cols": 16,
-    "grid_rows": 16, "enc_yb0": 13, "enc_ybn": 13,
+    "enc_sync": 1, "enc_mode": 2, "enc_offset": 1, "enc_first": 1, "enc_last": 1, "grid_cols": 12,
+    "grid_rows": 12, "enc_yb0": 12, "enc_ybn": 12,
     # CONV with compressed weights (see hw.engine: tables + bias at w_addr, `rows` table entries; the
     # stream at dram_addr, dram_stride words; row_len blocks)
     "w_codec": 1, "w_raw0": 1,
+    # CONV / ADD: ReLU6 (an upper clamp after the ReLU, golden.fixedpoint.relu6_clamp)
+    "clamp_en": 1, "clamp": 15,
 }
 
 layout = data.StructLayout({name: (Op if name == "op" else width) for name, width in FIELDS.items()})
@@ -140,6 +144,8 @@ class Command:
     enc_ybn: int = 0
     w_codec: int = 0
     w_raw0: int = 0
+    clamp_en: int = 0
+    clamp: int = 0
 
     def to_int(self) -> int:
         word = 0

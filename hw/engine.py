@@ -650,6 +650,8 @@ class Engine(wiring.Component):
             array.inp.payload.last.eq(b_last),
             array.shift.eq(d.shift),
             array.relu.eq(d.relu),
+            array.clamp_en.eq(d.clamp_en),
+            array.clamp.eq(d.clamp),
         ]
         for j in range(LANES):
             m.d.comb += array.bias[j].eq(g_bias[j][:BIAS_BITS])
@@ -722,7 +724,7 @@ class Engine(wiring.Component):
                                  inc["macs"].eq(2 * w_cnt)]
                     for t in range(LANES):
                         q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,
-                                       name=f"add{t}")
+                                       name=f"add{t}", clamp_en=d.clamp_en, clamp=d.clamp)
                         m.d.comb += fb.wr_data[t].eq(q)
                     m.d.sync += w_pend.eq(0)
                 with m.If(v_off < d.row_len):

@@ -65,6 +65,7 @@ class MacArray(wiring.Component):
     bias : In(rows x signed(BIAS_BITS))   per-row bias in accumulator scale, sampled with ``last``
     shift : In(SHIFT_BITS)                requantization shift, sampled with ``last``
     relu : In(1)                          apply ReLU, sampled with ``last``
+    clamp_en, clamp : In(1), In(15)       ReLU6: at most ``clamp`` after the ReLU, sampled with ``last``
     out : Out(stream)    payload ``{data: cols x int16, row}``: one output row per beat, rows 0..rows-1
     busy : Out(1)        a tile is being accumulated or drained
     """
@@ -80,6 +81,8 @@ class MacArray(wiring.Component):
             "bias": In(data.ArrayLayout(signed(BIAS_BITS), rows)),
             "shift": In(unsigned(SHIFT_BITS)),
             "relu": In(1),
+            "clamp_en": In(1),
+            "clamp": In(ACT_BITS - 1),
             "out": Out(stream.Signature(output_layout(rows, cols))),
             "busy": Out(1),
         })
@@ -118,14 +121,17 @@ class MacArray(wiring.Component):
         pend_bias = Signal.like(self.bias)
         pend_shift = Signal.like(self.shift)
         pend_relu = Signal()
+        pend_clamp_en, pend_clamp = Signal(), Signal.like(self.clamp)
         with m.If(accept & self.inp.payload.last):
-            m.d.sync += [pend_bias.eq(self.bias), pend_shift.eq(self.shift), pend_relu.eq(self.relu)]
+            m.d.sync += [pend_bias.eq(self.bias), pend_shift.eq(self.shift), pend_relu.eq(self.relu),
+                         pend_clamp_en.eq(self.clamp_en), pend_clamp.eq(self.clamp)]
 
         shadow = [[Signal(signed(ACC_BITS), name=f"shadow_{i}_{j}") for j in range(cols)]
                   for i in range(rows)]
         drain_bias = Signal.like(self.bias)
         drain_shift = Signal.like(self.shift)
         drain_relu = Signal()
+        drain_clamp_en, drain_clamp = Signal(), Signal.like(self.clamp)
 
         # rows of the shadow bank still to be sent; `row` is the next one
         rows_left = Signal(range(rows + 1))
@@ -151,7 +157,7 @@ class MacArray(wiring.Component):
         rnd = round_const(m, drain_shift)
         for j in range(cols):
             q = requantize(m, row_values[j] + row_bias, rnd, drain_shift, drain_relu,
-                           max(ACC_BITS, BIAS_BITS) + 1, name=f"rq{j}")
+                           max(ACC_BITS, BIAS_BITS) + 1, name=f"rq{j}", clamp_en=drain_clamp_en, clamp=drain_clamp)
             with m.If(load_out):
                 m.d.sync += self.out.payload.data[j].eq(q)
 
@@ -168,6 +174,7 @@ class MacArray(wiring.Component):
             m.d.sync += [shadow[i][j].eq(pes[i][j].acc) for i in range(rows) for j in range(cols)]
             m.d.sync += [
                 drain_bias.eq(pend_bias), drain_shift.eq(pend_shift), drain_relu.eq(pend_relu),
+                drain_clamp_en.eq(pend_clamp_en), drain_clamp.eq(pend_clamp),
                 rows_left.eq(rows), row.eq(0),
             ]
         with m.Elif(load_out):

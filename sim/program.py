@@ -15,6 +15,19 @@ Feature-buffer plan, per layer, in order:
 For verification, every layer's output must be readable afterwards: a resident output is copied to a
 DRAM area by a ``nocount`` STORE (the counters do not see it); a banded output is in DRAM already.
 
+Networks with branches, grouped convolutions or concatenations run every layer from DRAM to DRAM
+(``_compile_dag``):
+
+* A grouped convolution (depthwise: ``groups`` = channels) runs as *packs*: each pack is a dense convolution
+  over a few consecutive groups whose weights are block-diagonal (zero between groups), reading its input
+  channels from a slice of the input map and writing its output channels into a slice of the output map
+  (:func:`conv_packs`). A pack holds as many groups as fill the 12 rows of the MAC array (12 for a
+  depthwise layer), so a depthwise layer uses 1/12 of the array's MACs: its utilization bound is 1/12 of a
+  dense layer's.
+* A channel concatenation is free: its inputs are stored into adjacent channel ranges of its output in DRAM
+  (the concatenation's output is allocated first and its producers write into it). An input that cannot
+  be placed so (the network input, or a tensor already placed in another concatenation) is copied.
+
 Validation (``EngineLimitError``, one line naming the layer, the value and the limit) rejects what the
 engine cannot run: kernel outside 1..11, stride outside 1..4, a shift outside 0..31, channel counts or
 sizes beyond the descriptor fields, a dot product deeper than the weight buffer when a group has more
@@ -23,13 +36,13 @@ than one tile, and a layer whose single output row does not fit the buffer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
-from golden.layers import add_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
+from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
 from sim import encoding
 
@@ -49,10 +62,11 @@ class EngineConfig:
 
 @dataclass
 class ConvLayer:
-    """A convolution (or a fully-connected layer: ``k = 1`` on a 1x1 map, ``flatten=True``)."""
+    """A convolution (or a fully-connected layer: ``k = 1`` on a 1x1 map, ``flatten=True``); ``groups`` > 1: a
+    grouped convolution (depthwise when it equals the channels), run in packs (:func:`conv_packs`)."""
 
     name: str
-    weight: np.ndarray            # int16 [O, C, k, k]
+    weight: np.ndarray            # int16 [O, C / groups, k, k]
     bias: np.ndarray              # int [O], accumulator scale
     shift: int
     relu: bool = True
@@ -63,6 +77,8 @@ class ConvLayer:
     # compressed weights in DRAM (golden.weightcodec.EncodedLayer); ``weight`` must then be its decoded
     # weights (golden.weightcodec.decode_layer), which is what the engine computes with
     wcodec: object = None
+    groups: int = 1
+    clamp: int | None = None      # ReLU6: the upper clamp after the ReLU (golden.fixedpoint.relu6_clamp)
 
     def out_shape(self, in_shape):
         c, h, w = (int(np.prod(in_shape)), 1, 1) if self.flatten else in_shape
@@ -73,8 +89,33 @@ class ConvLayer:
     def reference(self, x: np.ndarray) -> np.ndarray:
         if self.flatten:
             x = x.reshape(-1, 1, 1)
-        return conv2d_int(x[None], self.weight, self.bias, self.shift, self.stride, self.pad,
-                          relu=self.relu)[0]
+        return conv2d_int(x[None], self.weight, self.bias, self.shift, self.stride, self.pad, groups=self.groups,
+                          relu=self.relu, clamp=self.clamp)[0]
+
+
+def _clamp_fields(clamp: int | None) -> dict:
+    return {"clamp_en": 1, "clamp": int(clamp)} if clamp is not None else {}
+
+
+def conv_packs(layer: ConvLayer) -> list[tuple[int, int, ConvLayer]]:
+    """The dense convolutions a (grouped) conv runs as: ``(first input channel, first output channel, dense
+    layer)``. A pack takes ``max(1, 12 // (O / groups))`` consecutive groups (12 for a depthwise layer), with
+    block-diagonal weights, so its output channels fill the MAC array's 12 rows; a plain conv is one pack."""
+    g = layer.groups
+    if g == 1:
+        return [(0, 0, layer)]
+    o, cg, k, k2 = layer.weight.shape
+    og = o // g
+    per = max(1, LANES // og)
+    bias = np.asarray(layer.bias, dtype=np.int64)
+    out = []
+    for g0 in range(0, g, per):
+        n = min(g, g0 + per) - g0
+        w = np.zeros((n * og, n * cg, k, k2), dtype=np.int16)
+        for j in range(n):
+            w[j * og:(j + 1) * og, j * cg:(j + 1) * cg] = layer.weight[(g0 + j) * og:(g0 + j + 1) * og]
+        out.append((g0 * cg, g0 * og, replace(layer, weight=w, bias=bias[g0 * og:(g0 + n) * og], groups=1)))
+    return out
 
 
 @dataclass
@@ -84,13 +125,29 @@ class PoolLayer:
     stride: int
     pad: int = 0
     inputs: tuple[str, ...] | None = None
+    ceil_mode: bool = False
 
     def out_shape(self, in_shape):
         c, h, w = in_shape
-        return (c, conv_out_size(h, self.k, self.stride, self.pad), conv_out_size(w, self.k, self.stride, self.pad))
+        return (c, conv_out_size(h, self.k, self.stride, self.pad, self.ceil_mode),
+                conv_out_size(w, self.k, self.stride, self.pad, self.ceil_mode))
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        return maxpool2d_int(x[None], self.k, self.stride, self.pad)[0]
+        return maxpool2d_int(x[None], self.k, self.stride, self.pad, self.ceil_mode)[0]
+
+
+@dataclass
+class ConcatLayer:
+    """Channel concatenation of earlier outputs (one format): free on the engine (module docstring)."""
+
+    name: str
+    inputs: tuple[str, ...]
+
+    def out_shape(self, in_shapes):
+        return (sum(s[0] for s in in_shapes), *in_shapes[0][1:])
+
+    def reference(self, *xs: np.ndarray) -> np.ndarray:
+        return concat_int([x[None] for x in xs])[0]
 
 
 @dataclass
@@ -103,12 +160,13 @@ class AddLayer:
     wb: int
     shift: int
     relu: bool = False
+    clamp: int | None = None
 
     def out_shape(self, in_shape):
         return in_shape
 
     def reference(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return add_int(a, b, self.wa, self.wb, self.shift, self.relu)
+        return add_int(a, b, self.wa, self.wb, self.shift, self.relu, self.clamp)
 
 
 @dataclass
@@ -137,6 +195,8 @@ class Program:
     out_dram: dict[str, int]               # DRAM address of each layer's output (CHW contiguous)
     macs: dict[str, int] = field(default_factory=dict)
     banded: dict[str, int] = field(default_factory=dict)   # layer -> number of bands (1: resident)
+    # MACs the array runs per layer: ``macs`` plus the zero weights of grouped convolutions' packs
+    array_macs: dict[str, int] = field(default_factory=dict)
     encodings: dict = field(default_factory=dict)          # layer -> sim.encoding.LayerEncoding
 
     def read_output(self, dram: np.ndarray, name: str) -> np.ndarray:
@@ -289,7 +349,15 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
     if isinstance(layer, ConvLayer):
         o, ci, k, k2 = layer.weight.shape
         cin = c * h * w if layer.flatten else c
-        if ci != cin or k != k2:
+        if layer.groups != 1 and (layer.flatten or layer.wcodec is not None or cin % layer.groups
+                                  or o % layer.groups):
+            raise EngineLimitError(f"layer {name}: groups {layer.groups} with {cin} input and {o} output channels"
+                                   f"{', flattened' if layer.flatten else ''}"
+                                   f"{', compressed weights' if layer.wcodec is not None else ''}; grouped "
+                                   f"convolutions need channel counts divisible by the groups and plain weights")
+        if layer.clamp is not None:
+            _check(name, "clamp", layer.clamp, 0, 2**FIELDS["clamp"] - 1)
+        if ci * layer.groups != cin or k != k2:
             raise EngineLimitError(f"layer {name}: weight shape {layer.weight.shape} does not match input "
                                    f"{in_shape}{' flattened' if layer.flatten else ''}")
         _check(name, "kernel", k, 1, 11)
@@ -306,7 +374,7 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
         out = layer.out_shape(in_shape)
         if out[1] < 1 or out[2] < 1:
             raise EngineLimitError(f"layer {name}: kernel {k} does not fit input {h}x{w} with padding {layer.pad}")
-        k_rows = cin * k * k
+        k_rows = max(p.weight[0].size for _, _, p in conv_packs(layer))
         if layer.wcodec is not None:
             enc = layer.wcodec
             if (enc.out_channels, enc.k) != (o, k_rows):
@@ -330,6 +398,8 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
         return out
     if isinstance(layer, AddLayer):
         _check(name, "shift", layer.shift, 0, MAX_SHIFT)
+        if layer.clamp is not None:
+            _check(name, "clamp", layer.clamp, 0, 2**FIELDS["clamp"] - 1)
         for wn in ("wa", "wb"):
             _check(name, wn, getattr(layer, wn), -(2**15), 2**15 - 1)
         return in_shape
@@ -352,10 +422,12 @@ def _geometry(layer, in_shape):
 
 
 def is_linear(layers: list) -> bool:
-    """True when every layer reads only the previous layer's output (AlexNet, VGG)."""
+    """True when every layer reads only the previous layer's output (AlexNet, VGG) and none is grouped or a
+    concatenation."""
     prev = "input"
     for layer in layers:
-        if isinstance(layer, AddLayer) or (layer.inputs is not None and tuple(layer.inputs) != (prev,)):
+        if isinstance(layer, (AddLayer, ConcatLayer)) or getattr(layer, "groups", 1) != 1 \
+                or (layer.inputs is not None and tuple(layer.inputs) != (prev,)):
             return False
         prev = layer.name
     return True
@@ -524,7 +596,7 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
         base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
                     relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
                     in_c=cin, in_w=iw, in_h_total=ih, out_c=out[0], out_w=out[2],
-                    **weights_at.get(layer.name, {}))
+                    **weights_at.get(layer.name, {}), **(_clamp_fields(layer.clamp) if is_conv else {}))
         ch_stride_in = 1 if (is_conv and layer.flatten) else None
         placed = False
         if resident is not None:
@@ -619,7 +691,8 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
     words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
     cmd_addr = dram.alloc(words.size, words)
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
-                   out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded, encodings=dict(encode or {}))
+                   out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded, encodings=dict(encode or {}),
+                   array_macs=dict(macs))
     prog.cmd_addr = cmd_addr
     assert len(words) == len(cmds) * DESC_WORDS_PADDED
     return prog
@@ -638,28 +711,45 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
     """Every tensor lives in DRAM; each layer LOADs bands of its inputs, computes, STOREs its output.
 
     1x1 stride-1 unpadded convolutions see each band as one long row (pixels in raster order are
-    contiguous in CHW), so the window loader fetches 12 consecutive pixels per read."""
+    contiguous in CHW), so the window loader fetches 12 consecutive pixels per read. Grouped convolutions run
+    pack by pack (:func:`conv_packs`), each on its slice of the input and output channels; a concatenation's
+    inputs are stored straight into its output (module docstring)."""
     fbw = config.fb_words
     dram = _Dram()
     cmds: list[Command] = []
     tags: list[str] = []
     shapes: dict[str, tuple] = {"input": tuple(int(v) for v in x.shape)}
     macs: dict[str, int] = {}
-    weights_at: dict[str, dict] = {}
+    array_macs: dict[str, int] = {}
+    weights_at: dict[tuple[str, int], dict] = {}
     prev = "input"
+    ins_of: dict[str, tuple[str, ...]] = {}
     for layer in layers:
         ins = tuple(layer.inputs or (prev,))
+        ins_of[layer.name] = ins
         for i in ins:
             if i not in shapes:
                 raise EngineLimitError(f"layer {layer.name}: input {i!r} is not an earlier layer")
         in_shape = shapes[ins[0]]
         if isinstance(layer, AddLayer) and shapes[ins[1]] != in_shape:
             raise EngineLimitError(f"layer {layer.name}: adds shapes {in_shape} and {shapes[ins[1]]}")
+        if isinstance(layer, ConcatLayer):
+            if len({shapes[i][1:] for i in ins}) != 1:
+                raise EngineLimitError(f"layer {layer.name}: concatenates maps of different sizes "
+                                       f"{[shapes[i] for i in ins]}")
+            shapes[layer.name] = layer.out_shape([shapes[i] for i in ins])
+            _check(layer.name, "output channels", shapes[layer.name][0], 1, 2 ** FIELDS["out_c"] - 1)
+            macs[layer.name] = 0
+            prev = layer.name
+            continue
         shapes[layer.name] = validate_layer(layer, in_shape, config)
         c, h, w = shapes[layer.name]
         if isinstance(layer, ConvLayer):
-            weights_at[layer.name] = alloc_weights(dram, layer, h * w)
+            for j, (_, _, pack) in enumerate(conv_packs(layer)):
+                weights_at[(layer.name, j)] = alloc_weights(dram, pack, h * w)
             macs[layer.name] = int(c * h * w * layer.weight[0].size)
+            array_macs[layer.name] = sum(h * w * pk.weight.shape[0] * pk.weight[0].size for _, _, pk in
+                                         conv_packs(layer))
         elif isinstance(layer, AddLayer):
             macs[layer.name] = 2 * c * h * w
         elif isinstance(layer, GapLayer):
@@ -667,25 +757,36 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
         else:
             macs[layer.name] = 0
         prev = layer.name
-    addr = {"input": dram.alloc(x.size, x.astype(np.int64))}
+    input_addr = dram.alloc(x.size, x.astype(np.int64))
     enc = _Encoder(encode, dram, cmds, tags, fbw)
+    addr = _dag_addresses(layers, ins_of, shapes, dram, input_addr)
 
     def emit(cmd: Command, tag: str) -> None:
         cmds.append(cmd)
         tags.append(tag)
 
     banded: dict[str, int] = {}
-    prev = "input"
     for layer in layers:
-        ins = tuple(layer.inputs or (prev,))
-        prev = layer.name
+        ins = ins_of[layer.name]
         name = layer.name
         ci, ih, iw = shapes[ins[0]]
         oc, oh, ow = shapes[name]
-        out = addr[name] = dram.alloc(oc * oh * ow)
+        out = addr[name]
         src = addr[ins[0]]
         nb = 0
-        if isinstance(layer, AddLayer):
+        if isinstance(layer, ConcatLayer):
+            off = 0
+            for t in ins:
+                n = int(np.prod(shapes[t]))
+                dst = out + off * oh * ow
+                if addr[t] != dst:  # not placed in this concatenation: copy it
+                    for a in range(0, n, fbw):
+                        m = min(fbw, n - a)
+                        emit(Command(Op.LOAD, dram_addr=addr[t] + a, fb_addr=0, rows=1, row_len=m), name)
+                        emit(Command(Op.STORE, dram_addr=dst + a, fb_addr=0, rows=1, row_len=m), name)
+                        nb += 1
+                off += shapes[t][0]
+        elif isinstance(layer, AddLayer):
             rb = _band_rows(fbw, 3 * ci * iw, 0, ih, name)
             for ya in range(0, ih, rb):
                 yb = min(ih, ya + rb)
@@ -694,7 +795,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
                     emit(Command(Op.LOAD, dram_addr=addr[t] + ya * iw, fb_addr=j * n, rows=ci,
                                  row_len=(yb - ya) * iw, dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
                 emit(Command(Op.ADD, in_addr=0, in2_addr=n, out_addr=2 * n, row_len=n, wa=layer.wa, wb=layer.wb,
-                             shift=layer.shift, relu=int(layer.relu)), name)
+                             shift=layer.shift, relu=int(layer.relu), **_clamp_fields(layer.clamp)), name)
                 emit(Command(Op.STORE, dram_addr=out + ya * iw, fb_addr=2 * n, rows=ci, row_len=(yb - ya) * iw,
                              dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
                 nb += 1
@@ -708,52 +809,26 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
                              wa=layer.weight, shift=layer.shift), name)
                 emit(Command(Op.STORE, dram_addr=out + c0, fb_addr=(c1 - c0) * hw, rows=1, row_len=c1 - c0), name)
                 nb += 1
-        else:
+        elif isinstance(layer, ConvLayer) and layer.flatten:
             k, s, pad, cin, gh, gw = _geometry(layer, (ci, ih, iw))
-            is_conv = isinstance(layer, ConvLayer)
-            base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad,
-                        relu=int(is_conv and layer.relu), shift=layer.shift if is_conv else 0,
-                        in_c=cin, out_c=oc, **weights_at.get(name, {}))
-            pointwise = is_conv and not layer.flatten and k == 1 and s == 1 and pad == 0
-            if is_conv and layer.flatten:
-                n_in = cin
-                if n_in + oc > fbw:
-                    raise EngineLimitError(f"layer {name}: a flattened input of {n_in} words plus {oc} output "
-                                           f"words does not fit the buffer ({fbw} words)")
-                emit(Command(Op.LOAD, dram_addr=src, fb_addr=0, rows=1, row_len=n_in), name)
-                emit(Command(in_addr=0, in_h=1, in_w=1, in_h_total=1, in_ch_stride=1, out_addr=n_in, out_h=1,
-                             out_w=1, out_ch_stride=1, **base), name)
-                emit(Command(Op.STORE, dram_addr=out, fb_addr=n_in, rows=1, row_len=oc), name)
-                nb = 1
+            n_in = cin
+            if n_in + oc > fbw:
+                raise EngineLimitError(f"layer {name}: a flattened input of {n_in} words plus {oc} output "
+                                       f"words does not fit the buffer ({fbw} words)")
+            base = dict(op=Op.CONV, k=k, stride=s, pad=pad, relu=int(layer.relu), shift=layer.shift, in_c=cin,
+                        out_c=oc, **weights_at[(name, 0)], **_clamp_fields(layer.clamp))
+            emit(Command(Op.LOAD, dram_addr=src, fb_addr=0, rows=1, row_len=n_in), name)
+            emit(Command(in_addr=0, in_h=1, in_w=1, in_h_total=1, in_ch_stride=1, out_addr=n_in, out_h=1,
+                         out_w=1, out_ch_stride=1, **base), name)
+            emit(Command(Op.STORE, dram_addr=out, fb_addr=n_in, rows=1, row_len=oc), name)
+            nb = 1
+        else:
+            if isinstance(layer, ConvLayer):
+                parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
             else:
-                rb = None
-                for rows in range(oh, 0, -1):
-                    rows_in = min(gh, (rows - 1) * s + k)
-                    if cin * rows_in * gw + oc * rows * ow <= fbw:
-                        rb = rows
-                        break
-                if rb is None:
-                    raise EngineLimitError(f"layer {name}: one output row needs "
-                                           f"{cin * min(gh, k) * gw + oc * ow} buffer words; the buffer has {fbw}")
-                for oy_a in range(0, oh, rb):
-                    oy_b = min(oh, oy_a + rb)
-                    y_a = max(0, oy_a * s - pad)
-                    y_b = min(gh, (oy_b - 1) * s - pad + k)
-                    rows_in = y_b - y_a
-                    band_in = cin * rows_in * gw
-                    emit(Command(Op.LOAD, dram_addr=src + y_a * gw, fb_addr=0, rows=cin, row_len=rows_in * gw,
-                                 dram_stride=gh * gw, fb_stride=rows_in * gw), name)
-                    if pointwise:  # the band as one row of (rows x width) pixels
-                        geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1,
-                                   out_w=(oy_b - oy_a) * ow, out_y0=0)
-                    else:
-                        geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow,
-                                   out_y0=oy_a)
-                    emit(Command(in_addr=0, in_ch_stride=rows_in * gw, out_addr=band_in,
-                                 out_ch_stride=(oy_b - oy_a) * ow, **geo, **base), name)
-                    emit(Command(Op.STORE, dram_addr=out + oy_a * ow, fb_addr=band_in, rows=oc,
-                                 row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow), name)
-                    nb += 1
+                parts = [(0, 0, layer, {})]
+            for c0, o0, part, wfields in parts:
+                nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit)
         banded[name] = nb
         enc.from_dram(name, out)
 
@@ -764,6 +839,81 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
     del shapes["input"]
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
                    out_shapes=shapes, out_dram={n: addr[n] for n in shapes}, macs=macs, banded=banded,
-                   encodings=dict(encode or {}))
+                   encodings=dict(encode or {}), array_macs={n: array_macs.get(n, macs[n]) for n in macs})
     prog.cmd_addr = cmd_addr
     return prog
+
+
+def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_addr: int) -> dict[str, int]:
+    """DRAM addresses of every tensor. A concatenation's output is allocated as a whole and each of its
+    inputs placed at its channel offset, unless it is the network input or already placed in a later
+    concatenation (that one is copied, see ``_compile_dag``)."""
+    addr = {"input": input_addr}
+    slot: dict[str, tuple[str, int]] = {}
+    for layer in reversed(layers):
+        if isinstance(layer, ConcatLayer):
+            off = 0
+            for t in ins_of[layer.name]:
+                if t != "input" and t not in slot:
+                    slot[t] = (layer.name, off)
+                off += shapes[t][0]
+
+    def place(t: str) -> int:
+        if t not in addr:
+            if t in slot:
+                base, off = slot[t]
+                _, h, w = shapes[base]
+                addr[t] = place(base) + off * h * w
+            else:
+                addr[t] = dram.alloc(int(np.prod(shapes[t])))
+        return addr[t]
+
+    for layer in layers:
+        place(layer.name)
+    return addr
+
+
+def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, out: int, c0: int, o0: int,
+               wfields: dict, fbw: int, emit) -> int:
+    """The bands of a conv (pack) or pool from DRAM to DRAM: its input channels start at channel ``c0`` of
+    the map at ``src``, its output channels at channel ``o0`` of the map at ``out``. Returns the bands."""
+    ci, ih, iw = in_shape
+    oc_all, oh, ow = out_shape
+    is_conv = isinstance(layer, ConvLayer)
+    k, s, pad, cin, gh, gw = _geometry(layer, (ci, ih, iw))
+    if is_conv:
+        cin, oc = layer.weight.shape[1], layer.weight.shape[0]
+    else:
+        oc = oc_all
+    base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad, relu=int(is_conv and layer.relu),
+                shift=layer.shift if is_conv else 0, in_c=cin, out_c=oc, **wfields,
+                **(_clamp_fields(layer.clamp) if is_conv else {}))
+    pointwise = is_conv and k == 1 and s == 1 and pad == 0
+    rb = None
+    for rows in range(oh, 0, -1):
+        rows_in = min(gh, (rows - 1) * s + k)
+        if cin * rows_in * gw + oc * rows * ow <= fbw:
+            rb = rows
+            break
+    if rb is None:
+        raise EngineLimitError(f"layer {name}: one output row needs {cin * min(gh, k) * gw + oc * ow} buffer words; "
+                               f"the buffer has {fbw}")
+    nb = 0
+    for oy_a in range(0, oh, rb):
+        oy_b = min(oh, oy_a + rb)
+        y_a = max(0, oy_a * s - pad)
+        y_b = min(gh, (oy_b - 1) * s - pad + k)
+        rows_in = y_b - y_a
+        band_in = cin * rows_in * gw
+        emit(Command(Op.LOAD, dram_addr=src + c0 * gh * gw + y_a * gw, fb_addr=0, rows=cin, row_len=rows_in * gw,
+                     dram_stride=gh * gw, fb_stride=rows_in * gw), name)
+        if pointwise:  # the band as one row of (rows x width) pixels
+            geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1, out_w=(oy_b - oy_a) * ow, out_y0=0)
+        else:
+            geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow, out_y0=oy_a)
+        emit(Command(in_addr=0, in_ch_stride=rows_in * gw, out_addr=band_in, out_ch_stride=(oy_b - oy_a) * ow,
+                     **geo, **base), name)
+        emit(Command(Op.STORE, dram_addr=out + o0 * oh * ow + oy_a * ow, fb_addr=band_in, rows=oc,
+                     row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow), name)
+        nb += 1
+    return nb

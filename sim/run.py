@@ -36,10 +36,12 @@ DEFAULT_SPLITS = {"alexnet": "conv5"}
 
 
 def display_names(qnet, layers) -> dict[str, str]:
-    """Readable layer names: the stage name for conv/FC layers, '<stage>.pool' for pools."""
-    from golden.splits import layers_between
-
-    stage = {ly.name: ly.split for ly in layers_between(qnet.net)}
+    """Readable layer names: the stage name for conv/FC layers, '<stage>.pool' for pools (the networks with
+    stage names); the layer names for the others (their split points are named after layers already)."""
+    if not qnet.network.is_builtin or qnet.net not in ("alexnet", "vgg16", "resnet50", "resnet20", "resnet56",
+                                                       "digits"):
+        return {layer.name: layer.name for layer in layers}
+    stage = {ly.name: ly.split for ly in qnet.network.layers}
     names = {}
     for layer in layers:
         base = stage.get(layer.name, layer.name)
@@ -86,7 +88,7 @@ def weight_qfs(net: str, layers, qf: int | None) -> tuple[dict[str, int], str]:
     ``edgesplit weights`` (``build/weights/<net>.json``, trained networks), else DEFAULT_WEIGHTS_QF."""
     from sim.program import ConvLayer
 
-    names = [ly.name for ly in layers if isinstance(ly, ConvLayer)]
+    names = [ly.name for ly in layers if isinstance(ly, ConvLayer) and ly.groups == 1]
     if qf is not None:
         return {n: qf for n in names}, f"QF {qf} for every layer (WEIGHTS_QF)"
     path = BUILD_DIR / "weights" / f"{net}.json"
@@ -109,7 +111,7 @@ def compress_weights(layers, qfs: dict[str, int]):
 
     out = []
     for layer in layers:
-        if isinstance(layer, ConvLayer) and layer.name in qfs:
+        if isinstance(layer, ConvLayer) and layer.name in qfs and layer.groups == 1:
             enc = wc.encode_layer(layer.weight, qfs[layer.name])
             dec = wc.decode_layer(enc).reshape(layer.weight.shape).astype(np.int16)
             layer = replace(layer, weight=dec, wcodec=enc)
@@ -127,11 +129,12 @@ def slice_encoded(enc, channels: int):
     return wc.encode_quantized(zz, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
-def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: float, encode=None,
+def simulate(network, split: str | None, bytes_per_cycle: float, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None) -> dict:
+    """``network``: a ``golden.network.Network`` (or a name), with its weights."""
     from dataclasses import replace
 
-    from golden.nets import get_net
+    from golden.network import network as as_network
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
     from sim.encoding import plan_encoding, read_encoding
@@ -139,17 +142,20 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
     from sim.networks import engine_layers
     from sim.program import compile_program, reference_outputs
 
+    nw = as_network(network)
+    net = nw.name
+    weights = nw.weights
     split = split or DEFAULT_SPLITS.get(net)
     print(f"{net}: calibrating int16 scales on real images...", flush=True)
-    module = get_net(net, weights=weights)
-    qnet = quantize_net(module, calibration_images(net))
+    module = nw.module()
+    qnet = quantize_net(module, calibration_images(nw))
     layers = engine_layers(qnet, split)
     wnote = None
     if weights_codec == "jpeg":
         qfs, wnote = weight_qfs(net, layers, weights_qf)
         print(f"{net}: compressing weights ({wnote})...", flush=True)
         layers = compress_weights(layers, qfs)
-    x = qnet.quantize_input(sample_images(net, 1))[0]
+    x = qnet.quantize_input(sample_images(nw, 1))[0]
     names = display_names(qnet, layers)
     # golden: every layer's integer reference (golden.layers) from its golden inputs
     refs = reference_outputs(layers, x)
@@ -219,7 +225,8 @@ def simulate(net: str, split: str | None, weights: str | None, bytes_per_cycle: 
         extra["encode"] = {"mode": encode.mode, "qf": encode.qf if encode.mode == "jpeg" else None}
     if weights_codec is not None:
         extra["weights_codec"] = {"codec": weights_codec, "qfs": wnote}
-    return {**extra, "net": net, "split": split, "weights": weights or "default (see golden.nets)",
+    return {**extra, "net": net, "source": nw.source, "split": split,
+            "weights": str(weights) if weights is not None else f"default ({nw.default_weights})",
             "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
             "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
             "total": {"cycles": totals["cycles"], "macs": totals["macs"], "counters": totals,
@@ -338,7 +345,8 @@ def print_table(result: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--net", default="alexnet")
+    p.add_argument("--net", default="alexnet", help="a built-in network, PATH.onnx or PATH.py:FACTORY")
+    p.add_argument("--input-shape", help="C,H,W for a model that does not fix its input shape")
     p.add_argument("--split", help="run the network up to this split point (default: conv5 for alexnet)")
     p.add_argument("--weights", help="a torchvision-format state_dict file (default: He-initialised, seed 0)")
     p.add_argument("--dram-bytes-per-cycle", type=float, default=16.0)
@@ -348,10 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
     args = p.parse_args(argv)
     try:
-        from golden.nets import check_net_name
+        from golden.network import load_network
         from sim.encoding import EncodeSpec
 
-        check_net_name(args.net)
+        nw = load_network(args.net, weights=args.weights, input_shape=args.input_shape)
+        if args.split is not None:
+            nw.split(args.split)
         spec = None
         if args.encode:
             qf = 75
@@ -378,8 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = None
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
-            plain = simulate(args.net, args.split, args.weights, args.dram_bytes_per_cycle)
-        result = simulate(args.net, args.split, args.weights, args.dram_bytes_per_cycle, encode=spec,
+            plain = simulate(nw, args.split, args.dram_bytes_per_cycle)
+        result = simulate(nw, args.split, args.dram_bytes_per_cycle, encode=spec,
                           weights_codec=args.weights_codec, weights_qf=wqf)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
@@ -394,8 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         print_encoding(result, load_tech().clock_hz)
     # the default run of a network is build/sim/<net>.json (what the cost model reads); another split
     # goes to build/sim/<net>_<split>.json; encoding runs add _<mode>
-    default = args.split is None or args.split == DEFAULT_SPLITS.get(args.net)
-    stem = args.net if default else f"{args.net}_{args.split}"
+    default = args.split is None or args.split == DEFAULT_SPLITS.get(nw.name)
+    stem = nw.name if default else f"{nw.name}_{args.split}"
     if spec is not None:
         stem += f"_jpeg{spec.qf}" if spec.mode == "jpeg" else "_lossless"
     if args.weights_codec:

@@ -1,16 +1,19 @@
 """The networks edgesplit splits, with torchvision-compatible state_dict keys, and their registry.
 
-``get_net(name, weights=None)`` for ``alexnet, vgg16, resnet50, resnet20, resnet56, digits``. Nothing is
-downloaded. Default weights:
+``get_net(name, weights=None)`` for ``alexnet, vgg16, resnet50, resnet20, resnet56, digits, mobilenetv2,
+squeezenet1_1, resnet18, mobilenetv2_cifar``. Nothing is downloaded. Default weights:
 
-* ``alexnet``, ``vgg16``, ``resnet50``: fixed-seed He initialisation (:func:`he_init_`): every conv and
-  linear weight ``~ N(0, 2 / fan_in)`` (``kaiming_normal_``, fan_in, ReLU gain) drawn from one
-  ``torch.Generator`` seeded with 0 in ``named_modules()`` order; biases 0; BatchNorm gamma 1, beta 0,
-  running mean 0, running variance 1. They give meaningful shapes, costs and value ranges, not
-  meaningful classes; pass a torchvision weight file for those.
+* ``alexnet``, ``vgg16``, ``resnet50``, ``mobilenetv2``, ``squeezenet1_1``, ``resnet18``: fixed-seed He
+  initialisation (:func:`he_init_`): every conv and linear weight ``~ N(0, 2 / fan_in)`` (``kaiming_normal_``,
+  fan_in, ReLU gain) drawn from one ``torch.Generator`` seeded with 0 in ``named_modules()`` order; biases 0;
+  BatchNorm gamma 1, beta 0, running mean 0, running variance 1. They give meaningful shapes, costs and value
+  ranges, not meaningful classes; pass a torchvision weight file for those.
 * ``resnet20``, ``resnet56``: the shared pretrained CIFAR-10 checkpoints (``models/resnet{20,56}-cifar10.th``
   in the data folder; see :mod:`golden.data`).
 * ``digits``: trained on first use (a few seconds, deterministic) and cached under ``build/models/``.
+* ``mobilenetv2_cifar``: the checkpoint shipped in the package, ``golden/nets/checkpoints/mobilenetv2_cifar.pt``
+  (trained by ``edgesplit train``; recipe, time and accuracy in ``mobilenetv2_cifar.md`` beside it). Its width
+  multiplier is read from the weights' shapes, so checkpoints of other widths load too (``weights=path``).
 
 ``weights`` may be a file path (``torch.save``d state_dict, or a dict holding one under ``state_dict``/
 ``model_state_dict``/``model``; a ``module.`` prefix is stripped) or a state_dict. Keys that do not match
@@ -31,13 +34,28 @@ from torch import nn
 
 from golden.errors import UserError
 from golden.nets.alexnet import AlexNet
+from golden.nets.cifar_mobilenetv2 import CifarMobileNetV2, width_of_state_dict
 from golden.nets.cifar_resnet import CifarResNet
 from golden.nets.digits import DigitsNet, digits_state_dict
-from golden.nets.resnet import ResNet50
+from golden.nets.mobilenetv2 import MobileNetV2
+from golden.nets.resnet import ResNet18, ResNet50
+from golden.nets.squeezenet import SqueezeNet11
 from golden.nets.vgg import VGG16
 
-NET_NAMES: tuple[str, ...] = ("alexnet", "vgg16", "resnet50", "resnet20", "resnet56", "digits")
+NET_NAMES: tuple[str, ...] = (
+    "alexnet",
+    "vgg16",
+    "resnet50",
+    "resnet20",
+    "resnet56",
+    "digits",
+    "mobilenetv2",
+    "squeezenet1_1",
+    "resnet18",
+    "mobilenetv2_cifar",
+)
 HE_SEED = 0
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,12 @@ NET_INFO: dict[str, NetInfo] = {
     "resnet20": NetInfo("resnet20", (3, 32, 32), 10, "cifar10", "models/resnet20-cifar10.th"),
     "resnet56": NetInfo("resnet56", (3, 32, 32), 10, "cifar10", "models/resnet56-cifar10.th"),
     "digits": NetInfo("digits", (1, 16, 16), 10, "digits", "trained, cached in build/models/"),
+    "mobilenetv2": NetInfo("mobilenetv2", (3, 224, 224), 1000, "imagenet", "He init, seed 0"),
+    "squeezenet1_1": NetInfo("squeezenet1_1", (3, 224, 224), 1000, "imagenet", "He init, seed 0"),
+    "resnet18": NetInfo("resnet18", (3, 224, 224), 1000, "imagenet", "He init, seed 0"),
+    "mobilenetv2_cifar": NetInfo(
+        "mobilenetv2_cifar", (3, 32, 32), 10, "cifar10", "golden/nets/checkpoints/mobilenetv2_cifar.pt (trained)"
+    ),
 }
 
 
@@ -84,6 +108,14 @@ def build_net(name: str) -> nn.Module:
         return CifarResNet(20)
     if name == "resnet56":
         return CifarResNet(56)
+    if name == "mobilenetv2":
+        return MobileNetV2()
+    if name == "squeezenet1_1":
+        return SqueezeNet11()
+    if name == "resnet18":
+        return ResNet18()
+    if name == "mobilenetv2_cifar":
+        return CifarMobileNetV2()
     return DigitsNet()
 
 
@@ -179,6 +211,8 @@ def get_net(
     ``../shared/data``).
     """
     check_net_name(name)
+    if name == "mobilenetv2_cifar":
+        return _get_cifar_mobilenetv2(weights)
     net = build_net(name)
     if weights is None:
         if name in ("resnet20", "resnet56"):
@@ -192,6 +226,21 @@ def get_net(
     if weights is not None:
         load_weights(net, weights)
     return net.eval()
+
+
+def cifar_mobilenetv2_checkpoint() -> Path:
+    """The shipped ``mobilenetv2_cifar`` checkpoint; UserError if it is missing from the installation."""
+    p = CHECKPOINT_DIR / "mobilenetv2_cifar.pt"
+    if not p.is_file():
+        raise UserError(f"the mobilenetv2_cifar checkpoint {p} is missing; reinstall, or pass weights")
+    return p
+
+
+def _get_cifar_mobilenetv2(weights: str | os.PathLike | Mapping | None) -> nn.Module:
+    """``mobilenetv2_cifar`` with ``weights`` (default: the shipped checkpoint), at the weights' width."""
+    sd = read_state_dict(cifar_mobilenetv2_checkpoint() if weights is None else weights)
+    net = CifarMobileNetV2(width_of_state_dict(sd))
+    return load_weights(net, sd).eval()
 
 
 def predict(net: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 500) -> np.ndarray:
@@ -217,6 +266,10 @@ __all__ = [
     "AlexNet",
     "VGG16",
     "ResNet50",
+    "ResNet18",
+    "MobileNetV2",
+    "SqueezeNet11",
+    "CifarMobileNetV2",
     "CifarResNet",
     "DigitsNet",
     "build_net",

@@ -286,3 +286,85 @@ def test_bias_quantization_and_range_checks():
         L.conv2d_int(np.zeros((1, 4, 3, 3), np.int16), np.ones((2, 3, 1, 1), np.int16), None, 0, groups=2)
     with pytest.raises(ValueError):
         L.conv2d_int(np.zeros((1, 1, 3, 3), np.int16), np.ones((1, 1, 1, 1), np.int16), None, 32)
+
+
+# ---- operators of the network front end (issue #9): depthwise, ReLU6, k x k average pool, ceil mode, concat ----
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_depthwise_conv_matches_direct_reference(seed):
+    """groups == channels (the depthwise path) with strides 1-3, odd sizes, extremes and the ReLU6 clamp."""
+    rng = np.random.default_rng(1000 + seed)
+    c, k = int(rng.integers(1, 40)), int(rng.choice([1, 3, 5, 7]))
+    s, p = int(rng.integers(1, 4)), int(rng.integers(0, k // 2 + 1))
+    h, w = int(rng.integers(k, k + 15)), int(rng.integers(k, k + 15))
+    x = rng.integers(-32768, 32768, size=(2, c, h, w)).astype(np.int16)
+    wt = rng.integers(-32768, 32768, size=(c, 1, k, k)).astype(np.int16)
+    if seed % 4 == 0:
+        x.flat[::2] = -32768
+        wt.flat[::3] = -32768
+    bias = rng.integers(-(2**38), 2**38, size=c)
+    shift = int(rng.integers(10, 32))
+    clamp = int(rng.integers(0, 32768)) if seed % 2 else None
+    got = L.conv2d_int(x, wt, bias, shift, s, p, groups=c, relu=clamp is not None, clamp=clamp)
+    ref = ref_requant(ref_conv_acc(x, wt, bias, (s, s), (p, p), c), shift, clamp is not None)
+    if clamp is not None:
+        ref = np.minimum(ref, clamp)
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("frac", range(-8, 16))
+def test_relu6_clamp_is_six_rounded_half_up(frac):
+    want = min(int(np.floor(6 * 2.0**frac + 0.5)), 32767)
+    assert fp.relu6_clamp(frac) == want
+    # clamping the rounded value = rounding the clamped real value (exact), on every accumulator near 6
+    shift = 10
+    acc = np.arange(-(1 << 18), 1 << 24, 37, dtype=np.int64)
+    got = fp.requantize(acc, shift, relu=True, clamp=fp.relu6_clamp(frac))
+    real = np.clip(acc / 2.0**shift, 0, 6 * 2.0**frac)  # the accumulator in output units, ReLU6 in those units
+    np.testing.assert_array_equal(got, np.minimum(np.floor(real + 0.5), 32767).astype(np.int64))
+
+
+def test_requantize_clamp_rejects_bad_values():
+    with pytest.raises(ValueError, match="clamp"):
+        fp.requantize(5, 0, True, -1)
+    with pytest.raises(ValueError, match="clamp"):
+        fp.requantize(5, 0, True, 40000)
+    assert fp.requantize(np.array([5, 9]), 0, True, 7).tolist() == [5, 7]
+
+
+@pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 1, 1), (3, 2, 1), (5, 1, 2), (7, 7, 0)])
+def test_avgpool2d_within_its_error_bound_of_the_true_mean(k, s, p):
+    rng = np.random.default_rng(k + 10 * s)
+    x = rng.integers(-32768, 32768, size=(2, 5, 14, 15)).astype(np.int16)
+    fi, fo = 10, 10
+    r_weight, r, shift = L.avgpool_params(k * k, fi, fo)
+    got = L.avgpool2d_int(x, k, s, p, r_weight, shift)
+    true = F.avg_pool2d(torch.from_numpy(x.astype(np.float64)), k, s, p, count_include_pad=True).numpy()
+    err = np.abs(got - true)
+    bound = 0.5 + np.abs(true) * (k * k) / 2.0 ** (r + 1) + 1e-9
+    assert got.shape == true.shape and np.all(err <= np.minimum(bound, 32768))
+    # and it is exactly the depthwise conv with constant weights
+    np.testing.assert_array_equal(got, L.conv2d_int(x, L.avgpool2d_weight(5, k, r_weight), None, shift, s, p,
+                                                     groups=5))
+
+
+@pytest.mark.parametrize("k, s, p", [(3, 2, 0), (2, 2, 0), (3, 2, 1), (3, 3, 1)])
+def test_maxpool_ceil_mode_equals_torch(k, s, p):
+    rng = np.random.default_rng(k * 7 + s + p)
+    for h, w in ((13, 13), (14, 15), (55, 55), (8, 9)):
+        x = rng.integers(-32768, 32768, size=(1, 2, h, w)).astype(np.int16)
+        ref = F.max_pool2d(torch.from_numpy(x.astype(np.float64)), k, s, p, ceil_mode=True).numpy()
+        got = L.maxpool2d_int(x, k, s, p, ceil_mode=True)
+        np.testing.assert_array_equal(got, ref)
+        assert L.conv_out_size(h, k, s, p, True) == ref.shape[2]
+
+
+def test_concat_is_a_copy():
+    a = np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(2, 3, 4, 5)
+    b = -np.arange(2 * 2 * 4 * 5, dtype=np.int16).reshape(2, 2, 4, 5)
+    got = L.concat_int([a, b])
+    np.testing.assert_array_equal(got[:, :3], a)
+    np.testing.assert_array_equal(got[:, 3:], b)
+    with pytest.raises(ValueError, match="different sizes"):
+        L.concat_int([a, b[:, :, :3]])

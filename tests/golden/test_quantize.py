@@ -229,3 +229,29 @@ def test_export_default_location_and_cli(digits_q, capsys):
         Q.export_activations(
             "digits", "conv3", np.zeros((1, 1, 16, 16), np.float32), qnet=Q.QNet("alexnet", 0, ())
         )
+
+
+@pytest.mark.parametrize("name, upto", [("mobilenetv2", None), ("squeezenet1_1", None), ("resnet18", "layer2.0")])
+def test_new_networks_int_equals_fast(name, upto):
+    """Depthwise convs, ReLU6 clamps, concatenations, ceil-mode pools: the numpy reference and the torch twin
+    agree bit for bit on every layer."""
+    photos, _ = load_photos(("coffee", "chelsea"))
+    q = Q.quantize_net(nets.get_net(name), photos[:1])
+    xi = q.quantize_input(photos[1:])
+    assert_all_equal(Q.run_int(q, xi, upto=upto, return_all=True), Q.run_fast(q, xi, upto=upto, return_all=True))
+
+
+def test_concat_inputs_share_a_format_and_relu6_clamps():
+    photos, _ = load_photos(("coffee",))
+    sq = Q.quantize_net(nets.get_net("squeezenet1_1"), photos)
+    for lay in sq.network.layers:
+        if lay.type == "concat":
+            fracs = {sq.frac(i) for i in lay.inputs}
+            assert len(fracs) == 1 and sq.layer(lay.name).frac_out == fracs.pop()
+    mb = Q.quantize_net(nets.get_net("mobilenetv2"), photos)
+    clamped = [q for q in mb.layers if q.layer.relu6]
+    assert len(clamped) == 35 and all(q.clamp == fp.relu6_clamp(q.frac_out) for q in clamped)
+    out = Q.run_int(mb, mb.quantize_input(photos), upto="features.1", return_all=True)
+    for q in clamped:
+        if q.name in out:
+            assert int(out[q.name].max()) <= q.clamp

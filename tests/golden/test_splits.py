@@ -176,7 +176,7 @@ def test_edge_then_host_equals_the_network_imagenet():
 def test_edge_model_shares_parameters_and_layer_dicts():
     net = nets.get_net("digits")
     edge = splits.edge_model(net, "conv2")
-    assert edge.features_3.weight is net.features[3].weight
+    assert edge.get_submodule("features.3").weight is net.features[3].weight
     assert len(splits.edge_model(net, "input")) == 0 and len(splits.host_model(net, "fc6")) == 0
     d = splits.layer("digits", "features.3").as_dict()
     assert d["kernel"] == (3, 3) and d["out_shape"] == (24, 8, 8) and d["relu"] is True
