@@ -453,7 +453,9 @@ def _load_onnx(p: Path, shape: tuple[int, int, int] | None) -> Network:
     gm = imported.module
 
     def factory() -> nn.Module:
-        return copy.deepcopy(gm)
+        m = copy.deepcopy(gm)
+        m.graph_module_source = "onnx"  # (deepcopy drops plain attributes; golden.graph keeps the import's scopes)
+        return m
 
     net = Network(name=_stem_name(p), source=str(p), input_shape=tuple(imported.input_shape),
                   num_classes=imported.num_classes, dataset=None, default_weights="the ONNX file's initializers",

@@ -63,13 +63,30 @@ call (:func:`golden.jpeg.quantize_image`) and sized in one pass through the gold
 :func:`~golden.entropy.pack_bits`), each image's stream padded to a byte and its stuffed bytes counted
 within its own byte range: the same bytes as encoding the images one by one (tested).
 
+Networks and data
+-----------------
+A network is a built-in name or a :class:`golden.network.Network` (``--net PATH.onnx`` or ``PATH.py:FACTORY``,
+resolved once by the command; ``--weights FILE`` a state_dict for built-in and ``.py`` networks). The
+built-ins keep their data sets: digits (scikit-learn), CIFAR-10 (the shared tarballs), and for the ImageNet
+networks an image folder given with ``--data``. A user network has no default data set: ``--data`` is an
+image folder or a ``.tar.gz`` laid out ``<class>/<image>``, optionally under ``train/`` and ``test/`` (the shared
+CIFAR-10 tarballs are exactly that; a folder holding ``*train.tar.gz`` and ``*test.tar.gz`` works too); class
+index = position of the class folder in sorted order. Images are normalised with ``--mean`` / ``--std`` (per
+channel, on [0, 1]; default ImageNet's for 3 channels, 0.449 / 0.226 otherwise, as the calibration photos;
+the built-ins keep their own) and sized to the network's input: ``--resize N`` scales the shorter side to N
+and centre-crops H x W; without it 224 x 224 inputs take the ImageNet rule (shorter side 256, centre crop)
+and other sizes are resized straight to H x W. A user network's int16 twin is calibrated on at most
+:data:`USER_CALIBRATION` of the command's images (evenly spaced; the training images where the command has
+them), normalised the same way.
+
 Python API
 ----------
-* :func:`study_net` -- our networks (:mod:`golden.nets`), int16 edge, any images ``(x, y)`` or a
-  DataLoader; :func:`study_model` -- any ``torch.nn.Module`` given as a list of :class:`SplitPoint`
-  (name, edge module, host module); its features are quantized to int16 with a power-of-two scale per split
-  (calibrated on the study's images), and the budget is against the float model.
-* :func:`load_dataset` -- digits, CIFAR-10 (shared tarballs, or an ImageFolder tree), any ImageFolder.
+* :func:`study_net` -- a network (built-in or :class:`golden.network.Network`), int16 edge, any images
+  ``(x, y)`` or a DataLoader; :func:`study_model` -- any ``torch.nn.Module`` given as a list of
+  :class:`SplitPoint` (name, edge module, host module); its features are quantized to int16 with a
+  power-of-two scale per split (calibrated on the study's images), and the budget is against the float model.
+* :func:`load_dataset` -- digits, CIFAR-10 (shared tarballs, or an ImageFolder tree), any ImageFolder or
+  tar.gz; :func:`input_norm`, :func:`parse_channels`.
 * :func:`write_study` -- ``build/accuracy/<net>.json`` and the two plots; :func:`format_table`.
 * :class:`SplitCodec` -- one split's features and their encodings (also used by :mod:`model.finetune`).
 """
@@ -77,14 +94,17 @@ Python API
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -95,10 +115,10 @@ from golden import data as D
 from golden import entropy, featpack, jpeg, lossless
 from golden import fixedpoint as fp
 from golden.errors import UserError
-from golden.nets import NET_INFO, check_net_name, get_net, net_name_of
 from golden.nets import predict as float_predict
+from golden.network import INPUT, Network, network_of
+from golden.network import network as as_network
 from golden.quantize import QNet, calibration_images, default_qnet, quantize_net, run_fast
-from golden.splits import INPUT, check_split, get_split, host_model, split_names
 
 SCHEMA_VERSION = 1
 BUDGET = 0.01
@@ -115,6 +135,9 @@ DEFAULT_CONTAINER = "scan"
 DEFAULT_CURVE_IMAGES = 500
 VECTOR_BLOCK = 64
 OUT_DIR = D.REPO_ROOT / "build" / "accuracy"
+USER_CALIBRATION = 500
+"""Images a user network's int16 twin is calibrated on (at most; evenly spaced over the command's images)."""
+SPLITS = ("train", "test")
 SPILL_BYTES = 1 << 30
 """Features of the splits under study are kept in memory up to this many bytes, then spilled to disk."""
 
@@ -233,6 +256,8 @@ IMAGENET_NORM = InputNorm(D.IMAGENET_MEAN, D.IMAGENET_STD)
 NET_NORMS: dict[str, InputNorm] = {"cifar10": IMAGENET_NORM, "imagenet": IMAGENET_NORM,
                                    "digits": InputNorm((0.5,), (0.5,))}
 """Input normalisation per data set (:mod:`golden.data`)."""
+GRAY_MEAN, GRAY_STD = 0.449, 0.226
+"""The default normalisation of a user network whose input is not 3 channels (as golden.data.load_photos_for)."""
 
 
 def _np(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -245,37 +270,105 @@ def _check_limit(limit: int | None) -> int | None:
     return None if limit is None else int(limit)
 
 
-def load_dataset(net: str, data: str | os.PathLike | None = None, split: str = "test",
-                 limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def parse_channels(text: str | Sequence[float] | None, what: str = "--mean") -> tuple[float, ...] | None:
+    """``"R,G,B"`` (or one value for every channel) as floats; None passes through; UserError otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        vals = tuple(float(v) for v in parts)
+    except (TypeError, ValueError):
+        vals = ()
+    if not vals or not all(np.isfinite(vals)):
+        raise UserError(f"{what} {text!r} is not a comma-separated list of numbers (e.g. 0.485,0.456,0.406)")
+    return vals
+
+
+def input_norm(net: str | Network, mean: Sequence[float] | str | None = None,
+               std: Sequence[float] | str | None = None) -> InputNorm:
+    """The input normalisation of ``net``: its data set's (built-ins) or, for a user network, ImageNet's
+    (3 channels) or :data:`GRAY_MEAN` / :data:`GRAY_STD` (other channel counts); ``mean`` / ``std`` override
+    (one value per input channel, or one for all)."""
+    nw = as_network(net)
+    c = nw.input_shape[0]
+    if nw.dataset in NET_NORMS:
+        base = NET_NORMS[nw.dataset]
+    else:
+        base = IMAGENET_NORM if c == 3 else InputNorm((GRAY_MEAN,) * c, (GRAY_STD,) * c)
+    if mean is None and std is None:
+        return base
+    out = []
+    for given, default, what in ((mean, base.mean, "--mean"), (std, base.std, "--std")):
+        v = parse_channels(given, what) if given is not None else tuple(default)
+        if len(v) == 1:
+            v = v * c
+        if len(v) != c:
+            raise UserError(f"{what} has {len(v)} values; {nw.name} takes {c} input channels (give {c} or one)")
+        if what == "--std" and min(v) <= 0:
+            raise UserError(f"--std {','.join(f'{x:g}' for x in v)} must be positive")
+        out.append(tuple(float(x) for x in v))
+    return InputNorm(out[0], out[1])
+
+
+def no_data_error(net: Network) -> UserError:
+    return UserError(f"network {net.name} ({net.source}) has no default data set: give --data, an image folder or "
+                     f"a .tar.gz of <class>/<image> (optionally under train/ and test/)")
+
+
+def check_resize(resize: int | None, input_shape: tuple[int, int, int]) -> int | None:
+    """``--resize N``: a whole number of pixels, at least the input's height and width."""
+    if resize is None:
+        return None
+    _, h, w = input_shape
+    if isinstance(resize, bool) or int(resize) != resize or int(resize) < max(h, w):
+        raise UserError(f"--resize {resize!r} must be a whole number of pixels >= the input's {h}x{w} (the shorter "
+                        f"side is scaled to it, then the centre {h}x{w} cropped)")
+    return int(resize)
+
+
+def load_dataset(net: str | Network, data: str | os.PathLike | None = None, split: str = "test",
+                 limit: int | None = None, norm: InputNorm | None = None,
+                 resize: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Labelled images for ``net``: float32 ``x [N, C, H, W]`` (normalised for it) and int64 ``y``.
 
     ``data`` None: the digits split (scikit-learn) or CIFAR-10 from the shared data folder
-    (:func:`golden.data.data_root`). Otherwise a data folder holding the shared tarballs, a tar.gz of
-    ``<split>/<class>/<image>`` entries, or an ImageFolder-style tree (``<class>/<image>``, or
-    ``<split>/<class>/<image>``); class index = position of the class folder in sorted order. ImageFolder
-    images for the 224x224 networks are resized (shorter side 256) and centre-cropped, others resized to the
-    input size. ``limit``: that many images evenly spaced over the (class-ordered) set.
+    (:func:`golden.data.data_root`); a user network has none (UserError). Otherwise a data folder holding the
+    shared tarballs (or ``*<split>.tar.gz``), a tar.gz of ``[<split>/]<class>/<image>`` entries, or an
+    ImageFolder-style tree (``<class>/<image>``, or ``<split>/<class>/<image>``); class index = position of the
+    class folder in sorted order. ``norm`` (default :func:`input_norm`) and ``resize`` (module docstring):
+    given for a CIFAR-10 built-in, its images are read as such a tar.gz too. ``limit``: that many images evenly
+    spaced over the (class-ordered) set.
     """
-    info = NET_INFO[check_net_name(net)]
+    nw = as_network(net)
     limit = _check_limit(limit)
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise UserError(f"unknown data split {split!r}; allowed: train, test")
-    if info.dataset == "cifar10":
+    resize = check_resize(resize, nw.input_shape)
+    custom = norm is not None or resize is not None
+    if nw.dataset == "cifar10" and not custom:
         x, y = D.load_cifar10(split, limit, data)
-    elif data is None and info.dataset == "digits":
+    elif nw.dataset == "cifar10":
+        x, y = load_image_folder(D.find_cifar10(split, data), nw.input_shape, norm or input_norm(nw), split, limit,
+                                 resize)
+    elif data is None and nw.dataset == "digits":
+        if custom:
+            raise UserError("--mean, --std and --resize apply to images given with --data; the digits from "
+                            "scikit-learn come preprocessed")
         x, y = D.load_digits(split)
         idx = D.evenly_spaced(len(x), limit)
         x, y = x[idx], y[idx]
+    elif data is None and nw.dataset is None:
+        raise no_data_error(nw)
     elif data is None:
-        raise UserError(f"{net} needs labelled images: pass a data folder (an ImageFolder-style tree "
+        raise UserError(f"{nw.name} needs labelled images: pass a data folder (an ImageFolder-style tree "
                         "<class>/<image>, or a tar.gz of one)")
     else:
-        x, y = load_image_folder(data, info.input_shape, NET_NORMS[info.dataset], split, limit)
-    if tuple(x.shape[1:]) != tuple(info.input_shape):
-        raise UserError(f"images of shape {tuple(x.shape[1:])} do not fit {net}, which takes "
-                        f"{tuple(info.input_shape)}")
+        x, y = load_image_folder(data, nw.input_shape, norm or input_norm(nw), split, limit, resize)
+    if tuple(x.shape[1:]) != tuple(nw.input_shape):
+        raise UserError(f"images of shape {tuple(x.shape[1:])} do not fit {nw.name}, which takes "
+                        f"{tuple(nw.input_shape)}")
     if len(x) == 0:
-        raise UserError(f"no images found for {net} ({split} split)")
+        raise UserError(f"no images found for {nw.name} ({split} split)")
     return x, y
 
 
@@ -285,35 +378,105 @@ def _folder_source(path: str | os.PathLike, split: str) -> Path:
         for cand in (root / split, root / f"{split}.tar.gz"):
             if cand.is_file() or (cand.is_dir() and any(cand.iterdir())):
                 return cand
+        tars = sorted(p for p in root.glob(f"*{split}.tar.gz") if p.is_file())
+        if len(tars) == 1:   # e.g. the shared cifar10/ folder: cifar10-train.tar.gz, cifar10-test.tar.gz
+            return tars[0]
     return root
 
 
-def data_source(net: str, data: str | os.PathLike | None, split: str) -> Path | None:
-    """The file or folder :func:`load_dataset` reads ``split`` from (None: scikit-learn's digits)."""
-    info = NET_INFO[check_net_name(net)]
-    if info.dataset == "cifar10":
-        return D.find_cifar10(split, data).resolve()
+@lru_cache(maxsize=2)
+def _tar_images(path: str, mtime_ns: int) -> tuple[tuple[str | None, str, str, bytes], ...]:
+    """``(split or None, class, file name, bytes)`` of every image of a tar.gz (``[<split>/]<class>/<image>``)."""
+    items = []
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for m in tf:
+                pp = PurePosixPath(m.name)
+                if m.isfile() and pp.suffix.lower() in D.IMAGE_EXTENSIONS and len(pp.parts) >= 2:
+                    f = tf.extractfile(m)
+                    assert f is not None
+                    split = pp.parts[-3] if len(pp.parts) >= 3 and pp.parts[-3] in SPLITS else None
+                    items.append((split, pp.parts[-2], pp.name, f.read()))
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise UserError(f"cannot read the image archive {path}: {e}") from None
+    return tuple(items)
+
+
+def _image_source(path: str | os.PathLike, split: str) -> tuple[Path, str | None]:
+    """The file or folder ``split`` is read from, and the ``<split>/`` prefix to keep inside a tar.gz that has
+    ``train/`` and ``test/`` folders (None: every image of it)."""
+    src = _folder_source(path, split)
+    if src.is_file():
+        have = {t[0] for t in _tar_images(str(src), src.stat().st_mtime_ns)} - {None}
+        if have:
+            if split not in have:
+                raise UserError(f"the image archive {src} has no {split}/ images (it has "
+                                f"{', '.join(f'{h}/' for h in sorted(have))})")
+            return src, split
+    return src, None
+
+
+def _read_images(src: Path, keep: str | None) -> tuple[list[bytes], list[str]]:
+    if not src.is_file():
+        blobs, cls, _ = D.read_encoded(src)
+        return blobs, cls
+    items = [t for t in _tar_images(str(src), src.stat().st_mtime_ns) if keep is None or t[0] == keep]
+    if not items:
+        raise UserError(f"no images found in {src} (expected <class>/<image> entries)")
+    items.sort(key=lambda t: (t[1], t[2]))
+    return [t[3] for t in items], [t[1] for t in items]
+
+
+def data_source(net: str | Network, data: str | os.PathLike | None, split: str) -> str | None:
+    """Where :func:`load_dataset` reads ``split`` from: a file or folder, ``#<split>`` appended for the part of
+    a tar.gz holding both splits (None: scikit-learn's digits, or a built-in with no data set given)."""
+    nw = as_network(net)
+    if nw.dataset == "cifar10":
+        return str(D.find_cifar10(split, data).resolve())
     if data is None:
+        if nw.dataset is None:
+            raise no_data_error(nw)
         return None
-    return _folder_source(data, split).resolve()
+    src, keep = _image_source(data, split)
+    return str(src.resolve()) + (f"#{keep}" if keep else "")
+
+
+def _resize_crop(img: Any, short: int, h: int, w: int) -> Any:
+    """The shorter side scaled to ``short`` (bilinear), then the centre ``h x w`` cropped."""
+    from PIL import Image
+
+    iw, ih = img.size
+    scale = short / min(iw, ih)
+    img = img.resize((max(short, round(iw * scale)), max(short, round(ih * scale))), Image.BILINEAR)
+    iw, ih = img.size
+    left, top = (iw - w) // 2, (ih - h) // 2
+    return img.crop((left, top, left + w, top + h))
 
 
 def load_image_folder(path: str | os.PathLike, input_shape: tuple[int, int, int], norm: InputNorm,
-                      split: str = "test", limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """An ImageFolder tree or tar.gz (``[<split>/]<class>/<image>``) as normalised float images."""
-    import io
-
+                      split: str = "test", limit: int | None = None,
+                      resize: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """An ImageFolder tree or tar.gz (``[<split>/]<class>/<image>``) as normalised float images, sized to
+    ``input_shape`` (``resize``: module docstring)."""
     from PIL import Image
 
-    blobs, cls, _ = D.read_encoded(_folder_source(path, split))
+    c, h, w = input_shape
+    if c not in (1, 3):
+        raise UserError(f"image data gives 1 (gray) or 3 (RGB) channels; the network takes {c}")
+    resize = check_resize(resize, input_shape)
+    blobs, cls = _read_images(*_image_source(path, split))
     classes = sorted(set(cls))
     labels = np.array([classes.index(c) for c in cls], dtype=np.int64)
     idx = D.evenly_spaced(len(blobs), _check_limit(limit))
-    c, h, w = input_shape
     out = []
     for i in idx:
-        img = Image.open(io.BytesIO(blobs[i])).convert("L" if c == 1 else "RGB")
-        if (h, w) == (224, 224):
+        try:
+            img = Image.open(io.BytesIO(blobs[i])).convert("L" if c == 1 else "RGB")
+        except (OSError, ValueError) as e:
+            raise UserError(f"image {i} of {path} cannot be decoded: {e}") from None
+        if resize is not None:
+            img = _resize_crop(img, resize, h, w)
+        elif (h, w) == (224, 224):
             img = D.resize_center_crop(img, w)
         elif img.size != (w, h):
             img = img.resize((w, h), Image.BILINEAR)
@@ -758,79 +921,105 @@ class _Store:
 # ---- studies ------------------------------------------------------------------------------------------------
 
 
-def _check_splits(net: str, splits: Sequence[str] | None) -> list[str]:
-    names = split_names(net)
+def _check_splits(net: str | Network, splits: Sequence[str] | None) -> list[str]:
+    nw = as_network(net)
+    names = nw.split_names
     if not splits:
         return list(names)
     for s in splits:
-        check_split(net, s)
+        nw.split(s)
     return [s for s in names if s in set(splits)]
 
 
-def network(net: str, weights: str | os.PathLike | dict | None = None, data: str | os.PathLike | None = None,
-            progress: Progress | None = None) -> tuple[nn.Module, QNet]:
-    """Network ``net`` (float, eval mode) and its int16 twin.
+def _with_weights(net: str | Network, weights: str | os.PathLike | dict | None) -> Network:
+    nw = as_network(net)
+    return nw if weights is None else nw.with_weights(weights)
 
-    Default weights come from :func:`golden.nets.get_net` (the CIFAR checkpoints from ``data`` when it holds
-    ``models/``, else from the shared data folder). The int16 network is :func:`golden.quantize.default_qnet`
-    for default weights, else calibrated on :func:`golden.quantize.calibration_images` (from ``data`` when it
-    has them, else the default calibration set).
+
+def weights_text(net: Network) -> str:
+    """What a result says about the weights: the file, ``given`` (a state_dict), or the network's default."""
+    w = net.weights
+    if w is None:
+        return net.default_weights
+    return str(w) if isinstance(w, (str, os.PathLike)) else "given"
+
+
+def user_calibration(x: np.ndarray) -> np.ndarray:
+    """A user network's calibration images: at most :data:`USER_CALIBRATION` of ``x``, evenly spaced."""
+    return x[D.evenly_spaced(len(x), USER_CALIBRATION)]
+
+
+def network(net: str | Network, weights: str | os.PathLike | dict | None = None,
+            data: str | os.PathLike | None = None, progress: Progress | None = None,
+            calib: np.ndarray | None = None) -> tuple[nn.Module, QNet]:
+    """Network ``net`` (float, eval mode) and its int16 twin (``weights``: a state_dict file or mapping
+    replacing the network's own).
+
+    Default weights are the network's (:meth:`golden.network.Network.module`; the CIFAR checkpoints from
+    ``data`` when it holds ``models/``, else from the shared data folder). The int16 network is calibrated on
+    ``calib`` when given; else it is :func:`golden.quantize.default_qnet` for a built-in with default weights,
+    else calibrated on :func:`golden.quantize.calibration_images` (from ``data`` when it has them, else the
+    default calibration set; the sample photos for a user network).
     """
-    check_net_name(net)
+    nw = _with_weights(net, weights)
     ckpt = data if data is not None and (Path(data) / "models").is_dir() else None
-    module = get_net(net, weights, None if ckpt is None else str(ckpt))
-    if weights is None and ckpt is None:
-        return module, default_qnet(net)
+    module = nw.module(None if ckpt is None else str(ckpt))
+    if calib is None and nw.is_builtin and nw.weights is None and ckpt is None:
+        return module, default_qnet(nw.name)
     (progress or _quiet()).update("calibrating the int16 network", force=True)
-    try:
-        calib = calibration_images(net, data=None if data is None else str(data))
-    except UserError:
-        calib = calibration_images(net)
+    if calib is None:
+        try:
+            calib = calibration_images(nw, data=None if data is None else str(data))
+        except UserError:
+            calib = calibration_images(nw)
     return module, quantize_net(module, calib)
 
 
-def study_net(net: str | nn.Module, data: Any, splits: Sequence[str] | None = None,
+def study_net(net: str | Network | nn.Module, data: Any, splits: Sequence[str] | None = None,
               weights: str | os.PathLike | dict | None = None, qnet: QNet | None = None,
               config: StudyConfig | None = None, progress: Progress | None = None,
-              data_dir: str | os.PathLike | None = None, host_modules: dict[str, nn.Module] | None = None
-              ) -> dict[str, Any]:
-    """The encoding study of one of our networks on labelled images.
+              data_dir: str | os.PathLike | None = None, host_modules: dict[str, nn.Module] | None = None,
+              norm: InputNorm | None = None) -> dict[str, Any]:
+    """The encoding study of a network on labelled images.
 
-    ``net``: a registry name (weights: ``weights`` or the default, see :func:`network`) or a module from
-    :func:`golden.nets.get_net`. ``data``: ``(x, y)`` (normalised float images, labels) or a DataLoader.
-    ``qnet``: the int16 network (default: :func:`network`'s, or calibrated on
-    :func:`golden.quantize.calibration_images` for a given module). ``host_modules``: replacement float host
-    parts per split (fine-tuned ones). Returns the JSON-ready result (module docstring; :func:`write_study`
-    saves it).
+    ``net``: a built-in name or a :class:`golden.network.Network` (weights: ``weights`` or its own, see
+    :func:`network`) or a module from ``Network.module`` / :func:`golden.nets.get_net`. ``data``: ``(x, y)``
+    (normalised float images, labels) or a DataLoader. ``qnet``: the int16 network (default: :func:`network`'s,
+    or calibrated on :func:`golden.quantize.calibration_images` for a given module). ``host_modules``:
+    replacement float host parts per split (fine-tuned ones). ``norm``: the images' normalisation (default
+    :func:`input_norm`), inverted for the camera image the input split sends. Returns the JSON-ready result
+    (module docstring; :func:`write_study` saves it).
     """
     config = (config or StudyConfig()).check()
     progress = progress or _quiet()
     t0 = time.monotonic()
-    if isinstance(net, str):
-        module, qnet0 = network(net, weights, data_dir, progress)
+    if isinstance(net, str | Network):
+        nw = _with_weights(net, weights)
+        module, qnet0 = network(nw, None, data_dir, progress)
         qnet = qnet or qnet0
-        name = net
     else:
-        module, name = net.eval(), net_name_of(net)
-    wanted = _check_splits(name, splits)
+        module, nw = net.eval(), network_of(net)
+        if weights is not None:
+            nw = nw.with_weights(weights)
+    name = nw.name
+    wanted = _check_splits(nw, splits)
     x, y = materialize(data)
-    info = NET_INFO[name]
-    if tuple(x.shape[1:]) != tuple(info.input_shape):
+    if tuple(x.shape[1:]) != tuple(nw.input_shape):
         raise UserError(f"images of shape {tuple(x.shape[1:])} do not fit {name}, which takes "
-                        f"{tuple(info.input_shape)}")
+                        f"{tuple(nw.input_shape)}")
     if qnet is None:
         progress.update("calibrating the int16 network", force=True)
-        qnet = quantize_net(module, calibration_images(name))
+        qnet = quantize_net(module, calibration_images(nw))
     if qnet.net != name:
         raise UserError(f"quantized network is {qnet.net}, not {name}")
-    norm = NET_NORMS[info.dataset]
+    norm = norm or input_norm(nw)
     b = config.batch_size
 
     progress.update(f"float top-1 on {len(x)} images", force=True)
     float_top1 = float(np.mean(float_predict(module, x, b) == y))
     store = _Store()
     try:
-        names = split_names(name)
+        names = nw.split_names
         cur = qnet.quantize_input(x)
         prev = INPUT
         for s in names:
@@ -846,15 +1035,17 @@ def study_net(net: str | nn.Module, data: Any, splits: Sequence[str] | None = No
         rows = []
         for s in wanted:
             values = norm.to_u8(x) if s == INPUT else store.get(s)
-            host = (host_modules or {}).get(s) or host_model(module, s)
-            task = make_task(qnet, s, values, host, config.host, b)
+            host = (host_modules or {}).get(s) or nw.host_model(module, s)
+            task = make_task(qnet, s, values, host, config.host, b, norm)
             rows.append(study_split(task, y, reference, config, progress))
     finally:
         store.close()
     result = _result(name, len(x), float_top1, int16_top1, "int16", reference, config, rows, t0)
-    result["weights"] = str(weights) if isinstance(weights, (str, os.PathLike)) else \
-        ("given" if weights is not None else NET_INFO[name].default_weights)
-    result["dataset"] = info.dataset
+    result["weights"] = weights_text(nw)
+    result["dataset"] = nw.dataset or "given"
+    result["source"] = nw.source
+    result["input_shape"] = list(nw.input_shape)
+    result["input_norm"] = {"mean": list(norm.mean), "std": list(norm.std)}
     progress.done(f"{name}: {len(rows)} splits in {time.monotonic() - t0:.0f} s")
     return result
 
@@ -876,13 +1067,14 @@ def int16_features(qnet: QNet, x: np.ndarray, upto: str | None, batch: int = 500
 
 
 def make_task(qnet: QNet, split: str, values: np.ndarray, host: nn.Module | Callable, host_precision: str = "float",
-              batch: int = 500) -> _Task:
-    """The study task of one of our networks at ``split``: ``values`` are the int16 features there (uint8
-    camera images ``[N, H, W, C]`` at the input split); ``host`` the float host part (used when
-    ``host_precision`` is "float"; "int16" runs the int16 network from the split instead)."""
-    name = qnet.net
-    sp = get_split(name, split)
-    norm = NET_NORMS[NET_INFO[name].dataset]
+              batch: int = 500, norm: InputNorm | None = None) -> _Task:
+    """The study task of a network at ``split``: ``values`` are the int16 features there (uint8 camera images
+    ``[N, H, W, C]`` at the input split, ``norm`` their normalisation, default :func:`input_norm`); ``host`` the
+    float host part (used when ``host_precision`` is "float"; "int16" runs the int16 network from the split
+    instead)."""
+    nw = qnet.network
+    sp = nw.split(split)
+    norm = norm or input_norm(nw)
     meta = {"shape": list(sp.shape), "tensor_shape": list(sp.tensor_shape), "elements": sp.elements,
             "feature_bytes": sp.feature_bytes, "frac": qnet.split_frac(split)}
     if split == INPUT:
@@ -1033,7 +1225,8 @@ def merge_results(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     """``new`` plus the rows of ``old`` for splits ``new`` lacks, if both come from the same setup
     (network, images, weights, top-1s, encoding, budget); else ``new``."""
     same = ("net", "images", "weights", "float_top1", "int16_top1", "budget", "encoding", "schema_version")
-    if not old or any(old.get(k) != new.get(k) for k in same):
+    if not old or any(old.get(k) != new.get(k) for k in same) or \
+            old.get("source", "builtin") != new.get("source", "builtin"):
         return new
     have = {r["name"] for r in new["splits"]}
     rows = new["splits"] + [r for r in old.get("splits", []) if r.get("name") not in have]
@@ -1145,19 +1338,26 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
     return Path(path)
 
 
-def run(net: str, weights: str | None = None, data: str | None = None, splits: Sequence[str] | None = None,
+def run(net: str | Network, weights: str | None = None, data: str | None = None, splits: Sequence[str] | None = None,
         limit: int | None = None, config: StudyConfig | None = None, out_dir: str | os.PathLike | None = None,
-        plots: bool = True, progress: Progress | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Load the test images, run :func:`study_net`, write the JSON and the plots (the CLI's work)."""
-    check_net_name(net)
-    _check_splits(net, splits)
+        plots: bool = True, progress: Progress | None = None, norm: InputNorm | None = None,
+        resize: int | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Load the test images, run :func:`study_net`, write the JSON and the plots (the CLI's work). ``net``: a
+    built-in name or a Network (its weights, or ``weights``); ``norm`` / ``resize``: how the images are read
+    (:func:`load_dataset`); a user network's int16 twin is calibrated on the test images
+    (:func:`user_calibration`)."""
+    nw = _with_weights(net, weights)
+    _check_splits(nw, splits)
     progress = progress or _quiet()
-    progress.update(f"loading {net} test images", force=True)
-    x, y = load_dataset(net, data, "test", limit)
-    module, qnet = network(net, weights, data, progress)
-    result = study_net(module, (x, y), splits, qnet=qnet, config=config, progress=progress)
-    result["weights"] = str(weights) if weights else NET_INFO[net].default_weights
+    progress.update(f"loading {nw.name} test images", force=True)
+    x, y = load_dataset(nw, data, "test", limit, norm, resize)
+    module, qnet = network(nw, None, data, progress, calib=None if nw.is_builtin else user_calibration(x))
+    result = study_net(module, (x, y), splits, qnet=qnet, config=config, progress=progress,
+                       norm=norm or input_norm(nw))
+    result["weights"] = weights_text(nw)
     result["data"] = str(data) if data else "default"
+    if resize is not None:
+        result["resize"] = int(resize)
     return result, write_study(result, out_dir, plots)
 
 
@@ -1175,6 +1375,7 @@ __all__ = [
     "budget_point",
     "format_table",
     "from_maps",
+    "input_norm",
     "load_dataset",
     "int16_features",
     "load_image_folder",
@@ -1183,6 +1384,7 @@ __all__ = [
     "data_source",
     "merge_results",
     "network",
+    "parse_channels",
     "plot_compression",
     "plot_top1_vs_ratio",
     "run",

@@ -13,6 +13,10 @@ action counts: RTL counters or the analytical engine model) and :mod:`model.tech
 Every result carries its provenance: where the counts came from (``rtl``, ``analytical`` or both), where
 the compression ratio came from (``accuracy-study``, ``paper``, ``assumed``, ``given``, ``none``) and the
 technology file.
+
+A network is a built-in name or a :class:`golden.network.Network` (``load_network("model.onnx")``,
+``load_network("model.py:make", input_shape=(3, 32, 32))``): each is resolved once at the call
+(:func:`golden.network.network`) and that object is what the model reads. Results name it by ``Network.name``.
 """
 
 from __future__ import annotations
@@ -25,8 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from golden.errors import UserError
-from golden.nets import check_net_name
-from golden.splits import check_split, split_names
+from golden.network import Network, network
 from model.counts import DEFAULT_ENGINE, WEIGHT_FORMATS, EngineParams, check_weights, check_weights_qf
 from model.system import (
     BREAKDOWN_KEYS,
@@ -43,11 +46,12 @@ from model.system import (
 from model.tech import Tech
 
 IMAGENET_NETS = ("alexnet", "vgg16", "resnet50")
+Net = str | Network
 OBJECTIVES = ("energy", "throughput")
 DEFAULT_LINKS = tuple(LINKS)
 
 
-def query(net: str, split: str, encoding: str = "none", qf: int | None = None, link: str | Link = DEFAULT_LINK,
+def query(net: Net, split: str, encoding: str = "none", qf: int | None = None, link: str | Link = DEFAULT_LINK,
           *, tech: Tech | str | Path | None = None, ratio: float | None = None,
           engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto", weights: str = "int16",
           weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
@@ -61,15 +65,17 @@ def query(net: str, split: str, encoding: str = "none", qf: int | None = None, l
     ones at ``weights_qf``, default 50). Bad values raise :class:`~golden.errors.UserError` naming the value
     and what is allowed.
     """
-    return evaluate(check_net_name(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source,
+    return evaluate(network(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source,
                     weights=weights, weights_qf=weights_qf, weights_dir=weights_dir)
 
 
 @dataclass
 class SweepTable:
-    """The results of a sweep, in (net, link, encoding, split) order."""
+    """The results of a sweep, in (net, link, encoding, split) order. ``blocks``: each network of the sweep and
+    the slice of ``results`` that is its (``(Network, start, end)``; empty for a table made otherwise)."""
 
     results: list[QueryResult]
+    blocks: list[tuple[Network, int, int]] = field(default_factory=list, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[QueryResult]:
         return iter(self.results)
@@ -100,34 +106,41 @@ class SweepTable:
         return format_results(self.results)
 
 
-def sweep(nets: Sequence[str] | str | None = None, splits: Sequence[str] | None = None,
+def sweep(nets: Sequence[Net] | Net | None = None, splits: Sequence[str] | None = None,
           encodings: Sequence[str] | str = ENCODINGS, links: Sequence[str | Link] | str | None = None,
           qf: int | None = None, *, tech: Tech | str | Path | None = None, engine: EngineParams = DEFAULT_ENGINE,
           counts_source: str = "auto", weights: Sequence[str] | str = "int16", weights_qf: int | None = None,
           weights_dir: str | Path | None = None) -> SweepTable:
     """Every ``net x weights x link x encoding x split`` (defaults: AlexNet, VGG-16, ResNet-50; int16
     weights; the paper's three links; none/lossless/jpeg; every split of each network). ``qf`` applies to
-    the jpeg rows only; ``weights`` may list both formats (``["int16", "jpeg"]``)."""
+    the jpeg rows only; ``weights`` may list both formats (``["int16", "jpeg"]``). Each network (a name or a
+    Network) is resolved once."""
     wlist = [weights] if isinstance(weights, str) else list(weights)
     for w in wlist:
         check_weights(w)
     weights_qf = check_weights_qf(weights_qf)
-    nets = [nets] if isinstance(nets, str) else list(nets or IMAGENET_NETS)
+    nets = [nets] if isinstance(nets, str | Network) else list(nets or IMAGENET_NETS)
     encodings = [encodings] if isinstance(encodings, str) else list(encodings)
     links = [links] if isinstance(links, str | Link) else list(links or DEFAULT_LINKS)
+    resolved: dict[int | str, Network] = {}
     for n in nets:
-        check_net_name(n)
+        key = n if isinstance(n, str) else id(n)
+        if key not in resolved:
+            resolved[key] = network(n)
+    nws = [resolved[n if isinstance(n, str) else id(n)] for n in nets]
     for e in encodings:
         check_encoding(e)
     qf = check_qf(qf)
     parsed = [parse_link(x) for x in links]
     if splits:
-        for n in nets:
+        for n in nws:
             for s in splits:
-                check_split(n, s)
+                n.split(s)
     out = []
-    for n in nets:
-        names = list(splits) if splits else split_names(n)
+    blocks = []
+    for n in nws:
+        start = len(out)
+        names = list(splits) if splits else n.split_names
         for w in wlist:
             for lk in parsed:
                 for e in encodings:
@@ -135,7 +148,8 @@ def sweep(nets: Sequence[str] | str | None = None, splits: Sequence[str] | None 
                         out.append(evaluate(n, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
                                             counts_source=counts_source, weights=w,
                                             weights_qf=weights_qf if w == "jpeg" else None, weights_dir=weights_dir))
-    return SweepTable(out)
+        blocks.append((n, start, len(out)))
+    return SweepTable(out, blocks)
 
 
 @dataclass(frozen=True)
@@ -152,6 +166,7 @@ class BestSplit:
     host_only: QueryResult
     candidates: tuple[QueryResult, ...] = field(repr=False, default=())
     weights: str = "int16"
+    network: Network | None = field(default=None, repr=False, compare=False)   # the network evaluated
 
     def gains(self, baseline: QueryResult) -> dict[str, float]:
         """``energy``: baseline energy / best energy; ``throughput``: best fps / baseline fps (> 1: better)."""
@@ -195,7 +210,7 @@ def _admissible(r: QueryResult, budget: float | None) -> bool:
     return r.accuracy_loss is not None and r.accuracy_loss <= budget + 1e-12
 
 
-def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "energy", accuracy_loss: float | None = 0.01,
+def best_split(net: Net, link: str | Link = DEFAULT_LINK, objective: str = "energy", accuracy_loss: float | None = 0.01,
                encoding: str | None = None, qf: int | None = None, *, tech: Tech | str | Path | None = None,
                engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto", weights: str = "int16",
                weights_qf: int | None = None, weights_dir: str | Path | None = None) -> BestSplit:
@@ -206,7 +221,7 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
     constraint and accuracy budget (their best admissible encoding when ``encoding`` is None).
     ``weights`` / ``weights_qf`` / ``weights_dir``: as :func:`query` (every candidate uses them).
     """
-    check_net_name(net)
+    net = network(net)
     check_weights(weights)
     weights_qf = check_weights_qf(weights_qf)
     wkw = {"weights": weights, "weights_qf": weights_qf, "weights_dir": weights_dir}
@@ -218,7 +233,7 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
     encs = [check_encoding(encoding)] if encoding is not None else list(ENCODINGS)
     qf = check_qf(qf)
     lk = parse_link(link)
-    names = split_names(net)
+    names = net.split_names
     cands = []
     for s in names:
         for e in encs:
@@ -226,7 +241,7 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
                                   counts_source=counts_source, **wkw))
     ok = [r for r in cands if _admissible(r, accuracy_loss)]
     if not ok:
-        raise UserError(f"no split of {net} meets the accuracy-loss budget {accuracy_loss} with encoding "
+        raise UserError(f"no split of {net.name} meets the accuracy-loss budget {accuracy_loss} with encoding "
                         f"{encoding or 'any'}; allowed: a larger --accuracy-loss or another encoding")
     key = _key(objective)
     best = min(ok, key=key)
@@ -237,22 +252,25 @@ def best_split(net: str, link: str | Link = DEFAULT_LINK, objective: str = "ener
             pool = [evaluate(net, split, "none", lk, None, tech, None, engine, counts_source=counts_source, **wkw)]
         return min(pool, key=key)
 
-    return BestSplit(net=net, link=lk.name, objective=objective, accuracy_loss=accuracy_loss, encoding=encoding,
+    return BestSplit(net=net.name, link=lk.name, objective=objective, accuracy_loss=accuracy_loss, encoding=encoding,
                      best=best, edge_only=baseline(names[-1]), host_only=baseline(names[0]), candidates=tuple(ok),
-                     weights=weights)
+                     weights=weights, network=net)
 
 
 # ---- text tables -----------------------------------------------------------------------------------------
 
 
 def format_results(results: Iterable[QueryResult]) -> str:
-    head = (f"{'net':9} {'weights':7} {'link':8} {'enc':8} {'split':9} {'QF':>3} {'ratio':>6} {'tx bytes':>10} "
+    results = list(results)
+    nw = max([9] + [len(r.net) for r in results])      # column widths: 9, wider for longer (user) names
+    sw = max([9] + [len(r.split) for r in results])
+    head = (f"{'net':{nw}} {'weights':7} {'link':8} {'enc':8} {'split':{sw}} {'QF':>3} {'ratio':>6} {'tx bytes':>10} "
             f"{'fps':>8} {'mJ/frame':>9} {'bottleneck':10} " + " ".join(f"{k[:-2][:7]:>7}" for k in BREAKDOWN_KEYS)
             + "  counts/ratio source")
     lines = [head, "-" * len(head)]
     for r in results:
         bd = " ".join(f"{r.breakdown[k] * 1e3:7.3f}" for k in BREAKDOWN_KEYS)
-        lines.append(f"{r.net:9} {r.weights:7} {r.link:8} {r.encoding:8} {r.split:9} {r.qf if r.qf else '-':>3} "
+        lines.append(f"{r.net:{nw}} {r.weights:7} {r.link:8} {r.encoding:8} {r.split:{sw}} {r.qf if r.qf else '-':>3} "
                      f"{r.compression_ratio:6.1f} {r.transmitted_bytes:10,.0f} {r.fps:8.2f} "
                      f"{r.energy_per_frame_j * 1e3:9.3f} {r.bottleneck:10} {bd}  {r.counts_source}/{r.ratio_source}")
     lines.append("breakdown columns in mJ per frame")

@@ -1,6 +1,7 @@
 """``edgesplit accuracy`` and ``edgesplit finetune``: the encoding study and split fine-tuning on real data.
 
-``edgesplit accuracy --net NET [--weights FILE] [--data DIR] [--split S ...] [--limit N] [--json]``
+``edgesplit accuracy --net NET [--weights FILE] [--input-shape C,H,W] [--data DIR] [--mean R,G,B] [--std R,G,B]
+[--resize N] [--split S ...] [--limit N] [--json]``
     For every split (or the ``--split`` ones): float and int16 top-1, the lossless ratio, the JPEG ratio for
     QF 1..100, top-1 along a coarse-to-fine QF search, and the largest ratio within 1% top-1 loss and its
     QF (:mod:`model.accuracy`). Writes ``build/accuracy/<net>.json`` (rows of an earlier run with the same
@@ -14,12 +15,19 @@
     range, and reports on the test split the largest ratio within 1% loss before and after and the gain
     (:mod:`model.finetune`). Writes ``build/accuracy/<net>_finetune_<split>.json``.
 
+``NET``: a built-in name, ``PATH.onnx`` or ``PATH.py:FACTORY`` (:mod:`golden.network`), resolved once;
+``--weights FILE`` a state_dict for a built-in or ``.py`` network (an ONNX model carries its own);
+``--input-shape C,H,W`` for a model that does not fix it.
+
 ``DIR``: a data folder with the shared CIFAR-10 tarballs, one tar.gz, or an ImageFolder-style tree
-(``<class>/<image>`` or ``<split>/<class>/<image>``). Default: digits from scikit-learn, CIFAR-10 from
-``$EDGESPLIT_DATA`` or ``../shared/data``. ``--limit N`` takes N test images evenly spaced over the set.
-Progress goes to stderr (``--quiet`` silences it). An unknown network or split, a weight file whose keys do
-not match (the first missing and unexpected key are named), an empty or missing data folder: one line on
-stderr, exit status 2.
+(``<class>/<image>`` or ``<split>/<class>/<image>``; a tar.gz may hold ``train/`` and ``test/`` too). Default:
+digits from scikit-learn, CIFAR-10 from ``$EDGESPLIT_DATA`` or ``../shared/data``; a model file has no default
+data set (``--data`` is required). ``--mean`` / ``--std`` (per channel on [0, 1]; default ImageNet's) and
+``--resize N`` (shorter side to N, then the centre crop; default: straight to H x W, or the 256/224 rule for
+224 x 224 inputs) say how the images are read (:mod:`model.accuracy`). ``--limit N`` takes N test images
+evenly spaced over the set. Progress goes to stderr (``--quiet`` silences it). An unknown network or split, a
+weight file whose keys do not match (the first missing and unexpected key are named), an empty or missing data
+folder, a model file without ``--data``: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -65,10 +73,22 @@ def register(subparsers) -> None:
     ft.set_defaults(func=cmd_finetune)
 
 
+NET_HELP = ("network: a built-in name (alexnet, vgg16, resnet50, resnet20, resnet56, digits, mobilenetv2, "
+            "squeezenet1_1, resnet18, mobilenetv2_cifar), PATH.onnx or PATH.py:FACTORY")
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--net", required=True, help="network: alexnet, vgg16, resnet50, resnet20, resnet56, digits")
-    p.add_argument("--weights", metavar="FILE", help="state_dict file (torchvision-compatible keys)")
-    p.add_argument("--data", metavar="DIR", help="data folder, tar.gz or ImageFolder tree")
+    p.add_argument("--net", required=True, help=NET_HELP)
+    p.add_argument("--weights", metavar="FILE", help="state_dict file for a built-in or .py network "
+                                                     "(torchvision-compatible keys for the built-ins)")
+    p.add_argument("--input-shape", metavar="C,H,W", help="input shape of a model that does not fix it")
+    p.add_argument("--data", metavar="DIR", help="data folder, tar.gz or ImageFolder tree (<class>/<image>, "
+                                                 "optionally under train/ and test/); required for a model file")
+    p.add_argument("--mean", metavar="R,G,B", help="input normalisation mean on [0, 1] (default ImageNet's)")
+    p.add_argument("--std", metavar="R,G,B", help="input normalisation std (default ImageNet's)")
+    p.add_argument("--resize", type=int, metavar="N",
+                   help="scale the shorter side to N, then centre-crop to the input (default: straight to H x W; "
+                        "the 256/224 rule for 224x224 inputs)")
     p.add_argument("--limit", type=int, metavar="N", help="test images, evenly spaced (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--mode", default=A.DEFAULT_MODE, help=f"JPEG feature scaling: layer or channel "
@@ -84,13 +104,32 @@ def _threads() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def _network(args):
+    """``--net`` (with ``--weights``, ``--input-shape``) resolved once: the Network every step takes. A model
+    file without ``--data`` fails here, before any work."""
+    from golden.network import load_network
+
+    nw = load_network(args.net, weights=args.weights, input_shape=args.input_shape)
+    if nw.dataset is None and args.data is None:
+        raise A.no_data_error(nw)
+    return nw
+
+
+def image_options(nw, args) -> tuple[A.InputNorm | None, int | None]:
+    """``--mean`` / ``--std`` (None: the network's default normalisation) and ``--resize``, checked."""
+    norm = A.input_norm(nw, args.mean, args.std) if args.mean is not None or args.std is not None else None
+    return norm, A.check_resize(args.resize, nw.input_shape)
+
+
 def cmd_accuracy(args) -> int:
     _threads()
     config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
                            curve_images=args.curve_images).check()
-    progress = A.Progress(f"edgesplit accuracy {args.net}", enabled=not args.quiet)
-    result, paths = A.run(args.net, args.weights, args.data, args.split, args.limit, config, args.out,
-                          plots=not args.no_plots, progress=progress)
+    nw = _network(args)
+    norm, resize = image_options(nw, args)
+    progress = A.Progress(f"edgesplit accuracy {nw.name}", enabled=not args.quiet)
+    result, paths = A.run(nw, None, args.data, args.split, args.limit, config, args.out,
+                          plots=not args.no_plots, progress=progress, norm=norm, resize=resize)
     if args.json:
         out = A.summary(result)
         out["files"] = {k: str(v) for k, v in paths.items()}
@@ -108,10 +147,12 @@ def cmd_finetune(args) -> int:
     study = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container).check()
     config = FT.FinetuneConfig(qf_range=tuple(args.qf_range), epochs=args.epochs, lr=args.lr,
                                batch_size=args.batch_size, seed=args.seed).check()
-    progress = A.Progress(f"edgesplit finetune {args.net} {args.split}", enabled=not args.quiet)
-    result = FT.finetune(args.net, args.split, config, limit_train=args.limit_train, limit=args.limit,
-                         weights=args.weights, data=args.data, study_config=study, progress=progress,
-                         save=args.save)
+    nw = _network(args)
+    norm, resize = image_options(nw, args)
+    progress = A.Progress(f"edgesplit finetune {nw.name} {args.split}", enabled=not args.quiet)
+    result = FT.finetune(nw, args.split, config, limit_train=args.limit_train, limit=args.limit,
+                         data=args.data, study_config=study, progress=progress, save=args.save, norm=norm,
+                         resize=resize)
     path = FT.write_result(result, args.out)
     if args.json:
         out = FT.summary(result)

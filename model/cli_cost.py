@@ -9,13 +9,22 @@
 [--json] [--plot FILE]``
     the best split under the accuracy budget, with the edge-only and host-only baselines and the gains.
 
+``--net``: a built-in name (``alexnet``, ``vgg16``, ``resnet50``, ``resnet20``, ``resnet56``, ``digits``,
+``mobilenetv2``, ``squeezenet1_1``, ``resnet18``, ``mobilenetv2_cifar``), ``PATH.onnx`` or ``PATH.py:FACTORY``
+(:mod:`golden.network`), resolved once when the command starts; ``--input-shape C,H,W`` for a model that does
+not fix its input (for ``sweep``, it applies to the model files, not to the built-ins). The split points of a
+model file are found automatically (``edgesplit splits --net ...`` lists them). A network with no entry in
+``model/ratios.yaml`` and no accuracy study gets the table's default rule (provenance ``assumed``, saying so).
+
 Every command takes ``--weights int16|jpeg`` (default int16; ``jpeg``: weights JPEG-coded in DRAM and
 restored by the engine's weight decoder, per-layer sizes from ``build/weights/<net>.json``) and
 ``--weights-qf Q`` (one weight QF for every layer; default: the table's choice, QF 50 for untrained nets).
+(The cost depends on the architecture only, so these commands take no weight file.)
 
 ``--json`` prints one JSON document on stdout (``query``/``best``: one object; ``sweep``: a list).
 Bad values (unknown network, split, link or encoding, QF outside 1..100, a negative rate or power, a
-malformed technology file) print one line on stderr and exit with status 2 (``model.cli``).
+malformed technology file, a model file that cannot be read or has an unsupported layer) print one line on
+stderr and exit with status 2 (``model.cli``).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ ENCODINGS = ("none", "lossless", "jpeg")
 # = model.counts.WEIGHT_FORMATS, likewise
 WEIGHT_FORMATS = ("int16", "jpeg")
 
+NET_HELP = ("network: a built-in name (alexnet, vgg16, resnet50, resnet20, resnet56, digits, mobilenetv2, "
+            "squeezenet1_1, resnet18, mobilenetv2_cifar), PATH.onnx or PATH.py:FACTORY")
 LINK_HELP = "1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2"
 
 
@@ -62,13 +73,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-qf", metavar="Q",
                    help="weight QF 1..100 for every layer with --weights jpeg (default: build/weights/<net>.json's "
                         "choice; 50 for untrained nets)")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="input shape of a model file that does not fix it (e.g. 3,32,32)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def register(subparsers) -> None:
     q = subparsers.add_parser("query", help="cost of one split: fps, energy per frame, breakdown, bottleneck",
                               description="Frames per second and energy per frame of a network split at one point.")
-    q.add_argument("--net", required=True, help="network (alexnet, vgg16, resnet50, resnet20, resnet56, digits)")
+    q.add_argument("--net", required=True, help=NET_HELP)
     q.add_argument("--split", required=True, help="split point (e.g. conv5; input = host-only, last = edge-only)")
     q.add_argument("--encoding", default="none", help=f"{', '.join(ENCODINGS)} (default none)")
     q.add_argument("--qf", help="JPEG quality factor 1..100 (default: the QF meeting the accuracy budget)")
@@ -80,7 +93,7 @@ def register(subparsers) -> None:
     s = subparsers.add_parser("sweep", help="cost of every net x split x encoding x link",
                               description="Evaluate every combination; defaults: alexnet, vgg16, resnet50, every "
                                           "split, none/lossless/jpeg, 1/2/22 Mbps.")
-    s.add_argument("--net", action="append", help="network (repeatable; default alexnet, vgg16, resnet50)")
+    s.add_argument("--net", action="append", help=NET_HELP + " (repeatable; default alexnet, vgg16, resnet50)")
     s.add_argument("--split", action="append", help="split (repeatable; default every split)")
     s.add_argument("--encoding", action="append", help=f"encoding (repeatable; default {', '.join(ENCODINGS)})")
     s.add_argument("--link", action="append", help=LINK_HELP + " (repeatable; default all three)")
@@ -92,7 +105,7 @@ def register(subparsers) -> None:
     b = subparsers.add_parser("best", help="the best split under an accuracy budget, vs edge-only and host-only",
                               description="Best split by energy per frame or frames per second within an "
                                           "accuracy-loss budget; edge-only and host-only baselines beside it.")
-    b.add_argument("--net", required=True, help="network")
+    b.add_argument("--net", required=True, help=NET_HELP)
     b.add_argument("--link", default="2mbps", help=LINK_HELP + " (default 2mbps)")
     b.add_argument("--encoding", help=f"fix the encoding ({', '.join(ENCODINGS)}; default: any)")
     b.add_argument("--objective", default="energy", help="energy or throughput (default energy)")
@@ -101,6 +114,30 @@ def register(subparsers) -> None:
     b.add_argument("--plot", metavar="FILE", help="write a PNG: energy and fps per split, best marked")
     _common(b)
     b.set_defaults(func=cmd_best)
+
+
+def _net(spec: str, input_shape: str | None):
+    """``--net`` resolved once (:func:`golden.network.load_network`): the Network everything below takes."""
+    from golden.network import load_network
+
+    return load_network(spec, input_shape=input_shape)
+
+
+def _nets(specs: list[str] | None, input_shape: str | None) -> list | None:
+    """``sweep``'s repeated ``--net``: each value resolved once; ``--input-shape`` goes to the model files."""
+    from golden.network import builtin_names, parse_input_shape
+
+    shape = parse_input_shape(input_shape)
+    if shape is not None and all(spec in builtin_names() for spec in specs or ()):
+        raise UserError("--input-shape applies to model files given with --net (PATH.onnx, PATH.py:FACTORY); "
+                        "the built-in networks fix their input")
+    if not specs:
+        return None
+    resolved: dict[str, object] = {}
+    for spec in specs:
+        if spec not in resolved:
+            resolved[spec] = _net(spec, None if spec in builtin_names() else shape)
+    return [resolved[spec] for spec in specs]
 
 
 def _counts(args) -> str:
@@ -144,10 +181,11 @@ def cmd_query(args) -> int:
     _encoding(args.encoding)
     qf = _qf(args.qf)
     wkw = _weights(args)
+    net = _net(args.net, args.input_shape)
     from model import api
 
     tech = _load_tech(args.tech)
-    r = api.query(args.net, args.split, args.encoding, qf, args.link, tech=tech,
+    r = api.query(net, args.split, args.encoding, qf, args.link, tech=tech,
                   ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args), **wkw)
     if args.json:
         print(api.dumps(r))
@@ -173,10 +211,11 @@ def cmd_sweep(args) -> int:
     for e in args.encoding or ():
         _encoding(e)
     wkw = _weights(args)
+    nets = _nets(args.net, args.input_shape)
     from model import api
 
     tech = _load_tech(args.tech)
-    t = api.sweep(nets=args.net, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
+    t = api.sweep(nets=nets, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
                   qf=_qf(args.qf), tech=tech, counts_source=_counts(args), **wkw)
     if args.plot:
         from model.report import plot_sweep
@@ -194,11 +233,12 @@ def cmd_sweep(args) -> int:
 def cmd_best(args) -> int:
     _encoding(args.encoding)
     wkw = _weights(args)
+    net = _net(args.net, args.input_shape)
     from model import api
 
     tech = _load_tech(args.tech)
     loss = None if args.accuracy_loss.lower() in ("none", "any") else _float(args.accuracy_loss, "accuracy loss")
-    b = api.best_split(args.net, args.link, args.objective, loss, args.encoding, _qf(args.qf), tech=tech,
+    b = api.best_split(net, args.link, args.objective, loss, args.encoding, _qf(args.qf), tech=tech,
                        counts_source=_counts(args), **wkw)
     if args.plot:
         from model.report import plot_best

@@ -1,13 +1,17 @@
 """``edgesplit weights``: per-layer QF choice for the JPEG-coded weights (:mod:`model.weightqf`).
 
-``edgesplit weights --net NET [--budget 0.005] [--qf Q ...] [--search-images N] [--max-evals N]
-[--test-limit N] [--qfs-from FILE] [--out DIR] [--json] [--no-plots] [--quiet]``
-    digits, resnet20, resnet56: for every conv / FC layer the lowest QF of the grid such that the int16
-    network with all decoded weights loses at most the budget (absolute top-1) on the search subset
-    (training split); top-1 before and after on the whole test split. alexnet, vgg16 (untrained default
-    weights): ratio and weight error per layer per grid QF. Writes ``build/weights/<net>.json`` and
-    ``build/weights/<net>_ratio.png``; prints a table (or with ``--json`` the JSON). Bad input (unknown
-    network, budget outside 0..1, QF outside 1..100): one line on stderr, exit status 2.
+``edgesplit weights --net NET [--weights FILE] [--data DIR|FILE.tar.gz [--mean R,G,B] [--std R,G,B] [--resize N]]
+[--input-shape C,H,W] [--budget 0.005] [--qf Q ...] [--search-images N] [--max-evals N] [--test-limit N]
+[--qfs-from FILE] [--out DIR] [--json] [--no-plots] [--quiet]``
+    digits, resnet20, resnet56 and model files (``PATH.onnx``, ``PATH.py:FACTORY``, with ``--data``: they have
+    no default data set): for every conv / FC layer the lowest QF of the grid such that the int16 network with
+    all decoded weights loses at most the budget (absolute top-1) on the search subset (training split);
+    top-1 before and after on the whole test split. alexnet, vgg16 (untrained default weights): ratio and
+    weight error per layer per grid QF. ``--weights FILE``: a state_dict for a built-in or ``.py`` network.
+    ``--data`` and the image options as ``edgesplit accuracy`` (:mod:`model.accuracy`). Writes
+    ``build/weights/<net>.json`` and ``build/weights/<net>_ratio.png``; prints a table (or with ``--json`` the
+    JSON). Bad input (unknown network, budget outside 0..1, QF outside 1..100, a model file without
+    ``--data``): one line on stderr, exit status 2.
 
     ``--qfs-from FILE`` (trained networks): no search; the per-layer QFs of FILE (a previous
     ``build/weights/<net>.json`` of the same network) are re-scored with the current codec: sizes, weight
@@ -22,13 +26,23 @@ import json
 import sys
 
 from model import weightqf as WQ
+from model.cli_accuracy import image_options
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "weights", help="JPEG-coded weights: per-layer QF within a top-1 budget, ratios per layer",
         description="Per-layer QF choice for the compressed weights (build/weights/<net>.json).")
-    p.add_argument("--net", required=True, help=f"network: {', '.join(WQ.NETS)}")
+    p.add_argument("--net", required=True,
+                   help=f"network: {', '.join(WQ.NETS)}, or PATH.onnx / PATH.py:FACTORY with --data")
+    p.add_argument("--weights", metavar="FILE", help="state_dict file for a built-in or .py network")
+    p.add_argument("--input-shape", metavar="C,H,W", help="input shape of a model that does not fix it")
+    p.add_argument("--data", metavar="DIR", help="labelled images (required for a model file): an image folder or "
+                                                 "a .tar.gz of <class>/<image>, optionally under train/ and test/")
+    p.add_argument("--mean", metavar="R,G,B", help="input normalisation mean (default ImageNet's)")
+    p.add_argument("--std", metavar="R,G,B", help="input normalisation std (default ImageNet's)")
+    p.add_argument("--resize", type=int, metavar="N",
+                   help="scale the shorter side to N, then centre-crop to the input (default: see accuracy)")
     p.add_argument("--budget", type=float, default=None,
                    help=f"absolute top-1 loss budget (default {WQ.BUDGET})")
     p.add_argument("--qf", type=int, nargs="+", metavar="Q",
@@ -50,7 +64,11 @@ def register(subparsers) -> None:
 
 
 def cmd_weights(args) -> int:
-    WQ.check_net(args.net)
+    from golden.network import load_network
+
+    nw = WQ.check_net(load_network(args.net, weights=args.weights, input_shape=args.input_shape))
+    norm, resize = image_options(nw, args)
+    data = WQ.check_data(nw, WQ.ImageData(args.data, norm, resize))
     budget = WQ.check_budget(args.budget if args.budget is not None else WQ.BUDGET)
     grid = WQ.check_grid(args.qf) if args.qf else None
     for name, v in (("--search-images", args.search_images), ("--max-evals", args.max_evals),
@@ -61,17 +79,17 @@ def cmd_weights(args) -> int:
         for name, given in (("--budget", args.budget is not None), ("--max-evals", args.max_evals != -1)):
             if given:
                 raise WQ.UserError(f"{name} does not apply with --qfs-from (no search; the budget is the file's)")
-        if args.net not in WQ.TRAINED_NETS:
-            raise WQ.UserError(f"--qfs-from applies to the trained networks ({', '.join(WQ.TRAINED_NETS)}), "
-                               f"not {args.net!r}")
-        WQ.load_qfs(args.qfs_from, args.net)  # bad input fails here, before any work
+        if not WQ.is_trained(nw):
+            raise WQ.UserError(f"--qfs-from applies to the trained networks ({', '.join(WQ.TRAINED_NETS)}) and "
+                               f"model files, not {nw.name!r}")
+        WQ.load_qfs(args.qfs_from, nw)  # bad input fails here, before any work
 
     def log(msg: str) -> None:
         if not args.quiet:
-            print(f"weights {args.net}: {msg}", file=sys.stderr, flush=True)
+            print(f"weights {nw.name}: {msg}", file=sys.stderr, flush=True)
 
-    result = WQ.run(args.net, budget, grid, args.search_images, args.max_evals, args.test_limit, log,
-                    args.search_split, args.qfs_from)
+    result = WQ.run(nw, budget, grid, args.search_images, args.max_evals, args.test_limit, log,
+                    args.search_split, args.qfs_from, data)
     paths = WQ.write(result, args.out, plots=not args.no_plots)
     if args.json:
         print(json.dumps(result))

@@ -61,6 +61,16 @@ Sources
 
 :func:`rtl_error` compares the two per layer (cycles and every shared counter).
 :func:`net_counts` merges them (RTL where present) and gives prefix sums per split.
+
+Networks
+--------
+Every function takes a built-in name or a :class:`golden.network.Network` (a user model loaded by
+``golden.network.load_network``); the layers and splits are the Network's. Counts are cached per architecture
+(:func:`arch`: the Network object, shared by its weight variants), never per name, so two user networks of
+one name (``a/net.onnx``, ``b/net.py:make``, or one file at two input shapes) never share counts; result files
+named after a network (``build/sim/<net>*.json``, ``build/weights/<net>.json``) are used only when they record
+the same source and input shape (:func:`same_network`; files without a source are the built-in's). A layer
+type the analytical model does not cover (:data:`MODELLED_TYPES`) is a UserError naming the layer.
 """
 
 from __future__ import annotations
@@ -74,7 +84,8 @@ from functools import cache
 from pathlib import Path
 
 from golden.errors import UserError
-from golden.splits import INPUT, Layer, input_shape, layers, split_names
+from golden.graph import Layer
+from golden.network import INPUT, Network, network
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "build" / "sim"
@@ -84,6 +95,11 @@ WEIGHTS_DIR = REPO / "build" / "weights"
 WEIGHT_FORMATS = ("int16", "jpeg")
 #: the weight QF of untrained networks (= ``sim.run.DEFAULT_WEIGHTS_QF``, what ``make sim`` uses)
 DEFAULT_WEIGHTS_QF = 50
+
+#: the layer types the analytical engine model knows (golden.graph types; others: a UserError naming the layer)
+MODELLED_TYPES = ("conv", "linear", "maxpool", "avgpool", "add", "flatten", "shortcut_a")
+
+Net = str | Network
 
 #: counters carried per layer (RTL names where the RTL has them; seg_*/outputs are derived)
 COUNT_FIELDS = (
@@ -266,6 +282,43 @@ def _two_buffer_time(seq: Iterable[tuple[int, int]], early_release: bool = True)
         c_hist[i % 2] = c_end - lag
         s_prev_end = s + reads
     return float(c_end)
+
+
+# ---- networks ----------------------------------------------------------------------------------------------
+
+
+def arch(net: Net) -> Network:
+    """``net`` (a built-in name, a loaded user network's name or a :class:`~golden.network.Network`) as the
+    Network of its architecture: the object the caches here are keyed by. Variants of one network with other
+    weights (``Network.with_weights``) share it (counts do not depend on weight values); two different networks
+    never do, whatever their names (a user network is keyed by its loaded object, not by its file's stem)."""
+    nw = network(net)
+    return nw.tables.net if nw.tables is not None else nw
+
+
+def _source_key(source: str) -> str:
+    """A network source for comparison: ``builtin``, or the model file resolved (``PATH[:FACTORY]``)."""
+    if source == "builtin":
+        return source
+    path, sep, factory = source.rpartition(":") if ".py:" in source else (source, "", "")
+    try:
+        path = str(Path(path).resolve())
+    except OSError:  # pragma: no cover - an unresolvable path compares as written
+        pass
+    return path + sep + factory
+
+
+def same_network(doc: dict, net: Net) -> bool:
+    """Whether a result file's ``doc`` (``build/sim``, ``build/weights``, ``build/accuracy`` JSON, named after the
+    network) describes ``net``: the same name, the same source (files without one were written for the built-in
+    network of that name) and, when recorded, the same input shape."""
+    nw = network(net)
+    if doc.get("net") != nw.name:
+        return False
+    if _source_key(str(doc.get("source", "builtin"))) != _source_key(nw.source):
+        return False
+    shape = doc.get("input_shape")
+    return shape is None or [int(v) for v in shape] == list(nw.input_shape)
 
 
 # ---- engine layers, feature-buffer plans and per-layer counts ---------------------------------------------
@@ -541,11 +594,16 @@ def _compute(acc: _Acc, layer: Layer, g: _Geom, oy_a: int, oy_b: int, ih_total: 
         raise NotImplementedError(layer.type)
 
 
-def _engine_layers(net: str) -> tuple[list[Layer], dict[str, str]]:
-    """The layers the engine runs (flatten dropped) and the alias of every dropped output."""
+def _engine_layers(net: Net) -> tuple[list[Layer], dict[str, str]]:
+    """The layers the engine runs (flatten dropped) and the alias of every dropped output; UserError for a
+    layer type the analytical model does not know (:data:`MODELLED_TYPES`)."""
+    nw = network(net)
     alias: dict[str, str] = {INPUT: INPUT}
     out = []
-    for la in layers(net):
+    for la in nw.layers:
+        if la.type not in MODELLED_TYPES:
+            raise UserError(f"{nw.name}: layer {la.name} is a {la.type} layer, which the cost model does not cover "
+                            f"yet; it covers: {', '.join(MODELLED_TYPES)}")
         if la.type == "flatten":
             alias[la.name] = alias.get(la.inputs[0], la.inputs[0])
             continue
@@ -564,10 +622,10 @@ def _is_linear(lays: list[Layer], alias: dict[str, str]) -> bool:
     return True
 
 
-def _chain_plan(lays: list[Layer], net: str, eng: EngineParams, wmap: dict | None = None) -> list[LayerCounts]:
+def _chain_plan(lays: list[Layer], net: Net, eng: EngineParams, wmap: dict | None = None) -> list[LayerCounts]:
     """sim.program.compile_program for linear networks: keep maps resident when they fit."""
     fbw = eng.fb_words
-    in_words0 = _numel(input_shape(net))
+    in_words0 = _numel(network(net).input_shape)
     resident: tuple[int, int] | None = None       # (address, words) of the resident map
     pending_input_load = in_words0 <= fbw // 2
     out = []
@@ -669,7 +727,7 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None) ->
     return out
 
 
-def analytical_layer_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, weights: str = "int16",
+def analytical_layer_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, weights: str = "int16",
                             weights_qf: int | None = None,
                             weights_dir: str | Path | None = None) -> tuple[LayerCounts, ...]:
     """Per-layer counts of ``net`` (every layer of :func:`golden.splits.layers`), by the analytical model;
@@ -677,16 +735,20 @@ def analytical_layer_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, weight
     return _analytical(net, eng, _wcodes(net, weights, weights_qf, weights_dir))
 
 
-@cache
-def _analytical(net: str, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerCounts, ...]:
+def _analytical(net: Net, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerCounts, ...]:
     """``wcodes``: ``((layer, stream words, table entries, QF[, lane-stream area words]), ...)`` of the
-    compressed layers (() = int16)."""
-    lays, alias = _engine_layers(net)
+    compressed layers (() = int16). Cached per architecture (:func:`arch`)."""
+    return _analytical_of(arch(net), eng, wcodes)
+
+
+@cache
+def _analytical_of(nw: Network, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerCounts, ...]:
+    lays, alias = _engine_layers(nw)
     wmap = {w[0]: tuple(w[1:]) for w in wcodes}
-    plan = _chain_plan(lays, net, eng, wmap) if _is_linear(lays, alias) else _dag_plan(lays, eng, wmap)
+    plan = _chain_plan(lays, nw, eng, wmap) if _is_linear(lays, alias) else _dag_plan(lays, eng, wmap)
     by_name = {lc.layer: lc for lc in plan}
     out = []
-    for la in layers(net):
+    for la in nw.layers:
         if la.type == "flatten":
             src = by_name.get(alias[la.name])
             out.append(LayerCounts(layer=la.name, split=la.split, name=la.name, type=la.type, source="analytical",
@@ -726,8 +788,9 @@ def check_weights_qf(qf) -> int | None:
     return int(qf)
 
 
-def weight_table_path(net: str, directory: str | Path | None = None) -> Path:
-    return Path(directory if directory is not None else WEIGHTS_DIR) / f"{net}.json"
+def weight_table_path(net: Net, directory: str | Path | None = None) -> Path:
+    name = net.name if isinstance(net, Network) else net
+    return Path(directory if directory is not None else WEIGHTS_DIR) / f"{name}.json"
 
 
 @cache
@@ -750,23 +813,30 @@ def _layer_weights(name: str, row: dict, path: Path) -> LayerWeights:
                         f"compressed_bytes, ratio") from None
 
 
-def weight_table(net: str, qf: int | None = None, directory: str | Path | None = None) -> dict[str, LayerWeights]:
+def weight_table(net: Net, qf: int | None = None, directory: str | Path | None = None) -> dict[str, LayerWeights]:
     """``{golden layer: LayerWeights}`` from ``edgesplit weights``' table (``build/weights/<net>.json``).
 
     Trained networks (a ``layers`` list): each layer at its accuracy-budgeted QF (``qf`` forces one QF for
     every layer, from ``per_qf``); untrained ones (``per_qf`` only): ``qf``, default :data:`DEFAULT_WEIGHTS_QF`
-    (what ``make sim WEIGHTS_CODEC=jpeg`` uses). A missing table or a QF outside its grid: UserError."""
+    (what ``make sim WEIGHTS_CODEC=jpeg`` uses). A missing table, one written for another network of the same
+    name (:func:`same_network`) or a QF outside its grid: UserError."""
     qf = check_weights_qf(qf)
-    path = weight_table_path(net, directory)
+    nw = network(net)
+    name, spec = nw.name, (nw.name if nw.is_builtin else nw.source)
+    path = weight_table_path(name, directory)
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        raise UserError(f"no weight table {path} for {net} (weights=jpeg needs it); allowed: a network with "
-                        f"one, made by `edgesplit weights --net {net}`") from None
+        raise UserError(f"no weight table {path} for {name} (weights=jpeg needs it); allowed: a network with "
+                        f"one, made by `edgesplit weights --net {spec}`") from None
     doc = _weights_json(str(path), mtime)
+    if isinstance(doc, dict) and "net" in doc and not same_network(doc, nw):
+        raise UserError(f"weight table {path} was made for network {doc.get('net')} from "
+                        f"{doc.get('source', 'builtin')}, not {name} from {nw.source} (rerun `edgesplit weights "
+                        f"--net {spec}`)")
     per_qf = (doc or {}).get("per_qf")
     if not isinstance(per_qf, dict) or not per_qf:
-        raise UserError(f"weight table {path}: no per_qf section (rerun `edgesplit weights --net {net}`)")
+        raise UserError(f"weight table {path}: no per_qf section (rerun `edgesplit weights --net {spec}`)")
     chosen = {}
     if qf is None and isinstance(doc.get("layers"), list):
         chosen = {r["name"]: r for r in doc["layers"] if isinstance(r, dict) and r.get("qf") is not None}
@@ -784,7 +854,7 @@ def weight_table(net: str, qf: int | None = None, directory: str | Path | None =
     return out
 
 
-def _wcodes(net: str, weights: str, qf: int | None, directory: str | Path | None) -> tuple:
+def _wcodes(net: Net, weights: str, qf: int | None, directory: str | Path | None) -> tuple:
     """The hashable per-layer compressed-weights key of :func:`_analytical` (() for int16)."""
     check_weights(weights)
     qf = check_weights_qf(qf)
@@ -792,7 +862,7 @@ def _wcodes(net: str, weights: str, qf: int | None, directory: str | Path | None
         if qf is not None:
             raise UserError(f"weight QF {qf} applies only to weights=jpeg (got weights int16)")
         return ()
-    known = {la.name for la in layers(net) if la.type in ("conv", "linear")}
+    known = {la.name for la in network(net).layers if la.type in ("conv", "linear")}
     return tuple(sorted((lw.layer, lw.stream_words, lw.table_entries, lw.qf)
                         for lw in weight_table(net, qf, directory).values() if lw.layer in known))
 
@@ -800,15 +870,20 @@ def _wcodes(net: str, weights: str, qf: int | None, directory: str | Path | None
 # ---- RTL counts -----------------------------------------------------------------------------------------
 
 
-def rtl_json_path(net: str) -> Path:
+def _name(net: Net) -> str:
+    return net.name if isinstance(net, Network) else str(net)
+
+
+def rtl_json_path(net: Net) -> Path:
     """``make sim``'s default output for ``net`` (``make sim SPLIT=s`` writes ``<net>_<s>.json``)."""
-    return SIM_DIR / f"{net}.json"
+    return SIM_DIR / f"{_name(net)}.json"
 
 
-def rtl_json_paths(net: str, directory: str | Path | None = None, weights: str = "int16") -> list[Path]:
+def rtl_json_paths(net: Net, directory: str | Path | None = None, weights: str = "int16") -> list[Path]:
     """Every ``make sim`` result of ``net`` (``<net>.json``, ``<net>_<split>.json``), oldest first;
     ``weights="jpeg"``: the runs with compressed weights (``<net>[_<split>]_wjpeg.json``) instead."""
     check_weights(weights)
+    net = _name(net)
     d = Path(directory) if directory is not None else SIM_DIR
     found = [p for p in [d / f"{net}.json", *d.glob(f"{net}_*.json")] if p.is_file()]
     found = [p for p in found if p.stem.endswith("_wjpeg") == (weights == "jpeg")]
@@ -827,7 +902,7 @@ def _rtl_cached(path: str, mtime_ns: int) -> dict | None:
     return _read_rtl(Path(path))
 
 
-def rtl_result(net: str, path: str | Path | None = None) -> dict | None:
+def rtl_result(net: Net, path: str | Path | None = None) -> dict | None:
     """The parsed ``make sim`` JSON at ``path`` (default ``build/sim/<net>.json``; None if absent)."""
     p = Path(path) if path is not None else rtl_json_path(net)
     try:
@@ -850,12 +925,13 @@ def _rtl_weights(row: dict) -> tuple | None:
     return (sw, entries, int(w["qf"])) + ((int(w["area_words"]),) if "area_words" in w else ())
 
 
-def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
-    """Layer counts of one ``make sim`` JSON. ``wanted`` None: int16 weights (runs with ``weights_codec`` or
-    ``encode`` are not used); else ``{layer: QF}``: a compressed-weights run, a coded layer used only at
-    the QF given for it (``{}``: any QF)."""
-    data = rtl_result(net, path)
-    if not data or data.get("net") != net or data.get("encode") is not None:
+def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
+    """Layer counts of one ``make sim`` JSON (of this very network: :func:`same_network`). ``wanted`` None:
+    int16 weights (runs with ``weights_codec`` or ``encode`` are not used); else ``{layer: QF}``: a
+    compressed-weights run, a coded layer used only at the QF given for it (``{}``: any QF)."""
+    nw = network(net)
+    data = rtl_result(nw, path)
+    if not data or not same_network(data, nw) or data.get("encode") is not None:
         return {}
     codec = (data.get("weights_codec") or {}).get("codec") if isinstance(data.get("weights_codec"), dict) else None
     if codec != (None if wanted is None else "jpeg"):
@@ -868,7 +944,7 @@ def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | 
     if any(isinstance(r.get("weights"), dict) and "table_entries" not in r["weights"]
            for r in data.get("layers", [])):
         return {}   # coded by the engine before its twelve lane decoders (one decoder, one stream)
-    golden = {la.name: la for la in layers(net)}
+    golden = {la.name: la for la in nw.layers}
     result = {}
     for row in data.get("layers", []):
         la = golden.get(row.get("module", ""))
@@ -897,7 +973,7 @@ def _rtl_rows(net: str, path: Path, eng: EngineParams, wanted: dict[str, int] | 
     return result
 
 
-def rtl_layer_counts(net: str, path: str | Path | None = None, eng: EngineParams = DEFAULT_ENGINE,
+def rtl_layer_counts(net: Net, path: str | Path | None = None, eng: EngineParams = DEFAULT_ENGINE,
                      include_scaled: bool = True, weights: str = "int16",
                      wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
     """``{golden layer name: counts}`` for the layers the RTL ran (empty when there is no usable JSON).
@@ -910,6 +986,7 @@ def rtl_layer_counts(net: str, path: str | Path | None = None, eng: EngineParams
     coded layer only at that QF (default: any).
     """
     check_weights(weights)
+    net = network(net)
     paths = [Path(path)] if path is not None else rtl_json_paths(net, weights=weights)
     want = None if weights == "int16" else (wanted or {})
     result: dict[str, LayerCounts] = {}
@@ -938,7 +1015,7 @@ class NetCounts:
     weight_qfs: dict[str, int] = field(default_factory=dict)   # layer -> QF of its coded weights (jpeg)
 
 
-def net_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto",
+def net_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto",
                rtl_path: str | Path | None = None, weights: str = "int16", weights_qf: int | None = None,
                weights_dir: str | Path | None = None) -> NetCounts:
     """Counts of ``net``; ``source``: ``auto`` (RTL where a ``build/sim/<net>*.json`` has the layer), ``analytical``
@@ -950,6 +1027,7 @@ def net_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto
     ``weights_qf`` one QF for every layer, ``weights_dir`` another folder of weight tables)."""
     if source not in ("auto", "analytical", "rtl"):
         raise UserError(f"unknown counts source {source!r}; allowed: auto, analytical, rtl")
+    net = arch(net)
     wcodes = _wcodes(net, weights, weights_qf, weights_dir)
     if source == "analytical":
         files: tuple[tuple[str, int], ...] = ()
@@ -960,8 +1038,9 @@ def net_counts(net: str, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto
 
 
 @cache
-def _net_counts(net: str, eng: EngineParams, source: str, files: tuple[tuple[str, int], ...],
+def _net_counts(net: Network, eng: EngineParams, source: str, files: tuple[tuple[str, int], ...],
                 weights: str = "int16", wcodes: tuple = ()) -> NetCounts:
+    """``net``: the architecture's Network (:func:`arch`), the cache key."""
     rtl: dict[str, LayerCounts] = {}
     wanted = {name: qf for name, _, _, qf in wcodes}
     used = []
@@ -974,8 +1053,8 @@ def _net_counts(net: str, eng: EngineParams, source: str, files: tuple[tuple[str
         rtl.update(rows)
     if weights == "jpeg":   # a layer the table codes must come coded from the RTL too, and vice versa
         rtl = {k: v for k, v in rtl.items() if (v.weight_qf != 0) == (k in wanted)}
-    merged = tuple(rtl.get(lc.layer, lc) for lc in _analytical(net, eng, wcodes))
-    names = split_names(net)
+    merged = tuple(rtl.get(lc.layer, lc) for lc in _analytical_of(net, eng, wcodes))
+    names = net.split_names
     edge: dict[str, dict[str, float]] = {}
     resident: dict[str, bool] = {}
     prov: dict[str, str] = {}
@@ -995,7 +1074,7 @@ def _net_counts(net: str, eng: EngineParams, source: str, files: tuple[tuple[str
         edge[s] = dict(run)
         resident[s] = last_resident if s != INPUT else False
         prov[s] = "+".join(sorted(srcs, key=lambda x: x != "rtl")) if srcs else "none"
-    return NetCounts(net=net, layers=merged, edge=edge, resident=resident, provenance=prov,
+    return NetCounts(net=net.name, layers=merged, edge=edge, resident=resident, provenance=prov,
                      rtl_layers=tuple(rtl), rtl_files=tuple(used) if rtl else (), weights=weights,
                      weight_qfs=dict(wanted))
 
@@ -1013,7 +1092,7 @@ class LayerError:
     counters: dict[str, tuple[float, float]]  # counter -> (rtl, model)
 
 
-def rtl_error(net: str, path: str | Path | None = None, eng: EngineParams = DEFAULT_ENGINE,
+def rtl_error(net: Net, path: str | Path | None = None, eng: EngineParams = DEFAULT_ENGINE,
               verification_stores: bool = True, weights: str = "int16") -> list[LayerError]:
     """Analytical vs RTL per layer the RTL ran (empty when there is no JSON for ``net``).
 
@@ -1026,6 +1105,7 @@ def rtl_error(net: str, path: str | Path | None = None, eng: EngineParams = DEFA
     and traffic model, whatever ``build/weights`` holds).
     """
     check_weights(weights)
+    net = network(net)
     paths = [Path(path)] if path is not None else rtl_json_paths(net, weights=weights)
     rtl: dict[str, LayerCounts] = {}
     coded: dict[str, tuple[int, int, int]] = {}
@@ -1050,7 +1130,7 @@ def rtl_error(net: str, path: str | Path | None = None, eng: EngineParams = DEFA
         if r is None:
             continue
         if (r.scale != 1.0 and r.slice_channels) or (lc.type == "linear" and own_program):
-            la = next(x for x in layers(net) if x.name == lc.layer)
+            la = next(x for x in net.layers if x.name == lc.layer)
             lc = _fc_slice(la, r.slice_channels or la.out_shape[0], r.scale, eng, coded.get(lc.layer))
         model = lc.as_dict()
         if verification_stores and lc.output_resident:
@@ -1083,7 +1163,7 @@ def _fc_slice(la: Layer, channels: int, scale: float, eng: EngineParams,
 PRE_EARLY_RELEASE = replace(DEFAULT_ENGINE, early_release=False)
 
 
-def rtl_error_auto(net: str, path: str | Path | None = None, target: float = 0.05,
+def rtl_error_auto(net: Net, path: str | Path | None = None, target: float = 0.05,
                    eng: EngineParams = DEFAULT_ENGINE, weights: str = "int16") -> tuple[list[LayerError], bool]:
     """:func:`rtl_error` against the current engine model; if that misses ``target`` on some layer but the
     model of the engine before d9dab0d (segment buffers released a cycle later) meets it everywhere, the
@@ -1115,9 +1195,11 @@ def ci_requires_rtl() -> bool:
 
 __all__ = [
     "COUNT_FIELDS", "DEFAULT_ENGINE", "DEFAULT_WEIGHTS_QF", "PRE_EARLY_RELEASE", "WEIGHT_FORMATS", "EngineParams",
-    "LayerCounts", "LayerError", "LayerWeights", "NetCounts", "analytical_layer_counts", "check_weights",
+    "LayerCounts", "LayerError", "LayerWeights", "MODELLED_TYPES", "NetCounts", "analytical_layer_counts", "arch",
+    "check_weights",
     "check_weights_qf", "ci_requires_rtl", "compressed_weight_words", "format_rtl_error", "net_counts", "rtl_error",
-    "rtl_error_auto", "rtl_json_paths", "rtl_layer_counts", "rtl_json_path", "rtl_result", "step_cycles",
+    "rtl_error_auto", "rtl_json_paths", "rtl_layer_counts", "rtl_json_path", "rtl_result", "same_network",
+    "step_cycles",
     "weight_table", "weight_table_path",
 ]
 

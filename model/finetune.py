@@ -23,6 +23,10 @@ the host's top-1 on exact features (on CIFAR-10 it rises: training on the JPEG t
 checkpoint, trained on the lossless originals, to the JPEG test files), which loosens a budget counted from
 the original network; ``after_own_reference`` / ``gain_percent_own_reference`` count the budget from the
 fine-tuned host's own exact-feature top-1 instead (the codec-robustness part of the gain alone).
+
+Any network (a built-in name or a :class:`golden.network.Network`: ``--net PATH.onnx``, ``PATH.py:FACTORY``);
+a user network needs its data (``data``: an image folder or tar.gz with ``train/`` and ``test/``, see
+:mod:`model.accuracy`) and is calibrated on its training images.
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ from torch import nn
 
 from golden import jpeg
 from golden.errors import UserError
-from golden.nets import NET_INFO, check_net_name
+from golden.network import INPUT, Network
+from golden.network import network as as_network
 from golden.quantize import QNet, run_fast
-from golden.splits import INPUT, check_split, get_split, host_model, split_names
 from model import accuracy as A
 
 DEFAULT_QF_RANGE = (30, 35)
@@ -149,34 +153,41 @@ def split_values(qnet: QNet, x: np.ndarray, split: str, norm: A.InputNorm, batch
     return A.int16_features(qnet, x, split, batch, progress)
 
 
-def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_train: int | None = None,
+def finetune(net: str | Network, split: str, config: FinetuneConfig | None = None, limit_train: int | None = None,
              limit: int | None = None, weights: str | os.PathLike | None = None,
              data: str | os.PathLike | None = None, study_config: A.StudyConfig | None = None,
-             progress: A.Progress | None = None, save: str | os.PathLike | None = None) -> dict[str, Any]:
+             progress: A.Progress | None = None, save: str | os.PathLike | None = None,
+             norm: A.InputNorm | None = None, resize: int | None = None) -> dict[str, Any]:
     """Fine-tune the host part of ``net`` after ``split`` and measure the budget point before and after on
-    the test split (module docstring). ``limit_train``/``limit``: training/test images (evenly spaced; None
-    = all). ``save``: write the whole network's state_dict with the fine-tuned host there."""
+    the test split (module docstring). ``net``: a built-in name or a Network (its weights, or ``weights``).
+    ``limit_train``/``limit``: training/test images (evenly spaced; None = all). ``norm`` / ``resize``: how
+    the images are read (:func:`model.accuracy.load_dataset`). ``save``: write the whole network's state_dict
+    with the fine-tuned host there."""
     config = (config or FinetuneConfig()).check()
     study_config = (study_config or A.StudyConfig()).check()
-    check_split(check_net_name(net), split)
-    if split == split_names(net)[-1]:
+    nw = as_network(net)
+    if weights is not None:
+        nw = nw.with_weights(weights)
+    sp = nw.split(split)
+    if split == nw.split_names[-1]:
         raise UserError(f"split {split!r} sends the logits: there is no host part to fine-tune")
+    name = nw.name
     progress = progress or A.Progress("", enabled=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     t0 = time.monotonic()
     try:
-        progress.update(f"loading {net} training and test images", force=True)
-        src_train, src_test = A.data_source(net, data, "train"), A.data_source(net, data, "test")
+        progress.update(f"loading {name} training and test images", force=True)
+        src_train, src_test = A.data_source(nw, data, "train"), A.data_source(nw, data, "test")
         if src_train is not None and src_train == src_test:
             raise UserError(f"the training and the test images both come from {src_test}: fine-tuning needs a "
                             "separate training split (a folder with train/ and test/, or the shared tarballs)")
-        x_tr, y_tr = A.load_dataset(net, data, "train", limit_train)
-        x_te, y_te = A.load_dataset(net, data, "test", limit)
-        module, qnet = A.network(net, weights, data, progress)
-        norm = A.NET_NORMS[NET_INFO[net].dataset]
+        x_tr, y_tr = A.load_dataset(nw, data, "train", limit_train, norm, resize)
+        x_te, y_te = A.load_dataset(nw, data, "test", limit, norm, resize)
+        module, qnet = A.network(nw, None, data, progress,
+                                 calib=None if nw.is_builtin else A.user_calibration(x_tr))
+        norm = norm or A.input_norm(nw)
         b = study_config.batch_size
-        sp = get_split(net, split)
         frac = None if split == INPUT else qnet.split_frac(split)
 
         # test side: the features, the references
@@ -193,8 +204,8 @@ def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_t
         kind = "image" if split == INPUT else "feature"
         test_codec = A.SplitCodec(test_vals, kind, study_config.mode, study_config.container,
                                   study_config.lossless_table)
-        before_host = host_model(module, split)
-        before = A.study_split(A.make_task(qnet, split, test_vals, before_host, "float", b), y_te, int16_top1,
+        before_host = nw.host_model(module, split)
+        before = A.study_split(A.make_task(qnet, split, test_vals, before_host, "float", b, norm), y_te, int16_top1,
                                study_config, progress, codec=test_codec)
 
         # training
@@ -204,7 +215,7 @@ def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_t
                                    study_config.lossless_table)
         host = copy.deepcopy(before_host)
         history = train_host(host, train_codec, y_tr, frac, norm, config, progress)
-        after_task = A.make_task(qnet, split, test_vals, host, "float", b)
+        after_task = A.make_task(qnet, split, test_vals, host, "float", b, norm)
         cache: dict[int, dict[str, float]] = {}
         after = A.study_split(after_task, y_te, int16_top1, study_config, progress, codec=test_codec, cache=cache)
         # the same budget against the fine-tuned host's own top-1 on exact features (it may have changed)
@@ -219,7 +230,7 @@ def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_t
     keep = ("lossy_ratio_at_budget", "qf_at_budget", "top1_at_budget", "bytes_at_budget", "loss_at_budget",
             "top1_uncoded", "evaluated")
     result = {
-        "net": net,
+        "net": name,
         "split": split,
         "feature_bytes": sp.feature_bytes,
         "raw_bytes": before["raw_bytes"],
@@ -239,16 +250,19 @@ def finetune(net: str, split: str, config: FinetuneConfig | None = None, limit_t
         "after_own_reference": {k: after_own[k] for k in keep if k != "evaluated"},
         "gain_percent_own_reference": gain_own,
         "history": history,
-        "weights": str(weights) if weights else NET_INFO[net].default_weights,
+        "weights": A.weights_text(nw),
         "seconds": round(time.monotonic() - t0, 1),
     }
+    if not nw.is_builtin:
+        result.update(source=nw.source, input_shape=list(nw.input_shape),
+                      input_norm={"mean": list(norm.mean), "std": list(norm.std)})
     if save is not None:
         tuned = copy.deepcopy(module)
-        host_model(tuned, split).load_state_dict(host.state_dict())
+        nw.host_model(tuned, split).load_state_dict(host.state_dict())
         torch.save({"state_dict": tuned.state_dict(), "finetune": {k: result[k] for k in ("net", "split")}}, save)
         result["saved"] = str(save)
     gtxt = f"{gain:+.1f}%" if gain is not None else "n/a"
-    progress.done(f"{net} {split}: ratio within budget {_r(r0)} -> {_r(r1)} ({gtxt})")
+    progress.done(f"{name} {split}: ratio within budget {_r(r0)} -> {_r(r1)} ({gtxt})")
     return result
 
 

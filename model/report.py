@@ -44,16 +44,31 @@ def _plt():
 # ---- plots for the CLI -----------------------------------------------------------------------------------
 
 
+def _sweep_panels(table) -> list[tuple[str, list[str], list]]:
+    """``(title, split names, rows)`` per network of a sweep: from the table's own networks (``blocks``: two
+    different networks of one name stay apart, titled with their sources), else by network name."""
+    blocks = getattr(table, "blocks", None)
+    if not blocks:
+        nets = list(dict.fromkeys(r.net for r in table))
+        return [(net, list(split_names(net)), [r for r in table if r.net == net]) for net in nets]
+    by_net: dict[int, tuple[object, list]] = {}
+    for nw, a, b in blocks:
+        if id(nw) not in by_net:   # a network given twice: its rows once
+            by_net[id(nw)] = (nw, table.results[a:b])
+    names = [nw.name for nw, _ in by_net.values()]
+    return [(nw.name if names.count(nw.name) == 1 else f"{nw.name} ({nw.source})", list(nw.split_names), rows)
+            for nw, rows in by_net.values()]
+
+
 def plot_sweep(table, path: str | Path) -> None:
     """fps and energy per frame vs split, one panel pair per network, one line per (encoding, link)."""
     plt = _plt()
-    nets = list(dict.fromkeys(r.net for r in table))
-    fig, axes = plt.subplots(len(nets), 2, figsize=(13, 3.6 * len(nets)), squeeze=False)
-    for i, net in enumerate(nets):
-        names = list(split_names(net))
-        groups = dict.fromkeys((r.encoding, r.link) for r in table if r.net == net)
+    panels = _sweep_panels(table)
+    fig, axes = plt.subplots(len(panels), 2, figsize=(13, 3.6 * len(panels)), squeeze=False)
+    for i, (net, names, net_rows) in enumerate(panels):
+        groups = dict.fromkeys((r.encoding, r.link) for r in net_rows)
         for enc, link in groups:
-            rows = [r for r in table if r.net == net and r.encoding == enc and r.link == link]
+            rows = [r for r in net_rows if r.encoding == enc and r.link == link]
             xs = [names.index(r.split) for r in rows]
             style = dict(color=ENC_COLORS.get(enc, "k"), ls=LINK_STYLES.get(link, "-."), marker="o", ms=3,
                          label=f"{enc}, {link}")
@@ -75,7 +90,8 @@ def plot_sweep(table, path: str | Path) -> None:
 def plot_best(best, path: str | Path) -> None:
     """Energy and fps of every admissible candidate per split; best, edge-only and host-only marked."""
     plt = _plt()
-    names = list(split_names(best.net))
+    nw = getattr(best, "network", None)
+    names = list(nw.split_names if nw is not None else split_names(best.net))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     encs = list(dict.fromkeys(c.encoding for c in best.candidates))
     for enc in encs:

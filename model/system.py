@@ -23,8 +23,15 @@ and 660 mW; or ``RATE_BPS:POWER_W`` (for example ``5e6:0.2``).
 
 Encodings: ``none`` (raw), ``lossless`` (zero-run-length + Huffman), ``jpeg`` (lossy, at the QF that meets
 the accuracy budget, or a given QF). Compression ratios come from the accuracy study's JSON
-(``build/accuracy/<net>.json``) when present, else from ``model/ratios.yaml`` (seeded with the paper's
-figures; each entry marked ``paper`` or ``assumed``); every result carries that provenance.
+(``build/accuracy/<net>.json``, of that very network: same name, source and input shape) when present, else
+from ``model/ratios.yaml`` (seeded with the paper's figures; each entry marked ``paper`` or ``assumed``), else,
+for a network without an entry there (a user network, a newer built-in), from its ``default_rule`` (source
+``assumed``, the note says which rule and, for a user network, that it has neither an entry nor a study);
+every result carries that provenance.
+
+Networks: every function takes a built-in name, a loaded user network's name or a
+:class:`golden.network.Network` (``golden.network.load_network``: ``PATH.onnx``, ``PATH.py:FACTORY``); results
+name the network by ``Network.name``.
 
 Weights: ``int16`` (default; rows of plain weights from DRAM) or ``jpeg`` (issue #8: JPEG-coded weights in
 DRAM, restored on chip by the weight decoder; :mod:`model.counts` gives the edge counts: RTL
@@ -52,8 +59,16 @@ import yaml
 
 from golden.errors import UserError
 from golden.featpack import grid_columns
-from golden.splits import INPUT, get_split, split_names
-from model.counts import DEFAULT_ENGINE, WEIGHT_FORMATS, EngineParams, NetCounts, check_weights, net_counts
+from golden.network import INPUT, Network, network
+from model.counts import (
+    DEFAULT_ENGINE,
+    WEIGHT_FORMATS,
+    EngineParams,
+    NetCounts,
+    check_weights,
+    net_counts,
+    same_network,
+)
 from model.tech import Tech, load_tech
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,45 +250,55 @@ def _accuracy_json(path: str, mtime: int) -> dict[str, Any] | None:
     for s in doc["splits"]:
         if isinstance(s, dict) and "name" in s:
             rows[s["name"]] = s
-    return {"base_top1": base, "budget": budget, "splits": rows, "path": path}
+    ident = {k: doc[k] for k in ("net", "source", "input_shape") if k in doc}
+    return {"base_top1": base, "budget": budget, "splits": rows, "path": path,
+            "doc": {"net": Path(path).stem, **ident}}
 
 
-def accuracy_study(net: str, directory: str | Path | None = None) -> dict[str, Any] | None:
-    """The accuracy study's JSON for ``net`` (``build/accuracy/<net>.json``), or None."""
-    p = Path(directory or ACCURACY_DIR) / f"{net}.json"
+def accuracy_study(net: str | Network, directory: str | Path | None = None) -> dict[str, Any] | None:
+    """The accuracy study's JSON for ``net`` (``build/accuracy/<net>.json``), or None. Given a Network, a
+    study written for another network of the same name (another model file, another input shape) is None."""
+    name = net.name if isinstance(net, Network) else net
+    p = Path(directory or ACCURACY_DIR) / f"{name}.json"
     try:
         mtime = p.stat().st_mtime_ns
     except OSError:
         return None
-    return _accuracy_json(str(p), mtime)
+    study = _accuracy_json(str(p), mtime)
+    if study is not None and isinstance(net, Network) and not same_network(study["doc"], net):
+        return None
+    return study
 
 
 def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def _table_entry(table: RatioTable, net: str, split: str) -> tuple[dict[str, Any], str, str]:
+def _table_entry(table: RatioTable, net: str | Network, split: str) -> tuple[dict[str, Any], str, str]:
     """(entry, source, note) for a split, from the per-net table or the default rule."""
-    e = table.nets.get(net, {}).get(split)
+    nw = network(net)
+    e = table.nets.get(nw.name, {}).get(split)
     if e is not None:
         return e, e["source"], e.get("note", "")
-    names = split_names(net)
+    names = nw.split_names
     i = names.index(split)
+    why = "" if nw.is_builtin else f" ({nw.name} has no entry in {Path(table.path).name} and no accuracy study)"
     if split == INPUT:
-        return table.rule["input"], "assumed", "default rule: input image"
+        return table.rule["input"], "assumed", "default rule: input image" + why
     if i == len(names) - 1:
-        return table.rule["logits"], "assumed", "default rule: logits"
+        return table.rule["logits"], "assumed", "default rule: logits" + why
     last_hidden = len(names) - 2
     d = i / last_hidden
     a, b = table.rule["hidden_first"], table.rule["hidden_last"]
     e = {f: a[f] * (b[f] / a[f]) ** d for f in ("lossless", "lossy")}
     e["qf"] = a["qf"]
-    return e, "assumed", f"default rule: hidden feature at relative depth {d:.2f}"
+    return e, "assumed", f"default rule: hidden feature at relative depth {d:.2f}" + why
 
 
-def compression(net: str, split: str, encoding: str, qf: int | None = None, ratio: float | None = None,
+def compression(net: str | Network, split: str, encoding: str, qf: int | None = None, ratio: float | None = None,
                 ratios: RatioTable | None = None, accuracy_dir: str | Path | None = None) -> Compression:
     """The compression of ``split``'s feature under ``encoding`` (``ratio`` overrides everything)."""
+    net = network(net)
     check_encoding(encoding)
     qf = check_qf(qf)
     if ratio is not None:
@@ -314,11 +339,11 @@ def compression(net: str, split: str, encoding: str, qf: int | None = None, rati
 # ---- encoder work ----------------------------------------------------------------------------------------
 
 
-def encoder_samples(net: str, split: str, encoding: str) -> int:
+def encoder_samples(net: str | Network, split: str, encoding: str) -> int:
     """Samples the encoder takes for ``split``'s feature (0 for ``none``)."""
     if encoding == "none":
         return 0
-    sp = get_split(net, split)
+    sp = network(net).split(split)
     c, h, w = sp.shape
     if split == INPUT:
         return c * (-(-h // 8) * 8) * (-(-w // 8) * 8)
@@ -331,9 +356,9 @@ def encoder_samples(net: str, split: str, encoding: str) -> int:
     return -(-c // cols) * cols * th * tw
 
 
-def raw_bytes(net: str, split: str) -> int:
+def raw_bytes(net: str | Network, split: str) -> int:
     """Bytes of the split's output sent raw: 8-bit image for ``input``, 16-bit values otherwise."""
-    sp = get_split(net, split)
+    sp = network(net).split(split)
     return sp.elements * (IMAGE_BYTES_PER_SAMPLE if split == INPUT else FEATURE_BYTES_PER_VALUE)
 
 
@@ -384,8 +409,8 @@ class QueryResult:
         return d
 
 
-def _role(net: str, split: str) -> str:
-    names = split_names(net)
+def _role(net: Network, split: str) -> str:
+    names = net.split_names
     return "host_only" if split == names[0] else ("edge_only" if split == names[-1] else "split")
 
 
@@ -453,15 +478,16 @@ def weight_decoder_energy(counts: dict[str, float], en: _Energies, tech_name: st
     return n * en.wdec
 
 
-def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LINK, qf: int | None = None,
+def evaluate(net: str | Network, split: str, encoding: str, link: str | Link = DEFAULT_LINK, qf: int | None = None,
              tech: Tech | str | Path | None = None, ratio: float | None = None,
              eng: EngineParams = DEFAULT_ENGINE, counts: NetCounts | None = None, counts_source: str = "auto",
              ratios: RatioTable | None = None, accuracy_dir: str | Path | None = None, weights: str = "int16",
              weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
     """The cost of one operating point (see the module docstring for the model). ``weights``: ``int16`` or
     ``jpeg`` (``weights_qf``: one weight QF for every layer; ``weights_dir``: another weight-table folder)."""
+    net = network(net)
     lk = parse_link(link)
-    sp = get_split(net, split)   # validates net and split
+    sp = net.split(split)   # validates the split
     check_encoding(encoding)
     check_weights(weights)
     t = load_tech(tech)
@@ -493,7 +519,8 @@ def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LIN
     breakdown = dict(zip(BREAKDOWN_KEYS, (compute, onchip, dram, enc, radio, leak, wdec), strict=True))
     total = compute + onchip + dram + enc + radio + leak + wdec
     return QueryResult(
-        net=net, split=split, encoding=encoding, qf=comp.qf, link=lk.name, rate_bps=lk.rate_bps, power_w=lk.power_w,
+        net=net.name, split=split, encoding=encoding, qf=comp.qf, link=lk.name, rate_bps=lk.rate_bps,
+        power_w=lk.power_w,
         fps=1.0 / frame if frame > 0 else math.inf, frame_time_s=frame, energy_per_frame_j=total,
         breakdown=breakdown, bottleneck="inference" if t_inf >= stage2 else "transmit",
         inference_time_s=t_inf, encode_time_s=t_enc, transmit_time_s=t_tx, feature_bytes=raw,
@@ -504,9 +531,9 @@ def evaluate(net: str, split: str, encoding: str, link: str | Link = DEFAULT_LIN
     )
 
 
-def _edge_qfs(net: str, split: str, nc: NetCounts) -> dict[str, int]:
+def _edge_qfs(net: Network, split: str, nc: NetCounts) -> dict[str, int]:
     """The weight QF of every coded layer on the edge side of ``split``."""
-    names = split_names(net)
+    names = net.split_names
     edge = set(names[1:names.index(split) + 1])
     return {lc.layer: nc.weight_qfs[lc.layer] for lc in nc.layers if lc.split in edge and lc.layer in nc.weight_qfs}
 

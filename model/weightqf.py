@@ -38,6 +38,14 @@ tables follow from the summed symbol counts.
 Sizes are exact (:class:`golden.weightcodec.EncodedLayer`'s ``compressed_bytes``: the twelve lane streams,
 each padded to 16 bits, + DHT-style tables + 64-byte Q table + 52-byte header); biases are not compressed
 and not counted.
+
+**User networks** (``--net PATH.onnx`` / ``PATH.py:FACTORY``, a :class:`golden.network.Network`) are searched
+like the trained ones on their own labelled data (``--data``: an image folder or tar.gz, see
+:mod:`model.accuracy`; required, they have no default data set): the search subset comes from its ``train/``
+split (default :data:`DEFAULT_SEARCH_IMAGES_USER` images), or from the test images themselves when the data has
+no separate training split, and the int16 network is calibrated on the search images. ``--weights FILE``
+(a state_dict) replaces the weights of a built-in or ``.py`` network. The result records the network's source
+and input shape, so the cost model never reads one network's table for another of the same name.
 """
 
 from __future__ import annotations
@@ -56,9 +64,9 @@ import torch
 from golden import data as D
 from golden import weightcodec as wc
 from golden.errors import UserError
-from golden.nets import NET_INFO, check_net_name
+from golden.network import INPUT, Network
+from golden.network import network as as_network
 from golden.quantize import QNet, default_qnet, run_fast
-from golden.splits import INPUT, layers_between, split_names
 
 SCHEMA_VERSION = 1
 BUDGET = 0.005
@@ -77,6 +85,9 @@ DEFAULT_SEARCH_SPLIT = {"digits": "test", "resnet20": "train", "resnet56": "trai
 so no drop shows), hence its search uses the 450 test images themselves (the final test numbers are then
 in-sample); the CIFAR ResNets score 85% on training images against 80.5% on test ones, so their training
 split is a fair validation-like set, disjoint from the test split."""
+DEFAULT_SEARCH_IMAGES_USER = 1000
+"""Search subset size of a user network (evenly spaced over its data's training split)."""
+DEFAULT_MAX_EVALS_USER = 40
 OUT_DIR = D.REPO_ROOT / "build" / "weights"
 CHUNK_WEIGHTS = 1 << 21
 """Weights per chunk in :func:`sweep_layer` (whole groups of 12 channels; at least one group)."""
@@ -88,11 +99,52 @@ def check_budget(budget: float) -> float:
     return float(budget)
 
 
-def check_net(net: str) -> str:
-    check_net_name(net)
-    if net not in NETS:
-        raise UserError(f"weight QF study does not support {net!r}; allowed: {', '.join(NETS)}")
-    return net
+@dataclasses.dataclass(frozen=True)
+class ImageData:
+    """Where the labelled images come from: the network's own data set (``path`` None) or ``--data``, read
+    with ``norm`` / ``resize`` (:func:`model.accuracy.load_dataset`)."""
+
+    path: str | None = None
+    norm: Any = None
+    resize: int | None = None
+
+
+def check_net(net: str | Network) -> Network:
+    """``net`` as a Network the study supports: :data:`NETS` among the built-ins, any user network."""
+    nw = as_network(net)
+    if nw.is_builtin and nw.name not in NETS:
+        raise UserError(f"weight QF study does not support {nw.name!r}; allowed: {', '.join(NETS)}, or a model "
+                        f"file (PATH.onnx, PATH.py:FACTORY) with --data")
+    return nw
+
+
+def is_trained(net: str | Network) -> bool:
+    """A network searched against top-1 (the trained built-ins, every user network), not a ratio table."""
+    nw = as_network(net)
+    return nw.name in TRAINED_NETS if nw.is_builtin else True
+
+
+def _search_defaults(nw: Network, data: ImageData) -> tuple[int | None, int | None, str]:
+    """(search images, max evaluations, search split) of a network by default."""
+    if nw.is_builtin:
+        return DEFAULT_SEARCH_IMAGES[nw.name], DEFAULT_MAX_EVALS[nw.name], DEFAULT_SEARCH_SPLIT[nw.name]
+    from model.accuracy import data_source
+
+    try:
+        split = "train" if data_source(nw, data.path, "train") != data_source(nw, data.path, "test") else "test"
+    except UserError:
+        split = "test"   # an archive with test/ only
+    return DEFAULT_SEARCH_IMAGES_USER, DEFAULT_MAX_EVALS_USER, split
+
+
+def _qnet(nw: Network, data: ImageData, x_calib: np.ndarray) -> QNet:
+    """The int16 network searched: the default one of a built-in (default weights, own data), else calibrated
+    (:func:`model.accuracy.network`; a user network on the search images)."""
+    if nw.is_builtin and nw.weights is None and data.path is None:
+        return default_qnet(nw.name)
+    from model.accuracy import network, user_calibration
+
+    return network(nw, None, data.path, calib=None if nw.is_builtin else user_calibration(x_calib))[1]
 
 
 def check_grid(grid: Sequence[int]) -> tuple[int, ...]:
@@ -115,7 +167,7 @@ def with_weights(qnet: QNet, weights: dict[str, np.ndarray]) -> QNet:
             w = np.asarray(weights[q.name]).reshape(q.w.shape).astype(np.int16)
             q = dataclasses.replace(q, w=w)
         layers.append(q)
-    return QNet(qnet.net, qnet.input_frac, tuple(layers), dict(qnet.calibration))
+    return QNet(qnet.net, qnet.input_frac, tuple(layers), dict(qnet.calibration), source=qnet.source)
 
 
 # ---- per-layer sweeps ------------------------------------------------------------------------------------
@@ -235,11 +287,12 @@ class Evaluator:
         self.seconds += time.monotonic() - t
 
 
-def split_before(net: str, layer: str) -> str:
+def split_before(net: str | Network, layer: str) -> str:
     """The last split whose edge part does not contain ``layer``."""
+    nw = as_network(net)
     best = INPUT
-    for s in split_names(net):
-        if any(la.name == layer for la in layers_between(net, INPUT, s)):
+    for s in nw.split_names:
+        if any(la.name == layer for la in nw.layers_between(INPUT, s)):
             break
         best = s
     return best
@@ -280,14 +333,14 @@ def search(ev: Evaluator, grid: tuple[int, ...], budget: float, reference: float
             hi = mid
     config = top if lo < 0 else level_config(lo)
     # phase 2: greedy, reverse network order, features before each layer cached once
-    ev.cache_features(config, split_names(ev.qnet.net))
+    ev.cache_features(config, ev.qnet.network.split_names)
     for name in reversed(names):
         while max_evals is None or ev.evals < max_evals:
             lower = [q for q in grid if q < config[name]]
             if not lower:
                 break
             trial = dict(config, **{name: max(lower)})
-            t1 = ev.top1(trial, start=split_before(ev.qnet.net, name))
+            t1 = ev.top1(trial, start=split_before(ev.qnet.network, name))
             ok = reference - t1 <= budget + 1e-12
             trace.append(dict(phase="greedy", layer=name, qf=max(lower), top1=t1, accepted=ok))
             log(f"{name} QF {config[name]} -> {max(lower)}: top-1 {t1:.4f} {'ok' if ok else 'over budget'}")
@@ -300,11 +353,16 @@ def search(ev: Evaluator, grid: tuple[int, ...], budget: float, reference: float
 # ---- whole runs ------------------------------------------------------------------------------------------------
 
 
-def search_data(net: str, n: int | None, split: str = "train") -> tuple[np.ndarray, np.ndarray, str]:
+def search_data(net: str | Network, n: int | None, split: str = "train", data: ImageData | None = None
+                ) -> tuple[np.ndarray, np.ndarray, str]:
     from model.accuracy import load_dataset
 
-    x, y = load_dataset(net, split=split, limit=n)
-    what = f"{len(x)} images evenly spaced over the {NET_INFO[net].dataset} {split} split"
+    nw, d = as_network(net), data or ImageData()
+    x, y = load_dataset(nw, d.path, split=split, limit=n, norm=d.norm, resize=d.resize)
+    if d.path is None:
+        what = f"{len(x)} images evenly spaced over the {nw.dataset} {split} split"
+    else:
+        what = f"{len(x)} images evenly spaced over the {split} split of {d.path}"
     return x, y, what
 
 
@@ -318,12 +376,26 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(raw_bytes=raw, compressed_bytes=comp, ratio=raw / comp)
 
 
-def _trained_result(net: str, budget: float, grid: tuple[int, ...], names: list[str],
+def _identity(nw: Network, data: ImageData | None = None) -> dict[str, Any]:
+    """What a result says about its network (checked by :func:`model.counts.same_network`) and data."""
+    out: dict[str, Any] = dict(net=nw.name, source=nw.source, input_shape=list(nw.input_shape))
+    if nw.weights is not None:
+        out["weights"] = str(nw.weights) if isinstance(nw.weights, (str, os.PathLike)) else "given"
+    if data is not None and data.path is not None:
+        out["data"] = str(data.path)
+    if data is not None and (data.norm is not None or data.resize is not None):
+        out["input_norm"] = None if data.norm is None else {"mean": list(data.norm.mean), "std": list(data.norm.std)}
+        out["resize"] = data.resize
+    return out
+
+
+def _trained_result(net: Network, budget: float, grid: tuple[int, ...], names: list[str],
                     cands: dict[str, LayerCandidates], config: dict[str, int], top1: dict[str, Any],
-                    search_info: dict[str, Any], seconds: dict[str, float]) -> dict[str, Any]:
+                    search_info: dict[str, Any], seconds: dict[str, float], data: ImageData | None = None
+                    ) -> dict[str, Any]:
     rows = [_layer_row(n, cands[n].results[config[n]]) for n in names]
     return dict(
-        schema_version=SCHEMA_VERSION, net=net, trained=True, budget=budget, qf_grid=list(grid),
+        schema_version=SCHEMA_VERSION, **_identity(net, data), trained=True, budget=budget, qf_grid=list(grid),
         layers=rows, **_totals(rows), top1=top1, search=search_info,
         per_qf={n: {str(q): cands[n].results[q].as_dict() for q in grid} for n in names},
         bias="not compressed, not counted", seconds=seconds,
@@ -332,9 +404,9 @@ def _trained_result(net: str, budget: float, grid: tuple[int, ...], names: list[
 
 
 def _test_top1(qnet: QNet, cands: dict[str, LayerCandidates], config: dict[str, int], test_limit: int | None,
-               log: Callable[[str], None]) -> dict[str, Any]:
+               log: Callable[[str], None], data: ImageData | None = None) -> dict[str, Any]:
     """Top-1 of the int16 network before and after (``config``'s decoded weights) on the test split."""
-    xt, yt, test_what = search_data(qnet.net, test_limit, "test")
+    xt, yt, test_what = search_data(qnet.network, test_limit, "test", data)
     evt = Evaluator(qnet, cands, xt, yt)
     before = evt.top1({})
     after = evt.top1(config)
@@ -342,20 +414,23 @@ def _test_top1(qnet: QNet, cands: dict[str, LayerCandidates], config: dict[str, 
     return dict(test_before=before, test_after=after, test_drop=before - after, test_data=test_what)
 
 
-def run_trained(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID, search_images: int | None = -1,
-                max_evals: int | None = -1, test_limit: int | None = None,
-                log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
-    """The QF choice for a trained network; ``-1`` = the per-network default."""
+def run_trained(net: str | Network, budget: float = BUDGET, grid: Sequence[int] = QF_GRID,
+                search_images: int | None = -1, max_evals: int | None = -1, test_limit: int | None = None,
+                log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
+                data: ImageData | None = None) -> dict[str, Any]:
+    """The QF choice for a trained network (or a user network on ``data``); ``-1`` = the per-network
+    default."""
     t0 = time.monotonic()
+    nw, data = as_network(net), data or ImageData()
     budget, grid = check_budget(budget), check_grid(grid)
-    n_search = DEFAULT_SEARCH_IMAGES[net] if search_images == -1 else search_images
-    max_evals = DEFAULT_MAX_EVALS[net] if max_evals == -1 else max_evals
-    qnet = default_qnet(net)
+    d_images, d_evals, d_split = _search_defaults(nw, data)
+    n_search = d_images if search_images == -1 else search_images
+    max_evals = d_evals if max_evals == -1 else max_evals
+    xs, ys, search_what = search_data(nw, n_search, search_split or d_split, data)
+    qnet = _qnet(nw, data, xs)
     names = weight_layers(qnet)
     cands = layer_candidates(qnet, grid)
-    log(f"{net}: {len(names)} layers, grid {list(grid)} swept [{time.monotonic() - t0:.0f} s]")
-    search_split = search_split or DEFAULT_SEARCH_SPLIT[net]
-    xs, ys, search_what = search_data(net, n_search, search_split)
+    log(f"{nw.name}: {len(names)} layers, grid {list(grid)} swept [{time.monotonic() - t0:.0f} s]")
     ev = Evaluator(qnet, cands, xs, ys)
     reference = ev.top1({})
     log(f"search subset ({search_what}): int16 top-1 {reference:.4f}")
@@ -363,20 +438,22 @@ def run_trained(net: str, budget: float = BUDGET, grid: Sequence[int] = QF_GRID,
     config = found["config"]
     t_search = time.monotonic() - t0
     # final: the whole test split
-    top1 = _test_top1(qnet, cands, config, test_limit, log)
+    top1 = _test_top1(qnet, cands, config, test_limit, log, data)
     top1.update(search_before=reference, search_after=found["top1"], search_drop=reference - found["top1"],
                 search_data=search_what)
     search_info = dict(method="equal relative RMSE level (bisected) then greedy per layer, reverse network order",
                        evaluations=ev.evals, max_evals=max_evals, trace=found["trace"])
-    return _trained_result(net, budget, grid, names, cands, config, top1, search_info,
-                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)))
+    return _trained_result(nw, budget, grid, names, cands, config, top1, search_info,
+                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)), data)
 
 
-def load_qfs(path: str | os.PathLike, net: str) -> tuple[dict[str, int], dict[str, Any]]:
+def load_qfs(path: str | os.PathLike, net: str | Network) -> tuple[dict[str, int], dict[str, Any]]:
     """The per-layer QFs of a previous trained-network result (``build/weights/<net>.json``) for ``net``:
     ``({layer: qf}, the previous result)``. A missing or unreadable file, another network, an untrained
     table, layer names that are not ``net``'s conv / FC layers (or miss one), a bad QF: UserError."""
     path = Path(path)
+    nw = as_network(net)
+    net = nw.name
     try:
         doc = json.loads(path.read_text())
     except OSError as e:
@@ -388,7 +465,12 @@ def load_qfs(path: str | os.PathLike, net: str) -> tuple[dict[str, int], dict[st
                         "(no layers list)")
     if doc.get("net") != net:
         raise UserError(f"QF file {str(path)!r} is for network {doc.get('net')!r}, not {net!r}")
-    names = weight_layers(default_qnet(net))
+    from model.counts import same_network
+
+    if not same_network(doc, nw):
+        raise UserError(f"QF file {str(path)!r} is for {net} from {doc.get('source', 'builtin')} (input "
+                        f"{doc.get('input_shape')}), not {net} from {nw.source}")
+    names = [la.name for la in nw.layers if la.type in ("conv", "linear")]
     qfs: dict[str, int] = {}
     for row in doc["layers"]:
         name = row.get("name") if isinstance(row, dict) else None
@@ -407,34 +489,37 @@ def load_qfs(path: str | os.PathLike, net: str) -> tuple[dict[str, int], dict[st
     return {n: qfs[n] for n in names}, doc
 
 
-def run_rescored(net: str, qfs_from: str | os.PathLike, grid: Sequence[int] | None = None,
+def run_rescored(net: str | Network, qfs_from: str | os.PathLike, grid: Sequence[int] | None = None,
                  search_images: int | None = -1, test_limit: int | None = None,
-                 log: Callable[[str], None] = lambda m: None, search_split: str | None = None) -> dict[str, Any]:
+                 log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
+                 data: ImageData | None = None) -> dict[str, Any]:
     """Re-score a previous result's per-layer QFs with the current codec, no search: every layer's size
     and weight error (at its QF and at every grid QF, default the previous grid), and top-1 before / after
     on the search subset (per-network default, as the search used) and on the test split. Budget and the
     search's own figures (evaluations, trace, previous sizes and top-1) come from the previous file,
     the latter under ``search.previous``."""
     t0 = time.monotonic()
+    nw, data = as_network(net), data or ImageData()
     qfs_from = Path(qfs_from)
-    config, prev = load_qfs(qfs_from, net)
+    config, prev = load_qfs(qfs_from, nw)
     try:
         budget = check_budget(prev.get("budget", BUDGET))
         grid = check_grid(tuple(grid if grid else prev.get("qf_grid") or QF_GRID) + tuple(config.values()))
     except (TypeError, ValueError, UserError) as e:
         raise UserError(f"QF file {str(qfs_from)!r} has a bad budget or qf_grid: {e}") from None
-    n_search = DEFAULT_SEARCH_IMAGES[net] if search_images == -1 else search_images
-    qnet = default_qnet(net)
+    d_images, _, d_split = _search_defaults(nw, data)
+    n_search = d_images if search_images == -1 else search_images
+    xs, ys, search_what = search_data(nw, n_search, search_split or d_split, data)
+    qnet = _qnet(nw, data, xs)
     names = weight_layers(qnet)
     cands = layer_candidates(qnet, grid)
-    log(f"{net}: {len(names)} layers, QFs from {qfs_from}, grid {list(grid)} swept "
+    log(f"{nw.name}: {len(names)} layers, QFs from {qfs_from}, grid {list(grid)} swept "
         f"[{time.monotonic() - t0:.0f} s]")
-    xs, ys, search_what = search_data(net, n_search, search_split or DEFAULT_SEARCH_SPLIT[net])
     ev = Evaluator(qnet, cands, xs, ys)
     reference, after = ev.top1({}), ev.top1(config)
     log(f"search subset ({search_what}): top-1 {reference:.4f} -> {after:.4f}")
     t_search = time.monotonic() - t0
-    top1 = _test_top1(qnet, cands, config, test_limit, log)
+    top1 = _test_top1(qnet, cands, config, test_limit, log, data)
     top1.update(search_before=reference, search_after=after, search_drop=reference - after,
                 search_data=search_what)
     old = prev.get("search") if isinstance(prev.get("search"), dict) else {}
@@ -446,16 +531,18 @@ def run_rescored(net: str, qfs_from: str | os.PathLike, grid: Sequence[int] | No
                               "top-1 recomputed with the current codec",
                        rescored_from=str(qfs_from), evaluations=ev.evals, max_evals=None, trace=[],
                        previous=previous)
-    return _trained_result(net, budget, grid, names, cands, config, top1, search_info,
-                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)))
+    return _trained_result(nw, budget, grid, names, cands, config, top1, search_info,
+                           dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)), data)
 
 
-def run_untrained(net: str, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None
+def run_untrained(net: str | Network, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None
                   ) -> dict[str, Any]:
-    """Ratio and weight error per layer per grid QF on the default (He-initialised, untrained) weights."""
+    """Ratio and weight error per layer per grid QF on the default (He-initialised, untrained) weights, or on
+    the weights the Network carries (no accuracy either way: these networks have no data set here)."""
     t0 = time.monotonic()
+    nw = as_network(net)
     grid = check_grid(grid)
-    qnet = default_qnet(net)
+    qnet = default_qnet(nw.name if nw.weights is None else nw)
     per_qf = {}
     for name in weight_layers(qnet):
         t = time.monotonic()
@@ -466,34 +553,51 @@ def run_untrained(net: str, grid: Sequence[int] = QF_GRID, log: Callable[[str], 
     for q in grid:
         rows = [per_qf[n][str(q)] for n in per_qf]
         overall[str(q)] = _totals(rows)
-    return dict(schema_version=SCHEMA_VERSION, net=net, trained=False,
-                note="He-initialised weights (seed 0), not trained: ratios are a DRAM-traffic / decoder "
-                     "throughput check only, no accuracy",
+    note = "He-initialised weights (seed 0), not trained: ratios are a DRAM-traffic / decoder throughput check " \
+        "only, no accuracy" if nw.weights is None else \
+        f"weights {_identity(nw)['weights']}, no data set here: ratios and weight errors only, no accuracy"
+    return dict(schema_version=SCHEMA_VERSION, **_identity(nw), trained=False, note=note,
                 qf_grid=list(grid), per_qf=per_qf, overall=overall, bias="not compressed, not counted",
                 seconds=dict(total=round(time.monotonic() - t0, 1)))
 
 
-def run(net: str, budget: float = BUDGET, grid: Sequence[int] | None = None, search_images: int | None = -1,
-        max_evals: int | None = -1, test_limit: int | None = None,
+def check_data(net: Network, data: ImageData) -> ImageData:
+    """``--data`` (and ``--mean`` / ``--std`` / ``--resize``) where it applies: required for a user network
+    (no default data set), not for the untrained built-ins (ratio table only)."""
+    if not net.is_builtin and data.path is None:
+        from model.accuracy import no_data_error
+
+        raise no_data_error(net)
+    given = data.path is not None or data.norm is not None or data.resize is not None
+    if given and not is_trained(net):
+        raise UserError(f"--data, --mean, --std and --resize apply to networks searched against top-1 "
+                        f"({', '.join(TRAINED_NETS)}, model files); {net.name} gets a ratio table only")
+    return data
+
+
+def run(net: str | Network, budget: float = BUDGET, grid: Sequence[int] | None = None,
+        search_images: int | None = -1, max_evals: int | None = -1, test_limit: int | None = None,
         log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
-        qfs_from: str | os.PathLike | None = None) -> dict[str, Any]:
-    """A search (trained networks), a ratio table (untrained ones) or, with ``qfs_from``, a re-scoring of a
-    previous result's QFs (:func:`run_rescored`). ``grid`` None: :data:`QF_GRID`, or with ``qfs_from`` the
-    previous file's grid."""
-    net = check_net(net)
+        qfs_from: str | os.PathLike | None = None, data: ImageData | None = None) -> dict[str, Any]:
+    """A search (trained networks and user networks on ``data``), a ratio table (untrained ones) or, with
+    ``qfs_from``, a re-scoring of a previous result's QFs (:func:`run_rescored`). ``grid`` None:
+    :data:`QF_GRID`, or with ``qfs_from`` the previous file's grid."""
+    nw = check_net(net)
+    data = check_data(nw, data or ImageData())
     budget = check_budget(budget)
     torch.set_num_threads(1)
-    if qfs_from is not None and net not in TRAINED_NETS:
-        raise UserError(f"--qfs-from applies to the trained networks ({', '.join(TRAINED_NETS)}), not {net!r}")
+    if qfs_from is not None and not is_trained(nw):
+        raise UserError(f"--qfs-from applies to the trained networks ({', '.join(TRAINED_NETS)}) and model files, "
+                        f"not {nw.name!r}")
     if grid is not None:
         grid = check_grid(grid)
-    if net in UNTRAINED_NETS:
-        return run_untrained(net, grid or QF_GRID, log)
+    if not is_trained(nw):
+        return run_untrained(nw, grid or QF_GRID, log)
     if search_split not in (None, "train", "test"):
         raise UserError(f"unknown search split {search_split!r}; allowed: train, test")
     if qfs_from is not None:
-        return run_rescored(net, qfs_from, grid, search_images, test_limit, log, search_split)
-    return run_trained(net, budget, grid or QF_GRID, search_images, max_evals, test_limit, log, search_split)
+        return run_rescored(nw, qfs_from, grid, search_images, test_limit, log, search_split, data)
+    return run_trained(nw, budget, grid or QF_GRID, search_images, max_evals, test_limit, log, search_split, data)
 
 
 # ---- output ------------------------------------------------------------------------------------------------

@@ -34,6 +34,30 @@ ENGINE = Design("engine", _engine, parameters=ENGINE_PARAMS, top="engine_tb", wr
                 depends=(Path(__file__).resolve().parent / "hdl" / "dram_model.v",
                          Path(__file__).resolve().parent / "engine_tb.py"))
 
+
+def _engine_plain():
+    from hw.engine import Engine
+
+    return Engine(**ENGINE_PARAMS, encoder=False, weight_decoder=False)
+
+
+# The same engine without the encode unit and the twelve weight decoders: the units a plain run (no ENCODE,
+# no coded weights) never uses. Verilator evaluates every unit every cycle, so this build simulates about 3x
+# faster; the cycles are the same (the units are idle in such a run: checked in tests/hw/test_engine_cocotb.py).
+ENGINE_PLAIN = Design("engine_plain", _engine_plain, parameters={**ENGINE_PARAMS, "encoder": False,
+                                                                 "weight_decoder": False},
+                      top="engine_tb", wrapper=_engine_tb_sources, depends=ENGINE.depends)
+
+
+def engine_for(prog, small: bool = False) -> Design:
+    """The engine build a program needs: the plain one unless it encodes or has coded weights."""
+    from hw.descriptor import Op
+
+    if small:
+        return ENGINE_SMALL
+    needs_units = any(c.op in (Op.ENCODE, Op.ENC_TABLES) or c.w_codec for c in prog.commands)
+    return ENGINE if needs_units else ENGINE_PLAIN
+
 # A small engine for the random-layer tests: maps larger than 4 K words are tiled in bands through
 # DRAM, and dot products deeper than 1024 rows (FC heads) stream through the weight banks in chunks.
 ENGINE_SMALL_PARAMS = {"fb_words": 4096, "wb_depth": 1024}

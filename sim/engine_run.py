@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.engine import COUNTERS
-from sim.designs import ENGINE, ENGINE_PARAMS
+from sim.designs import ENGINE_PARAMS
 from sim.program import EngineConfig, Program
 from sim.runner import BUILD_DIR, Design, run
 
@@ -38,8 +38,9 @@ class EngineResult:
     wall_s: float
 
     def per_layer(self, prog: Program) -> dict[str, dict]:
-        """Counter deltas summed per layer (commands are tagged with their layer)."""
-        out: dict[str, dict] = {}
+        """Counter deltas summed per layer (commands are tagged with their layer; a layer without commands, a
+        placed concatenation, counts zero)."""
+        out: dict[str, dict] = {name: {n: 0 for n in COUNTERS} for name in prog.layer_names}
         prev = {n: 0 for n in COUNTERS}
         for tag, snap in zip(prog.command_layer, self.snapshots, strict=False):
             acc = out.setdefault(tag, {n: 0 for n in COUNTERS})
@@ -64,8 +65,14 @@ def read_hex(path: Path, n: int) -> np.ndarray:
 
 
 def run_program(prog: Program, name: str, dram: DramSettings | None = None, quiet: bool = True,
-                design: Design = ENGINE) -> EngineResult:
-    """Simulate ``prog`` in Verilator on ``design`` (``prog`` must be compiled for its configuration)."""
+                design: Design | None = None) -> EngineResult:
+    """Simulate ``prog`` in Verilator on ``design`` (``prog`` must be compiled for its configuration; default:
+    the default engine, in the build without the encode unit and weight decoders unless ``prog`` uses them,
+    ``sim.designs.engine_for``)."""
+    if design is None:
+        from sim.designs import engine_for
+
+        design = engine_for(prog)
     dram = dram or DramSettings()
     work = BUILD_DIR / "sim" / "work" / name
     work.mkdir(parents=True, exist_ok=True)

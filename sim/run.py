@@ -129,9 +129,10 @@ def slice_encoded(enc, channels: int):
     return wc.encode_quantized(zz, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
-def simulate(network, split: str | None, bytes_per_cycle: float, encode=None,
+def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 16.0, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None) -> dict:
-    """``network``: a ``golden.network.Network`` (or a name), with its weights."""
+    """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
+    weights when given."""
     from dataclasses import replace
 
     from golden.network import network as as_network
@@ -142,7 +143,7 @@ def simulate(network, split: str | None, bytes_per_cycle: float, encode=None,
     from sim.networks import engine_layers
     from sim.program import compile_program, reference_outputs
 
-    nw = as_network(network)
+    nw = as_network(network).with_weights(weights)
     net = nw.name
     weights = nw.weights
     split = split or DEFAULT_SPLITS.get(net)
@@ -388,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = None
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
-            plain = simulate(nw, args.split, args.dram_bytes_per_cycle)
-        result = simulate(nw, args.split, args.dram_bytes_per_cycle, encode=spec,
+            plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle)
+        result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
                           weights_codec=args.weights_codec, weights_qf=wqf)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)

@@ -125,11 +125,30 @@ def test_alexnet_stack_default_engine():
     assert ENGINE.parameters["fb_words"] == 2**18
 
 
-@pytest.mark.parametrize("net", ["digits", "resnet20"])
+def test_plain_build_has_the_same_cycles():
+    """The build without the encode unit and weight decoders (what plain runs use, sim.designs.engine_for)
+    gives the same outputs and every counter equal to the full engine's, command by command."""
+    from golden.quantize import default_qnet, sample_images
+    from sim.designs import ENGINE_PLAIN, engine_for
+    from sim.engine_run import DEFAULT_CONFIG
+    from sim.networks import engine_layers
+
+    q = default_qnet("digits")
+    layers = engine_layers(q)
+    prog = compile_program(layers, q.quantize_input(sample_images("digits", 1))[0], DEFAULT_CONFIG)
+    assert engine_for(prog) is ENGINE_PLAIN
+    full = run_program(prog, "digits_full_build", DramSettings(jitter=3, gap_prob=0.1), design=ENGINE)
+    plain = run_program(prog, "digits_plain_build", DramSettings(jitter=3, gap_prob=0.1), design=ENGINE_PLAIN)
+    assert np.array_equal(full.dram, plain.dram)
+    assert full.snapshots == plain.snapshots
+
+
+@pytest.mark.parametrize("net", ["digits", "resnet20", "mobilenetv2_cifar"])
 def test_real_network_default_engine(net, request):
     """Whole real networks on the default engine in Verilator, every layer bit-exact: the digits net
-    (self-contained) and ResNet-20 with its CIFAR-10 checkpoint (residual adds, option-A shortcuts as
-    1x1 convs, global average pool, FC)."""
+    (self-contained), ResNet-20 with its CIFAR-10 checkpoint (residual adds, option-A shortcuts as
+    1x1 convs, global average pool, FC) and the trained CIFAR-10 MobileNetV2 (depthwise convolutions in
+    packs, ReLU6 clamps, linear bottlenecks)."""
     from sim.run import simulate
 
     if net == "resnet20":
