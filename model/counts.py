@@ -97,7 +97,7 @@ WEIGHT_FORMATS = ("int16", "jpeg")
 DEFAULT_WEIGHTS_QF = 50
 
 #: the layer types the analytical engine model knows (golden.graph types; others: a UserError naming the layer)
-MODELLED_TYPES = ("conv", "linear", "maxpool", "avgpool", "add", "flatten", "shortcut_a")
+MODELLED_TYPES = ("conv", "linear", "maxpool", "avgpool", "avgpool2d", "add", "concat", "flatten", "shortcut_a")
 
 Net = str | Network
 
@@ -347,11 +347,11 @@ def _geom(layer: Layer) -> _Geom:
     if layer.type == "linear":
         return _Geom(_numel(layer.in_shape), 1, 1, 1, 1, 0, layer.out_shape[0], 1, 1)
     c, h, w = (tuple(layer.in_shape) + (1, 1))[:3]
-    if layer.type in ("conv", "maxpool", "shortcut_a"):
+    if layer.type in ("conv", "maxpool", "shortcut_a", "avgpool2d"):
         oc, oh, ow = layer.out_shape
         k = max(layer.kernel) if layer.type != "shortcut_a" else 1
-        return _Geom(c // max(layer.groups, 1), h, w, k, layer.stride[0], layer.padding[0], oc, oh, ow,
-                     max(layer.groups, 1))
+        groups = c if layer.type == "avgpool2d" else max(layer.groups, 1)  # a depthwise conv (sim.networks)
+        return _Geom(c // groups, h, w, k, layer.stride[0], layer.padding[0], oc, oh, ow, groups)
     if layer.type == "avgpool":
         return _Geom(c, h, w, 1, 1, 0, c, 1, 1)
     return _Geom(c, h, w, 1, 1, 0, c, h, w)
@@ -616,7 +616,8 @@ def _is_linear(lays: list[Layer], alias: dict[str, str]) -> bool:
     """sim.program.is_linear: every layer reads only the previous layer's output, and no residual add."""
     prev = INPUT
     for la in lays:
-        if la.type == "add" or tuple(alias.get(i, i) for i in la.inputs) != (prev,):
+        if la.type in ("add", "concat", "avgpool2d") or (la.type == "conv" and la.groups > 1) \
+                or tuple(alias.get(i, i) for i in la.inputs) != (prev,):
             return False
         prev = la.name
     return True
@@ -682,11 +683,41 @@ def _banded(acc: _Acc, la: Layer, g: _Geom, rb: int) -> None:
     acc.c.output_resident = False
 
 
-def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None) -> list[LayerCounts]:
-    """sim.program._compile_dag for networks with branches: every layer DRAM -> bands -> DRAM."""
+def _packs(g: _Geom, lanes: int) -> list[tuple[int, int]]:
+    """sim.program.conv_packs: ``(input channels, output channels)`` of each dense pack of a grouped conv (one
+    pack of the whole layer when ungrouped): ``max(1, 12 // (O/g))`` groups per pack, block-diagonal."""
+    if g.groups == 1:
+        return [(g.cin, g.oc)]
+    og = g.oc // g.groups
+    per = max(1, lanes // og)
+    return [(n * g.cin, n * og) for n in (min(per, g.groups - g0) for g0 in range(0, g.groups, per))]
+
+
+def _concat_copies(lays: list[Layer], alias: dict[str, str]) -> dict[str, list[int]]:
+    """sim.program._dag_addresses: per concatenation, the word counts of the inputs it copies (the network
+    input, or a tensor already placed in a later concatenation); the others are stored in place."""
+    placed: set[str] = set()
+    copies: dict[str, list[int]] = {}
+    for la in reversed(lays):
+        if la.type == "concat":
+            copies[la.name] = []
+            for i, t in enumerate(la.inputs):
+                t = alias.get(t, t)
+                if t == INPUT or t in placed:
+                    copies[la.name].append(_numel(la.in_shapes[i]))
+                else:
+                    placed.add(t)
+    return copies
+
+
+def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
+              alias: dict[str, str] | None = None) -> list[LayerCounts]:
+    """sim.program._compile_dag for networks with branches, grouped convolutions or concatenations: every
+    layer DRAM -> bands -> DRAM (a grouped conv pack by pack; a concatenation free unless it copies)."""
     fbw = eng.fb_words
     out = []
     wmap = wmap or {}
+    copies = _concat_copies(lays, alias or {})
     for la in lays:
         acc = _Acc(la, eng, wmap.get(la.name))
         g = _geom(la)
@@ -714,10 +745,27 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None) ->
                 acc.store(1, n)
                 nb += 1
             acc.c.bands = nb
+        elif la.type == "concat":
+            nb = 0
+            for words in copies.get(la.name, []):
+                for a in range(0, words, fbw):
+                    n = min(fbw, words - a)
+                    acc.load(1, n)
+                    acc.store(1, n)
+                    nb += 1
+            acc.c.bands = nb
         elif la.type == "linear":
             acc.load(1, g.cin)
             _compute(acc, la, g, 0, 1, 1)
             acc.store(1, g.oc)
+        elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
+            nb = 0
+            for cin_p, oc_p in _packs(g, eng.lanes):
+                gp = replace(g, cin=cin_p, oc=oc_p, groups=1)
+                gp.pointwise = gp.k == 1 and gp.s == 1 and gp.pad == 0
+                nb += _banded_pack(acc, gp, _band_rows(gp, cin_p * gp.iw, fbw) or 1)
+            acc.c.bands = nb
+            acc.c.output_resident = False
         else:
             g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
             rb = _band_rows(g, la.in_shape[0] * g.iw, fbw) or 1
@@ -725,6 +773,22 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None) ->
         acc.c.output_resident = False
         out.append(acc.c)
     return out
+
+
+def _banded_pack(acc: _Acc, g: _Geom, rb: int) -> int:
+    """One dense pack of a grouped conv in bands (its own input and output channels); the array's MACs
+    include the pack's block-diagonal zeros (what the ``macs`` counter counts). Returns the bands."""
+    nb = 0
+    for oy_a in range(0, max(g.oh, 1), rb):
+        oy_b = min(g.oh, oy_a + rb)
+        y_a = max(0, oy_a * g.s - g.pad)
+        y_b = min(g.ih, (oy_b - 1) * g.s - g.pad + g.k)
+        acc.load(g.cin, max(y_b - y_a, 1) * g.iw)
+        _conv_band(acc, g, oy_a, oy_b, g.ih)
+        acc.c.macs += (oy_b - oy_a) * g.ow * g.oc * g.cin * g.k * g.k
+        acc.store(g.oc, (oy_b - oy_a) * g.ow)
+        nb += 1
+    return nb
 
 
 def analytical_layer_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, weights: str = "int16",
@@ -745,7 +809,7 @@ def _analytical(net: Net, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerC
 def _analytical_of(nw: Network, eng: EngineParams, wcodes: tuple = ()) -> tuple[LayerCounts, ...]:
     lays, alias = _engine_layers(nw)
     wmap = {w[0]: tuple(w[1:]) for w in wcodes}
-    plan = _chain_plan(lays, nw, eng, wmap) if _is_linear(lays, alias) else _dag_plan(lays, eng, wmap)
+    plan = _chain_plan(lays, nw, eng, wmap) if _is_linear(lays, alias) else _dag_plan(lays, eng, wmap, alias)
     by_name = {lc.layer: lc for lc in plan}
     out = []
     for la in nw.layers:
@@ -949,7 +1013,8 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
     for row in data.get("layers", []):
         la = golden.get(row.get("module", ""))
         ctr = row.get("counters") or {}
-        if la is None or int(ctr.get("macs", -1)) != la.macs:
+        # the network's own MAC count (the counter also counts a grouped conv's block-diagonal zeros)
+        if la is None or int(row.get("macs", ctr.get("macs", -1))) != la.macs:
             continue
         cw = _rtl_weights(row)
         if wanted is not None and cw is not None and wanted and wanted.get(la.name) != cw[2]:
@@ -962,7 +1027,8 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
         lc.stall_compute = float(ctr.get("stall_fetch", 0) + ctr.get("stall_drain", 0) + ctr.get("stall_control", 0))
         lc.seg_read_words = lc.busy * eng.lanes
         lc.seg_write_words = lc.fb_read_words  # every loader read lands 16 words in a segment buffer
-        lc.outputs = _numel(la.out_shape) if la.type in ("conv", "linear", "maxpool", "add", "avgpool") else 0
+        lc.outputs = _numel(la.out_shape) if la.type in ("conv", "linear", "maxpool", "add", "avgpool",
+                                                          "avgpool2d") else 0
         lc.bands = int(row.get("bands", 1))
         lc.output_resident = lc.bands == 1 and lc.dram_write_words == 0
         sl = row.get("scaled_from_slice")

@@ -230,8 +230,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
             "weights": str(weights) if weights is not None else f"default ({nw.default_weights})",
             "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
             "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
-            "total": {"cycles": totals["cycles"], "macs": totals["macs"], "counters": totals,
-                      "utilization": totals["macs"] / (ARRAY_MACS * totals["cycles"])},
+            "total": {"cycles": totals["cycles"], "macs": sum(r["macs"] for r in rows), "counters": totals,
+                      "utilization": sum(r["macs"] for r in rows) / (ARRAY_MACS * totals["cycles"])},
             "wall_s": wall, "sim_wall_s": sim_wall, "sim_cycles_per_s": totals["cycles"] / max(sim_wall, 1e-9)}
 
 
