@@ -24,6 +24,10 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
            ``enc_ybn``: the 8-row block rows of each tile in this part, whose rows start at ``in_y0``
            in the buffer (a tile row too big for the buffer goes in several parts); ``enc_first`` /
            ``enc_last``: parts of one image. Waits until the unit has read its previous part.
+``DWCONV`` a 3x3 depthwise convolution (stride 1 or 2, padding 0 or 1) of ``in_c`` channels on the
+           depthwise unit (``hw.dw_unit``), the geometry of CONV (input and output regions, ``in_y0``,
+           ``out_y0``), weights at ``w_addr`` as for a CONV with ``K = 9`` (per group of 12 channels 3 bias
+           beats, then 9 rows of 12 weights, tap-major), requantized with ``shift``, ``relu``, ``clamp``.
 ``END``    stop and raise ``done`` once the encode unit is idle.
 
 Any command with ``enc_sync`` waits until the encode unit no longer reads the feature buffer (the
@@ -60,6 +64,7 @@ class Op(enum.Enum, shape=4):
     GAP = 6
     ENC_TABLES = 7
     ENCODE = 8
+    DWCONV = 9
 
 
 # field: (width, meaning). Widths bound what the engine can run; `validate` checks them. The descriptor fills

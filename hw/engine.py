@@ -68,6 +68,7 @@ from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
 from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
 from .descriptor import layout as desc_layout
+from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
@@ -128,7 +129,7 @@ class Engine(wiring.Component):
     weights per weight-buffer bank (two banks)."""
 
     def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608, encoder: bool = True,
-                 weight_decoder: bool = True):
+                 weight_decoder: bool = True, dw_unit: bool = True):
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 16 or fb_words > 2**24:
             raise ValueError(f"Engine fb_words must be a multiple of 16 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
@@ -137,6 +138,9 @@ class Engine(wiring.Component):
             raise ValueError(f"Engine encoder must be True or False, got {encoder!r}")
         if not isinstance(weight_decoder, bool):
             raise ValueError(f"Engine weight_decoder must be True or False, got {weight_decoder!r}")
+        if not isinstance(dw_unit, bool):
+            raise ValueError(f"Engine dw_unit must be True or False, got {dw_unit!r}")
+        self.dw_unit = dw_unit
         if weight_decoder and wb_depth % 64:
             raise ValueError(f"Engine wb_depth must be a multiple of 64 with the weight decoder (its blocks "
                              f"fill 64 rows), got {wb_depth!r}")
@@ -264,6 +268,9 @@ class Engine(wiring.Component):
         is_store = exec_state & (d.op == Op.STORE)
         is_conv = exec_state & (d.op == Op.CONV)
         is_pool = exec_state & (d.op == Op.POOL)
+        is_dw = exec_state & (d.op == Op.DWCONV)
+        is_wconv = Signal()     # a command whose weights the weight fetcher streams into the banks
+        m.d.comb += is_wconv.eq(is_conv | is_dw)
 
         # ---- DMA: LOAD (DRAM -> feature buffer) ------------------------------------------------------
         ld_r_req, ld_off_req, ld_base_req = Signal(16), Signal(24), Signal(32)
@@ -496,9 +503,9 @@ class Engine(wiring.Component):
         wb_set_full = Signal(2)
         wb_fill_set = Signal(2)
         bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES), name=f"bias{i}") for i in range(2)]
-        k_rows = Signal(24)   # rows per group: in_c * k * k
+        k_rows = Signal(24)   # rows per group: in_c * k * k (DWCONV: k * k, one tap per row)
         with m.If(unit_start):
-            m.d.sync += k_rows.eq(d.in_c * d.k * d.k)
+            m.d.sync += k_rows.eq(Mux(d.op == Op.DWCONV, d.k * d.k, d.in_c * d.k * d.k))
 
         # request side
         fq_g, fq_beat, fq_chunk_rows, fq_addr = Signal(16), Signal(24), Signal(24), Signal(32)
@@ -508,7 +515,7 @@ class Engine(wiring.Component):
         fr_bank = Signal()
         with m.If(unit_start):
             m.d.sync += [fq_g.eq(0), fq_beat.eq(0), fq_chunk_rows.eq(0), fq_addr.eq(d.w_addr), fq_bank.eq(0),
-                         fq_in_chunk.eq(0), fq_done.eq(~(d.op == Op.CONV)),
+                         fq_in_chunk.eq(0), fq_done.eq(~((d.op == Op.CONV) | (d.op == Op.DWCONV))),
                          fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_bank.eq(0)]
         group_beats = k_rows + BIAS_BEATS
         # compressed layers with w_raw0 fetch their first group raw through this path (so the array does
@@ -516,7 +523,7 @@ class Engine(wiring.Component):
         raw0_rsp_done = Signal()
         with m.If(unit_start):
             m.d.sync += raw0_rsp_done.eq(0)
-        with m.If(is_conv & (~d.w_codec | d.w_raw0) & ~unit_start & ~fq_done):
+        with m.If(is_wconv & (~d.w_codec | d.w_raw0) & ~unit_start & ~fq_done):
             bank_free = ~wb_full.bit_select(fq_bank, 1) & ~wb_filling.bit_select(fq_bank, 1)
             with m.If(~fq_in_chunk):
                 # start a chunk when its bank is free
@@ -538,7 +545,7 @@ class Engine(wiring.Component):
                         m.d.sync += [fq_beat.eq(0), fq_g.eq(fq_g + 1)]
                         with m.If((fq_g == groups - 1) | d.w_codec):
                             m.d.sync += fq_done.eq(1)
-        with m.If(is_conv & (~d.w_codec | (d.w_raw0 & ~raw0_rsp_done))):
+        with m.If(is_wconv & (~d.w_codec | (d.w_raw0 & ~raw0_rsp_done))):
             m.d.comb += resp.ready.eq(1)
             with m.If(resp.valid):
                 m.d.sync += fr_beat.eq(fr_beat + 1)
@@ -597,8 +604,12 @@ class Engine(wiring.Component):
         # lane select: word base[j] + kx of the current segment buffer (lanes beyond n read zero)
         for j in range(LANES):
             m.d.comb += seg_r[j].addr.eq(c_buf * seg_size + cur.base[j] + c_kx)
+        dw = self._elaborate_dw(m, d, fb, inc=inc, is_dw=is_dw, unit_start=unit_start, unit_done=unit_done,
+                                wb_r=wb_r, bias=bias, wb_full=wb_full, wb_release=wb_release, c_bank=c_bank,
+                                cls=(cls_busy, cls_dram, cls_fetch), rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
         for i in range(2):
-            m.d.comb += [wb_r[i].addr.eq(c_row), wb_r[i].en.eq(a_go & (c_bank == i) & ~pool_mode)]
+            m.d.comb += [wb_r[i].addr.eq(Mux(is_dw, dw.w_addr, c_row)),
+                         wb_r[i].en.eq(Mux(is_dw, dw.w_en, a_go & ~pool_mode) & (c_bank == i))]
         with m.If(a_go & ~pool_mode):
             m.d.comb += inc["wb_read_words"].eq(LANES)
 
@@ -782,6 +793,45 @@ class Engine(wiring.Component):
             with m.If(finished):
                 m.d.comb += unit_done.eq(1)
         return m
+
+    def _elaborate_dw(self, m, d, fb, *, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
+                      c_bank, cls, rd_en_main, rd_addr_main):
+        """The depthwise unit (``hw.dw_unit``, DWCONV): it takes the weight bank of each group of 12 channels
+        from the weight fetcher (9 rows, then releases it), the feature buffer's read and write ports while it
+        runs. Cycle classes: busy = an output row issued, DRAM = waiting for a weight bank, fetch = the rest
+        (input rows loading, channel and group changes, the pipeline draining)."""
+        if not self.dw_unit:
+            with m.If(is_dw):
+                m.d.comb += unit_done.eq(1)
+            return None
+        m.submodules.dw = dw = DwUnit(fb.addr_bits)
+        cls_busy, cls_dram, cls_fetch = cls
+        m.d.comb += [
+            dw.start.eq(unit_start & (d.op == Op.DWCONV)),
+            dw.p.in_addr.eq(d.in_addr), dw.p.in_ch_stride.eq(d.in_ch_stride), dw.p.in_w.eq(d.in_w),
+            dw.p.in_y0.eq(d.in_y0), dw.p.in_h_total.eq(d.in_h_total), dw.p.out_addr.eq(d.out_addr),
+            dw.p.out_ch_stride.eq(d.out_ch_stride), dw.p.out_w.eq(d.out_w), dw.p.out_h.eq(d.out_h),
+            dw.p.out_y0.eq(d.out_y0), dw.p.channels.eq(d.in_c), dw.p.stride2.eq(d.stride == 2),
+            dw.p.pad.eq(d.pad != 0), dw.p.shift.eq(d.shift), dw.p.relu.eq(d.relu), dw.p.clamp_en.eq(d.clamp_en),
+            dw.p.clamp.eq(d.clamp),
+            dw.grp_ready.eq(wb_full.bit_select(c_bank, 1)),
+            dw.w_data.eq(Mux(c_bank, Cat(*wb_r[1].data), Cat(*wb_r[0].data))),
+            dw.rd_data.eq(fb.rd_data),
+        ]
+        # (the banks hold 48-bit bias words, as fetched; the unit takes BIAS_BITS)
+        m.d.comb += [dw.bias[j].eq(Mux(c_bank, bias[1][j], bias[0][j])[:BIAS_BITS]) for j in range(LANES)]
+        with m.If(is_dw):
+            m.d.comb += [rd_en_main.eq(dw.rd_en), rd_addr_main.eq(dw.rd_addr),
+                         fb.wr_en.eq(dw.wr_en), fb.wr_addr.eq(dw.wr_addr), fb.wr_mask.eq(dw.wr_mask),
+                         inc["macs"].eq(dw.macs), inc["wb_read_words"].eq(Mux(dw.w_en, LANES, 0)),
+                         cls_busy.eq(dw.beat), cls_dram.eq(dw.wait_w), cls_fetch.eq(~dw.beat & ~dw.wait_w)]
+            m.d.comb += [fb.wr_data[j].eq(dw.wr_data[j]) for j in range(LANES)]
+            with m.If(dw.grp_release):
+                m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                m.d.sync += c_bank.eq(~c_bank)
+            with m.If(dw.done):
+                m.d.comb += unit_done.eq(1)
+        return dw
 
     def _elaborate_wdecoder(self, m, d, req, resp, *, inc, is_conv, unit_start, wbank_w, bias, wb_full,
                             wb_filling, wb_fill_set, wb_set_full, groups, k_rows, raw0_req_done, raw0_rsp_done):

@@ -132,6 +132,8 @@ class EngineParams:
     drain_cycles: int = 15
     bias_beats: int = 3
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
+    dw_unit: bool = True           # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
+    dw_start_cycles: float = 2.0   # DWCONV: dispatch to the unit's first weight read, and done to the next fetch
     # the weight decoder (compressed weights); fitted on make sim WEIGHTS_CODEC=jpeg's AlexNet
     wdec_weights_per_cycle: float = 12.0    # twelve decoders (hw/jpeg/wdecoder.py), at most 1 weight per cycle each
     wdec_table_entries_per_beat: int = 4    # table writes of 3 words, 4 per 12-word beat
@@ -579,6 +581,52 @@ def _gap_cmd(acc: _Acc, channels: int, hw: int) -> None:
     c.outputs += channels
 
 
+def dw_cycles(channels: int, out_w: int, out_h: int, stride: int, lanes: int = 12) -> int:
+    """The depthwise unit's schedule (``hw.dw_unit.ref_dw_cycles``): per group of 12 channels 9 weight-row
+    reads and a release; per channel a tap select and, per strip of 12 output columns, ``3 + (rows - 1) * s``
+    input rows of ``s`` 16-word reads each; 4 cycles of pipeline at the end."""
+    reads = 1 if stride == 1 else 2
+    strips = -(-out_w // lanes)
+    return -(-channels // lanes) * 10 + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4
+
+
+def _on_dw_unit(layer: Layer, g: _Geom, eng: EngineParams) -> bool:
+    """sim.program.on_dw_unit: a 3x3 depthwise conv (or 3x3 average pool), stride 1 or 2, padding 0 or 1."""
+    return (eng.dw_unit and layer.type in ("conv", "avgpool2d") and g.groups > 1 and g.cin == 1
+            and g.oc == g.groups and g.k == 3 and g.s in (1, 2) and g.pad in (0, 1))
+
+
+def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int) -> None:
+    """One DWCONV command over a band: the first group's weights (12 beats: 3 bias + 9 rows) are exposed; the
+    fetcher brings each next group into the other bank while the unit works (it releases a bank after
+    copying it, 9 cycles in), so only the unit's schedule counts after that."""
+    eng, c = acc.eng, acc.c
+    acc.command()
+    rows = oy_b - oy_a
+    groups = -(-g.oc // eng.lanes)
+    first = (9 + eng.bias_beats) * eng.beat_cycles + eng.dram_latency_cycles
+    unit = dw_cycles(g.oc, g.ow, rows, g.s, eng.lanes)
+    strips = -(-g.ow // eng.lanes)
+    beats = g.oc * strips * rows
+    reads = 1 if g.s == 1 else 2
+    in_rows = 0  # input rows inside the map that a strip loads (the others read nothing)
+    for oy in range(oy_a, oy_b):
+        top = oy * g.s - g.pad
+        new = range(top, top + 3) if oy == oy_a else range(top + 3 - g.s, top + 3)
+        in_rows += sum(1 for y in new if 0 <= y < g.ih)
+    c.cycles += first + unit + eng.dw_start_cycles
+    c.stall_dram += first
+    c.busy += beats
+    c.stall_compute += unit + eng.dw_start_cycles - beats
+    c.macs += rows * g.ow * g.oc * 9
+    c.fb_read_words += 16 * reads * in_rows * strips * g.oc
+    c.fb_write_words += g.oc * rows * g.ow
+    c.outputs += g.oc * rows * g.ow
+    c.wb_write_words += groups * 9 * eng.lanes
+    c.wb_read_words += groups * 9 * eng.lanes
+    c.dram_read_words += groups * (9 + eng.bias_beats) * eng.dram_beat_words
+
+
 def _compute(acc: _Acc, layer: Layer, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None:
     """The compute command(s) of a conv / linear / max-pool layer over a band (chain compiler)."""
     if layer.type in ("conv", "linear", "shortcut_a"):
@@ -758,6 +806,18 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             acc.load(1, g.cin)
             _compute(acc, la, g, 0, 1, 1)
             acc.store(1, g.oc)
+        elif _on_dw_unit(la, g, eng):
+            rb = _band_rows(g, la.in_shape[0] * g.iw, fbw) or 1
+            nb = 0
+            for oy_a in range(0, g.oh, rb):
+                oy_b = min(g.oh, oy_a + rb)
+                y_a = max(0, oy_a * g.s - g.pad)
+                y_b = min(g.ih, (oy_b - 1) * g.s - g.pad + g.k)
+                acc.load(g.oc, (y_b - y_a) * g.iw)
+                _dw_band(acc, g, oy_a, oy_b)
+                acc.store(g.oc, (oy_b - oy_a) * g.ow)
+                nb += 1
+            acc.c.bands = nb
         elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
             nb = 0
             for cin_p, oc_p in _packs(g, eng.lanes):

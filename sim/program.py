@@ -18,7 +18,9 @@ DRAM area by a ``nocount`` STORE (the counters do not see it); a banded output i
 Networks with branches, grouped convolutions or concatenations run every layer from DRAM to DRAM
 (``_compile_dag``):
 
-* A grouped convolution (depthwise: ``groups`` = channels) runs as *packs*: each pack is a dense convolution
+* A 3x3 depthwise convolution (stride 1 or 2, padding 0 or 1) runs on the depthwise unit (``hw.dw_unit``,
+  one DWCONV per band of output rows: one channel at a time, 12 output pixels per cycle; :func:`on_dw_unit`).
+* Any other grouped convolution runs as *packs*: each pack is a dense convolution
   over a few consecutive groups whose weights are block-diagonal (zero between groups), reading its input
   channels from a slice of the input map and writing its output channels into a slice of the output map
   (:func:`conv_packs`). A pack holds as many groups as fill the 12 rows of the MAC array (12 for a
@@ -58,6 +60,7 @@ class EngineLimitError(UserError):
 class EngineConfig:
     fb_words: int = 2**18
     wb_depth: int = 4608
+    dw_unit: bool = True      # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there, not in packs
 
 
 @dataclass
@@ -95,6 +98,14 @@ class ConvLayer:
 
 def _clamp_fields(clamp: int | None) -> dict:
     return {"clamp_en": 1, "clamp": int(clamp)} if clamp is not None else {}
+
+
+def on_dw_unit(layer, config: EngineConfig) -> bool:
+    """Whether ``layer`` runs on the depthwise unit: a 3x3 depthwise conv, stride 1 or 2, padding 0 or 1, plain
+    weights, on an engine that has the unit."""
+    return (config.dw_unit and isinstance(layer, ConvLayer) and layer.groups > 1 and not layer.flatten
+            and layer.wcodec is None and layer.weight.shape[0] == layer.groups and layer.weight.shape[1] == 1
+            and layer.weight.shape[2:] == (3, 3) and layer.stride in (1, 2) and layer.pad in (0, 1))
 
 
 def conv_packs(layer: ConvLayer) -> list[tuple[int, int, ConvLayer]]:
@@ -744,7 +755,10 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
             continue
         shapes[layer.name] = validate_layer(layer, in_shape, config)
         c, h, w = shapes[layer.name]
-        if isinstance(layer, ConvLayer):
+        if on_dw_unit(layer, config):
+            weights_at[(layer.name, 0)] = {"w_addr": dram.alloc(weight_image(layer).size, weight_image(layer))}
+            macs[layer.name] = array_macs[layer.name] = int(c * h * w * 9)
+        elif isinstance(layer, ConvLayer):
             for j, (_, _, pack) in enumerate(conv_packs(layer)):
                 weights_at[(layer.name, j)] = alloc_weights(dram, pack, h * w)
             macs[layer.name] = int(c * h * w * layer.weight[0].size)
@@ -823,7 +837,9 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
             emit(Command(Op.STORE, dram_addr=out, fb_addr=n_in, rows=1, row_len=oc), name)
             nb = 1
         else:
-            if isinstance(layer, ConvLayer):
+            if on_dw_unit(layer, config):
+                parts = [(0, 0, layer, {**weights_at[(name, 0)], "op": Op.DWCONV})]
+            elif isinstance(layer, ConvLayer):
                 parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
             else:
                 parts = [(0, 0, layer, {})]
@@ -881,13 +897,16 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
     oc_all, oh, ow = out_shape
     is_conv = isinstance(layer, ConvLayer)
     k, s, pad, cin, gh, gw = _geometry(layer, (ci, ih, iw))
-    if is_conv:
+    if wfields.get("op") == Op.DWCONV:    # the depthwise unit: every channel in and out
+        cin = oc = layer.weight.shape[0]
+    elif is_conv:
         cin, oc = layer.weight.shape[1], layer.weight.shape[0]
     else:
         oc = oc_all
     base = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad, relu=int(is_conv and layer.relu),
-                shift=layer.shift if is_conv else 0, in_c=cin, out_c=oc, **wfields,
+                shift=layer.shift if is_conv else 0, in_c=cin, out_c=oc,
                 **(_clamp_fields(layer.clamp) if is_conv else {}))
+    base.update(wfields)
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
     rb = None
     for rows in range(oh, 0, -1):

@@ -410,8 +410,10 @@ def _total(rows, area) -> dict:
 # The engine's parts: a module prefix (its own logic and memories) or a memory of the engine module itself.
 ENCODER = "feature encoder (JPEG / lossless)"
 WDEC = "weight decoders (engine.wdec*, engine.cw_*)"   # when the engine has them; no per-action energy model
+DWU = "depthwise unit (engine.dw: 108 multipliers)"
 ENGINE_PARTS = (
     ("MAC array", lambda mod, mem: mod.startswith("engine.array")),
+    (DWU, lambda mod, mem: mod == "engine.dw" or mod.startswith("engine.dw.")),
     (ENCODER, lambda mod, mem: mod.startswith("engine.encode")),
     # the twelve decoders and their lane FIFOs, tag and bias FIFOs (engine.cw_*)
     (WDEC, lambda mod, mem: mod.startswith(("engine.wdec", "engine.cw_"))),
@@ -443,8 +445,9 @@ def breakdown(engine: dict, encoder: dict, area) -> list[dict]:
             q = parts[part(mod, m["name"])]
             q["sram_m2"] += m["area_m2"] * k
             q["sram_bits"] += m["bits"] * k
-    rows = [r for name, r in parts.items() if name != WDEC or any(m.startswith("engine.wdec")
-                                                                  for m in engine["modules"])]
+    rows = [r for name, r in parts.items()
+            if (name != WDEC or any(m.startswith("engine.wdec") for m in engine["modules"]))
+            and (name != DWU or any(m == "engine.dw" for m in engine["modules"]))]
     inside = any(m.startswith("engine.encode") for m in engine["modules"])
     if not inside:
         if encoder is None:

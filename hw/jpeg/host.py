@@ -5,7 +5,11 @@
 * the sample stream: the image or feature map padded and cut into blocks exactly as the golden models
   do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order;
 * the expected bytes (golden's scan or payload) and the container around them (JFIF header + EOI, or
-  the ESLL header), so the RTL's bytes become a complete file.
+  the ESLL header and its CRC-32 trailer), so the RTL's bytes become a complete file.
+
+The RTL produces the coded bytes only; the ESLL container's CRC-32 is computed here, on the host, over the
+header and the RTL's payload (:meth:`EncodeJob.wrap`), so the RTL and the golden payload stay byte-identical
+and the checksum covers exactly the bytes that go on the link.
 
 An :class:`EncodeJob` bundles all of it; the testbench (``sim.tb_encoder``) and the CLI
 (``model.cli_codec``) both use it, so they feed the RTL identically.
@@ -68,7 +72,8 @@ class EncodeJob:
 
     ``samples``: uint16 stream (a multiple of 64; ``last`` goes on the final one); ``tables``: ``[n, 2]``
     table-port writes; ``expected``: golden's entropy-coded bytes; ``bits``: golden's bit count before
-    padding; ``header``/``trailer``: the container around the coded bytes (see :meth:`wrap`).
+    padding; ``header``/``trailer``: the container around the coded bytes (see :meth:`wrap`; lossless: the
+    trailer is golden's CRC-32, and ``len(header) + len(trailer)`` is the container's overhead).
     """
 
     lossless: bool
@@ -86,10 +91,12 @@ class EncodeJob:
 
     def wrap(self, coded: bytes) -> bytes:
         """A complete file around ``coded`` (the RTL's bytes): JFIF header + scan + EOI, or the ESLL
-        container with the payload length of ``coded``."""
+        container with the payload length of ``coded`` and the CRC-32 of its header and ``coded``, computed
+        here (the host side), not by the RTL."""
         header = self.header
         if self.lossless:
             header = header[:14] + struct.pack(">I", len(coded)) + header[18:]
+            return lossless.seal(header + bytes(coded))
         return header + bytes(coded) + self.trailer
 
     def save(self, path) -> None:
@@ -126,6 +133,7 @@ def lossless_job(values: np.ndarray, table: entropy.HuffmanTable | str = "defaul
     data = lossless.encode(values, table, signed)
     blocks = lossless.to_blocks(feats.values)
     payload, bits = lossless.encode_payload(blocks, table, feats.signed)
-    header = data[: len(data) - len(payload)]
+    header = data[: len(data) - len(payload) - lossless.CRC_BYTES]
     return EncodeJob(lossless=True, signed=feats.signed, samples=lossless_samples(feats.values),
-                     tables=lossless_table_writes(table), expected=payload, bits=bits, header=header)
+                     tables=lossless_table_writes(table), expected=payload, bits=bits, header=header,
+                     trailer=data[len(data) - lossless.CRC_BYTES:])

@@ -8,6 +8,7 @@ import pytest
 
 from golden import fixedpoint as fp
 from golden import layers as L
+from hw.descriptor import Op
 from sim.amaranth_engine import run_engine_amaranth
 from sim.program import (
     AddLayer,
@@ -46,16 +47,24 @@ def run(layers, x, cfg=CFG, **dram):
     return prog, final
 
 
+@pytest.mark.parametrize("unit", [True, False], ids=["dw_unit", "packs"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_depthwise_relu6_17_channels(stride):
-    """17 channels (a pack of 12 and one of 5), a 3x3 kernel, ReLU6 at a clamp that bites."""
+def test_depthwise_relu6_17_channels(stride, unit):
+    """17 channels (groups of 12 and 5), a 3x3 kernel, ReLU6 at a clamp that bites: on the depthwise unit
+    (DWCONV, in bands through a small buffer) and as block-diagonal packs on the MAC array."""
     rng = np.random.default_rng(100 + stride)
     x = rng.integers(-20000, 20000, size=(17, 9, 10)).astype(np.int16)
     dw = conv(rng, "dw", 17, 17, 3, stride, 1, groups=17, clamp=fp.relu6_clamp(9))
-    prog, final = run([dw, conv(rng, "pw", 17, 6, 1)], x, latency=7, jitter=5, gap_prob=0.2)
+    cfg = EngineConfig(fb_words=1024 if unit else 2048, wb_depth=256, dw_unit=unit)
+    prog, final = run([dw, conv(rng, "pw", 17, 6, 1)], x, cfg, latency=7, jitter=5, gap_prob=0.2)
     pixels = prog.out_shapes["dw"][1] * prog.out_shapes["dw"][2]
-    assert len(conv_packs(dw)) == 2 and prog.macs["dw"] == pixels * 17 * 9
-    assert prog.array_macs["dw"] == pixels * (12 * 12 * 9 + 5 * 5 * 9)  # block-diagonal packs of 12 and 5
+    assert prog.macs["dw"] == pixels * 17 * 9
+    if unit:
+        assert prog.array_macs["dw"] == prog.macs["dw"] and prog.banded["dw"] > 1
+        assert any(c.op == Op.DWCONV for c in prog.commands)
+    else:
+        assert len(conv_packs(dw)) == 2
+        assert prog.array_macs["dw"] == pixels * (12 * 12 * 9 + 5 * 5 * 9)  # block-diagonal packs of 12 and 5
     got = reference_outputs([dw], x)["dw"]
     assert got.max() == fp.relu6_clamp(9) and got.min() == 0  # the clamp and the ReLU both acted
 

@@ -89,7 +89,7 @@ def _check_live(net: str) -> None:
                     f"model of that engine; rerun make sim NET={net}")
 
 
-@pytest.mark.parametrize("net", ["alexnet", "vgg16", "resnet50"])
+@pytest.mark.parametrize("net", ["alexnet", "vgg16", "resnet50", "mobilenetv2", "squeezenet1_1", "resnet18"])
 def test_analytical_vs_rtl_json(net):
     """Against whatever `make sim` wrote on this machine (skipped when it has not run)."""
     if not rtl_json_paths(net):
@@ -106,7 +106,7 @@ def test_analytical_vs_rtl_json_ci():
             pytest.fail(f"CI: {path} is missing; `make sim` must run before the RTL comparison")
         pytest.skip(f"{path} absent (run make sim)")
     _check_live("alexnet")
-    for net in ("vgg16", "resnet50"):
+    for net in ("vgg16", "resnet50", "mobilenetv2", "squeezenet1_1", "resnet18"):
         if rtl_json_paths(net):
             _check_live(net)
 
@@ -185,3 +185,34 @@ def test_every_network_has_counts():
         assert nc.edge[last]["cycles"] > 0 and nc.edge[last]["macs"] > 0
         util = nc.edge[last]["macs"] / (144 * nc.edge[last]["cycles"])
         assert 0.01 < util <= 1.0, (net, util)
+
+
+def test_depthwise_unit_schedule_is_the_rtl_reference():
+    """The model's schedule of the depthwise unit is the unit's own reference (hw.dw_unit), which its tests
+    check cycle for cycle."""
+    from hw.dw_unit import ref_dw_cycles
+
+    for c, w, h, s in ((1, 1, 1, 1), (12, 12, 5, 1), (13, 25, 7, 2), (144, 56, 56, 1), (960, 7, 7, 1), (96, 56, 2, 2)):
+        assert counts.dw_cycles(c, w, h, s) == ref_dw_cycles(c, w, h, s)
+
+
+def test_grouped_and_concat_plans_follow_the_compiler():
+    """Which layers run on the depthwise unit, the packs of the others and the concatenations that copy:
+    the model decides as sim.program does, on every layer of the new networks."""
+    import numpy as np
+
+    from golden.network import network
+    from sim.program import ConvLayer, EngineConfig, conv_packs, on_dw_unit
+
+    for net in ("mobilenetv2", "squeezenet1_1"):
+        nw = network(net)
+        for la in nw.layers:
+            if la.type not in ("conv", "avgpool2d"):
+                continue
+            g = counts._geom(la)
+            groups = g.groups
+            w = np.zeros((la.out_shape[0], la.in_shape[0] // groups, *la.kernel), np.int16)
+            cl = ConvLayer(la.name, w, np.zeros(la.out_shape[0]), 0, stride=la.stride[0], pad=la.padding[0],
+                           groups=groups)
+            assert counts._on_dw_unit(la, g, counts.DEFAULT_ENGINE) == on_dw_unit(cl, EngineConfig()), la.name
+            assert counts._packs(g, 12) == [(p.weight.shape[1], p.weight.shape[0]) for _, _, p in conv_packs(cl)]

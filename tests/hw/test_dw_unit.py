@@ -1,0 +1,141 @@
+"""The depthwise unit on its own (Amaranth simulator): random depthwise 3x3 layers, strides 1 and 2, padding
+0 and 1, bands of rows, channel counts that are not multiples of 12, extremes, ReLU / ReLU6; every output
+equals ``golden.layers.conv2d_int`` with ``groups`` = channels, and the cycles equal the unit's schedule
+(``hw.dw_unit.ref_dw_cycles``) when its weight banks are ready."""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from golden import fixedpoint as fp
+from golden import layers as L
+from hw.dw_unit import LANES, TAPS, DwUnit, ref_dw_cycles
+
+FB_WORDS = 1 << 14
+
+
+def run_dw(x, w, bias, shift, stride, pad, relu, clamp, band=None, bank_delay=0, seed=0):
+    """Run a whole depthwise layer (or the output rows ``band`` = (first, count) of it) on the unit; returns
+    (output map [C, rows, OW] as the unit wrote it, cycles from start to done)."""
+    c, h, wd = x.shape
+    oh, ow = L.conv_out_size(h, 3, stride, pad), L.conv_out_size(wd, 3, stride, pad)
+    oy0, rows = band if band is not None else (0, oh)
+    # the band's input rows in the buffer (as the compiler loads them)
+    y_a = max(0, oy0 * stride - pad)
+    y_b = min(h, (oy0 + rows - 1) * stride - pad + 3)
+    fb = np.zeros(FB_WORDS, np.int64)
+    in_words = c * (y_b - y_a) * wd
+    fb[:in_words] = x[:, y_a:y_b].reshape(-1)
+    out_addr = in_words + 5
+    groups = -(-c // LANES)
+    bank = np.zeros((groups, TAPS, LANES), np.int64)
+    bias_g = np.zeros((groups, LANES), np.int64)
+    for ch in range(c):
+        bank[ch // LANES, :, ch % LANES] = w[ch, 0].reshape(-1)
+        bias_g[ch // LANES, ch % LANES] = bias[ch]
+    dut = DwUnit(fb_addr_bits=14)
+    rng = np.random.default_rng(seed)
+    state = {"cycles": None}
+
+    async def bench(ctx):
+        p = dut.p
+        for name, v in dict(in_addr=0, in_ch_stride=(y_b - y_a) * wd, in_w=wd, in_y0=y_a, in_h_total=h,
+                            out_addr=out_addr, out_ch_stride=rows * ow, out_w=ow, out_h=rows, out_y0=oy0,
+                            channels=c, stride2=int(stride == 2), pad=pad, shift=shift, relu=int(relu),
+                            clamp_en=int(clamp is not None), clamp=clamp or 0).items():
+            ctx.set(getattr(p, name), v)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        g, wait, cycle = 0, bank_delay, 1
+        rd_pending, w_pending = None, None
+        while True:
+            # the bank of group g becomes ready after a delay
+            ready = wait <= 0 and g < groups
+            ctx.set(dut.grp_ready, int(ready))
+            if g < groups:
+                for j in range(LANES):
+                    ctx.set(dut.bias[j], int(bias_g[g, j]))
+            # read data of the previous cycle's requests
+            if rd_pending is not None:
+                for e in range(16):  # the buffer's addresses wrap (a read at -1 starts at its last word)
+                    ctx.set(dut.rd_data[e], int(fb[(rd_pending + e) % FB_WORDS]))
+            if w_pending is not None:
+                for j in range(LANES):
+                    ctx.set(dut.w_data[j], int(bank[w_pending[0], w_pending[1], j]))
+            rd_pending = ctx.get(dut.rd_addr) if ctx.get(dut.rd_en) else None
+            w_pending = (g, ctx.get(dut.w_addr)) if ctx.get(dut.w_en) else None
+            if ctx.get(dut.wr_en):
+                a, mask = ctx.get(dut.wr_addr), ctx.get(dut.wr_mask)
+                for j in range(LANES):
+                    if mask >> j & 1:
+                        fb[a + j] = ctx.get(dut.wr_data[j])
+            if ctx.get(dut.grp_release):
+                g += 1
+                wait = int(rng.integers(0, bank_delay + 1)) if bank_delay else 0
+            if ctx.get(dut.done):
+                state["cycles"] = cycle
+                break
+            wait -= 1
+            cycle += 1
+            assert cycle < 200_000, "the depthwise unit hung"
+            await ctx.tick()
+
+    before = fb.copy()
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    out_end = out_addr + c * rows * ow
+    outside = np.r_[0:out_addr, out_end:FB_WORDS]
+    assert np.array_equal(fb[outside], before[outside]), "the unit wrote outside its output region"
+    out = fb[out_addr:out_end].reshape(c, rows, ow)
+    return out.astype(np.int16), state["cycles"]
+
+
+def ref_dw(x, w, bias, shift, stride, pad, relu, clamp):
+    return L.conv2d_int(x[None], w, bias, shift, stride, pad, groups=x.shape[0], relu=relu, clamp=clamp)[0]
+
+
+CASES = [
+    # (channels, h, w, stride, pad, relu, clamp)
+    (5, 9, 10, 1, 1, True, None),
+    (13, 7, 14, 1, 1, True, fp.relu6_clamp(10)),
+    (12, 11, 25, 2, 1, False, None),
+    (3, 8, 8, 2, 0, True, fp.relu6_clamp(8)),
+    (2, 5, 30, 1, 0, False, None),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"c{c}h{h}w{w}s{s}p{p}" for c, h, w, s, p, _, _ in CASES])
+def test_depthwise_unit_equals_golden(case):
+    c, h, wd, s, pad, relu, clamp = case
+    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    x = rng.integers(-32768, 32768, size=(c, h, wd)).astype(np.int16)
+    w = rng.integers(-32768, 32768, size=(c, 1, 3, 3)).astype(np.int16)
+    x.flat[::7] = -32768
+    w.flat[::5] = -32768
+    bias = rng.integers(-(2**39), 2**39, size=c)
+    shift = int(rng.integers(14, 24))
+    got, cycles = run_dw(x, w, bias, shift, s, pad, relu, clamp)
+    exp = ref_dw(x, w, bias, shift, s, pad, relu, clamp)
+    np.testing.assert_array_equal(got, exp)
+    assert cycles == ref_dw_cycles(c, exp.shape[2], exp.shape[1], s)
+
+
+def test_bands_and_waiting_for_weights():
+    """Two bands of output rows (the second starting inside the map) and weight banks that come late."""
+    rng = np.random.default_rng(5)
+    c, h, wd = 14, 12, 9
+    x = rng.integers(-20000, 20000, size=(c, h, wd)).astype(np.int16)
+    w = rng.integers(-20000, 20000, size=(c, 1, 3, 3)).astype(np.int16)
+    bias = rng.integers(-(2**30), 2**30, size=c)
+    exp = ref_dw(x, w, bias, 18, 1, 1, True, None)
+    top, _ = run_dw(x, w, bias, 18, 1, 1, True, None, band=(0, 5), bank_delay=7, seed=1)
+    bottom, _ = run_dw(x, w, bias, 18, 1, 1, True, None, band=(5, 7), bank_delay=3, seed=2)
+    np.testing.assert_array_equal(np.concatenate([top, bottom], axis=1), exp)
+
+
+def test_parameters_checked():
+    with pytest.raises(ValueError, match="fb_addr_bits"):
+        DwUnit(fb_addr_bits=30)
