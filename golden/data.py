@@ -21,20 +21,28 @@ Where the data comes from
   ``immunohistochemistry``, ``hubble_deep_field``), resized (shorter side 256, bilinear) and centre-cropped
   to 224x224, ImageNet normalisation; the inputs of the ImageNet networks.
 
-A missing or empty data folder raises :class:`golden.errors.UserError` naming the path.
+A missing or empty data folder raises :class:`golden.errors.UserError` naming the path; so does a damaged
+archive (a truncated or corrupt tar.gz) or an image that cannot be decoded or is larger than
+:data:`golden.limits.MAX_IMAGE_PIXELS` (its size is read from its header first), naming the member. A cache
+file under ``build/data/`` that fails to read (damaged, cut short, another layout) is removed and rebuilt; it
+is written atomically (:mod:`golden.files`), so an interrupted run never leaves half a cache.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import tarfile
+import zipfile
+import zlib
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from golden import files, limits
 from golden.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,9 +62,7 @@ _SPLITS = ("train", "test")
 
 def build_dir(*parts: str) -> Path:
     """``<repo>/build/<parts>``, created if missing (generated files only, never in git)."""
-    p = REPO_ROOT.joinpath("build", *parts)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return files.make_dir(REPO_ROOT.joinpath("build", *parts), "build folder")
 
 
 def data_root(data: str | os.PathLike | None = None) -> Path:
@@ -152,6 +158,10 @@ def _is_image_folder(p: Path) -> bool:
     )
 
 
+ARCHIVE_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
+"""What reading a damaged or truncated tar.gz raises (gzip: EOFError, zlib.error, BadGzipFile)."""
+
+
 def read_encoded(src: Path) -> tuple[list[bytes], list[str], list[str]]:
     """Encoded image files of a tar.gz or an ImageFolder: (bytes, class names, file names), sorted."""
     items: list[tuple[str, str, bytes]] = []
@@ -164,23 +174,49 @@ def read_encoded(src: Path) -> tuple[list[bytes], list[str], list[str]]:
                         f = tf.extractfile(m)
                         assert f is not None
                         items.append((pp.parts[-2], pp.name, f.read()))
-        except tarfile.TarError as e:
-            raise UserError(f"cannot read the image archive {src}: {e}") from e
+        except ARCHIVE_ERRORS as e:
+            raise UserError(f"cannot read the image archive {src} (damaged or truncated?): "
+                            f"{type(e).__name__}: {e}") from None
     else:
-        for d in sorted(p for p in src.iterdir() if p.is_dir()):
-            for f in sorted(d.iterdir()):
-                if f.suffix.lower() in IMAGE_EXTENSIONS:
-                    items.append((d.name, f.name, f.read_bytes()))
+        try:
+            for d in sorted(p for p in src.iterdir() if p.is_dir()):
+                for f in sorted(d.iterdir()):
+                    if f.suffix.lower() in IMAGE_EXTENSIONS:
+                        items.append((d.name, f.name, f.read_bytes()))
+        except OSError as e:
+            raise UserError(f"cannot read the image folder {src}: {e.strerror or e}"
+                            f"{f' ({e.filename})' if e.filename else ''}") from None
     if not items:
         raise UserError(f"no images found in {src} (expected <class>/<image> entries)")
     items.sort(key=lambda t: (t[0], t[1]))
     return [t[2] for t in items], [t[0] for t in items], [t[1] for t in items]
 
 
-def _decode(blobs: list[bytes]) -> np.ndarray:
+def load_image(source: bytes | str | os.PathLike, what: str, mode: str | None = None):
+    """A decoded PIL image (``mode``: converted to it) from bytes or a file. Its size is read from the header
+    and checked against :data:`golden.limits.MAX_IMAGE_PIXELS` before the pixels are decoded; anything the
+    decoder raises on a damaged or foreign file becomes a one-line UserError naming ``what``."""
     from PIL import Image
 
-    arrs = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB"), dtype=np.uint8) for b in blobs]
+    src = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
+    try:
+        with Image.open(src) as img:
+            limits.check_image_size(*img.size, what)
+            img.load()
+            return img.convert(mode) if mode is not None and img.mode != mode else img.copy()
+    except UserError:
+        raise
+    except (MemoryError, Image.DecompressionBombError) as e:
+        raise UserError(f"{what} is too large to decode ({type(e).__name__}); at most {limits.MAX_IMAGE_PIXELS:,} "
+                        "pixels are allowed") from None
+    except Exception as e:  # noqa: BLE001 - a third-party decoder on untrusted bytes: any failure is bad input
+        raise UserError(f"{what} cannot be decoded as an image: {type(e).__name__}: "
+                        f"{' '.join(str(e).split()) or 'no detail'}") from None
+
+
+def _decode(blobs: list[bytes], names: list[str] | None = None) -> np.ndarray:
+    arrs = [np.asarray(load_image(b, f"image {names[i] if names else i}", "RGB"), dtype=np.uint8)
+            for i, b in enumerate(blobs)]
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1:
         raise UserError(f"images have different sizes {sorted(shapes)[:3]}; expected one size")
@@ -200,28 +236,44 @@ def _cifar_cache_path(src: Path) -> Path:
 
 
 @lru_cache(maxsize=2)
-def _encoded(src: Path) -> tuple[list[bytes], np.ndarray, tuple[str, ...]]:
-    blobs, cls, _ = read_encoded(src)
+def _encoded(src: Path) -> tuple[list[bytes], np.ndarray, tuple[str, ...], list[str]]:
+    blobs, cls, names = read_encoded(src)
     classes = tuple(sorted(set(cls)))
     index = {c: i for i, c in enumerate(classes)}
-    return blobs, np.array([index[c] for c in cls], dtype=np.int64), classes
+    where = [f"{c}/{n} of {src}" for c, n in zip(cls, names, strict=True)]
+    return blobs, np.array([index[c] for c in cls], dtype=np.int64), classes, where
+
+
+CACHE_ERRORS = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
+"""What reading a damaged, truncated or foreign ``.npz`` cache raises."""
+
+
+def _read_cache(cache: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]] | None:
+    """The cached split, or None (and the file removed) if it fails to read or is not what this code writes."""
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            images, labels, classes = z["images"], z["labels"], tuple(str(c) for c in z["classes"])
+        if images.dtype == np.uint8 and images.ndim == 4 and labels.shape == (len(images),) and classes:
+            return images, labels, classes
+    except CACHE_ERRORS:
+        pass
+    with contextlib.suppress(OSError):   # damaged: decoded again and rewritten
+        cache.unlink()
+    return None
 
 
 @lru_cache(maxsize=2)
 def _cifar_full(src: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     cache = _cifar_cache_path(src)
     if cache.is_file():
-        try:
-            with np.load(cache) as z:
-                return z["images"], z["labels"], tuple(str(c) for c in z["classes"])
-        except (OSError, ValueError, KeyError):  # a damaged cache: decode again below
-            pass
-    blobs, labels, classes = _encoded(src)
-    images = _decode(blobs)
+        cached = _read_cache(cache)
+        if cached is not None:
+            return cached
+    blobs, labels, classes, where = _encoded(src)
+    images = _decode(blobs, where)
     if len(images) >= CACHE_MIN_IMAGES:  # small sets decode in no time: no cache files for them
-        tmp = cache.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, images=images, labels=labels, classes=np.array(classes))
-        os.replace(tmp, cache)
+        with files.atomic_path(cache, "data cache") as tmp:
+            np.savez(tmp, images=images, labels=labels, classes=np.array(classes))
     return images, labels, classes
 
 
@@ -239,9 +291,9 @@ def load_cifar10_u8(
         images, labels, classes = _cifar_full(src)
         idx = evenly_spaced(len(images), n)
         return images[idx], labels[idx], classes
-    blobs, labels, classes = _encoded(src)
+    blobs, labels, classes, where = _encoded(src)
     idx = evenly_spaced(len(blobs), n)
-    return _decode([blobs[i] for i in idx]), labels[idx], classes
+    return _decode([blobs[i] for i in idx], [where[i] for i in idx]), labels[idx], classes
 
 
 def normalize_imagenet(images_u8: np.ndarray) -> np.ndarray:

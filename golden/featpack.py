@@ -16,12 +16,12 @@ Scaling to 8 bits (affine, min/max):
 Tile padding and empty tiles:
     the tile's last row and column are replicated (smooth for the DCT); grid cells without a channel are
     code 0.
-Side information (:class:`SideInfo`, 11 + 4 n bytes, big-endian; its size counts in the transmitted size):
+Side information (:class:`SideInfo`, 15 + 4 n bytes, big-endian; its size counts in the transmitted size):
 
     ====== ===== =================================================================================
     offset bytes field
     ====== ===== =================================================================================
-    0      1     version (1)
+    0      1     version (2; version 1 had no checksum and is refused: re-encode)
     1      1     flags: bit 0 per-channel scaling, bit 1 optimal Huffman tables, bits 4..7 dtype code
                  (0 float32, 1 float16, 2 float64, 3 int8, 4 uint8, 5 int16, 6 uint16, 7 int32)
     2      1     JPEG quality factor 1..100
@@ -30,7 +30,14 @@ Side information (:class:`SideInfo`, 11 + 4 n bytes, big-endian; its size counts
     7      2     W
     9      2     grid columns (rows = ceil(C / columns); tile = H, W rounded up to multiples of 8)
     11     4 n   n = 1 or C pairs (offset, scale), each an IEEE float16
+    11+4n  4     CRC-32 (zlib's) of the bytes before it
     ====== ===== =================================================================================
+
+:meth:`SideInfo.from_bytes` checks the length against the record's own fields, the CRC-32 and every field;
+:func:`decode_jpeg` checks the JPEG frame's size against the mosaic the side information describes before
+it decodes (a damaged frame header cannot make it allocate a huge image). The checksum protects the side
+information, whose damage would silently rescale or reshape the whole map; the JPEG scan itself carries none
+(a damaged scan decodes to a map of the right shape, or fails), like the coded stream of the RTL encoder.
 
 The JPEG itself is a complete JFIF file (:func:`golden.jpeg.encode`), so any decoder opens the mosaic;
 ``docs/bitstream.md`` also counts the smaller "scan only" form. The lossless path needs no packing: the
@@ -41,22 +48,27 @@ from __future__ import annotations
 
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from golden import jpeg
+from golden import jpeg, limits
 from golden.errors import UserError
 
 MODES = ("layer", "channel")
 TABLES = ("standard", "optimal")
 CONTAINERS = ("jfif", "scan")
-VERSION = 1
+VERSION = 2
+"""Side information version: 2 adds the CRC-32 (version 1 records are refused: re-encode)."""
 SIDE_INFO_FORMAT = ">BBBHHHH"
 SIDE_INFO_FIXED_BYTES = struct.calcsize(SIDE_INFO_FORMAT)  # 11
 PAIR_BYTES = 4
+CRC_BYTES = 4
 FLAG_PER_CHANNEL = 1
 FLAG_OPTIMAL = 2
+FLAGS = FLAG_PER_CHANNEL | FLAG_OPTIMAL
+MAX_SIDE = 65535
 DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float16, np.float64, np.int8, np.uint8, np.int16,
                                      np.uint16, np.int32))
 """dtype codes of the side information (index = code)."""
@@ -86,7 +98,7 @@ class SideInfo:
 
     @property
     def nbytes(self) -> int:
-        return SIDE_INFO_FIXED_BYTES + PAIR_BYTES * len(self.offsets)
+        return SIDE_INFO_FIXED_BYTES + PAIR_BYTES * len(self.offsets) + CRC_BYTES
 
     def to_bytes(self) -> bytes:
         flags = (FLAG_PER_CHANNEL if self.mode == "channel" else 0) | (FLAG_OPTIMAL if self.optimal_tables
@@ -94,26 +106,55 @@ class SideInfo:
         flags |= DTYPES.index(self.dtype) << 4
         head = struct.pack(SIDE_INFO_FORMAT, VERSION, flags, self.qf, *self.shape, self.grid_cols)
         pairs = np.stack([self.offsets, self.scales], axis=1).astype(">f2")
-        return head + pairs.tobytes()
+        record = head + pairs.tobytes()
+        return record + struct.pack(">I", zlib.crc32(record) & 0xFFFFFFFF)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SideInfo:
+        """Parse and check a record: its length against its own fields, its CRC-32, then every field."""
+        data = bytes(data)
         if len(data) < SIDE_INFO_FIXED_BYTES:
             raise UserError(f"side information of {len(data)} bytes is shorter than {SIDE_INFO_FIXED_BYTES}")
         version, flags, qf, c, h, w, cols = struct.unpack(SIDE_INFO_FORMAT, data[:SIDE_INFO_FIXED_BYTES])
+        mode = "channel" if flags & FLAG_PER_CHANNEL else "layer"
+        n = c if mode == "channel" else 1
+        record = SIDE_INFO_FIXED_BYTES + PAIR_BYTES * n
+        if version == 1 and len(data) == record:
+            raise UserError("version 1 side information without checksum: re-encode the feature map (version 2 "
+                            "adds a CRC-32)")
+        if len(data) != record + CRC_BYTES:
+            raise UserError(f"side information is {len(data)} bytes, its header says {record + CRC_BYTES}: "
+                            "truncated or damaged")
+        stored, computed = struct.unpack(">I", data[record:])[0], zlib.crc32(data[:record]) & 0xFFFFFFFF
+        if stored != computed:
+            raise UserError(f"side information is damaged: CRC-32 {computed:08x} of its bytes differs from the "
+                            f"stored {stored:08x}")
         if version != VERSION:
             raise UserError(f"side information version {version} is not supported (only {VERSION})")
         code = flags >> 4
-        if code >= len(DTYPES):
-            raise UserError(f"side information dtype code {code} is outside 0..{len(DTYPES) - 1}")
-        mode = "channel" if flags & FLAG_PER_CHANNEL else "layer"
-        n = c if mode == "channel" else 1
-        body = data[SIDE_INFO_FIXED_BYTES:SIDE_INFO_FIXED_BYTES + PAIR_BYTES * n]
-        if len(body) != PAIR_BYTES * n:
-            raise UserError(f"side information holds {len(body)} bytes of scales, needs {PAIR_BYTES * n}")
-        pairs = np.frombuffer(body, dtype=">f2").reshape(n, 2).astype(np.float16)
+        if code >= len(DTYPES) or flags & 0x0C:
+            raise UserError(f"side information flags {flags:#04x} are not allowed (dtype code 0..{len(DTYPES) - 1} "
+                            "in bits 4..7, bits 0..1)")
+        if not 1 <= qf <= 100:
+            raise UserError(f"side information QF {qf} is outside 1..100")
+        if min(c, h, w) < 1 or not 1 <= cols <= c:
+            raise UserError(f"side information shape {c} x {h} x {w} with {cols} grid columns is not allowed "
+                            "(sides >= 1, 1 <= columns <= C)")
+        limits.check_array_size((c, h, w), "side information map")
+        rows, (th, tw) = -(-c // cols), (-(-h // 8) * 8, -(-w // 8) * 8)
+        if rows * th > MAX_SIDE or cols * tw > MAX_SIDE:
+            raise UserError(f"side information mosaic {rows * th} x {cols * tw} exceeds JPEG's {MAX_SIDE} per side")
+        pairs = np.frombuffer(data[SIDE_INFO_FIXED_BYTES:record], dtype=">f2").reshape(n, 2).astype(np.float16)
+        if not np.isfinite(pairs).all() or (pairs[:, 1] < 0).any():
+            raise UserError("side information holds a non-finite offset or scale, or a negative scale")
         return cls(shape=(c, h, w), mode=mode, optimal_tables=bool(flags & FLAG_OPTIMAL), dtype=DTYPES[code],
                    qf=qf, grid_cols=cols, offsets=pairs[:, 0].copy(), scales=pairs[:, 1].copy())
+
+    @property
+    def mosaic_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the mosaic the JPEG must hold."""
+        th, tw = self.tile
+        return self.grid_rows * th, self.grid_cols * tw
 
 
 # ---- scaling -----------------------------------------------------------------------------------------
@@ -254,9 +295,39 @@ def encode_jpeg(features: np.ndarray, qf: int, mode: str = "layer",
 
 
 def decode_jpeg(side_info: bytes, jfif: bytes) -> np.ndarray:
-    """Inverse of :func:`encode_jpeg` (lossy) with the golden decoder."""
+    """Inverse of :func:`encode_jpeg` (lossy) with the golden decoder. The side information is checked first
+    (:meth:`SideInfo.from_bytes`), then the JPEG frame's size against its mosaic, before decoding."""
     side = SideInfo.from_bytes(side_info)
-    return unpack(jpeg.decode_jpeg(jfif), side)
+    size = jpeg_frame_size(jfif)
+    if size != side.mosaic_shape:
+        raise UserError(f"the JPEG frame is {size[0]} x {size[1]}; the side information's mosaic is "
+                        f"{side.mosaic_shape[0]} x {side.mosaic_shape[1]}")
+    mosaic = jpeg.decode_jpeg(jfif)
+    if mosaic.shape != side.mosaic_shape:
+        raise UserError(f"the JPEG decodes to {mosaic.shape}, not the {side.mosaic_shape} mosaic of the side "
+                        "information (a colour JPEG?)")
+    return unpack(mosaic, side)
+
+
+def jpeg_frame_size(data: bytes) -> tuple[int, int]:
+    """``(height, width)`` of a JPEG's SOF0 frame header, read without decoding (UserError if there is none
+    before the scan, or the markers run off the end)."""
+    data = bytes(data)
+    if data[:2] != b"\xff\xd8":
+        raise UserError("not a JPEG file: it does not start with SOI (FF D8)")
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
+        if marker == 0xC0:
+            if length < 8 or pos + 2 + length > len(data):
+                break
+            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
+            return height, width
+        if marker == 0xDA or length < 2:
+            break
+        pos += 2 + length
+    raise UserError(f"JPEG file has no baseline frame header (SOF0) before its scan (stopped at byte {pos})")
 
 
 def transmitted_bytes(side: SideInfo, encoding: jpeg.JpegEncoding, container: str = "jfif") -> int:

@@ -34,23 +34,31 @@ Payload
     Codes and extra bits MSB first, padded to a byte with 1-bits. There is no byte stuffing: the
     container gives the payload length, so no markers need to be found.
 
-The container (:func:`encode`, :func:`decode`) is specified in ``docs/bitstream.md``:
+The container (:func:`encode`, :func:`decode`) is specified in ``docs/bitstream.md`` (version 2: version 1
+had no checksum):
 
 ====== ====== ======================================================================================
 offset bytes  field
 ====== ====== ======================================================================================
 0      4      magic ``ESLL``
-4      1      version (1)
+4      1      version (2)
 5      1      flags: bit 0 signed extra bits, bit 1 table follows, bit 2 input was 2-D [H, W]
 6      1      dtype of the decoded map: 0 uint8, 1 int8, 2 uint16, 3 int16
 7      1      reserved (0)
 8      2      C (big-endian, like every multi-byte field)
 10     2      H
 12     2      W
-14     4      payload length in bytes
+14     4      payload length P in bytes
 18     16+2N  only with flag bit 1: BITS (16 bytes), HUFFVAL (N = sum of BITS, 2 bytes each)
-...    ...    payload
+...    P      payload
+end-4  4      CRC-32 (ISO-HDLC, as zlib's ``crc32``) of every byte before it
 ====== ====== ======================================================================================
+
+:func:`decode` checks the length the header announces against the bytes present, then the CRC-32, then every
+field (dimensions against the payload: each block costs at least one bit), before it allocates the map; a
+version 1 container (no checksum) is refused with a one-line error asking to re-encode it. The checksum is
+the container's, not the coded stream's: the RTL encoder produces the payload only, byte for byte equal to
+:func:`encode_payload`, and the host wraps it (:meth:`hw.jpeg.host.EncodeJob.wrap`).
 
 :func:`payload_bits` and :func:`encoded_size` give the exact sizes from symbol counts alone (no packing).
 """
@@ -58,11 +66,12 @@ offset bytes  field
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-from golden import entropy
+from golden import entropy, limits
 from golden.entropy import HuffmanTable
 from golden.errors import UserError
 
@@ -74,12 +83,15 @@ ZRL = entropy.ZRL_RUN << SIZE_FIELD_BITS  # 0x1E0
 MAX_SIZE = 16
 
 MAGIC = b"ESLL"
-VERSION = 1
+VERSION = 2
+"""Container version: 2 adds the CRC-32 trailer (version 1 files are refused: re-encode them)."""
 HEADER_FORMAT = ">4sBBBBHHHI"
 HEADER_BYTES = struct.calcsize(HEADER_FORMAT)  # 18
+CRC_BYTES = 4
 FLAG_SIGNED = 1
 FLAG_TABLE = 2
 FLAG_2D = 4
+FLAGS = FLAG_SIGNED | FLAG_TABLE | FLAG_2D
 
 DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
 """dtype codes of the container (index = code)."""
@@ -308,7 +320,7 @@ def encoded_size(x: np.ndarray, table: HuffmanTable | str = "default", signed: b
     table = _resolve_table(table, hist, extra, nonzero, feats.signed)
     bits = _bits(hist, extra, nonzero, feats.signed, table)
     sent = 0 if table == DEFAULT_TABLE else table_bytes(table)
-    return HEADER_BYTES + sent + -(-bits // 8)
+    return HEADER_BYTES + sent + -(-bits // 8) + CRC_BYTES
 
 
 # ---- encode / decode ---------------------------------------------------------------------------------
@@ -338,7 +350,17 @@ def encode(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | 
     table_part = b""
     if send_table:
         table_part = bytes(table.bits) + b"".join(struct.pack(">H", v) for v in table.huffval)
-    return header + table_part + payload
+    return seal(header + table_part + payload)
+
+
+def crc32(data: bytes) -> int:
+    """CRC-32 of ``data`` (ISO-HDLC polynomial 0x04C11DB7 reflected, init and final XOR 0xFFFFFFFF: zlib's)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
+def seal(body: bytes) -> bytes:
+    """``body`` (header, table, payload) followed by its CRC-32: the complete container."""
+    return bytes(body) + struct.pack(">I", crc32(body))
 
 
 def decode_payload(payload: bytes, n_blocks: int, table: HuffmanTable, signed: bool) -> np.ndarray:
@@ -377,29 +399,75 @@ def decode_payload(payload: bytes, n_blocks: int, table: HuffmanTable, signed: b
     return out
 
 
-def decode(data: bytes) -> np.ndarray:
-    """Container -> the map, exactly as encoded (same dtype; ``[H, W]`` if it was 2-D)."""
+def _table_from(data: bytes, pos: int) -> tuple[HuffmanTable, int]:
+    """The Huffman table sent at ``data[pos:]`` and its size in bytes (every symbol checked)."""
+    bits = tuple(data[pos:pos + 16])
+    if len(bits) != 16:
+        raise UserError("lossless container: the Huffman table is cut short")
+    count = sum(bits)
+    if not 1 <= count <= len(_SYMBOLS):
+        raise UserError(f"lossless container: the Huffman table counts {count} codes; allowed 1..{len(_SYMBOLS)}")
+    raw = data[pos + 16:pos + 16 + 2 * count]
+    if len(raw) != 2 * count:
+        raise UserError("lossless container: the Huffman table is cut short")
+    huffval = struct.unpack(f">{count}H", raw)
+    bad = sorted(set(huffval) - _SYMBOLS)
+    if bad:
+        raise UserError(f"lossless container: symbol {bad[0]:#x} of the Huffman table is not a lossless symbol")
+    return HuffmanTable(bits=bits, huffval=huffval), 16 + 2 * count
+
+
+_SYMBOLS = frozenset(int(s) for s in all_symbols())
+
+
+def decode(data: bytes, max_values: int = limits.MAX_ARRAY_VALUES) -> np.ndarray:
+    """Container -> the map, exactly as encoded (same dtype; ``[H, W]`` if it was 2-D).
+
+    Checked before anything is allocated: the length the header announces against the bytes present, the
+    CRC-32, every field, and the dimensions against the payload (every block costs at least one bit) and
+    ``max_values``. A version 1 container (no checksum) is refused. Errors are one-line UserErrors."""
+    data = bytes(data)
     if len(data) < HEADER_BYTES:
         raise UserError(f"lossless container of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header")
-    magic, version, flags, dtype_code, _, c, h, w, n = struct.unpack(HEADER_FORMAT, data[:HEADER_BYTES])
+    magic, version, flags, dtype_code, reserved, c, h, w, n = struct.unpack(HEADER_FORMAT, data[:HEADER_BYTES])
     if magic != MAGIC:
         raise UserError(f"lossless container magic {magic!r} is not {MAGIC!r}")
+    table, table_len = DEFAULT_TABLE, 0
+    if flags & FLAG_TABLE:
+        table, table_len = _table_from(data, HEADER_BYTES)
+    body = HEADER_BYTES + table_len + n
+    if version == 1 and len(data) == body:
+        raise UserError("version 1 lossless container without checksum: re-encode it (edgesplit encode --lossless "
+                        "writes version 2, with a CRC-32)")
+    if len(data) != body + CRC_BYTES:
+        raise UserError(f"lossless container is {len(data)} bytes, its header says {body + CRC_BYTES} "
+                        f"({HEADER_BYTES}-byte header + {table_len}-byte table + {n}-byte payload + {CRC_BYTES}-byte "
+                        "CRC-32): truncated or damaged")
+    stored, computed = struct.unpack(">I", data[body:])[0], crc32(data[:body])
+    if stored != computed:
+        raise UserError(f"lossless container is damaged: CRC-32 {computed:08x} of its bytes differs from the stored "
+                        f"{stored:08x}")
     if version != VERSION:
         raise UserError(f"lossless container version {version} is not supported (only {VERSION})")
+    if flags & ~FLAGS or reserved:
+        raise UserError(f"lossless container flags {flags:#04x} / reserved byte {reserved} are not allowed "
+                        f"(flags bits 0..2, reserved 0)")
     if dtype_code >= len(DTYPES):
         raise UserError(f"lossless container dtype code {dtype_code} is outside 0..{len(DTYPES) - 1}")
-    pos = HEADER_BYTES
-    table = DEFAULT_TABLE
-    if flags & FLAG_TABLE:
-        bits = tuple(data[pos:pos + 16])
-        count = sum(bits)
-        huffval = struct.unpack(f">{count}H", data[pos + 16:pos + 16 + 2 * count])
-        table = HuffmanTable(bits=bits, huffval=huffval)
-        pos += 16 + 2 * count
-    payload = data[pos:pos + n]
-    if len(payload) != n:
-        raise UserError(f"lossless container payload is {len(payload)} bytes, header says {n}")
+    if min(c, h, w) < 1 or (flags & FLAG_2D and c != 1):
+        raise UserError(f"lossless container shape {c} x {h} x {w} is not allowed: sides >= 1, C = 1 for a 2-D map")
+    limits.check_array_size((c, h, w), "lossless container map")
+    if c * h * w > max_values:
+        raise UserError(f"lossless container map {c} x {h} x {w} holds more than {max_values:,} values")
     n_blocks = c * -(-h // 8) * -(-w // 8)
-    blocks = decode_payload(payload, n_blocks, table, bool(flags & FLAG_SIGNED))
-    values = from_blocks(blocks, (c, h, w)).astype(DTYPES[dtype_code])
+    if n_blocks > 8 * n:
+        raise UserError(f"lossless container map {c} x {h} x {w} has {n_blocks:,} blocks; its {n}-byte payload can "
+                        f"hold at most {8 * n:,}")
+    blocks = decode_payload(data[HEADER_BYTES + table_len:body], n_blocks, table, bool(flags & FLAG_SIGNED))
+    dtype = DTYPES[dtype_code]
+    info = np.iinfo(dtype)
+    if blocks.min() < info.min or blocks.max() > info.max:
+        raise UserError(f"lossless container: decoded values {blocks.min()}..{blocks.max()} do not fit its dtype "
+                        f"{dtype}")
+    values = from_blocks(blocks, (c, h, w)).astype(dtype)
     return values[0] if flags & FLAG_2D else values

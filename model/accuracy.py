@@ -29,10 +29,10 @@ What is encoded
   the uint8 ``[C, H, W]`` map; lossy: a colour (4:4:4, as :mod:`model.system` assumes) or grayscale JPEG.
 
 Transmitted bytes (``container``)
-    ``"scan"`` (default): side information (:class:`golden.featpack.SideInfo`, 15 bytes per layer scaling,
-    11 + 4 C per channel; 11 bytes of shape and QF for the camera image) + the entropy-coded segment
-    (padded, byte-stuffed). The host rebuilds the JFIF header from the side information: this is what a
-    bare radio link sends (``docs/bitstream.md``). ``"jfif"``: side information + the whole JFIF file
+    ``"scan"`` (default): side information (:class:`golden.featpack.SideInfo`, 19 bytes per layer scaling,
+    15 + 4 C per channel, CRC-32 included; 15 bytes of shape, QF and CRC-32 for the camera image) + the
+    entropy-coded segment (padded, byte-stuffed). The host rebuilds the JFIF header from the side information:
+    this is what a bare radio link sends (``docs/bitstream.md``). ``"jfif"``: side information + the whole JFIF file
     (~330 bytes of headers, which would dominate the small CIFAR/digits features).
 
 The host side (``host``)
@@ -94,7 +94,6 @@ Python API
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import sys
@@ -112,7 +111,7 @@ import torch
 from torch import nn
 
 from golden import data as D
-from golden import entropy, featpack, jpeg, lossless
+from golden import entropy, featpack, files, jpeg, limits, lossless
 from golden import fixedpoint as fp
 from golden.errors import UserError
 from golden.nets import predict as float_predict
@@ -265,8 +264,8 @@ def _np(x: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def _check_limit(limit: int | None) -> int | None:
-    if limit is not None and (isinstance(limit, bool) or int(limit) < 1):
-        raise UserError(f"image limit {limit!r} must be a positive number")
+    if limit is not None and not limits.IMAGE_COUNT.ok(limit):
+        raise UserError(f"image limit {limit!r} must be a positive number, at most {limits.IMAGE_COUNT.hi:,}")
     return None if limit is None else int(limit)
 
 
@@ -306,6 +305,10 @@ def input_norm(net: str | Network, mean: Sequence[float] | str | None = None,
             raise UserError(f"{what} has {len(v)} values; {nw.name} takes {c} input channels (give {c} or one)")
         if what == "--std" and min(v) <= 0:
             raise UserError(f"--std {','.join(f'{x:g}' for x in v)} must be positive")
+        bound = limits.NORM_STD if what == "--std" else limits.NORM_MEAN
+        if given is not None and not all(bound.ok(x) for x in v):
+            raise UserError(f"{what} {','.join(f'{x:g}' for x in v)} is outside the allowed range {bound.text()} "
+                            "(per channel, on pixel values scaled to [0, 1])")
         out.append(tuple(float(x) for x in v))
     return InputNorm(out[0], out[1])
 
@@ -320,9 +323,9 @@ def check_resize(resize: int | None, input_shape: tuple[int, int, int]) -> int |
     if resize is None:
         return None
     _, h, w = input_shape
-    if isinstance(resize, bool) or int(resize) != resize or int(resize) < max(h, w):
-        raise UserError(f"--resize {resize!r} must be a whole number of pixels >= the input's {h}x{w} (the shorter "
-                        f"side is scaled to it, then the centre {h}x{w} cropped)")
+    if not limits.RESIZE_PX.ok(resize) or int(resize) < max(h, w):
+        raise UserError(f"--resize {resize!r} must be a whole number of pixels >= the input's {h}x{w} and <= "
+                        f"{limits.RESIZE_PX.hi:g} (the shorter side is scaled to it, then the centre {h}x{w} cropped)")
     return int(resize)
 
 
@@ -397,8 +400,9 @@ def _tar_images(path: str, mtime_ns: int) -> tuple[tuple[str | None, str, str, b
                     assert f is not None
                     split = pp.parts[-3] if len(pp.parts) >= 3 and pp.parts[-3] in SPLITS else None
                     items.append((split, pp.parts[-2], pp.name, f.read()))
-    except (tarfile.TarError, OSError, EOFError) as e:
-        raise UserError(f"cannot read the image archive {path}: {e}") from None
+    except D.ARCHIVE_ERRORS as e:
+        raise UserError(f"cannot read the image archive {path} (damaged or truncated?): {type(e).__name__}: "
+                        f"{e}") from None
     return tuple(items)
 
 
@@ -470,10 +474,7 @@ def load_image_folder(path: str | os.PathLike, input_shape: tuple[int, int, int]
     idx = D.evenly_spaced(len(blobs), _check_limit(limit))
     out = []
     for i in idx:
-        try:
-            img = Image.open(io.BytesIO(blobs[i])).convert("L" if c == 1 else "RGB")
-        except (OSError, ValueError) as e:
-            raise UserError(f"image {i} of {path} cannot be decoded: {e}") from None
+        img = D.load_image(blobs[i], f"image {i} (class {cls[i]}) of {path}", "L" if c == 1 else "RGB")
         if resize is not None:
             img = _resize_crop(img, resize, h, w)
         elif (h, w) == (224, 224):
@@ -639,7 +640,7 @@ class SplitCodec:
         if kind == "feature":
             self.side_bytes = side.nbytes
         else:
-            self.side_bytes = featpack.SIDE_INFO_FIXED_BYTES if container == "scan" else 0
+            self.side_bytes = featpack.SIDE_INFO_FIXED_BYTES + featpack.CRC_BYTES if container == "scan" else 0
         q0 = self._quantize(50, np.arange(1))
         dc_t, ac_t = jpeg.huffman_tables(q0)
         t = self.template
@@ -1230,30 +1231,45 @@ def merge_results(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
         return new
     have = {r["name"] for r in new["splits"]}
     rows = new["splits"] + [r for r in old.get("splits", []) if r.get("name") not in have]
-    return {**new, "splits": sorted(rows, key=lambda r: r["index"])}
+    return {**new, "splits": sorted(rows, key=lambda r: r.get("index", 0) if isinstance(r.get("index"), int) else 0)}
 
 
 def write_study(result: dict[str, Any], out_dir: str | os.PathLike | None = None, plots: bool = True,
                 merge: bool = True, plot_splits: Sequence[str] | None = None) -> dict[str, Path]:
-    """Save ``<out>/<net>.json`` (merged with an existing study of the same setup when ``merge``) and the
-    plots ``<net>_compression.png`` (Fig. 4(b)) and ``<net>_top1_vs_ratio.png`` (Fig. 5(b))."""
+    """Save ``<out>/<net>.json`` (merged with an existing study of the same setup when ``merge``; one that
+    fails to read is replaced) and the plots ``<net>_compression.png`` (Fig. 4(b)) and
+    ``<net>_top1_vs_ratio.png`` (Fig. 5(b)): all through temporary files renamed together, the JSON last, so
+    the study is complete or absent (:class:`golden.files.AtomicGroup`)."""
     out = Path(out_dir) if out_dir is not None else OUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
     path = out / f"{result['net']}.json"
     if merge and path.is_file():
         try:
-            result = merge_results(json.loads(path.read_text()), result)
+            old = json.loads(path.read_text())
         except (OSError, ValueError):
-            pass
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+            old = None
+        if isinstance(old, dict) and isinstance(old.get("splits"), list) and \
+                all(isinstance(r, dict) for r in old["splits"]):
+            result = merge_results(old, result)
     paths = {"json": path}
-    if plots:
-        paths["compression"] = plot_compression(result, out / f"{result['net']}_compression.png")
-        paths["top1_vs_ratio"] = plot_top1_vs_ratio(result, out / f"{result['net']}_top1_vs_ratio.png",
-                                                    plot_splits)
-    return paths
+    with files.AtomicGroup() as group:
+        if plots:
+            paths["compression"] = out / f"{result['net']}_compression.png"
+            paths["top1_vs_ratio"] = out / f"{result['net']}_top1_vs_ratio.png"
+            plot_compression(result, group.path(paths["compression"], "plot"))
+            plot_top1_vs_ratio(result, group.path(paths["top1_vs_ratio"], "plot"), plot_splits)
+        group.path(path, "study").write_text(json.dumps(result, indent=1))
+    return {k: paths[k] for k in ("json", "compression", "top1_vs_ratio") if k in paths}
+
+
+def check_out_dir(out_dir: str | os.PathLike | None) -> Path:
+    """``--out``: a folder that exists or can be created, writable (checked before any work)."""
+    return files.check_output_dir(out_dir if out_dir is not None else OUT_DIR, "--out folder")
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    """``fig`` to ``path`` through a temporary file renamed into place, in the format its extension names."""
+    with files.atomic_path(path, "plot") as tmp:
+        fig.savefig(tmp, dpi=130, format=Path(path).suffix.lower().lstrip(".") or "png")
 
 
 def _pyplot():
@@ -1288,7 +1304,7 @@ def plot_compression(result: dict[str, Any], path: str | os.PathLike) -> Path:
                  f"QF on the lossy bars)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path)
     plt.close(fig)
     return Path(path)
 
@@ -1333,7 +1349,7 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
                  fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    _save(fig, path)
     plt.close(fig)
     return Path(path)
 

@@ -4,14 +4,24 @@ Each subcommand lives in its own module with a ``register(subparsers)`` function
 and sets ``func`` (called with the parsed args, returns an exit status). Modules are listed in
 ``SUBCOMMAND_MODULES``; adding a subcommand means adding one module and one line here.
 
-Errors a user can cause (bad network, split, QF, file) are raised as ``UserError`` and printed as one
-line on stderr with exit status 2, never a traceback.
+The error boundary (:func:`main`), around everything a command does, parsing included:
+
+* Errors a user can cause (a bad network, split, QF or limit, a missing, unreadable, damaged or foreign
+  file, an output that cannot be written) are raised as ``UserError`` by the code that reads the value or
+  the file, naming it and what is allowed; they are printed as one line on stderr, exit status 2, never a
+  traceback. Argument syntax errors (argparse) are one line too, exit status 2.
+* Anything else is a bug: its traceback is shown (exit status 1) so that it can be reported.
+* Ctrl-C at any moment, module imports included: ``edgesplit: interrupted`` on stderr, exit status 130.
+  Every file is written to a temporary name and renamed when complete (:mod:`golden.files`), so nothing
+  partial is left.
+* A closed stdout (``edgesplit sweep | head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from model.errors import UserError
@@ -19,9 +29,23 @@ from model.errors import UserError
 SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy", "model.cli_weights",
                                        "model.cli_train", "model.cli_splits")
 
+INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``prog: error: message``, exit status 2), no usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+def one_line(text: object) -> str:
+    """``text`` with its line breaks turned into spaces."""
+    return " ".join(str(text).split("\n")).strip()
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="edgesplit",
         description="Split DNN inference between an edge engine and a host: simulate, encode, cost.",
     )
@@ -42,19 +66,33 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    command = "edgesplit"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0
+        command = f"edgesplit {args.command}"
         return int(args.func(args) or 0)
     except UserError as e:
-        print(f"edgesplit {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command}: error: {one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("edgesplit: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
+    except BrokenPipeError:
+        # the reader of stdout went away: nothing more to say; keep Python from failing again at exit
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout is not a real file (pytest's capture)
+        pass
 
 
 if __name__ == "__main__":

@@ -26,8 +26,13 @@ data set (``--data`` is required). ``--mean`` / ``--std`` (per channel on [0, 1]
 ``--resize N`` (shorter side to N, then the centre crop; default: straight to H x W, or the 256/224 rule for
 224 x 224 inputs) say how the images are read (:mod:`model.accuracy`). ``--limit N`` takes N test images
 evenly spaced over the set. Progress goes to stderr (``--quiet`` silences it). An unknown network or split, a
-weight file whose keys do not match (the first missing and unexpected key are named), an empty or missing data
-folder, a model file without ``--data``: one line on stderr, exit status 2.
+weight file whose keys do not match (the first missing and unexpected key are named), an empty, missing or
+damaged data folder or archive, an image that cannot be decoded, a model file without ``--data``, a number
+outside its bound (:mod:`golden.limits`: ``--lr`` above 0 up to 10, ``--epochs`` 1..1000, ``--batch-size``
+1..4096, image counts 1..1e7, ``--mean`` 0..1, ``--std`` 0.001..1, ``--resize`` up to 4096), an ``--out``
+folder or ``--save`` file that cannot be written (checked before any work; ``--save`` must not be an input):
+one line on stderr, exit status 2. Results are written atomically: the study's JSON and its plots appear
+together or not at all.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import sys
 
 import torch
 
+from golden import limits
 from model import accuracy as A
 from model import finetune as FT
 
@@ -50,7 +56,8 @@ def register(subparsers) -> None:
     _common(acc)
     acc.add_argument("--split", nargs="+", action="extend", metavar="S", help="split point(s) (default: all)")
     acc.add_argument("--curve-images", type=int, default=A.DEFAULT_CURVE_IMAGES, metavar="N",
-                     help=f"images for the 100-QF size curve (default {A.DEFAULT_CURVE_IMAGES})")
+                     help=f"images for the 100-QF size curve, {limits.IMAGE_COUNT.text()} "
+                          f"(default {A.DEFAULT_CURVE_IMAGES})")
     acc.add_argument("--no-plots", action="store_true", help="write the JSON only")
     acc.set_defaults(func=cmd_accuracy)
 
@@ -63,13 +70,18 @@ def register(subparsers) -> None:
     ft.add_argument("--split", required=True, metavar="S", help="split point")
     ft.add_argument("--qf-range", nargs=2, type=int, default=list(FT.DEFAULT_QF_RANGE), metavar=("LO", "HI"),
                     help="training QFs, drawn uniformly per image and epoch (default 30 35)")
-    ft.add_argument("--epochs", type=int, default=FT.FinetuneConfig.epochs, help="training epochs (default 3)")
+    ft.add_argument("--epochs", type=int, default=FT.FinetuneConfig.epochs,
+                    help=f"training epochs, {limits.EPOCHS.text()} (default 3)")
     ft.add_argument("--limit-train", type=int, default=10000, metavar="N",
-                    help="training images, evenly spaced over the training split (default 10000)")
-    ft.add_argument("--lr", type=float, default=FT.FinetuneConfig.lr, help="SGD learning rate (default 0.001)")
-    ft.add_argument("--batch-size", type=int, default=FT.FinetuneConfig.batch_size, help="default 128")
-    ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--save", metavar="FILE", help="save the network's state_dict with the fine-tuned host")
+                    help=f"training images, evenly spaced over the training split, {limits.IMAGE_COUNT.text()} "
+                         "(default 10000)")
+    ft.add_argument("--lr", type=float, default=FT.FinetuneConfig.lr,
+                    help=f"SGD learning rate, {limits.LEARNING_RATE.text()} (default 0.001)")
+    ft.add_argument("--batch-size", type=int, default=FT.FinetuneConfig.batch_size,
+                    help=f"{limits.BATCH_SIZE.text()} (default 128)")
+    ft.add_argument("--seed", type=int, default=0, help=f"{limits.SEED.text()} (default 0)")
+    ft.add_argument("--save", metavar="FILE", help="save the network's state_dict with the fine-tuned host (its "
+                                                   "folder must exist; not an input file)")
     ft.set_defaults(func=cmd_finetune)
 
 
@@ -84,24 +96,45 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input-shape", metavar="C,H,W", help="input shape of a model that does not fix it")
     p.add_argument("--data", metavar="DIR", help="data folder, tar.gz or ImageFolder tree (<class>/<image>, "
                                                  "optionally under train/ and test/); required for a model file")
-    p.add_argument("--mean", metavar="R,G,B", help="input normalisation mean on [0, 1] (default ImageNet's)")
-    p.add_argument("--std", metavar="R,G,B", help="input normalisation std (default ImageNet's)")
+    p.add_argument("--mean", metavar="R,G,B", help=f"input normalisation mean on [0, 1], each "
+                                                   f"{limits.NORM_MEAN.text()} (default ImageNet's)")
+    p.add_argument("--std", metavar="R,G,B", help=f"input normalisation std, each {limits.NORM_STD.text()} "
+                                                  "(default ImageNet's)")
     p.add_argument("--resize", type=int, metavar="N",
                    help="scale the shorter side to N, then centre-crop to the input (default: straight to H x W; "
-                        "the 256/224 rule for 224x224 inputs)")
-    p.add_argument("--limit", type=int, metavar="N", help="test images, evenly spaced (default: all)")
+                        f"the 256/224 rule for 224x224 inputs); at most {limits.RESIZE_PX.hi:g}")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help=f"test images, evenly spaced, {limits.IMAGE_COUNT.text()} (default: all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--mode", default=A.DEFAULT_MODE, help=f"JPEG feature scaling: layer or channel "
                                                           f"(default {A.DEFAULT_MODE})")
     p.add_argument("--container", default=A.DEFAULT_CONTAINER, help="transmitted JPEG form: scan (side info + "
                                                                     "entropy-coded segment) or jfif")
     p.add_argument("--budget", type=float, default=A.BUDGET, help="absolute top-1 loss budget (default 0.01)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default build/accuracy)")
+    p.add_argument("--out", metavar="DIR", help="output folder, created if missing (default build/accuracy)")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _threads() -> None:
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _counts(args, *names: str) -> None:
+    """Image counts checked before any work."""
+    for name in ("limit", *names):
+        value = getattr(args, name.replace("-", "_"))
+        if value is not None and not limits.IMAGE_COUNT.ok(value):
+            raise A.UserError(f"--{name} {value} must be a positive number, at most {limits.IMAGE_COUNT.hi:,}")
+
+
+def _model_file(spec: str) -> str | None:
+    if spec.endswith(".onnx"):
+        return spec
+    return spec.rpartition(":")[0] if ".py:" in spec else None
+
+
+def _inputs(args) -> list[tuple[str, str | None]]:
+    return [("--net", _model_file(args.net)), ("--weights", args.weights), ("--data", args.data)]
 
 
 def _network(args):
@@ -125,6 +158,8 @@ def cmd_accuracy(args) -> int:
     _threads()
     config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
                            curve_images=args.curve_images).check()
+    _counts(args, "curve-images")
+    A.check_out_dir(args.out)
     nw = _network(args)
     norm, resize = image_options(nw, args)
     progress = A.Progress(f"edgesplit accuracy {nw.name}", enabled=not args.quiet)
@@ -147,6 +182,8 @@ def cmd_finetune(args) -> int:
     study = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container).check()
     config = FT.FinetuneConfig(qf_range=tuple(args.qf_range), epochs=args.epochs, lr=args.lr,
                                batch_size=args.batch_size, seed=args.seed).check()
+    _counts(args, "limit-train")
+    FT.check_outputs(args.out, args.save, _inputs(args))
     nw = _network(args)
     norm, resize = image_options(nw, args)
     progress = A.Progress(f"edgesplit finetune {nw.name} {args.split}", enabled=not args.quiet)

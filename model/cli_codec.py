@@ -24,16 +24,23 @@ Prints the size, the ratio to the raw size (8 bits per image sample, 16 bits per
 edgesplit side information, to the feature map (``.npy``); an ``.esll`` container to ``.npy`` (or ``.png``
 for 8-bit maps of 1 or 3 channels).
 
-Bad input (QF outside 1..100, a missing file, an unknown extension, a wrong array rank or dtype) raises
-``UserError`` (one line, exit 2). Files are written to a temporary name and renamed, so OUT is either
-complete or untouched.
+Bad input (QF outside 1..100, a missing file, an unknown extension, a wrong array rank or dtype, an array
+or image larger than :mod:`golden.limits` allows, read from its header before the data, a damaged file)
+raises ``UserError`` (one line, exit 2). OUT is checked before any work: its folder must exist and be
+writable, it must not be a folder, its extension must fit, and it must not be INPUT (refused: the input
+always survives). Files are written to a temporary name and renamed, so OUT is either complete or untouched.
+
+Integrity: an ``.esll`` container carries a CRC-32 (version 2, ``golden.lossless``), and so does the side
+information of a feature JPEG (``golden.featpack``); both are checked, with every length and dimension,
+before anything is allocated. Version 1 files (no checksum) are refused with a one-line error: re-encode
+them. A JPEG whose APP9 segment looks like damaged edgesplit side information is refused rather than
+decoded as a plain image.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import os
 import struct
 import sys
 import tempfile
@@ -42,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden import featpack, jpeg, lossless
+from golden import featpack, files, jpeg, limits, lossless
 from golden.errors import UserError
 
 DEFAULT_QF = 75
@@ -62,8 +69,10 @@ def register(subparsers) -> None:
         "encode", help="compress an image or a feature map (JPEG or lossless), in software or on the RTL",
         description="Compress an image (.png/.jpg) or a feature map (.npy, C x H x W) to a JPEG (.jpg) or an "
                     "edgesplit lossless file (.esll).")
-    enc.add_argument("input", help="image (.png, .jpg, .jpeg) or feature map (.npy, C x H x W)")
-    enc.add_argument("-o", "--output", required=True, help="output file: .jpg (lossy) or .esll (--lossless)")
+    enc.add_argument("input", help=f"image (.png, .jpg, .jpeg; at most {limits.MAX_IMAGE_PIXELS:,} pixels) or "
+                                   f"feature map (.npy, C x H x W, at most {limits.MAX_ARRAY_VALUES:,} values)")
+    enc.add_argument("-o", "--output", required=True, help="output file: .jpg (lossy) or .esll (--lossless); "
+                                                           "not the input")
     mode = enc.add_mutually_exclusive_group()
     mode.add_argument("--qf", type=int, default=None, help=f"JPEG quality factor 1..100 (default {DEFAULT_QF})")
     mode.add_argument("--lossless", action="store_true", help="lossless zero-run-length + Huffman coding")
@@ -76,8 +85,8 @@ def register(subparsers) -> None:
         "decode", help="decompress a .jpg or .esll file",
         description="Decode a JPEG (.jpg) to pixels (.png/.npy) or, with edgesplit side information, to the "
                     "feature map (.npy); decode an edgesplit lossless file (.esll) to .npy (or .png).")
-    dec.add_argument("input", help=".jpg, .jpeg or .esll file")
-    dec.add_argument("-o", "--output", required=True, help="output file: .npy or .png")
+    dec.add_argument("input", help=f".jpg, .jpeg or .esll file (at most {limits.MAX_CODED_BYTES:,} bytes)")
+    dec.add_argument("-o", "--output", required=True, help="output file: .npy or .png; not the input")
     dec.set_defaults(func=cmd_decode)
 
 
@@ -91,38 +100,33 @@ def _existing(path: str, allowed: tuple[str, ...], what: str) -> Path:
         raise UserError(f"{what} extension {ext or '(none)'!r} of {path} is not supported: use {', '.join(allowed)}")
     if not p.is_file():
         raise UserError(f"{what} {path} does not exist (or is not a file)")
+    limits.check_file_size(p.stat().st_size, f"{what} {path}")
     return p
 
 
-def _output(path: str, allowed: tuple[str, ...], why: str) -> Path:
+def _output(path: str, allowed: tuple[str, ...], why: str, src: Path | None = None) -> Path:
     p = Path(path)
     ext = p.suffix.lower()
     if ext not in allowed:
         raise UserError(f"output extension {ext or '(none)'!r} of {path} is not allowed {why}: "
                         f"use {', '.join(allowed)}")
-    if not p.parent.resolve().is_dir():
-        raise UserError(f"output folder {p.parent} does not exist")
-    return p
+    return files.check_output_file(p, "output file", inputs=[("file", src)])
 
 
 def read_image(path: Path) -> np.ndarray:
-    """uint8 ``[H, W]`` (grayscale) or ``[H, W, 3]`` (colour)."""
-    from PIL import Image, UnidentifiedImageError
+    """uint8 ``[H, W]`` (grayscale) or ``[H, W, 3]`` (colour); the size is checked from the header first."""
+    from golden.data import load_image
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            if mode in ("1", "L", "LA", "P") and (mode != "P" or _palette_is_gray(img)):
-                img = img.convert("L")
-            elif mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-                raise UserError(f"image {path} has {mode} samples: only 8-bit images are allowed (use a .npy "
-                                "feature map for 16-bit data)")
-            else:
-                img = img.convert("RGB")
-            return np.asarray(img, dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"image {path} cannot be read ({e})") from None
+    img = load_image(path, f"image {path}")
+    mode = img.mode
+    if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        raise UserError(f"image {path} has {mode} samples: only 8-bit images are allowed (use a .npy "
+                        "feature map for 16-bit data)")
+    if mode in ("1", "L", "LA", "P") and (mode != "P" or _palette_is_gray(img)):
+        img = img.convert("L")
+    else:
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
 
 
 def _palette_is_gray(img) -> bool:
@@ -130,15 +134,50 @@ def _palette_is_gray(img) -> bool:
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` from a ``.npy`` header, read without the data; checked against the file's size and
+    :data:`golden.limits.MAX_ARRAY_VALUES` (an empty file, a foreign one, a huge shape: UserError)."""
+    what = f"feature file {path}"
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise UserError(f"{what} is .npy version {version[0]}.{version[1]}; allowed 1.0 .. 3.0")
+            start = f.tell()
+    except UserError:
+        raise
+    except OSError as e:
+        raise UserError(f"{what} cannot be read: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - numpy's header parser on untrusted bytes raises many types
+        raise UserError(f"{what} is not a readable .npy array ({type(e).__name__}: {one_line(e)})") from None
+    if dtype.hasobject or dtype.kind not in "biuf" or dtype.fields is not None:
+        raise UserError(f"{what} holds {dtype} values: need an integer or float array")
+    limits.check_array_size(shape, what)
+    need = start + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < need:
+        raise UserError(f"{what} is {size} bytes; its header ({shape} {dtype}) needs {need}: truncated")
+    return tuple(shape), dtype
+
+
+def one_line(e: object) -> str:
+    return " ".join(str(e).split())
+
+
 def read_features(path: Path) -> np.ndarray:
+    shape, _ = npy_header(path)
+    if len(shape) != 3:
+        raise UserError(f"feature map {path} has rank {len(shape)} (shape {shape}): need C x H x W (rank 3)")
     try:
         x = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise UserError(f"feature file {path} is not a readable .npy array ({e})") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise UserError(f"feature file {path} is not a readable .npy array ({one_line(e)})") from None
     if not isinstance(x, np.ndarray):
         raise UserError(f"feature file {path} holds no array")
-    if x.ndim != 3:
-        raise UserError(f"feature map {path} has rank {x.ndim} (shape {x.shape}): need C x H x W (rank 3)")
     return x
 
 
@@ -147,14 +186,7 @@ def read_features(path: Path) -> np.ndarray:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path`` and rename it: ``path`` is complete or untouched."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    files.write_bytes(path, data)
 
 
 def add_side_info(jfif: bytes, side: bytes) -> bytes:
@@ -168,18 +200,33 @@ def add_side_info(jfif: bytes, side: bytes) -> bytes:
 
 
 def find_side_info(data: bytes) -> bytes | None:
-    """The side information of an APP9 ``EDGESPLIT\\0`` segment before the scan, or None."""
+    """The side information of an APPn ``EDGESPLIT\\0`` segment before the scan (APP9 as written; any APPn is
+    accepted, so a damaged marker byte is not mistaken for a plain image), or None. A segment whose identifier
+    is one or two bytes away from ``EDGESPLIT\\0`` is damaged side information: UserError."""
     pos = 2
     while pos + 4 <= len(data) and data[pos] == 0xFF:
         marker = data[pos + 1]
         length = struct.unpack(">H", data[pos + 2:pos + 4])[0]
         body = data[pos + 4:pos + 2 + length]
-        if marker == SIDE_INFO_MARKER and body.startswith(SIDE_INFO_ID):
+        if 0xE0 <= marker <= 0xEF and body.startswith(SIDE_INFO_ID):
             return body[len(SIDE_INFO_ID):]
-        if marker == 0xDA:  # SOS: the scan follows
-            return None
+        if marker == 0xDA or length < 2:  # SOS: the scan follows
+            break
         pos += 2 + length
+    _check_no_damaged_id(data[:pos + 4 + len(SIDE_INFO_ID)])
     return None
+
+
+def _check_no_damaged_id(head: bytes) -> None:
+    n = len(SIDE_INFO_ID)
+    if len(head) < n:
+        return
+    windows = np.lib.stride_tricks.sliding_window_view(np.frombuffer(head, dtype=np.uint8), n)
+    distance = (windows != np.frombuffer(SIDE_INFO_ID, dtype=np.uint8)).sum(axis=1)
+    near = np.flatnonzero(distance <= 2)
+    if len(near):
+        raise UserError(f"the JPEG holds damaged edgesplit side information (its identifier at byte {near[0]} is "
+                        "not EDGESPLIT\\0, or its segment header is broken)")
 
 
 # ---- encode -------------------------------------------------------------------------------------------
@@ -269,9 +316,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     qf = jpeg.check_qf(DEFAULT_QF if args.qf is None else args.qf)
     src = _existing(args.input, IMAGE_EXTS + FEATURE_EXTS, "input file")
     if args.lossless:
-        out = _output(args.output, LOSSLESS_EXTS, "for --lossless")
+        out = _output(args.output, LOSSLESS_EXTS, "for --lossless", src)
     else:
-        out = _output(args.output, JPEG_EXTS, "for JPEG (lossy) output")
+        out = _output(args.output, JPEG_EXTS, "for JPEG (lossy) output", src)
     try:
         enc = encode_file(src, args.lossless, qf, args.rtl)
     except RtlMismatch as e:
@@ -307,35 +354,50 @@ def _png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+DECODE_ERRORS = (ValueError, IndexError, KeyError, struct.error, ZeroDivisionError, OverflowError)
+"""What the golden JPEG decoder can raise on a damaged file that its own checks do not catch."""
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     src = _existing(args.input, JPEG_EXTS + LOSSLESS_EXTS, "input file")
+    _output(args.output, (".npy", ".png"), "for decoded output", src)   # before any work
     try:
-        out, payload, what = _decode(src, args.output)
-    except UserError:
-        raise
-    except (ValueError, IndexError, KeyError, struct.error) as e:
-        # the golden decoders check the containers, not every way a file can be cut short or corrupted
-        raise UserError(f"{src} is corrupt or truncated ({type(e).__name__}: {e})") from None
+        data = src.read_bytes()
+    except OSError as e:
+        raise UserError(f"input file {src} cannot be read: {e.strerror or e}") from None
+    out, payload, what = decode_data(data, src, args.output)
     write_atomic(out, payload)
-    print(f"{out}: {what} from {src.stat().st_size} bytes")
+    print(f"{out}: {what} from {len(data)} bytes")
     return 0
 
 
-def _decode(src: Path, output: str) -> tuple[Path, bytes, str]:
-    data = src.read_bytes()
+def decode_data(data: bytes, src: Path, output: str) -> tuple[Path, bytes, str]:
+    """The bytes of a ``.jpg``/``.esll`` file (named ``src``) decoded for ``output``: ``(output path, the
+    output file's bytes, what it holds)``. Whatever a damaged file makes the decoders raise is a UserError."""
+    try:
+        return _decode(data, src, output)
+    except UserError:
+        raise
+    except DECODE_ERRORS as e:
+        # the golden decoders check the containers, not every way a JPEG can be cut short or corrupted
+        raise UserError(f"{src} is corrupt or truncated ({type(e).__name__}: {one_line(e)})") from None
+
+
+def _decode(data: bytes, src: Path, output: str) -> tuple[Path, bytes, str]:
     if src.suffix.lower() in JPEG_EXTS:
         side = find_side_info(data)
         if side is not None:
-            out = _output(output, (".npy",), "for a feature map (the JPEG carries edgesplit side information)")
+            out = _output(output, (".npy",), "for a feature map (the JPEG carries edgesplit side information)", src)
             result = featpack.decode_jpeg(side, data)
             payload, what = _npy_bytes(result), f"feature map {result.shape} {result.dtype}"
         else:
-            out = _output(output, (".png", ".npy"), "for an image")
+            out = _output(output, (".png", ".npy"), "for an image", src)
+            _check_frame(data, src)
             result = jpeg.decode_jpeg(data)
             what = f"image {result.shape}"
             payload = _png_bytes(result) if out.suffix.lower() == ".png" else _npy_bytes(result)
     else:
-        out = _output(output, (".npy", ".png"), "for a lossless map")
+        out = _output(output, (".npy", ".png"), "for a lossless map", src)
         result = lossless.decode(data)
         what = f"map {result.shape} {result.dtype}"
         if out.suffix.lower() == ".png":
@@ -343,6 +405,17 @@ def _decode(src: Path, output: str) -> tuple[Path, bytes, str]:
         else:
             payload = _npy_bytes(result)
     return out, payload, what
+
+
+def _check_frame(data: bytes, src: Path) -> None:
+    """A plain JPEG's frame size, before decoding: within the image limit, and no more 8x8 blocks than its
+    bytes can code (every block costs at least 2 bits: a DC and an end-of-block code)."""
+    h, w = featpack.jpeg_frame_size(data)
+    limits.check_image_size(w, h, f"JPEG image {src}")
+    blocks = -(-h // 8) * -(-w // 8)
+    if blocks > 4 * len(data):
+        raise UserError(f"{src} is corrupt or truncated: its {h} x {w} frame needs {blocks:,} blocks, more than "
+                        f"its {len(data):,} bytes can code")
 
 
 def _as_image(x: np.ndarray, src: Path) -> np.ndarray:

@@ -22,15 +22,19 @@ restored by the engine's weight decoder, per-layer sizes from ``build/weights/<n
 (The cost depends on the architecture only, so these commands take no weight file.)
 
 ``--json`` prints one JSON document on stdout (``query``/``best``: one object; ``sweep``: a list).
-Bad values (unknown network, split, link or encoding, QF outside 1..100, a negative rate or power, a
-malformed technology file, a model file that cannot be read or has an unsupported layer) print one line on
-stderr and exit with status 2 (``model.cli``).
+Bad values (unknown network, split, link or encoding, QF outside 1..100, a link rate outside 1e3..1e12 bit/s
+or a power outside 0..100 W, a ratio outside 0.1..1e5, a malformed technology file or one with values outside
+the physical bounds of :mod:`golden.limits`, a model file that cannot be read or has an unsupported layer, a
+``--plot`` file that cannot be written) print one line on stderr and exit with status 2 (``model.cli``); every
+value and the ``--plot`` location are checked before the network is loaded or anything is computed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
+from golden import files, limits
 from golden.errors import UserError
 
 # = model.system.ENCODINGS, repeated so that building the parser imports nothing heavy (torch, the tables)
@@ -40,18 +44,20 @@ WEIGHT_FORMATS = ("int16", "jpeg")
 
 NET_HELP = ("network: a built-in name (alexnet, vgg16, resnet50, resnet20, resnet56, digits, mobilenetv2, "
             "squeezenet1_1, resnet18, mobilenetv2_cifar), PATH.onnx or PATH.py:FACTORY")
-LINK_HELP = "1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2"
+LINK_HELP = ("1mbps, 2mbps, 22mbps (the paper's transmitter at 62.7, 99, 660 mW) or RATE_BPS:POWER_W, e.g. 5e6:0.2 "
+             f"({limits.LINK_HELP})")
+PLOT_HELP = f"({', '.join(files.PLOT_EXTS)}; its folder must exist)"
 
 
-def _qf(text: str | None) -> int | None:
+def _qf(text: str | None, what: str = "QF") -> int | None:
     if text is None:
         return None
     try:
         v = float(text)
     except ValueError:
-        raise UserError(f"QF {text!r} is outside the allowed range 1..100 (an integer)") from None
-    if v != int(v) or not 1 <= v <= 100:
-        raise UserError(f"QF {text!r} is outside the allowed range 1..100 (an integer)")
+        v = math.nan
+    if not math.isfinite(v) or v != int(v) or not 1 <= v <= 100:
+        raise UserError(f"{what} {text!r} is outside the allowed range 1..100 (an integer)")
     return int(v)
 
 
@@ -64,8 +70,36 @@ def _float(text: str | None, what: str) -> float | None:
         raise UserError(f"{what} {text!r} is not a number") from None
 
 
+def _ratio(text: str | None) -> float | None:
+    return limits.parse_number(text, "compression ratio", limits.COMPRESSION_RATIO)
+
+
+def _links(values: list[str]) -> None:
+    """Every link parsed before any work (the same check as the model's)."""
+    from model.system import parse_link
+
+    for v in values:
+        parse_link(v)
+
+
+def _plot(args) -> None:
+    """``--plot FILE``: writable, a plot extension, not an input; checked before any work."""
+    if getattr(args, "plot", None):
+        files.check_output_file(args.plot, "--plot file", files.PLOT_EXTS,
+                                inputs=[("--tech", args.tech), ("--net", _model_file(args.net))])
+
+
+def _model_file(net) -> str | None:
+    """The model file of a ``--net`` value (``PATH.onnx`` or ``PATH.py:FACTORY``; the first of a list)."""
+    for spec in net if isinstance(net, list) else [net]:
+        if spec and (spec.endswith(".onnx") or ".py:" in spec):
+            return spec.rpartition(":")[0] if ".py:" in spec else spec
+    return None
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tech", metavar="FILE", help="technology file (default: model/tech/28nm.yaml)")
+    p.add_argument("--tech", metavar="FILE", help=f"technology file (default: model/tech/28nm.yaml; "
+                                                  f"{limits.TECH_HELP})")
     p.add_argument("--counts", default="auto", metavar="SOURCE",
                    help="action counts: auto (RTL counters from build/sim/<net>.json where present) or analytical")
     p.add_argument("--weights", default="int16",
@@ -86,7 +120,8 @@ def register(subparsers) -> None:
     q.add_argument("--encoding", default="none", help=f"{', '.join(ENCODINGS)} (default none)")
     q.add_argument("--qf", help="JPEG quality factor 1..100 (default: the QF meeting the accuracy budget)")
     q.add_argument("--link", default="2mbps", help=LINK_HELP + " (default 2mbps)")
-    q.add_argument("--ratio", help="compression ratio to use instead of the table / accuracy study")
+    q.add_argument("--ratio", help="compression ratio (raw / sent bytes) to use instead of the table / accuracy "
+                                   f"study, {limits.COMPRESSION_RATIO.text()}")
     _common(q)
     q.set_defaults(func=cmd_query)
 
@@ -98,7 +133,8 @@ def register(subparsers) -> None:
     s.add_argument("--encoding", action="append", help=f"encoding (repeatable; default {', '.join(ENCODINGS)})")
     s.add_argument("--link", action="append", help=LINK_HELP + " (repeatable; default all three)")
     s.add_argument("--qf", help="JPEG quality factor for the jpeg rows (default: at the accuracy budget)")
-    s.add_argument("--plot", metavar="FILE", help="write a PNG: fps and energy per split for each row group")
+    s.add_argument("--plot", metavar="FILE", help="write a plot: fps and energy per split for each row group "
+                                                  + PLOT_HELP)
     _common(s)
     s.set_defaults(func=cmd_sweep)
 
@@ -111,7 +147,7 @@ def register(subparsers) -> None:
     b.add_argument("--objective", default="energy", help="energy or throughput (default energy)")
     b.add_argument("--accuracy-loss", default="0.01", help="absolute top-1 loss allowed (default 0.01)")
     b.add_argument("--qf", help="JPEG quality factor (default: at the accuracy budget)")
-    b.add_argument("--plot", metavar="FILE", help="write a PNG: energy and fps per split, best marked")
+    b.add_argument("--plot", metavar="FILE", help="write a plot: energy and fps per split, best marked " + PLOT_HELP)
     _common(b)
     b.set_defaults(func=cmd_best)
 
@@ -165,15 +201,9 @@ def _weights(args) -> dict:
         raise UserError(f"unknown weights format {args.weights!r}; allowed: {', '.join(WEIGHT_FORMATS)}")
     wqf = None
     if args.weights_qf is not None:
-        try:
-            v = float(args.weights_qf)
-        except ValueError:
-            v = -1.0
-        if v != int(v) or not 1 <= v <= 100:
-            raise UserError(f"weight QF {args.weights_qf!r} is outside the allowed range 1..100 (an integer)")
+        wqf = _qf(args.weights_qf, "weight QF")
         if args.weights != "jpeg":
             raise UserError(f"--weights-qf {args.weights_qf} applies only to --weights jpeg (got {args.weights})")
-        wqf = int(v)
     return {"weights": args.weights, "weights_qf": wqf}
 
 
@@ -181,12 +211,14 @@ def cmd_query(args) -> int:
     _encoding(args.encoding)
     qf = _qf(args.qf)
     wkw = _weights(args)
+    counts = _counts(args)
+    ratio = _ratio(args.ratio)
+    _links([args.link])
+    tech = _load_tech(args.tech)
     net = _net(args.net, args.input_shape)
     from model import api
 
-    tech = _load_tech(args.tech)
-    r = api.query(net, args.split, args.encoding, qf, args.link, tech=tech,
-                  ratio=_float(args.ratio, "compression ratio"), counts_source=_counts(args), **wkw)
+    r = api.query(net, args.split, args.encoding, qf, args.link, tech=tech, ratio=ratio, counts_source=counts, **wkw)
     if args.json:
         print(api.dumps(r))
         return 0
@@ -211,12 +243,15 @@ def cmd_sweep(args) -> int:
     for e in args.encoding or ():
         _encoding(e)
     wkw = _weights(args)
+    qf, counts = _qf(args.qf), _counts(args)
+    _links(args.link or [])
+    _plot(args)
+    tech = _load_tech(args.tech)
     nets = _nets(args.net, args.input_shape)
     from model import api
 
-    tech = _load_tech(args.tech)
     t = api.sweep(nets=nets, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
-                  qf=_qf(args.qf), tech=tech, counts_source=_counts(args), **wkw)
+                  qf=qf, tech=tech, counts_source=counts, **wkw)
     if args.plot:
         from model.report import plot_sweep
 
@@ -233,13 +268,20 @@ def cmd_sweep(args) -> int:
 def cmd_best(args) -> int:
     _encoding(args.encoding)
     wkw = _weights(args)
+    qf, counts = _qf(args.qf), _counts(args)
+    loss = None if args.accuracy_loss.lower() in ("none", "any") else _float(args.accuracy_loss, "accuracy loss")
+    if loss is not None and not 0 <= loss < 1:   # (NaN fails too)
+        raise UserError(f"accuracy loss budget {loss!r} must be a number in [0, 1)")
+    if args.objective not in ("energy", "throughput"):
+        raise UserError(f"unknown objective {args.objective!r}; allowed: energy, throughput")
+    _links([args.link])
+    _plot(args)
+    tech = _load_tech(args.tech)
     net = _net(args.net, args.input_shape)
     from model import api
 
-    tech = _load_tech(args.tech)
-    loss = None if args.accuracy_loss.lower() in ("none", "any") else _float(args.accuracy_loss, "accuracy loss")
-    b = api.best_split(net, args.link, args.objective, loss, args.encoding, _qf(args.qf), tech=tech,
-                       counts_source=_counts(args), **wkw)
+    b = api.best_split(net, args.link, args.objective, loss, args.encoding, qf, tech=tech, counts_source=counts,
+                       **wkw)
     if args.plot:
         from model.report import plot_best
 

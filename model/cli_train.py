@@ -5,14 +5,16 @@
     Trains, evaluates the stored (float16) weights on all 10,000 test JPEGs, writes the checkpoint atomically
     (default ``build/train/<net>.pt``) and the log (default: the checkpoint's name with ``.log``); prints one
     line per epoch on stderr (and a progress bar on a terminal) and the final top-1 on stdout. Bad input
-    (a network that cannot be trained, epochs < 1, lr <= 0 or > 10, missing data, ...): one line on stderr,
-    exit status 2.
+    (a network that cannot be trained, epochs outside 1..1000, lr <= 0 or > 10, batch size outside 1..4096,
+    missing data, an ``--out`` or ``--log`` that cannot be written, checked before any work): one line on
+    stderr, exit status 2. The checkpoint and the log appear together at the end; Ctrl-C leaves neither.
 """
 
 from __future__ import annotations
 
 import sys
 
+from golden import limits
 from model import train as T
 
 
@@ -25,22 +27,28 @@ def register(subparsers) -> None:
                     "the 10,000 test JPEGs and write the float16 checkpoint.")
     p.add_argument("--net", required=True, help=f"network to train: {', '.join(T.TRAINABLE_NETS)}")
     p.add_argument("--data", metavar="DIR", help="shared data folder (default: $EDGESPLIT_DATA or ../shared/data)")
-    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help=f"epochs (default {d.epochs})")
+    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N",
+                   help=f"epochs, {limits.EPOCHS.text()} (default {d.epochs})")
     p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
-                   help=f"batch size (default {d.batch_size})")
+                   help=f"batch size, {limits.BATCH_SIZE.text()} (default {d.batch_size})")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate, 0 < LR <= 10 (default {d.lr:g})")
     p.add_argument("--width", type=float, default=d.width, metavar="W",
                    help=f"width multiplier (default {d.width:g}, the shipped checkpoint's)")
-    p.add_argument("--seed", type=int, default=d.seed, metavar="S", help=f"random seed (default {d.seed})")
-    p.add_argument("--out", metavar="FILE", help="checkpoint file (default build/train/<net>.pt)")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help=f"random seed, 0..2^63-1 (default {d.seed})")
+    p.add_argument("--out", metavar="FILE", help="checkpoint file; its folder is created if missing (default "
+                                                 "build/train/<net>.pt)")
     p.add_argument("--log", metavar="FILE", help="log file (default: the checkpoint's name with .log)")
     p.add_argument("--threads", type=int, default=d.threads, metavar="T",
-                   help=f"torch threads (default {d.threads}; more only helps on an otherwise idle machine)")
+                   help=f"torch threads, {limits.THREADS.text()} (default {d.threads}; more only helps on an "
+                        "otherwise idle machine)")
     p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
                    help=f"test top-1 in the log every N epochs, for monitoring; 0: at the end only "
                         f"(default {d.eval_every})")
-    p.add_argument("--limit", type=int, metavar="N", help="train on N evenly spaced images only (quick runs)")
-    p.add_argument("--test-limit", type=int, metavar="N", help="evaluate on N evenly spaced test images only")
+    p.add_argument("--limit", type=int, metavar="N", help="train on N evenly spaced images only (quick runs; "
+                                                          f"{limits.IMAGE_COUNT.text()})")
+    p.add_argument("--test-limit", type=int, metavar="N",
+                   help=f"evaluate on N evenly spaced test images only ({limits.IMAGE_COUNT.text()})")
     p.add_argument("--quiet", action="store_true", help="no per-epoch lines on stderr (the log has them)")
     p.set_defaults(func=cmd_train)
 

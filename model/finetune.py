@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from golden import jpeg
+from golden import files, jpeg, limits
 from golden.errors import UserError
 from golden.network import INPUT, Network
 from golden.network import network as as_network
@@ -74,10 +74,12 @@ class FinetuneConfig:
         jpeg.check_qf(hi)
         if lo > hi:
             raise UserError(f"QF range {lo}..{hi} is empty (the first QF must not exceed the second)")
-        if self.epochs < 1:
-            raise UserError(f"epoch count {self.epochs} must be at least 1")
-        if not self.lr > 0 or self.batch_size < 1 or self.threads < 1:
-            raise UserError("learning rate, batch size and thread count must be positive")
+        for what, value, bound in (("--epochs", self.epochs, limits.EPOCHS), ("--lr", self.lr, limits.LEARNING_RATE),
+                                   ("--batch-size", self.batch_size, limits.BATCH_SIZE),
+                                   ("threads", self.threads, limits.THREADS), ("--seed", self.seed, limits.SEED)):
+            bound.check(value, what)
+        if not (0 <= self.momentum < 1 and 0 <= self.weight_decay < 1):
+            raise UserError(f"momentum {self.momentum!r} and weight decay {self.weight_decay!r} must be in [0, 1)")
         return self
 
 
@@ -127,6 +129,9 @@ def train_host(host: nn.Module, codec: A.SplitCodec, y: np.ndarray, frac: int | 
             idx = order[k * config.batch_size : (k + 1) * config.batch_size]
             logits = host(feats[idx])
             loss = F.cross_entropy(logits, y_t[idx])
+            if not torch.isfinite(loss):
+                raise UserError(f"fine-tuning diverged at epoch {epoch + 1}, step {k + 1} (loss {float(loss)}): "
+                                f"lower --lr (now {config.lr:g})")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -259,7 +264,8 @@ def finetune(net: str | Network, split: str, config: FinetuneConfig | None = Non
     if save is not None:
         tuned = copy.deepcopy(module)
         nw.host_model(tuned, split).load_state_dict(host.state_dict())
-        torch.save({"state_dict": tuned.state_dict(), "finetune": {k: result[k] for k in ("net", "split")}}, save)
+        with files.atomic_path(save, "--save file") as tmp:
+            torch.save({"state_dict": tuned.state_dict(), "finetune": {k: result[k] for k in ("net", "split")}}, tmp)
         result["saved"] = str(save)
     gtxt = f"{gain:+.1f}%" if gain is not None else "n/a"
     progress.done(f"{name} {split}: ratio within budget {_r(r0)} -> {_r(r1)} ({gtxt})")
@@ -304,14 +310,18 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def write_result(result: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
-    """Save ``<out>/<net>_finetune_<split>.json``."""
+    """Save ``<out>/<net>_finetune_<split>.json`` (atomically: complete or absent)."""
     out = Path(out_dir) if out_dir is not None else A.OUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{result['net']}_finetune_{result['split']}.json"
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
-    return path
+    return files.write_text(out / f"{result['net']}_finetune_{result['split']}.json", json.dumps(result, indent=1))
+
+
+def check_outputs(out_dir: str | os.PathLike | None, save: str | os.PathLike | None,
+                  inputs: list[tuple[str, str | None]]) -> None:
+    """``--out`` and ``--save`` checked before any work (:mod:`golden.files`): a writable folder (created if
+    missing), a file in an existing writable folder that is not one of the inputs."""
+    A.check_out_dir(out_dir)
+    if save is not None:
+        files.check_output_file(save, "--save file", inputs=inputs)
 
 
 __all__ = ["DEFAULT_QF_RANGE", "FinetuneConfig", "coded_epoch", "finetune", "format_result", "split_values",

@@ -19,7 +19,8 @@ Splits: ``input`` is **host-only** (the camera image, 8 bits per sample, raw or 
 runs on the engine); the last split (``fc8`` for AlexNet) is **edge-only** (the logits are sent).
 
 Links: ``1mbps``, ``2mbps``, ``22mbps`` = the paper's 802.11b/g/n ultra-low-power transmitter at 62.7, 99
-and 660 mW; or ``RATE_BPS:POWER_W`` (for example ``5e6:0.2``).
+and 660 mW; or ``RATE_BPS:POWER_W`` (for example ``5e6:0.2``; rate 1e3..1e12 bit/s, power 0..100 W:
+:mod:`golden.limits`). A given compression ratio must lie in 0.1..1e5.
 
 Encodings: ``none`` (raw), ``lossless`` (zero-run-length + Huffman), ``jpeg`` (lossy, at the QF that meets
 the accuracy budget, or a given QF). Compression ratios come from the accuracy study's JSON
@@ -57,6 +58,7 @@ from typing import Any
 
 import yaml
 
+from golden import limits
 from golden.errors import UserError
 from golden.featpack import grid_columns
 from golden.network import INPUT, Network, network
@@ -122,10 +124,12 @@ def parse_link(link: str | Link) -> Link:
 
 
 def _check_link(link: Link) -> Link:
-    if not math.isfinite(link.rate_bps) or link.rate_bps <= 0:
-        raise UserError(f"link {link.name!r}: rate {link.rate_bps:g} bit/s must be a positive number")
-    if not math.isfinite(link.power_w) or link.power_w < 0:
-        raise UserError(f"link {link.name!r}: power {link.power_w:g} W must be a number >= 0")
+    if not limits.LINK_RATE_BPS.ok(link.rate_bps):
+        raise UserError(f"link {link.name!r}: rate {link.rate_bps:g} bit/s must be a positive number in "
+                        f"{limits.LINK_RATE_BPS.text()}")
+    if not limits.LINK_POWER_W.ok(link.power_w):
+        raise UserError(f"link {link.name!r}: power {link.power_w:g} W must be a number >= 0 and <= "
+                        f"{limits.LINK_POWER_W.hi:g} W")
     return link
 
 
@@ -185,8 +189,9 @@ def _check_entry(path: str, key: str, e: Any, need_source: bool) -> dict[str, An
     out = dict(e)
     for f in ("lossless", "lossy"):
         v = e.get(f)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 1.0:
-            raise _ratio_error(path, f"{key}.{f}", f"{v!r} must be a number >= 1")
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 1.0 <= v <= limits.COMPRESSION_RATIO.hi:
+            raise _ratio_error(path, f"{key}.{f}", f"{v!r} must be a number >= 1 and <= "
+                                                   f"{limits.COMPRESSION_RATIO.hi:g}")
     q = e.get("qf")
     if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 100:
         raise _ratio_error(path, f"{key}.qf", f"{q!r} must be an integer 1..100")
@@ -274,6 +279,12 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
+def _ratio(v: Any) -> float | None:
+    """A ratio from an accuracy study's JSON, if within :data:`golden.limits.COMPRESSION_RATIO` (a damaged or
+    hand-edited study falls back to the table)."""
+    return float(v) if limits.COMPRESSION_RATIO.ok(v) else None
+
+
 def _table_entry(table: RatioTable, net: str | Network, split: str) -> tuple[dict[str, Any], str, str]:
     """(entry, source, note) for a split, from the per-net table or the default rule."""
     nw = network(net)
@@ -302,9 +313,9 @@ def compression(net: str | Network, split: str, encoding: str, qf: int | None = 
     check_encoding(encoding)
     qf = check_qf(qf)
     if ratio is not None:
-        if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not ratio >= 1e-9 \
-                or not math.isfinite(ratio):
-            raise UserError(f"compression ratio {ratio!r} must be a positive number")
+        if not limits.COMPRESSION_RATIO.ok(ratio):
+            raise UserError(f"compression ratio {ratio!r} is outside the allowed range "
+                            f"{limits.COMPRESSION_RATIO.text()} (raw bytes / sent bytes)")
         return Compression(float(ratio), qf if encoding == "jpeg" else None, None, "given")
     if encoding == "none":
         if qf is not None:
@@ -317,15 +328,15 @@ def compression(net: str | Network, split: str, encoding: str, qf: int | None = 
     row = study["splits"].get(split) if study else None
     entry, source, note = _table_entry(table, net, split)
     if encoding == "lossless":
-        v = _num(row.get("lossless_ratio")) if row else None
-        if v is not None and v > 0:
+        v = _ratio(row.get("lossless_ratio")) if row else None
+        if v is not None:
             return Compression(v, None, 0.0, "accuracy-study", study["path"])
         return Compression(float(entry["lossless"]), None, 0.0, source, note)
     # jpeg
     base_ratio, base_qf, loss, src, nt = float(entry["lossy"]), int(entry["qf"]), table.budget, source, note
     if row:
-        r, q = _num(row.get("lossy_ratio_at_budget")), _num(row.get("qf_at_budget"))
-        if r is not None and r > 0 and q is not None:
+        r, q = _ratio(row.get("lossy_ratio_at_budget")), _num(row.get("qf_at_budget"))
+        if r is not None and q is not None and 1 <= q <= 100:
             top1, base = _num(row.get("top1_at_budget")), _num(study.get("base_top1"))
             loss = max(0.0, base - top1) if top1 is not None and base is not None else _num(study.get("budget"))
             base_ratio, base_qf, src, nt = r, int(q), "accuracy-study", study["path"]

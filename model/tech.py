@@ -5,24 +5,29 @@ below and returns a :class:`Tech`. Every number in the file is a *quantity* ``{v
 scaling}`` so the provenance of each figure travels with it; a file that breaks the schema raises
 :class:`~golden.errors.UserError` with one line naming the file, the key and what is expected.
 
-Schema (``schema_version: 1``)::
+Schema (``schema_version: 1``); every number also has an upper bound, physical rather than tight
+(:mod:`golden.limits`: a value of 1e300 J per MAC is refused, not turned into ``inf``)::
 
     name: str
-    clock.frequency_hz                      quantity, > 0
+    clock.frequency_hz                      quantity, 1e3..1e10 Hz
     energy.{mac_16b, register_bit, compare_16b, requantize, rf_read_word, rf_write_word, dram_bit,
-            encoder_jpeg_sample, encoder_lossless_sample}          quantity, >= 0 (J per action)
-    energy.weight_decoder (optional; weights=jpeg needs it)   quantity, >= 0 (J per restored weight)
-    sram.read_pj: {unit, source, scaling, sizes_bytes: [increasing > 0], port_bits: [increasing > 0],
-                   values: [[> 0] * len(port_bits)] * len(sizes_bytes)}
-    sram.write_over_read                    quantity, > 0
-    leakage.{feature_buffer_w, weight_buffer_w, mac_array_w, control_w, encoder_w}   quantity, >= 0 (W)
+            encoder_jpeg_sample, encoder_lossless_sample}          quantity, 0..1e-8 (J per action)
+    energy.weight_decoder (optional; weights=jpeg needs it)   quantity, 0..1e-8 (J per restored weight)
+    sram.read_pj: {unit, source, scaling, sizes_bytes: [increasing, 0 < x <= 1e12],
+                   port_bits: [increasing, 0 < x <= 4096],
+                   values: [[0 < x <= 1e4] * len(port_bits)] * len(sizes_bytes)}
+    sram.write_over_read                    quantity, 0 < x <= 100
+    leakage.{feature_buffer_w, weight_buffer_w, mac_array_w, control_w, encoder_w}   quantity, 0..100 (W)
     area (optional; ``make synth`` needs it):
-        ge_m2, sram_bitcell_m2                  quantity, > 0 (m^2)
-        sram_two_port_factor                    quantity, >= 1
-        leakage_per_ge_w, leakage_per_sram_bit_w  quantity, >= 0 (W)
+        ge_m2, sram_bitcell_m2                  quantity, 0 < x <= 1e-9 (m^2)
+        sram_two_port_factor                    quantity, 1..10
+        leakage_per_ge_w, leakage_per_sram_bit_w  quantity, 0..1e-3 (W)
         gate_ge: {unit, source, scaling, cells: {NOT, BUF, NAND, NOR, AND, OR, ANDNOT, ORNOT, XOR, XNOR, MUX,
-                  NMUX, AOI3, OAI3, AOI4, OAI4, DFF, DFFR, LATCH: > 0}}   (NAND2-equivalents per cell)
-        sram_efficiency: {unit, source, scaling, sizes_bits: [increasing > 0], values: [0 < x <= 1] * len(sizes_bits)}
+                  NMUX, AOI3, OAI3, AOI4, OAI4, DFF, DFFR, LATCH: 0 < x <= 1000}}   (NAND2-equivalents per cell)
+        sram_efficiency: {unit, source, scaling, sizes_bits: [increasing, 0 < x <= 1e13],
+                          values: [0 < x <= 1] * len(sizes_bits)}
+
+The file is read as UTF-8 text; one that is not (or is not YAML, or is larger than 1 MiB) is a one-line error.
 
 SRAM energy per 16-bit word (:meth:`Tech.sram_word_energy_j`): the access energy of a macro of the given
 size and port width, interpolated log-log in size (extrapolated below or above the table with the slope of
@@ -41,7 +46,9 @@ from typing import Any
 
 import yaml
 
+from golden import limits
 from golden.errors import UserError
+from golden.limits import Bound
 
 DEFAULT_TECH = Path(__file__).resolve().parent / "tech" / "28nm.yaml"
 SCHEMA_VERSION = 1
@@ -200,11 +207,15 @@ class _Checker:
             raise self.fail(f"{key}.{name}" if key else name, "missing (required)")
         return obj[name]
 
-    def number(self, v: Any, key: str, minimum: float = 0.0, strict: bool = False) -> float:
+    def number(self, v: Any, key: str, minimum: float = 0.0, strict: bool = False,
+               bound: Bound | None = None) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise self.fail(key, f"expected a number, got {v!r}")
         if v < minimum or (strict and v <= minimum):
             raise self.fail(key, f"{v!r} must be {'>' if strict else '>='} {minimum:g}")
+        if bound is not None and not bound.ok(v):
+            side = f"<= {bound.hi:g}" if v > bound.hi else f"{'>' if bound.lo_open else '>='} {bound.lo:g}"
+            raise self.fail(key, f"{v!r} must be {side} (allowed range {bound.text()})")
         return float(v)
 
     def text(self, v: Any, key: str) -> str:
@@ -212,18 +223,18 @@ class _Checker:
             raise self.fail(key, f"expected a non-empty string, got {v!r}")
         return v
 
-    def quantity(self, obj: Any, key: str, strict: bool = False) -> Quantity:
+    def quantity(self, obj: Any, key: str, bound: Bound, strict: bool = False) -> Quantity:
         q = self.mapping(obj, key)
         unknown = sorted(set(q) - set(QUANTITY_KEYS))
         if unknown:
             raise self.fail(key, f"unknown field {unknown[0]!r}; allowed: {', '.join(QUANTITY_KEYS)}")
-        value = self.number(self.get(q, "value", key), f"{key}.value", strict=strict)
+        value = self.number(self.get(q, "value", key), f"{key}.value", strict=strict, bound=bound)
         return Quantity(value, *(self.text(self.get(q, f, key), f"{key}.{f}") for f in QUANTITY_KEYS[1:]))
 
-    def increasing(self, v: Any, key: str) -> tuple[float, ...]:
+    def increasing(self, v: Any, key: str, bound: Bound) -> tuple[float, ...]:
         if not isinstance(v, list) or not v:
             raise self.fail(key, "expected a non-empty list of numbers")
-        xs = tuple(self.number(x, f"{key}[{i}]", strict=True) for i, x in enumerate(v))
+        xs = tuple(self.number(x, f"{key}[{i}]", strict=True, bound=bound) for i, x in enumerate(v))
         if any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
             raise self.fail(key, f"must be strictly increasing, got {list(xs)}")
         return xs
@@ -238,21 +249,23 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
         raise c.fail("schema_version", f"{version!r} is not supported; allowed: {SCHEMA_VERSION}")
     name = c.text(c.get(doc, "name", ""), "name")
     clock = c.quantity(c.get(c.mapping(c.get(doc, "clock", ""), "clock"), "frequency_hz", "clock"),
-                       "clock.frequency_hz", strict=True)
+                       "clock.frequency_hz", limits.CLOCK_HZ, strict=True)
     sections = {}
-    for sec, keys, optional in (("energy", ENERGY_KEYS, OPTIONAL_ENERGY_KEYS), ("leakage", LEAKAGE_KEYS, ())):
+    for sec, keys, optional, bound in (("energy", ENERGY_KEYS, OPTIONAL_ENERGY_KEYS, limits.ENERGY_PER_ACTION_J),
+                                       ("leakage", LEAKAGE_KEYS, (), limits.LEAKAGE_W)):
         body = c.mapping(c.get(doc, sec, ""), sec)
         unknown = sorted(set(body) - set(keys) - set(optional))
         if unknown:
             raise c.fail(f"{sec}.{unknown[0]}", f"unknown key; allowed: {', '.join((*keys, *optional))}")
-        sections[sec] = {k: c.quantity(c.get(body, k, sec), f"{sec}.{k}") for k in keys}
-        sections[sec].update({k: c.quantity(body[k], f"{sec}.{k}") for k in optional if k in body})
+        sections[sec] = {k: c.quantity(c.get(body, k, sec), f"{sec}.{k}", bound) for k in keys}
+        sections[sec].update({k: c.quantity(body[k], f"{sec}.{k}", bound) for k in optional if k in body})
     sram = c.mapping(c.get(doc, "sram", ""), "sram")
     tbl = c.mapping(c.get(sram, "read_pj", "sram"), "sram.read_pj")
     for f in ("unit", "source", "scaling"):
         c.text(c.get(tbl, f, "sram.read_pj"), f"sram.read_pj.{f}")
-    sizes = c.increasing(c.get(tbl, "sizes_bytes", "sram.read_pj"), "sram.read_pj.sizes_bytes")
-    ports = c.increasing(c.get(tbl, "port_bits", "sram.read_pj"), "sram.read_pj.port_bits")
+    sizes = c.increasing(c.get(tbl, "sizes_bytes", "sram.read_pj"), "sram.read_pj.sizes_bytes",
+                         limits.SRAM_SIZE_BYTES)
+    ports = c.increasing(c.get(tbl, "port_bits", "sram.read_pj"), "sram.read_pj.port_bits", limits.SRAM_PORT_BITS)
     values = c.get(tbl, "values", "sram.read_pj")
     if not isinstance(values, list) or len(values) != len(sizes):
         raise c.fail("sram.read_pj.values", f"expected {len(sizes)} rows (one per size)")
@@ -260,8 +273,10 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
     for i, row in enumerate(values):
         if not isinstance(row, list) or len(row) != len(ports):
             raise c.fail(f"sram.read_pj.values[{i}]", f"expected {len(ports)} numbers (one per port width)")
-        rows.append(tuple(c.number(x, f"sram.read_pj.values[{i}][{j}]", strict=True) for j, x in enumerate(row)))
-    wor = c.quantity(c.get(sram, "write_over_read", "sram"), "sram.write_over_read", strict=True)
+        rows.append(tuple(c.number(x, f"sram.read_pj.values[{i}][{j}]", strict=True, bound=limits.SRAM_READ_PJ)
+                          for j, x in enumerate(row)))
+    wor = c.quantity(c.get(sram, "write_over_read", "sram"), "sram.write_over_read", limits.WRITE_OVER_READ,
+                     strict=True)
     area = _check_area(c, doc["area"]) if "area" in doc else None
     return Tech(name=name, path=path, clock_hz=clock.value, energy=sections["energy"], leakage=sections["leakage"],
                 sram=SramTable(sizes, ports, tuple(rows), tbl["source"]), write_over_read=wor.value, clock=clock,
@@ -274,7 +289,7 @@ def _check_area(c: _Checker, obj: Any) -> AreaModel:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise c.fail(f"area.{unknown[0]}", f"unknown key; allowed: {', '.join(allowed)}")
-    q = {k: c.quantity(c.get(body, k, "area"), f"area.{k}", strict=k in ("ge_m2", "sram_bitcell_m2"))
+    q = {k: c.quantity(c.get(body, k, "area"), f"area.{k}", limits.AREA[k], strict=k in ("ge_m2", "sram_bitcell_m2"))
          for k in AREA_KEYS}
     if q["sram_two_port_factor"].value < 1:
         raise c.fail("area.sram_two_port_factor.value", f"{q['sram_two_port_factor'].value!r} must be >= 1")
@@ -285,12 +300,13 @@ def _check_area(c: _Checker, obj: Any) -> AreaModel:
     unknown = sorted(set(cells) - set(GATE_KEYS))
     if unknown:
         raise c.fail(f"area.gate_ge.cells.{unknown[0]}", f"unknown cell; allowed: {', '.join(GATE_KEYS)}")
-    ge = {k: c.number(c.get(cells, k, "area.gate_ge.cells"), f"area.gate_ge.cells.{k}", strict=True)
-          for k in GATE_KEYS}
+    ge = {k: c.number(c.get(cells, k, "area.gate_ge.cells"), f"area.gate_ge.cells.{k}", strict=True,
+                      bound=limits.GATE_GE) for k in GATE_KEYS}
     eff = c.mapping(c.get(body, "sram_efficiency", "area"), "area.sram_efficiency")
     for f in ("unit", "source", "scaling"):
         c.text(c.get(eff, f, "area.sram_efficiency"), f"area.sram_efficiency.{f}")
-    sizes = c.increasing(c.get(eff, "sizes_bits", "area.sram_efficiency"), "area.sram_efficiency.sizes_bits")
+    sizes = c.increasing(c.get(eff, "sizes_bits", "area.sram_efficiency"), "area.sram_efficiency.sizes_bits",
+                         limits.SRAM_EFFICIENCY_SIZE_BITS)
     values = c.get(eff, "values", "area.sram_efficiency")
     if not isinstance(values, list) or len(values) != len(sizes):
         raise c.fail("area.sram_efficiency.values", f"expected {len(sizes)} numbers (one per size)")
@@ -302,14 +318,25 @@ def _check_area(c: _Checker, obj: Any) -> AreaModel:
                      efficiency=vals, efficiency_source=eff["source"])
 
 
+MAX_TECH_BYTES = 1 << 20
+
+
 @cache
 def _load(path: str, mtime_ns: int) -> Tech:
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise UserError(f"technology file {path}: cannot be read ({e.strerror or e})") from None
+    if len(raw) > MAX_TECH_BYTES:
+        raise UserError(f"technology file {path}: {len(raw):,} bytes; at most {MAX_TECH_BYTES:,} are allowed")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"technology file {path}: not UTF-8 text (byte {e.start})") from None
     try:
         doc = yaml.safe_load(text)
+    except RecursionError:
+        raise UserError(f"technology file {path}: nested too deeply to be a technology file") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -22,8 +22,12 @@ threads spin waiting for each other; one thread lost nothing then).
 Evaluation: float32 top-1 on all 10,000 test JPEGs (``test_limit`` fewer) every ``eval_every`` epochs for
 the log (never used to choose anything) and at the end. The checkpoint stores the state_dict in float16
 (half the size; ``num_batches_tracked`` dropped); the reported ``top1`` is that of exactly the stored
-weights, measured after the float16 round trip. It is written atomically (a temporary file in the same
-folder, then ``os.replace``) as a dict ``{"state_dict", "net", "width_mult", "top1", "config", ...}`` that
+weights, measured after the float16 round trip. The checkpoint and the log are written to temporary files in
+their folders and renamed into place together at the end (the log first, then the checkpoint,
+:class:`golden.files.AtomicGroup`): an interrupted or failed run leaves neither, and the old ones untouched.
+``--out`` and ``--log`` are checked before any work (their folders exist and are writable, or can be
+created; neither is a folder; not the same file). The checkpoint is a dict
+``{"state_dict", "net", "width_mult", "top1", "config", ...}`` that
 :func:`golden.nets.get_net` reads (``weights=path``).
 
 Reproducible: the same config, thread count and machine give the same weights (the seed fixes the
@@ -48,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from golden import files, limits
 from golden.data import REPO_ROOT, find_cifar10, load_cifar10_u8, normalize_imagenet
 from golden.errors import UserError
 from golden.nets import NET_NAMES, load_weights
@@ -55,7 +60,7 @@ from golden.nets.cifar_mobilenetv2 import DEFAULT_WIDTH, CifarMobileNetV2
 from golden.nets.mobilenetv2 import reference_init_
 
 TRAINABLE_NETS: tuple[str, ...] = ("mobilenetv2_cifar",)
-MAX_LR = 10.0
+MAX_LR = limits.LEARNING_RATE.hi
 PAD = 4
 EVAL_BATCH = 500
 
@@ -97,28 +102,31 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         known = "" if cfg.net in NET_NAMES else " (not a known network)"
         raise UserError(f"cannot train network {cfg.net!r}{known}; trainable: {', '.join(TRAINABLE_NETS)}")
     checks = (
-        ("--epochs", cfg.epochs, cfg.epochs >= 1, "at least 1"),
-        ("--batch-size", cfg.batch_size, 1 <= cfg.batch_size <= 4096, "1..4096"),
-        ("--lr", cfg.lr, 0 < cfg.lr <= MAX_LR, f"above 0 and at most {MAX_LR:g}"),
+        ("--epochs", cfg.epochs, limits.EPOCHS.ok(cfg.epochs), limits.EPOCHS.text()),
+        ("--batch-size", cfg.batch_size, limits.BATCH_SIZE.ok(cfg.batch_size), limits.BATCH_SIZE.text()),
+        ("--lr", cfg.lr, limits.LEARNING_RATE.ok(cfg.lr), f"above 0 and at most {MAX_LR:g}"),
         ("--width", cfg.width, 0.05 <= cfg.width <= 4, "0.05..4"),
-        ("--threads", cfg.threads, 1 <= cfg.threads <= 256, "1..256"),
-        ("--seed", cfg.seed, 0 <= cfg.seed < 2**63, "0..2^63-1"),
+        ("--threads", cfg.threads, limits.THREADS.ok(cfg.threads), limits.THREADS.text()),
+        ("--seed", cfg.seed, limits.SEED.ok(cfg.seed), "0..2^63-1"),
         ("momentum", cfg.momentum, 0 <= cfg.momentum < 1, "0..1 (exclusive)"),
         ("weight decay", cfg.weight_decay, 0 <= cfg.weight_decay < 1, "0..1 (exclusive)"),
         ("label smoothing", cfg.label_smoothing, 0 <= cfg.label_smoothing < 1, "0..1 (exclusive)"),
         ("warm-up epochs", cfg.warmup_epochs, 0 <= cfg.warmup_epochs <= cfg.epochs, f"0..{cfg.epochs}"),
-        ("--eval-every", cfg.eval_every, cfg.eval_every >= 0, "0 (never) or more"),
-        ("--limit", cfg.limit, cfg.limit is None or cfg.limit >= 1, "at least 1"),
-        ("--test-limit", cfg.test_limit, cfg.test_limit is None or cfg.test_limit >= 1, "at least 1"),
+        ("--eval-every", cfg.eval_every, 0 <= cfg.eval_every <= limits.EPOCHS.hi, f"0 (never) .. {limits.EPOCHS.hi}"),
+        ("--limit", cfg.limit, cfg.limit is None or limits.IMAGE_COUNT.ok(cfg.limit), limits.IMAGE_COUNT.text()),
+        ("--test-limit", cfg.test_limit, cfg.test_limit is None or limits.IMAGE_COUNT.ok(cfg.test_limit),
+         limits.IMAGE_COUNT.text()),
     )
     for name, value, ok, allowed in checks:
         if isinstance(value, float) and not math.isfinite(value):
             ok = False
         if not ok:
             raise UserError(f"{name} {value} is out of range; allowed: {allowed}")
-    out = cfg.out_path()
-    if out.exists() and out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name")
+    out = files.check_output_file(cfg.out_path(), "--out checkpoint", create_parent=True)
+    log = files.check_output_file(cfg.log_path(), "--log file", create_parent=True, inputs=[("--out", out)])
+    if cfg.data is not None:
+        files.check_output_file(out, "--out checkpoint", inputs=[("--data", cfg.data)])
+        files.check_output_file(log, "--log file", inputs=[("--data", cfg.data)])
     return cfg
 
 
@@ -176,15 +184,9 @@ def half_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then ``os.replace`` (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    """``torch.save`` to a unique temporary file beside ``path``, then rename (never a half-written file)."""
+    with files.atomic_path(path, "checkpoint") as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def machine_description() -> str:
@@ -217,25 +219,27 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] | None = None) -> dict[s
         find_cifar10(split, cfg.data)
     echo = echo or (lambda s: print(s, file=sys.stderr, flush=True))
     out, log_path = cfg.out_path(), cfg.log_path()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        with open(log_path, "w") as log_file:
+        with files.AtomicGroup() as group:   # renamed in this order at the end: the log, then the checkpoint
+            log_tmp, ckpt_tmp = group.path(log_path, "log"), group.path(out, "checkpoint")
+            with open(log_tmp, "w") as log_file:
 
-            def emit(line: str) -> None:
-                log_file.write(line + "\n")
-                log_file.flush()
-                echo(line)
+                def emit(line: str) -> None:
+                    log_file.write(line + "\n")
+                    log_file.flush()
+                    echo(line)
 
-            result = _train(cfg, out, log_path, emit, t_start)
+                result = _train(cfg, out, log_path, emit, t_start, ckpt_tmp)
     finally:
         torch.set_num_threads(threads_before)
     return result
 
 
-def _train(cfg: TrainConfig, out: Path, log_path: Path, emit: Callable[[str], None], t_start: float) -> dict:
+def _train(cfg: TrainConfig, out: Path, log_path: Path, emit: Callable[[str], None], t_start: float,
+           ckpt_tmp: Path) -> dict:
     from tqdm import tqdm
 
     emit(f"edgesplit train: {cfg.net} width {cfg.width:g}, config {_config_dict(cfg)}")
@@ -325,12 +329,12 @@ def _train(cfg: TrainConfig, out: Path, log_path: Path, emit: Callable[[str], No
         "out": str(out),
         "log": str(log_path),
     }
-    save_atomic({"state_dict": sd16, **{k: v for k, v in result.items() if k not in ("out", "log")},
-                 "config": _config_dict(cfg)}, out)
+    torch.save({"state_dict": sd16, **{k: v for k, v in result.items() if k not in ("out", "log")},
+                "config": _config_dict(cfg)}, ckpt_tmp)   # renamed onto ``out`` by train() with the log
     emit(
         f"final: test top-1 {100 * top1:.2f}% on {len(x_test)} test images with the stored float16 weights "
         f"({100 * top1_f32:.2f}% before rounding); wall {wall:.0f} s ({wall / 60:.1f} min), "
-        f"mean epoch {np.mean(epoch_s):.1f} s; wrote {out} ({out.stat().st_size:,} bytes)"
+        f"mean epoch {np.mean(epoch_s):.1f} s; wrote {out} ({ckpt_tmp.stat().st_size:,} bytes)"
     )
     return result
 

@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from golden import data as D
+from golden import files
 from golden import weightcodec as wc
 from golden.errors import UserError
 from golden.network import INPUT, Network
@@ -667,19 +668,25 @@ def plot(result: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_ylabel("ratio (int16 bytes / compressed bytes)")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with files.atomic_path(path, "plot") as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
 
 def write(result: dict[str, Any], out_dir: str | os.PathLike | None = None, plots: bool = True) -> dict[str, Path]:
+    """``<out>/<net>.json`` and ``<net>_ratio.png``, renamed into place together, the JSON last (what the cost
+    model reads): the result is complete or absent (:class:`golden.files.AtomicGroup`)."""
     out = Path(out_dir) if out_dir is not None else OUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / f"{result['net']}.json"}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(paths["json"])
-    if plots:
-        paths["plot"] = plot(result, out / f"{result['net']}_ratio.png")
-    return paths
+    with files.AtomicGroup() as group:
+        if plots:
+            paths["plot"] = out / f"{result['net']}_ratio.png"
+            plot(result, group.path(paths["plot"], "plot"))
+        group.path(paths["json"], "weight table").write_text(json.dumps(result, indent=1))
+    return {k: paths[k] for k in ("json", "plot") if k in paths}
+
+
+def check_out_dir(out_dir: str | os.PathLike | None) -> Path:
+    """``--out``: a folder that exists or can be created, writable (checked before any work)."""
+    return files.check_output_dir(out_dir if out_dir is not None else OUT_DIR, "--out folder")

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from golden import entropy, jpeg, lossless
+from golden import entropy, files, jpeg, lossless
 from golden.errors import UserError
 
 from .encoder import QUANT_BASE
@@ -100,9 +101,14 @@ class EncodeJob:
         return header + bytes(coded) + self.trailer
 
     def save(self, path) -> None:
-        """Write the job as ``.npz`` (what the testbench's ``job`` test reads)."""
-        np.savez(path, lossless=self.lossless, signed=self.signed, samples=self.samples, tables=self.tables,
-                 expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits)
+        """Write the job as ``.npz`` (what the testbench's ``job`` test reads; ``.npz`` is appended if missing,
+        as numpy does), atomically."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_name(path.name + ".npz")
+        with files.atomic_path(path, "encoder job") as tmp:
+            np.savez(tmp, lossless=self.lossless, signed=self.signed, samples=self.samples, tables=self.tables,
+                     expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits)
 
 
 def jpeg_job(image: np.ndarray, qf: int) -> EncodeJob:

@@ -4,6 +4,7 @@ path's transmitted size and the QF sweep helper."""
 from __future__ import annotations
 
 import io
+import zlib
 
 import numpy as np
 import pytest
@@ -48,15 +49,21 @@ def test_side_info_size_and_format(relu_maps):
     for mode, n in (("layer", 1), ("channel", 10)):
         _, side = featpack.pack(relu_maps, mode, qf=42, optimal_tables=True)
         raw = side.to_bytes()
-        assert len(raw) == side.nbytes == 11 + 4 * n
+        assert len(raw) == side.nbytes == 11 + 4 * n + 4   # version 2: the record, then its CRC-32
+        assert int.from_bytes(raw[-4:], "big") == zlib.crc32(raw[:-4])
         assert raw[0] == featpack.VERSION and raw[2] == 42
         assert raw[1] & featpack.FLAG_OPTIMAL and bool(raw[1] & featpack.FLAG_PER_CHANNEL) == (mode == "channel")
         assert featpack.DTYPES[raw[1] >> 4] == np.int16
         again = featpack.SideInfo.from_bytes(raw)
         assert again.shape == (10, 29, 37) and again.mode == mode and again.grid_cols == 4 and again.qf == 42
         assert (again.offsets == side.offsets).all() and (again.scales == side.scales).all()
-    with pytest.raises(UserError, match="version"):
+    with pytest.raises(UserError, match="damaged: CRC-32"):
         featpack.SideInfo.from_bytes(b"\x09" + raw[1:])
+    resealed = b"\x09" + raw[1:-4]
+    with pytest.raises(UserError, match="version 9 is not supported"):
+        featpack.SideInfo.from_bytes(resealed + zlib.crc32(resealed).to_bytes(4, "big"))
+    with pytest.raises(UserError, match="version 1 side information without checksum: re-encode"):
+        featpack.SideInfo.from_bytes(b"\x01" + raw[1:-4])
 
 
 def test_scale_parameters_are_float16_and_cover_the_range():

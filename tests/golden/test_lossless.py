@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import skimage.data
@@ -149,14 +151,16 @@ def test_auto_picks_the_smaller_container(relu_maps):
 def test_container_layout():
     x = np.zeros((3, 10, 12), dtype=np.int16)
     data = lossless.encode(x)
-    assert data[:4] == b"ESLL" and data[4] == 1 and data[6] == 3
+    assert data[:4] == b"ESLL" and data[4] == 2 == lossless.VERSION and data[6] == 3
     assert int.from_bytes(data[8:10], "big") == 3 and int.from_bytes(data[10:12], "big") == 10
     # 3 channels x 2 x 2 blocks, each only EOB
     eob = len(lossless.DEFAULT_TABLE.code(lossless.EOB))
-    assert int.from_bytes(data[14:18], "big") == -(-12 * eob // 8) == len(data) - lossless.HEADER_BYTES
+    assert int.from_bytes(data[14:18], "big") == -(-12 * eob // 8) == len(data) - lossless.HEADER_BYTES - 4
+    # version 2: a CRC-32 (zlib's) of every byte before it closes the container
+    assert int.from_bytes(data[-4:], "big") == zlib.crc32(data[:-4])
     with_table = lossless.encode(x, "optimal")
     assert with_table[5] & lossless.FLAG_TABLE
-    assert len(with_table) == lossless.HEADER_BYTES + 16 + 2 * 1 + len(entropy.pack_bits([0] * 12, [1] * 12)[0])
+    assert len(with_table) == lossless.HEADER_BYTES + 16 + 2 * 1 + len(entropy.pack_bits([0] * 12, [1] * 12)[0]) + 4
 
 
 @pytest.mark.parametrize("x, kw, match", [
@@ -181,3 +185,15 @@ def test_corrupt_container_raises():
         lossless.decode(data[:-1])
     with pytest.raises(UserError, match="shorter"):
         lossless.decode(data[:5])
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x01
+    with pytest.raises(UserError, match="damaged: CRC-32"):
+        lossless.decode(bytes(flipped))
+    with pytest.raises(UserError, match="version 1 lossless container without checksum: re-encode"):
+        lossless.decode(data[:4] + b"\x01" + data[5:-4])   # the old format: no CRC
+    with pytest.raises(UserError, match="version 3 is not supported"):
+        lossless.decode(lossless.seal(data[:4] + b"\x03" + data[5:-4]))
+    huge = bytearray(data[:-4])
+    huge[8:14] = bytes.fromhex("ffffffffffff")   # 65535^3 values claimed by a 4-byte payload, CRC recomputed
+    with pytest.raises(UserError, match="values"):
+        lossless.decode(lossless.seal(bytes(huge)))
