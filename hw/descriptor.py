@@ -5,7 +5,10 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
 
 ``LOAD``   DRAM -> feature buffer: ``rows`` runs of ``row_len`` elements; run ``r`` goes from DRAM
            element address ``dram_addr + r * dram_stride`` to buffer address ``fb_addr + r * fb_stride``.
-``STORE``  feature buffer -> DRAM, the same 2-D shape.
+``STORE``  feature buffer -> DRAM, the same 2-D shape. A LOAD and a STORE engine (``hw.dma``) run them; with
+           ``bg`` the sequencer hands the transfer over and goes on at once (a band's input or output moving
+           while a compute command runs), else it waits for the transfer. A command waits while the engine it
+           needs is busy, and, with ``wait_ld`` / ``wait_st``, while that engine is; END waits for both.
 ``CONV``   convolution (and fully-connected layers, as 1x1 convolutions on a 1x1 map) with bias,
            requantization and optional ReLU, from the buffer's input region to its output region,
            weights streamed from DRAM at ``w_addr``.
@@ -69,7 +72,7 @@ class Op(enum.Enum, shape=4):
 
 # field: (width, meaning). Widths bound what the engine can run; `validate` checks them. The descriptor fills
 # exactly three DRAM beats (36 words): DRAM addresses are 30-bit word addresses (2 GiB), a mosaic has at most
-# 4095 tile columns and rows.
+# 4095 tile columns and 2047 tile rows, an encoded part at most 2047 block rows.
 FIELDS: dict[str, int] = {
     "op": 4,
     "nocount": 1,
@@ -89,12 +92,15 @@ FIELDS: dict[str, int] = {
     "dram_addr": 30, "fb_addr": 24, "rows": 16, "row_len": 24, "dram_stride": 30, "fb_stride": 24,
     # the encode unit (ENC_TABLES, ENCODE) and the wait for it (any command)
     "enc_sync": 1, "enc_mode": 2, "enc_offset": 1, "enc_first": 1, "enc_last": 1, "grid_cols": 12,
-    "grid_rows": 12, "enc_yb0": 12, "enc_ybn": 12,
+    "grid_rows": 11, "enc_yb0": 11, "enc_ybn": 11,
     # CONV with compressed weights (see hw.engine: tables + bias at w_addr, `rows` table entries; the
     # stream at dram_addr, dram_stride words; row_len blocks)
     "w_codec": 1, "w_raw0": 1,
     # CONV / ADD: ReLU6 (an upper clamp after the ReLU, golden.fixedpoint.relu6_clamp)
     "clamp_en": 1, "clamp": 15,
+    # LOAD / STORE in the background (the sequencer goes on at once); any command: wait for the LOAD / STORE
+    # engine to be idle first
+    "bg": 1, "wait_ld": 1, "wait_st": 1,
 }
 
 layout = data.StructLayout({name: (Op if name == "op" else width) for name, width in FIELDS.items()})
@@ -151,6 +157,9 @@ class Command:
     w_raw0: int = 0
     clamp_en: int = 0
     clamp: int = 0
+    bg: int = 0
+    wait_ld: int = 0
+    wait_st: int = 0
 
     def to_int(self) -> int:
         word = 0

@@ -60,7 +60,7 @@ because its bank is not free yet or it finished its part of the bank before the 
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -68,6 +68,7 @@ from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
 from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
 from .descriptor import layout as desc_layout
+from .dma import Dma
 from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
@@ -172,14 +173,25 @@ class Engine(wiring.Component):
         raw = Signal(DESC_BEATS * DRAM_BEAT_WORDS * 16)
         cmd_ptr = Signal(32)
 
-        # the units below drive `req`; the encode unit's writes take the port in cycles they leave it idle
+        # The units below that work for the command being executed (and the descriptor fetch) drive `fgreq` and
+        # see the responses to their reads on `fresp`; the two DMA engines (LOAD, STORE) may also run in the
+        # background beside them. `req` merges the three (foreground first), the encode unit's writes take the
+        # port in cycles they leave it idle; responses are routed by a tag per read (``_elaborate_ports``).
         req = stream.Signature(DRAM_REQ).create(path=("mreq",))
-        resp = self.dram_resp
+        fgreq = stream.Signature(DRAM_REQ).create(path=("fgreq",))
+        fresp = stream.Signature(DRAM_RESP).create(path=("fresp",))
         req_accept = Signal()
         m.d.comb += req_accept.eq(req.valid & req.ready)
-        # feature-buffer reads of the units below; the encode unit reads in cycles they leave it idle
+        fg_accept = Signal()
+        m.d.comb += fg_accept.eq(fgreq.valid & fgreq.ready)
+        # feature-buffer reads of the foreground units; the STORE engine, then the encode unit, read in cycles
+        # they leave idle
         rd_en_main = Signal()
         rd_addr_main = Signal(fb.addr_bits)
+        rd_en_mid, rd_addr_mid = Signal(), Signal(fb.addr_bits)   # + the STORE engine's
+        # feature-buffer writes of the foreground units; the LOAD engine writes in cycles they leave idle
+        fgw_en, fgw_addr, fgw_mask = Signal(), Signal(fb.addr_bits), Signal(fb.write_lanes)
+        fgw_data = Signal(data.ArrayLayout(signed(ACT_BITS), fb.write_lanes))
 
         # ---- counters ------------------------------------------------------------------------
         ctr = {n: getattr(self, f"ctr_{n}") for n in COUNTERS}
@@ -205,7 +217,7 @@ class Engine(wiring.Component):
                 m.d.comb += inc["dram_write_words"].eq(req.payload.count)
             with m.Else():
                 m.d.comb += inc["dram_read_words"].eq(req.payload.count)
-        with m.If(rd_en_main):
+        with m.If(rd_en_mid):
             m.d.comb += inc["fb_read_words"].eq(fb.banks)
         with m.If(fb.wr_en):
             m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.write_lanes)))
@@ -217,6 +229,7 @@ class Engine(wiring.Component):
         unit_done = Signal()
         exec_state = Signal()
         enc_block = Signal()    # the decoded command waits for the encode unit
+        dma_block = Signal()    # the decoded command waits for a DMA engine
 
         m.d.sync += [self.cmd_done.eq(0)]
         m.d.comb += count_en.eq(self.running & ~(exec_state & d.nocount))
@@ -229,18 +242,18 @@ class Engine(wiring.Component):
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += [
-                    req.valid.eq(fetch_req < DESC_BEATS),
-                    req.payload.addr.eq(cmd_ptr + fetch_req * DRAM_BEAT_WORDS),
-                    req.payload.count.eq(DRAM_BEAT_WORDS),
-                    resp.ready.eq(1),
+                    fgreq.valid.eq(fetch_req < DESC_BEATS),
+                    fgreq.payload.addr.eq(cmd_ptr + fetch_req * DRAM_BEAT_WORDS),
+                    fgreq.payload.count.eq(DRAM_BEAT_WORDS),
+                    fresp.ready.eq(1),
                 ]
-                with m.If(req_accept):
+                with m.If(fg_accept):
                     m.d.sync += fetch_req.eq(fetch_req + 1)
-                with m.If(resp.valid):
+                with m.If(fresp.valid):
                     m.d.sync += fetch_rsp.eq(fetch_rsp + 1)
                     for b in range(DESC_BEATS):
                         with m.If(fetch_rsp == b):
-                            m.d.sync += raw.word_select(b, 16 * DRAM_BEAT_WORDS).eq(resp.payload.rdata.as_value())
+                            m.d.sync += raw.word_select(b, 16 * DRAM_BEAT_WORDS).eq(fresp.payload.rdata.as_value())
                 with m.If(fetch_rsp == DESC_BEATS):
                     m.next = "DECODE"
             with m.State("DECODE"):
@@ -249,6 +262,8 @@ class Engine(wiring.Component):
             with m.State("DISPATCH"):
                 with m.If(enc_block):
                     m.d.comb += inc["enc_wait"].eq(1)
+                with m.Elif(dma_block):
+                    m.d.comb += cls_dram.eq(1)   # waiting for a transfer (a DMA engine still busy)
                 with m.Else():
                     m.d.comb += unit_start.eq(d.op != Op.END)
                     with m.Switch(d.op):
@@ -272,82 +287,31 @@ class Engine(wiring.Component):
         is_wconv = Signal()     # a command whose weights the weight fetcher streams into the banks
         m.d.comb += is_wconv.eq(is_conv | is_dw)
 
-        # ---- DMA: LOAD (DRAM -> feature buffer) ------------------------------------------------------
-        ld_r_req, ld_off_req, ld_base_req = Signal(16), Signal(24), Signal(32)
-        ld_r_rsp, ld_off_rsp, ld_base_rsp = Signal(16), Signal(24), Signal(24)
-        with m.If(unit_start):
-            m.d.sync += [ld_r_req.eq(0), ld_off_req.eq(0), ld_base_req.eq(d.dram_addr),
-                         ld_r_rsp.eq(0), ld_off_rsp.eq(0), ld_base_rsp.eq(d.fb_addr)]
+        # ---- DMA: LOAD (DRAM -> feature buffer) and STORE (feature buffer -> DRAM) engines ------------------
+        m.submodules.ld = ld = Dma(DRAM_REQ, store=False, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks)
+        m.submodules.st = st = Dma(DRAM_REQ, store=True, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks)
+        for eng_, op in ((ld, Op.LOAD), (st, Op.STORE)):
+            m.d.comb += [eng_.start.eq(unit_start & (d.op == op)), eng_.p.dram_addr.eq(d.dram_addr),
+                         eng_.p.fb_addr.eq(d.fb_addr), eng_.p.rows.eq(d.rows), eng_.p.row_len.eq(d.row_len),
+                         eng_.p.dram_stride.eq(d.dram_stride), eng_.p.fb_stride.eq(d.fb_stride)]
+        # a foreground LOAD / STORE ends with its transfer; a background one (`bg`) as soon as it is handed over
         with m.If(is_load):
-            m.d.comb += [
-                cls_dram.eq(1),
-                req.valid.eq(ld_r_req < d.rows),
-                req.payload.addr.eq(ld_base_req + ld_off_req),
-                req.payload.count.eq(_min12(d.row_len - ld_off_req)),
-                resp.ready.eq(1),
-            ]
-            with m.If(req_accept):
-                with m.If(ld_off_req + DRAM_BEAT_WORDS >= d.row_len):
-                    m.d.sync += [ld_off_req.eq(0), ld_r_req.eq(ld_r_req + 1),
-                                 ld_base_req.eq(ld_base_req + d.dram_stride)]
-                with m.Else():
-                    m.d.sync += ld_off_req.eq(ld_off_req + DRAM_BEAT_WORDS)
-            with m.If(resp.valid):
-                cnt = _min12(d.row_len - ld_off_rsp)
-                m.d.comb += [
-                    fb.wr_en.eq(1),
-                    fb.wr_addr.eq(ld_base_rsp + ld_off_rsp),
-                    fb.wr_mask.eq((Const(1, 13) << cnt) - 1),
-                ]
-                m.d.comb += [fb.wr_data[t].eq(resp.payload.rdata[t]) for t in range(DRAM_BEAT_WORDS)]
-                with m.If(ld_off_rsp + DRAM_BEAT_WORDS >= d.row_len):
-                    m.d.sync += [ld_off_rsp.eq(0), ld_r_rsp.eq(ld_r_rsp + 1),
-                                 ld_base_rsp.eq(ld_base_rsp + d.fb_stride)]
-                with m.Else():
-                    m.d.sync += ld_off_rsp.eq(ld_off_rsp + DRAM_BEAT_WORDS)
-            with m.If(~unit_start & (ld_r_rsp == d.rows)):
+            m.d.comb += cls_dram.eq(~d.bg)
+            with m.If(d.bg | ld.done):
                 m.d.comb += unit_done.eq(1)
-
-        # ---- DMA: STORE (feature buffer -> DRAM) -----------------------------------------------------
-        st_r, st_off, st_fb_base, st_dram_base = Signal(16), Signal(24), Signal(24), Signal(32)
-        st_pending, st_addr, st_cnt = Signal(), Signal(32), Signal(4)
-        st_fresh = Signal()
-        st_data = Signal(data.ArrayLayout(signed(ACT_BITS), DRAM_BEAT_WORDS))
-        with m.If(unit_start):
-            m.d.sync += [st_r.eq(0), st_off.eq(0), st_fb_base.eq(d.fb_addr), st_dram_base.eq(d.dram_addr),
-                         st_pending.eq(0), st_fresh.eq(0)]
         with m.If(is_store):
-            m.d.comb += [
-                cls_dram.eq(1),
-                req.valid.eq(st_pending),
-                req.payload.write.eq(1),
-                req.payload.addr.eq(st_addr),
-                req.payload.count.eq(st_cnt),
-            ]
-            # the read lands a cycle after it is issued and is kept in st_data while the DRAM port is busy
-            # (the feature buffer's read port is free for the encode unit meanwhile)
-            m.d.comb += [req.payload.wdata[t].eq(Mux(st_fresh, fb.rd_data[t], st_data[t]))
-                         for t in range(DRAM_BEAT_WORDS)]
-            with m.If(st_fresh):
-                m.d.sync += st_data.eq(Cat(*(fb.rd_data[t] for t in range(DRAM_BEAT_WORDS))))
-            can_issue = Signal()
-            m.d.comb += can_issue.eq(~unit_start & (st_r < d.rows) & (~st_pending | req_accept))
-            with m.If(can_issue):
-                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(st_fb_base + st_off)]
-                m.d.sync += st_fresh.eq(1)
-                m.d.sync += [st_pending.eq(1), st_addr.eq(st_dram_base + st_off),
-                             st_cnt.eq(_min12(d.row_len - st_off))]
-                with m.If(st_off + DRAM_BEAT_WORDS >= d.row_len):
-                    m.d.sync += [st_off.eq(0), st_r.eq(st_r + 1), st_fb_base.eq(st_fb_base + d.fb_stride),
-                                 st_dram_base.eq(st_dram_base + d.dram_stride)]
-                with m.Else():
-                    m.d.sync += st_off.eq(st_off + DRAM_BEAT_WORDS)
-            with m.Elif(req_accept):
-                m.d.sync += st_pending.eq(0)
-            with m.If(~can_issue):
-                m.d.sync += st_fresh.eq(0)
-            with m.If(~unit_start & (st_r == d.rows) & ~st_pending):
+            m.d.comb += cls_dram.eq(~d.bg)
+            with m.If(d.bg | st.done):
                 m.d.comb += unit_done.eq(1)
+        # a command waits while the engine it needs, or one it names (wait_ld / wait_st), is busy; END waits for both
+        m.d.comb += dma_block.eq(((d.op == Op.LOAD) & ld.busy) | ((d.op == Op.STORE) & st.busy)
+                                 | (d.wait_ld & ld.busy) | (d.wait_st & st.busy)
+                                 | ((d.op == Op.END) & (ld.busy | st.busy)))
+        self._elaborate_ports(m, req=req, fgreq=fgreq, fresp=fresp, ld=ld, st=st, fb=fb, inc=inc,
+                              fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data))
+        st_grant = Signal()
+        m.d.comb += [st_grant.eq(st.rd_req & ~rd_en_main), st.rd_grant.eq(st_grant), st.rd_data.eq(fb.rd_data)]
+        m.d.comb += [rd_en_mid.eq(rd_en_main | st_grant), rd_addr_mid.eq(Mux(rd_en_main, rd_addr_main, st.rd_addr))]
 
         # ---- CONV / POOL -----------------------------------------------------------------------------
         conv_or_pool = Signal()
@@ -531,8 +495,9 @@ class Engine(wiring.Component):
                     m.d.sync += fq_in_chunk.eq(1)
                     m.d.comb += wb_fill_set.eq(Mux(fq_bank, 0b10, 0b01))
             with m.Else():
-                m.d.comb += [req.valid.eq(1), req.payload.addr.eq(fq_addr), req.payload.count.eq(DRAM_BEAT_WORDS)]
-                with m.If(req_accept):
+                m.d.comb += [fgreq.valid.eq(1), fgreq.payload.addr.eq(fq_addr),
+                             fgreq.payload.count.eq(DRAM_BEAT_WORDS)]
+                with m.If(fg_accept):
                     m.d.sync += [fq_addr.eq(fq_addr + DRAM_BEAT_WORDS), fq_beat.eq(fq_beat + 1)]
                     is_row = fq_beat >= BIAS_BEATS
                     chunk_end = is_row & (fq_chunk_rows == W - 1)
@@ -546,20 +511,20 @@ class Engine(wiring.Component):
                         with m.If((fq_g == groups - 1) | d.w_codec):
                             m.d.sync += fq_done.eq(1)
         with m.If(is_wconv & (~d.w_codec | (d.w_raw0 & ~raw0_rsp_done))):
-            m.d.comb += resp.ready.eq(1)
-            with m.If(resp.valid):
+            m.d.comb += fresp.ready.eq(1)
+            with m.If(fresp.valid):
                 m.d.sync += fr_beat.eq(fr_beat + 1)
                 with m.If(fr_beat < BIAS_BEATS):
                     for i in range(2):
                         with m.If(fr_bank == i):
                             for j in range(LANES):
-                                m.d.sync += bias[i][j].word_select(fr_beat[:2], 16).eq(resp.payload.rdata[j])
+                                m.d.sync += bias[i][j].word_select(fr_beat[:2], 16).eq(fresp.payload.rdata[j])
                 with m.Else():
                     m.d.comb += [inc["wb_write_words"].eq(LANES)]
                     for i in range(2):
                         for j in range(LANES):
                             m.d.comb += [wbank_w[i].addr[j].eq(fr_row_in_chunk),
-                                         wbank_w[i].data[j].eq(resp.payload.rdata[j])]
+                                         wbank_w[i].data[j].eq(fresp.payload.rdata[j])]
                         m.d.comb += wbank_w[i].en.eq(Mux(fr_bank == i, (1 << LANES) - 1, 0))
                     r_chunk_end = fr_row_in_chunk == W - 1
                     r_group_end = fr_beat == group_beats - 1
@@ -570,7 +535,7 @@ class Engine(wiring.Component):
                     with m.If(r_group_end):
                         m.d.sync += [fr_beat.eq(0), raw0_rsp_done.eq(d.w_codec)]
         # compressed weights (CONV with w_codec): DRAM -> weight decoder -> the same banks
-        self._elaborate_wdecoder(m, d, req, resp, inc=inc, is_conv=is_conv, unit_start=unit_start,
+        self._elaborate_wdecoder(m, d, fgreq, fresp, inc=inc, is_conv=is_conv, unit_start=unit_start,
                                  wbank_w=wbank_w, bias=bias, wb_full=wb_full, wb_filling=wb_filling,
                                  wb_fill_set=wb_fill_set, wb_set_full=wb_set_full, groups=groups, k_rows=k_rows,
                                  raw0_req_done=fq_done, raw0_rsp_done=raw0_rsp_done)
@@ -604,7 +569,8 @@ class Engine(wiring.Component):
         # lane select: word base[j] + kx of the current segment buffer (lanes beyond n read zero)
         for j in range(LANES):
             m.d.comb += seg_r[j].addr.eq(c_buf * seg_size + cur.base[j] + c_kx)
-        dw = self._elaborate_dw(m, d, fb, inc=inc, is_dw=is_dw, unit_start=unit_start, unit_done=unit_done,
+        dw = self._elaborate_dw(m, d, fb, fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data), inc=inc, is_dw=is_dw,
+                                unit_start=unit_start, unit_done=unit_done,
                                 wb_r=wb_r, bias=bias, wb_full=wb_full, wb_release=wb_release, c_bank=c_bank,
                                 cls=(cls_busy, cls_dram, cls_fetch), rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
         for i in range(2):
@@ -686,11 +652,11 @@ class Engine(wiring.Component):
         with m.If(array.out.valid & is_conv):
             chan = info_r.g * LANES + array.out.payload.row
             m.d.comb += [
-                fb.wr_en.eq(chan < d.out_c),
-                fb.wr_addr.eq(d.out_addr + chan * d.out_ch_stride + info_r.p0),
-                fb.wr_mask.eq((Const(1, 13) << info_r.n) - 1),
+                fgw_en.eq(chan < d.out_c),
+                fgw_addr.eq(d.out_addr + chan * d.out_ch_stride + info_r.p0),
+                fgw_mask.eq((Const(1, 13) << info_r.n) - 1),
             ]
-            m.d.comb += [fb.wr_data[j].eq(array.out.payload.data[j]) for j in range(LANES)]
+            m.d.comb += [fgw_data[j].eq(array.out.payload.data[j]) for j in range(LANES)]
             with m.If(array.out.payload.row == LANES - 1):
                 m.d.comb += info.r_en.eq(1)
 
@@ -704,11 +670,11 @@ class Engine(wiring.Component):
             m.d.comb += inc["pool_ops"].eq(b_n)
             with m.If(b_last):
                 m.d.comb += [
-                    fb.wr_en.eq(1),
-                    fb.wr_addr.eq(d.out_addr + b_g * d.out_ch_stride + b_p0),
-                    fb.wr_mask.eq((Const(1, 13) << b_n) - 1),
+                    fgw_en.eq(1),
+                    fgw_addr.eq(d.out_addr + b_g * d.out_ch_stride + b_p0),
+                    fgw_mask.eq((Const(1, 13) << b_n) - 1),
                 ]
-                m.d.comb += [fb.wr_data[j].eq(new_mx[j]) for j in range(LANES)]
+                m.d.comb += [fgw_data[j].eq(new_mx[j]) for j in range(LANES)]
 
         # ---- vector unit: ADD and GAP -------------------------------------------------------------------
         # ADD alternates reads of the two inputs (12 outputs per 2 cycles); GAP reads 16 words of one
@@ -730,13 +696,13 @@ class Engine(wiring.Component):
             with m.If(v_phase == 0):
                 with m.If(w_pend):
                     # B's data for chunk w_off is on the read port now, A's was latched
-                    m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(d.out_addr + w_off),
-                                 fb.wr_mask.eq((Const(1, 13) << w_cnt) - 1),
+                    m.d.comb += [fgw_en.eq(1), fgw_addr.eq(d.out_addr + w_off),
+                                 fgw_mask.eq((Const(1, 13) << w_cnt) - 1),
                                  inc["macs"].eq(2 * w_cnt)]
                     for t in range(LANES):
                         q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,
                                        name=f"add{t}", clamp_en=d.clamp_en, clamp=d.clamp)
-                        m.d.comb += fb.wr_data[t].eq(q)
+                        m.d.comb += fgw_data[t].eq(q)
                     m.d.sync += w_pend.eq(0)
                 with m.If(v_off < d.row_len):
                     m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in_addr + v_off)]
@@ -768,8 +734,8 @@ class Engine(wiring.Component):
                 total = g_acc + part
                 with m.If(g_last):
                     q = requantize(m, total * wa, v_rnd, d.shift, 0, COUNTER_BITS + 17, name="gap")
-                    m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(d.out_addr + g_c), fb.wr_mask.eq(1),
-                                 fb.wr_data[0].eq(q)]
+                    m.d.comb += [fgw_en.eq(1), fgw_addr.eq(d.out_addr + g_c), fgw_mask.eq(1),
+                                 fgw_data[0].eq(q)]
                     m.d.sync += g_acc.eq(0)
                 with m.Else():
                     m.d.sync += g_acc.eq(total)
@@ -777,9 +743,9 @@ class Engine(wiring.Component):
                 m.d.comb += unit_done.eq(1)
 
         # ---- encode unit (stage 2: encode + transmit) -----------------------------------------------------
-        self._elaborate_encoder(m, d, fb, req, resp, port=self.dram_req, inc=inc, exec_state=exec_state,
+        self._elaborate_encoder(m, d, fb, req, fgreq, fresp, port=self.dram_req, inc=inc, exec_state=exec_state,
                                 unit_start=unit_start, unit_done=unit_done, enc_block=enc_block,
-                                cls_dram=cls_dram, rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
+                                cls_dram=cls_dram, rd_en_main=rd_en_mid, rd_addr_main=rd_addr_mid)
 
         # cycle classes and completion of CONV / POOL
         with m.If(conv_or_pool):
@@ -794,7 +760,51 @@ class Engine(wiring.Component):
                 m.d.comb += unit_done.eq(1)
         return m
 
-    def _elaborate_dw(self, m, d, fb, *, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
+    def _elaborate_ports(self, m, *, req, fgreq, fresp, ld, st, fb, inc, fgw):
+        """The DRAM port and the feature buffer's write port, shared by the foreground units and the two DMA
+        engines.
+
+        Requests: the foreground first (the command being executed, the descriptor fetch), then the LOAD engine,
+        then the STORE engine (a background transfer fills the cycles the foreground leaves). A tag per read
+        (foreground or LOAD) goes into a FIFO; responses come back in order and go where their tag says. A
+        program without background transfers never has two requesters at once, so its cycles are those of an
+        engine without the arbiter. Writes: the foreground units' first, the LOAD engine's when they do not
+        write (its response waits meanwhile)."""
+        fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
+        resp = self.dram_resp
+        m.submodules.rtags = tags = SyncFIFO(width=1, depth=64)
+        sel_fg, sel_ld = Signal(), Signal()
+        m.d.comb += [sel_fg.eq(fgreq.valid), sel_ld.eq(~fgreq.valid & ld.req.valid)]
+        room = tags.w_rdy        # a read needs a free tag
+        ok_fg = room | fgreq.payload.write
+        ok_ld = room
+        m.d.comb += [
+            req.valid.eq((fgreq.valid & ok_fg) | (sel_ld & ok_ld) | (~fgreq.valid & ~ld.req.valid & st.req.valid)),
+            req.payload.eq(Mux(sel_fg, fgreq.payload.as_value(),
+                               Mux(sel_ld, ld.req.payload.as_value(), st.req.payload.as_value()))),
+            fgreq.ready.eq(req.ready & sel_fg & ok_fg),
+            ld.req.ready.eq(req.ready & sel_ld & ok_ld),
+            st.req.ready.eq(req.ready & ~fgreq.valid & ~ld.req.valid),
+        ]
+        accept = req.valid & req.ready
+        m.d.comb += [tags.w_en.eq(accept & ~req.payload.write), tags.w_data.eq(sel_ld)]
+        head_ld = tags.r_rdy & tags.r_data[0]
+        m.d.comb += [
+            fresp.valid.eq(resp.valid & ~head_ld), fresp.payload.eq(resp.payload),
+            ld.rsp_valid.eq(resp.valid & head_ld), ld.rsp_data.eq(resp.payload.rdata),
+            resp.ready.eq(Mux(head_ld, ld.rsp_ready, fresp.ready)),
+            tags.r_en.eq(resp.valid & resp.ready),
+        ]
+        # the feature buffer's write port
+        m.d.comb += ld.wr_grant.eq(~fgw_en)
+        with m.If(fgw_en):
+            m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(fgw_addr), fb.wr_mask.eq(fgw_mask)]
+            m.d.comb += [fb.wr_data[t].eq(fgw_data[t]) for t in range(fb.write_lanes)]
+        with m.Elif(ld.wr_en):
+            m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(ld.wr_addr), fb.wr_mask.eq(ld.wr_mask)]
+            m.d.comb += [fb.wr_data[t].eq(ld.wr_data[t]) for t in range(fb.write_lanes)]
+
+    def _elaborate_dw(self, m, d, fb, *, fgw, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
                       c_bank, cls, rd_en_main, rd_addr_main):
         """The depthwise unit (``hw.dw_unit``, DWCONV): it takes the weight bank of each group of 12 channels
         from the weight fetcher (9 rows, then releases it), the feature buffer's read and write ports while it
@@ -806,6 +816,7 @@ class Engine(wiring.Component):
             return None
         m.submodules.dw = dw = DwUnit(fb.addr_bits)
         cls_busy, cls_dram, cls_fetch = cls
+        fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
         m.d.comb += [
             dw.start.eq(unit_start & (d.op == Op.DWCONV)),
             dw.p.in_addr.eq(d.in_addr), dw.p.in_ch_stride.eq(d.in_ch_stride), dw.p.in_w.eq(d.in_w),
@@ -822,10 +833,10 @@ class Engine(wiring.Component):
         m.d.comb += [dw.bias[j].eq(Mux(c_bank, bias[1][j], bias[0][j])[:BIAS_BITS]) for j in range(LANES)]
         with m.If(is_dw):
             m.d.comb += [rd_en_main.eq(dw.rd_en), rd_addr_main.eq(dw.rd_addr),
-                         fb.wr_en.eq(dw.wr_en), fb.wr_addr.eq(dw.wr_addr), fb.wr_mask.eq(dw.wr_mask),
+                         fgw_en.eq(dw.wr_en), fgw_addr.eq(dw.wr_addr), fgw_mask.eq(dw.wr_mask),
                          inc["macs"].eq(dw.macs), inc["wb_read_words"].eq(Mux(dw.w_en, LANES, 0)),
                          cls_busy.eq(dw.beat), cls_dram.eq(dw.wait_w), cls_fetch.eq(~dw.beat & ~dw.wait_w)]
-            m.d.comb += [fb.wr_data[j].eq(dw.wr_data[j]) for j in range(LANES)]
+            m.d.comb += [fgw_data[j].eq(dw.wr_data[j]) for j in range(LANES)]
             with m.If(dw.grp_release):
                 m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
                 m.d.sync += c_bank.eq(~c_bank)
@@ -1089,7 +1100,7 @@ class Engine(wiring.Component):
             inc["wdec_stall_out"].eq(total([decs[j].out.valid & ~decs[j].out.ready for j in range(LANES)])),
         ]
 
-    def _elaborate_encoder(self, m, d, fb, req, resp, *, port, inc, exec_state, unit_start, unit_done,
+    def _elaborate_encoder(self, m, d, fb, req, fgreq, fresp, *, port, inc, exec_state, unit_start, unit_done,
                            enc_block, cls_dram, rd_en_main, rd_addr_main):
         """The encode unit, its table loader (ENC_TABLES), the ENCODE hand-over and the port sharing."""
         if not self.encoder:
@@ -1159,14 +1170,14 @@ class Engine(wiring.Component):
                          t_rsp_words.eq(0), t_idx.eq(0), t_left.eq(0), t_sub.eq(0)]
         with m.If(is_tables):
             m.d.comb += [cls_dram.eq(1),
-                         req.valid.eq(t_req_words < 2 * d.rows),
-                         req.payload.addr.eq(d.dram_addr + t_req_words),
-                         req.payload.count.eq(DRAM_BEAT_WORDS),
-                         resp.ready.eq(t_left == 0)]
-            with m.If(req.valid & req.ready):
+                         fgreq.valid.eq(t_req_words < 2 * d.rows),
+                         fgreq.payload.addr.eq(d.dram_addr + t_req_words),
+                         fgreq.payload.count.eq(DRAM_BEAT_WORDS),
+                         fresp.ready.eq(t_left == 0)]
+            with m.If(fgreq.valid & fgreq.ready):
                 m.d.sync += t_req_words.eq(t_req_words + DRAM_BEAT_WORDS)
-            with m.If(resp.valid & (t_left == 0)):
-                m.d.sync += [t_buf.eq(resp.payload.rdata), t_left.eq(DRAM_BEAT_WORDS // 2), t_sub.eq(0),
+            with m.If(fresp.valid & (t_left == 0)):
+                m.d.sync += [t_buf.eq(fresp.payload.rdata), t_left.eq(DRAM_BEAT_WORDS // 2), t_sub.eq(0),
                              t_rsp_words.eq(t_rsp_words + DRAM_BEAT_WORDS)]
             with m.If(t_left != 0):
                 entry = Signal(32)

@@ -46,6 +46,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
+from hw.plan import plan_bands
 from sim import encoding
 
 LANES = 12
@@ -61,6 +62,7 @@ class EngineConfig:
     fb_words: int = 2**18
     wb_depth: int = 4608
     dw_unit: bool = True      # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there, not in packs
+    overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
 
 
 @dataclass
@@ -844,7 +846,8 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
             else:
                 parts = [(0, 0, layer, {})]
             for c0, o0, part, wfields in parts:
-                nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit)
+                nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit,
+                                 config.overlap_dma)
         banded[name] = nb
         enc.from_dram(name, out)
 
@@ -889,10 +892,26 @@ def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_
     return addr
 
 
+def band_work(op: Op, cin: int, oc: int, ow: int, k: int, s: int) -> tuple[float, int]:
+    """(compute cycles per output row, weight beats per command) of a band, the coarse figures
+    ``hw.plan.plan_bands`` weighs (the cost model passes the same)."""
+    if op == Op.DWCONV:   # 12 pixels of one channel per cycle at stride 1, 4 reads per row at stride 2
+        return oc * -(-ow // LANES) * (1 if s == 1 else 4), -(-oc // LANES) * 12
+    if op == Op.POOL:     # 12 outputs per k x k beats
+        return oc * -(-ow // LANES) * k * k, 0
+    return oc * ow * cin * k * k / (LANES * LANES), -(-oc // LANES) * (cin * k * k + BIAS_BEATS)
+
+
 def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, out: int, c0: int, o0: int,
-               wfields: dict, fbw: int, emit) -> int:
-    """The bands of a conv (pack) or pool from DRAM to DRAM: its input channels start at channel ``c0`` of
-    the map at ``src``, its output channels at channel ``o0`` of the map at ``out``. Returns the bands."""
+               wfields: dict, fbw: int, emit, overlap: bool = True) -> int:
+    """The bands of a conv (pack), depthwise conv or pool from DRAM to DRAM: its input channels start at channel
+    ``c0`` of the map at ``src``, its output channels at channel ``o0`` of the map at ``out``. Returns the bands.
+
+    The bands follow ``hw.plan.plan_bands``. Double-buffered bands (``overlap``, when the plan favours them): two
+    input and two output regions, band ``i + 1``'s LOAD and band ``i - 1``'s STORE run in the background
+    (``bg``) while band ``i`` computes (hw.dma: an engine takes one transfer at a time, so handing over the next
+    LOAD waits for band ``i``'s, and a STORE for the one before; the last band's compute waits for its LOAD,
+    ``wait_ld``, and its STORE runs in the foreground). Otherwise LOAD, compute and STORE follow each other."""
     ci, ih, iw = in_shape
     oc_all, oh, ow = out_shape
     is_conv = isinstance(layer, ConvLayer)
@@ -908,31 +927,49 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
                 **(_clamp_fields(layer.clamp) if is_conv else {}))
     base.update(wfields)
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
-    rb = None
-    for rows in range(oh, 0, -1):
-        rows_in = min(gh, (rows - 1) * s + k)
-        if cin * rows_in * gw + oc * rows * ow <= fbw:
-            rb = rows
-            break
-    if rb is None:
+    row_cycles, weight_beats = band_work(base["op"], cin, oc, ow, k, s)
+    plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
+    if plan is None:
         raise EngineLimitError(f"layer {name}: one output row needs {cin * min(gh, k) * gw + oc * ow} buffer words; "
                                f"the buffer has {fbw}")
-    nb = 0
-    for oy_a in range(0, oh, rb):
-        oy_b = min(oh, oy_a + rb)
+    rb, double = plan.rows, plan.double
+    bands = [(oy_a, min(oh, oy_a + rb)) for oy_a in range(0, oh, rb)]
+    region = fbw // 2 if double else 0    # the second input + output region
+
+    def rows_in_of(oy_a: int, oy_b: int) -> int:
+        return min(gh, (oy_b - 1) * s - pad + k) - max(0, oy_a * s - pad)
+
+    # (double-buffered: the output region at a fixed place after the largest band input, so that a band's LOAD
+    # never reaches the output the band before last may still be storing)
+    out_at = cin * max(rows_in_of(a, b) for a, b in bands) * gw if double else None
+
+    def load(i: int, **kw) -> Command:
+        oy_a, oy_b = bands[i]
+        y_a = max(0, oy_a * s - pad)
+        y_b = min(gh, (oy_b - 1) * s - pad + k)
+        return Command(Op.LOAD, dram_addr=src + c0 * gh * gw + y_a * gw, fb_addr=(i % 2) * region, rows=cin,
+                       row_len=(y_b - y_a) * gw, dram_stride=gh * gw, fb_stride=(y_b - y_a) * gw, **kw)
+
+    if double:
+        emit(load(0), name)
+    for i, (oy_a, oy_b) in enumerate(bands):
         y_a = max(0, oy_a * s - pad)
         y_b = min(gh, (oy_b - 1) * s - pad + k)
         rows_in = y_b - y_a
-        band_in = cin * rows_in * gw
-        emit(Command(Op.LOAD, dram_addr=src + c0 * gh * gw + y_a * gw, fb_addr=0, rows=cin, row_len=rows_in * gw,
-                     dram_stride=gh * gw, fb_stride=rows_in * gw), name)
+        at = (i % 2) * region
+        band_in = cin * rows_in * gw if out_at is None else out_at
+        last = i == len(bands) - 1
+        if not double:
+            emit(load(i), name)
+        elif not last:
+            emit(load(i + 1, bg=1), name)
         if pointwise:  # the band as one row of (rows x width) pixels
             geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1, out_w=(oy_b - oy_a) * ow, out_y0=0)
         else:
             geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow, out_y0=oy_a)
-        emit(Command(in_addr=0, in_ch_stride=rows_in * gw, out_addr=band_in, out_ch_stride=(oy_b - oy_a) * ow,
-                     **geo, **base), name)
-        emit(Command(Op.STORE, dram_addr=out + o0 * oh * ow + oy_a * ow, fb_addr=band_in, rows=oc,
-                     row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow), name)
-        nb += 1
-    return nb
+        emit(Command(in_addr=at, in_ch_stride=rows_in * gw, out_addr=at + band_in, out_ch_stride=(oy_b - oy_a) * ow,
+                     wait_ld=int(double and last), **geo, **base), name)
+        emit(Command(Op.STORE, dram_addr=out + o0 * oh * ow + oy_a * ow, fb_addr=at + band_in, rows=oc,
+                     row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow,
+                     bg=int(double and not last)), name)
+    return len(bands)
