@@ -32,6 +32,10 @@ created; neither is a folder; not the same file). The checkpoint is a dict
 
 Reproducible: the same config, thread count and machine give the same weights (the seed fixes the
 initialisation, dropout, order and augmentation); different thread counts may differ in the last bits.
+
+The defaults are the recipe of the shipped checkpoint ``golden/nets/checkpoints/mobilenetv2_cifar.pt`` (35
+epochs at width 0.5: 84.50% top-1 on the 10,000 test JPEGs, 74.6 minutes on the project's 2-core machine
+under load, about 2.2 ms per training image; ``mobilenetv2_cifar.md`` beside it has the details).
 """
 
 from __future__ import annotations
