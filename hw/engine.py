@@ -131,8 +131,8 @@ class Engine(wiring.Component):
 
     def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608, encoder: bool = True,
                  weight_decoder: bool = True, dw_unit: bool = True):
-        if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 16 or fb_words > 2**24:
-            raise ValueError(f"Engine fb_words must be a multiple of 16 in 256..2**24, got {fb_words!r}")
+        if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 32 or fb_words > 2**24:
+            raise ValueError(f"Engine fb_words must be a multiple of 32 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
             raise ValueError(f"Engine wb_depth must be in 16..65536, got {wb_depth!r}")
         if not isinstance(encoder, bool):
@@ -165,7 +165,9 @@ class Engine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W = self.wb_depth
-        m.submodules.fb = fb = FeatureBuffer(self.fb_words)
+        # two halves: the DMA engines (port B) move a band in one half while the compute units (port A) work
+        # in the other (hw.feature_buffer)
+        m.submodules.fb = fb = FeatureBuffer(self.fb_words, halves=2)
         m.submodules.array = array = MacArray(LANES, LANES)
         m.submodules.geom = geom = TileGeometry()
 
@@ -188,7 +190,6 @@ class Engine(wiring.Component):
         # they leave idle
         rd_en_main = Signal()
         rd_addr_main = Signal(fb.addr_bits)
-        rd_en_mid, rd_addr_mid = Signal(), Signal(fb.addr_bits)   # + the STORE engine's
         # feature-buffer writes of the foreground units; the LOAD engine writes in cycles they leave idle
         fgw_en, fgw_addr, fgw_mask = Signal(), Signal(fb.addr_bits), Signal(fb.write_lanes)
         fgw_data = Signal(data.ArrayLayout(signed(ACT_BITS), fb.write_lanes))
@@ -217,10 +218,12 @@ class Engine(wiring.Component):
                 m.d.comb += inc["dram_write_words"].eq(req.payload.count)
             with m.Else():
                 m.d.comb += inc["dram_read_words"].eq(req.payload.count)
-        with m.If(rd_en_mid):
-            m.d.comb += inc["fb_read_words"].eq(fb.banks)
-        with m.If(fb.wr_en):
-            m.d.comb += inc["fb_write_words"].eq(sum(fb.wr_mask[t] for t in range(fb.write_lanes)))
+        b_read = Signal()   # the STORE engine reads on port B
+        with m.If(rd_en_main | b_read):
+            m.d.comb += inc["fb_read_words"].eq(Mux(rd_en_main & b_read, 2 * fb.banks, fb.banks))
+        m.d.comb += inc["fb_write_words"].eq(
+            Mux(fb.wr_en, sum(fb.wr_mask[t] for t in range(fb.write_lanes)), 0)
+            + Mux(fb.b_wr_en & fb.b_wr_ok, sum(fb.b_wr_mask[t] for t in range(fb.write_lanes)), 0))
 
         # ---- sequencer -----------------------------------------------------------------------------
         fetch_req = Signal(range(DESC_BEATS + 1))
@@ -309,9 +312,9 @@ class Engine(wiring.Component):
                                  | ((d.op == Op.END) & (ld.busy | st.busy)))
         self._elaborate_ports(m, req=req, fgreq=fgreq, fresp=fresp, ld=ld, st=st, fb=fb, inc=inc,
                               fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data))
-        st_grant = Signal()
-        m.d.comb += [st_grant.eq(st.rd_req & ~rd_en_main), st.rd_grant.eq(st_grant), st.rd_data.eq(fb.rd_data)]
-        m.d.comb += [rd_en_mid.eq(rd_en_main | st_grant), rd_addr_mid.eq(Mux(rd_en_main, rd_addr_main, st.rd_addr))]
+        # the STORE engine reads on the buffer's port B, granted when it wants no memory port A uses
+        m.d.comb += [fb.b_rd_en.eq(st.rd_req), fb.b_rd_addr.eq(st.rd_addr), st.rd_grant.eq(fb.b_rd_ok),
+                     st.rd_data.eq(fb.b_rd_data), b_read.eq(st.rd_req & fb.b_rd_ok)]
 
         # ---- CONV / POOL -----------------------------------------------------------------------------
         conv_or_pool = Signal()
@@ -745,7 +748,7 @@ class Engine(wiring.Component):
         # ---- encode unit (stage 2: encode + transmit) -----------------------------------------------------
         self._elaborate_encoder(m, d, fb, req, fgreq, fresp, port=self.dram_req, inc=inc, exec_state=exec_state,
                                 unit_start=unit_start, unit_done=unit_done, enc_block=enc_block,
-                                cls_dram=cls_dram, rd_en_main=rd_en_mid, rd_addr_main=rd_addr_mid)
+                                cls_dram=cls_dram, rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
 
         # cycle classes and completion of CONV / POOL
         with m.If(conv_or_pool):
@@ -768,8 +771,8 @@ class Engine(wiring.Component):
         then the STORE engine (a background transfer fills the cycles the foreground leaves). A tag per read
         (foreground or LOAD) goes into a FIFO; responses come back in order and go where their tag says. A
         program without background transfers never has two requesters at once, so its cycles are those of an
-        engine without the arbiter. Writes: the foreground units' first, the LOAD engine's when they do not
-        write (its response waits meanwhile)."""
+        engine without the arbiter. The buffer: the foreground writes on port A, the LOAD engine on port B (its
+        response waits while port B is refused)."""
         fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
         resp = self.dram_resp
         m.submodules.rtags = tags = SyncFIFO(width=1, depth=64)
@@ -795,14 +798,13 @@ class Engine(wiring.Component):
             resp.ready.eq(Mux(head_ld, ld.rsp_ready, fresp.ready)),
             tags.r_en.eq(resp.valid & resp.ready),
         ]
-        # the feature buffer's write port
-        m.d.comb += ld.wr_grant.eq(~fgw_en)
-        with m.If(fgw_en):
-            m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(fgw_addr), fb.wr_mask.eq(fgw_mask)]
-            m.d.comb += [fb.wr_data[t].eq(fgw_data[t]) for t in range(fb.write_lanes)]
-        with m.Elif(ld.wr_en):
-            m.d.comb += [fb.wr_en.eq(1), fb.wr_addr.eq(ld.wr_addr), fb.wr_mask.eq(ld.wr_mask)]
-            m.d.comb += [fb.wr_data[t].eq(ld.wr_data[t]) for t in range(fb.write_lanes)]
+        # the feature buffer's write ports: A for the foreground units, B for the LOAD engine (granted when it
+        # wants no memory port A uses)
+        m.d.comb += [fb.wr_en.eq(fgw_en), fb.wr_addr.eq(fgw_addr), fb.wr_mask.eq(fgw_mask),
+                     fb.b_wr_en.eq(ld.wr_en), fb.b_wr_addr.eq(ld.wr_addr), fb.b_wr_mask.eq(ld.wr_mask),
+                     ld.wr_grant.eq(fb.b_wr_ok)]
+        m.d.comb += [fb.wr_data[t].eq(fgw_data[t]) for t in range(fb.write_lanes)]
+        m.d.comb += [fb.b_wr_data[t].eq(ld.wr_data[t]) for t in range(fb.write_lanes)]
 
     def _elaborate_dw(self, m, d, fb, *, fgw, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
                       c_bank, cls, rd_en_main, rd_addr_main):

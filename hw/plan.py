@@ -30,6 +30,19 @@ def band_rows(oh: int, gh: int, s: int, k: int, cin: int, gw: int, oc: int, ow: 
     return None
 
 
+def band_work(kind: str, cin: int, oc: int, ow: int, k: int, s: int, lanes: int = 12, bias_beats: int = 3
+               ) -> tuple[float, int]:
+    """(compute cycles per output row, weight beats per compute command) of a band: the coarse figures
+    :func:`plan_bands` weighs. ``kind``: ``conv`` (the MAC array, ``cin`` input channels per output channel),
+    ``dw`` (the depthwise unit: 12 pixels of a channel per cycle at stride 1, 4 reads per row at stride 2) or
+    ``pool`` (12 outputs per ``k * k`` beats)."""
+    if kind == "dw":
+        return oc * -(-ow // lanes) * (1 if s == 1 else 4), -(-oc // lanes) * (9 + bias_beats)
+    if kind == "pool":
+        return oc * -(-ow // lanes) * k * k, 0
+    return oc * ow * cin * k * k / (lanes * lanes), -(-oc // lanes) * (cin * k * k + bias_beats)
+
+
 @dataclass(frozen=True)
 class BandPlan:
     rows: int            # output rows per band (the last band may have fewer)
@@ -65,4 +78,4 @@ def plan_bands(oh: int, gh: int, s: int, k: int, pad: int, cin: int, gw: int, oc
     return BandPlan(half, True) if estimate(half, True) < estimate(rb, False) else BandPlan(rb, False)
 
 
-__all__ = ["BandPlan", "band_rows", "plan_bands"]
+__all__ = ["BandPlan", "band_rows", "band_work", "plan_bands"]

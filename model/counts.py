@@ -80,12 +80,13 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
+from hw.plan import band_work, plan_bands
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "build" / "sim"
@@ -133,6 +134,7 @@ class EngineParams:
     bias_beats: int = 3
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
     dw_unit: bool = True           # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
+    overlap_dma: bool = True       # double-buffered bands of branchy networks (hw/plan.py, background transfers)
     dw_start_cycles: float = 2.0   # DWCONV: dispatch to the unit's first weight read, and done to the next fetch
     # the weight decoder (compressed weights); fitted on make sim WEIGHTS_CODEC=jpeg's AlexNet
     wdec_weights_per_cycle: float = 12.0    # twelve decoders (hw/jpeg/wdecoder.py), at most 1 weight per cycle each
@@ -399,6 +401,22 @@ class _Acc:
         self.c.stall_dram += t
         self.c.dram_read_words += words
         self.c.fb_write_words += words
+
+    def bg_load(self, words: int) -> int:
+        """A LOAD handed over to move in the background: its descriptor fetch and its words; its time is the
+        caller's (``_dag_banded``)."""
+        self.command()
+        self.c.dram_read_words += words
+        self.c.fb_write_words += words
+        return words
+
+    def bg_store(self, rows: int, row_len: int) -> int:
+        """A STORE handed over to move in the background (see :meth:`bg_load`)."""
+        self.command()
+        words = rows * row_len
+        self.c.dram_write_words += words
+        self.c.fb_read_words += 16 * rows * -(-row_len // self.eng.dram_beat_words)
+        return words
 
     def store(self, rows: int, row_len: int) -> None:
         words = rows * row_len
@@ -807,48 +825,75 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             _compute(acc, la, g, 0, 1, 1)
             acc.store(1, g.oc)
         elif _on_dw_unit(la, g, eng):
-            rb = _band_rows(g, la.in_shape[0] * g.iw, fbw) or 1
-            nb = 0
-            for oy_a in range(0, g.oh, rb):
-                oy_b = min(g.oh, oy_a + rb)
-                y_a = max(0, oy_a * g.s - g.pad)
-                y_b = min(g.ih, (oy_b - 1) * g.s - g.pad + g.k)
-                acc.load(g.oc, (y_b - y_a) * g.iw)
-                _dw_band(acc, g, oy_a, oy_b)
-                acc.store(g.oc, (oy_b - oy_a) * g.ow)
-                nb += 1
-            acc.c.bands = nb
+            acc.c.bands = _dag_banded(acc, g, g.oc, g.oc, "dw", partial(_dw_band, acc, g))
         elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
             nb = 0
             for cin_p, oc_p in _packs(g, eng.lanes):
                 gp = replace(g, cin=cin_p, oc=oc_p, groups=1)
                 gp.pointwise = gp.k == 1 and gp.s == 1 and gp.pad == 0
-                nb += _banded_pack(acc, gp, _band_rows(gp, cin_p * gp.iw, fbw) or 1)
+                nb += _dag_banded(acc, gp, cin_p, oc_p, "conv", partial(_pack_band, acc, gp))
             acc.c.bands = nb
-            acc.c.output_resident = False
         else:
             g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
-            rb = _band_rows(g, la.in_shape[0] * g.iw, fbw) or 1
-            _banded(acc, la, g, rb)
+            kind = "pool" if la.type == "maxpool" else "conv"
+            acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g))
         acc.c.output_resident = False
         out.append(acc.c)
     return out
 
 
-def _banded_pack(acc: _Acc, g: _Geom, rb: int) -> int:
-    """One dense pack of a grouped conv in bands (its own input and output channels); the array's MACs
-    include the pack's block-diagonal zeros (what the ``macs`` counter counts). Returns the bands."""
-    nb = 0
-    for oy_a in range(0, max(g.oh, 1), rb):
-        oy_b = min(g.oh, oy_a + rb)
-        y_a = max(0, oy_a * g.s - g.pad)
-        y_b = min(g.ih, (oy_b - 1) * g.s - g.pad + g.k)
-        acc.load(g.cin, max(y_b - y_a, 1) * g.iw)
-        _conv_band(acc, g, oy_a, oy_b, g.ih)
-        acc.c.macs += (oy_b - oy_a) * g.ow * g.oc * g.cin * g.k * g.k
-        acc.store(g.oc, (oy_b - oy_a) * g.ow)
-        nb += 1
-    return nb
+def _compute_band(acc: _Acc, la: Layer, g: _Geom, oy_a: int, oy_b: int) -> None:
+    _compute(acc, la, g, oy_a, oy_b, g.ih)
+
+
+def _pack_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int) -> None:
+    """One band of one dense pack of a grouped conv; the array's MACs include the pack's block-diagonal zeros
+    (what the ``macs`` counter counts)."""
+    _conv_band(acc, g, oy_a, oy_b, g.ih)
+    acc.c.macs += (oy_b - oy_a) * g.ow * g.oc * g.cin * g.k * g.k
+
+
+def _dag_banded(acc: _Acc, g: _Geom, cin: int, oc: int, kind: str, compute) -> int:
+    """A layer (or a pack) from DRAM to DRAM in the bands of ``hw.plan.plan_bands`` (as sim.program._dag_bands):
+    ``cin`` channels loaded, ``oc`` stored, ``compute(oy_a, oy_b)`` counting a band's compute command.
+
+    Sequential bands: LOAD, compute, STORE. Double-buffered: the first LOAD, then per band the background LOAD
+    of the next band and STORE of this one are handed over (a descriptor fetch each) and move while the band
+    computes; the DRAM port serves the compute's weights first, so a band takes ``max(compute, transfers)``
+    where the transfers are the next band's input, the previous band's output and the band's weights at the
+    DRAM bandwidth; the last STORE runs in the foreground. Returns the bands."""
+    eng, c = acc.eng, acc.c
+    rc, wb = band_work(kind, cin, oc, g.ow, g.k, g.s, eng.lanes, eng.bias_beats)
+    plan = plan_bands(g.oh, g.ih, g.s, g.k, g.pad, cin, g.iw, oc, g.ow, eng.fb_words, rc, wb, eng.overlap_dma)
+    rows = plan.rows if plan is not None else 1
+    bands = [(a, min(g.oh, a + rows)) for a in range(0, max(g.oh, 1), rows)]
+
+    def in_words(a: int, b: int) -> int:
+        return cin * max(min(g.ih, (b - 1) * g.s - g.pad + g.k) - max(0, a * g.s - g.pad), 1) * g.iw
+
+    if plan is None or not plan.double:
+        for a, b in bands:
+            acc.load(1, in_words(a, b))
+            compute(a, b)
+            acc.store(oc, (b - a) * g.ow)
+        return len(bands)
+    acc.load(1, in_words(*bands[0]))
+    stored = 0
+    for i, (a, b) in enumerate(bands):
+        last = i == len(bands) - 1
+        loaded = 0 if last else acc.bg_load(in_words(*bands[i + 1]))
+        t0, w0 = c.cycles, c.dram_read_words
+        compute(a, b)
+        busy = c.cycles - t0
+        moved = (loaded + stored + c.dram_read_words - w0) / eng.words_per_cycle + eng.dram_latency_cycles
+        if moved > busy:
+            c.cycles += moved - busy
+            c.stall_dram += moved - busy
+        if last:
+            acc.store(oc, (b - a) * g.ow)
+        else:
+            stored = acc.bg_store(oc, (b - a) * g.ow)
+    return len(bands)
 
 
 def analytical_layer_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, weights: str = "int16",

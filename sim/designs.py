@@ -77,12 +77,12 @@ ENGINE_SMALL = Design("engine_small", _engine_small, parameters=ENGINE_SMALL_PAR
 def _feature_buffer():
     from hw.feature_buffer import FeatureBuffer
 
-    return FeatureBuffer(ENGINE_PARAMS["fb_words"])
+    return FeatureBuffer(ENGINE_PARAMS["fb_words"], halves=2)
 
 
 # the engine's feature buffer on its own (synthesis and lint of the block; the engine instantiates it)
 FEATURE_BUFFER = Design("feature_buffer", _feature_buffer,
-                        parameters={"words": ENGINE_PARAMS["fb_words"], "banks": 16, "write_lanes": 12})
+                        parameters={"words": ENGINE_PARAMS["fb_words"], "banks": 16, "write_lanes": 12, "halves": 2})
 
 DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL, FEATURE_BUFFER)}
 

@@ -46,7 +46,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
-from hw.plan import plan_bands
+from hw.plan import band_work, plan_bands
 from sim import encoding
 
 LANES = 12
@@ -892,16 +892,6 @@ def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_
     return addr
 
 
-def band_work(op: Op, cin: int, oc: int, ow: int, k: int, s: int) -> tuple[float, int]:
-    """(compute cycles per output row, weight beats per command) of a band, the coarse figures
-    ``hw.plan.plan_bands`` weighs (the cost model passes the same)."""
-    if op == Op.DWCONV:   # 12 pixels of one channel per cycle at stride 1, 4 reads per row at stride 2
-        return oc * -(-ow // LANES) * (1 if s == 1 else 4), -(-oc // LANES) * 12
-    if op == Op.POOL:     # 12 outputs per k x k beats
-        return oc * -(-ow // LANES) * k * k, 0
-    return oc * ow * cin * k * k / (LANES * LANES), -(-oc // LANES) * (cin * k * k + BIAS_BEATS)
-
-
 def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, out: int, c0: int, o0: int,
                wfields: dict, fbw: int, emit, overlap: bool = True) -> int:
     """The bands of a conv (pack), depthwise conv or pool from DRAM to DRAM: its input channels start at channel
@@ -927,7 +917,8 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
                 **(_clamp_fields(layer.clamp) if is_conv else {}))
     base.update(wfields)
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
-    row_cycles, weight_beats = band_work(base["op"], cin, oc, ow, k, s)
+    kind = {Op.DWCONV: "dw", Op.POOL: "pool"}.get(base["op"], "conv")
+    row_cycles, weight_beats = band_work(kind, cin, oc, ow, k, s)
     plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
     if plan is None:
         raise EngineLimitError(f"layer {name}: one output row needs {cin * min(gh, k) * gw + oc * ow} buffer words; "
