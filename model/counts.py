@@ -86,7 +86,7 @@ from pathlib import Path
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
-from hw.plan import band_work, plan_bands
+from hw.plan import PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "build" / "sim"
@@ -135,6 +135,7 @@ class EngineParams:
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
     dw_unit: bool = True           # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
     overlap_dma: bool = True       # double-buffered bands of branchy networks (hw/plan.py, background transfers)
+    resident: bool = True          # branchy networks: maps kept in the buffer where they fit (hw.plan.plan_dag)
     dw_start_cycles: float = 2.0   # DWCONV: dispatch to the unit's first weight read, and done to the next fetch
     # the weight decoder (compressed weights); fitted on make sim WEIGHTS_CODEC=jpeg's AlexNet
     wdec_weights_per_cycle: float = 12.0    # twelve decoders (hw/jpeg/wdecoder.py), at most 1 weight per cycle each
@@ -776,17 +777,64 @@ def _concat_copies(lays: list[Layer], alias: dict[str, str]) -> dict[str, list[i
     return copies
 
 
+def _plan_layers(lays: list[Layer], alias: dict[str, str]) -> list:
+    """The layers as ``hw.plan.plan_dag`` sees them (as ``sim.program.plan_layer`` builds them)."""
+    words = {INPUT: 0}
+    ins_of = {}
+    for la in lays:
+        ins = tuple(alias.get(t, t) for t in la.inputs)
+        ins_of[la.name] = ins
+        for t, shp in zip(ins, la.in_shapes, strict=True):
+            words[t] = _numel(shp)
+        words[la.name] = _numel(la.out_shape)
+    slots = concat_slots([(la.name, ins_of[la.name], tuple(words[t] for t in ins_of[la.name]))
+                          for la in lays if la.type == "concat"])
+    out = []
+    for la in lays:
+        ins = ins_of[la.name]
+        offsets: tuple[int, ...] = ()
+        if la.type == "concat":
+            acc, offs = 0, []
+            for t in ins:
+                offs.append(acc)
+                acc += words[t]
+            offsets = tuple(offs)
+        extra = {"slot": slots[la.name][0], "offset": slots[la.name][1]} if la.name in slots else {}
+        out.append(PlanLayer(la.name, ins, tuple(words[t] for t in ins), words[la.name], offsets=offsets, **extra))
+    return out
+
+
 def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
               alias: dict[str, str] | None = None) -> list[LayerCounts]:
-    """sim.program._compile_dag for networks with branches, grouped convolutions or concatenations: every
-    layer DRAM -> bands -> DRAM (a grouped conv pack by pack; a concatenation free unless it copies)."""
+    """sim.program._compile_dag for networks with branches, grouped convolutions or concatenations: the maps
+    ``hw.plan.plan_dag`` keeps in the buffer (their STOREs and LOADs of whole maps, whole-map commands), the
+    other layers DRAM -> bands -> DRAM (a grouped conv pack by pack; a concatenation free unless it copies)."""
     fbw = eng.fb_words
     out = []
     wmap = wmap or {}
-    copies = _concat_copies(lays, alias or {})
+    alias = alias or {}
+    copies = _concat_copies(lays, alias)
+    words = {la.name: _numel(la.out_shape) for la in lays}
+    words[INPUT] = 0
     for la in lays:
+        for t, shp in zip(la.inputs, la.in_shapes, strict=True):
+            words.setdefault(alias.get(t, t), _numel(shp))
+    plans = plan_dag(_plan_layers(lays, alias), fbw) if eng.resident else [None] * len(lays)
+    for la, lp in zip(lays, plans, strict=True):
         acc = _Acc(la, eng, wmap.get(la.name))
         g = _geom(la)
+        if lp is not None:
+            for t, _ in lp.spills:
+                acc.store(1, words[t])
+            for t in lp.loads:
+                acc.load(1, words[t])
+            for t, _ in lp.copies:
+                acc.load(1, words[t])
+        if lp is not None and lp.resident:
+            _resident_compute(acc, la, g, eng)
+            acc.c.output_resident = True
+            out.append(acc.c)
+            continue
         if la.type == "add":
             ci, ih, iw = la.in_shape
             rb = max(1, min(ih, fbw // (3 * ci * iw)))
@@ -813,9 +861,9 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             acc.c.bands = nb
         elif la.type == "concat":
             nb = 0
-            for words in copies.get(la.name, []):
-                for a in range(0, words, fbw):
-                    n = min(fbw, words - a)
+            for w in copies.get(la.name, []):
+                for a in range(0, w, fbw):
+                    n = min(fbw, w - a)
                     acc.load(1, n)
                     acc.store(1, n)
                     nb += 1
@@ -840,6 +888,31 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
         acc.c.output_resident = False
         out.append(acc.c)
     return out
+
+
+IN_W_MAX = 2**16 - 1   # the descriptor's in_w field: a whole map as one long row only below this
+
+
+def _resident_compute(acc: _Acc, la: Layer, g: _Geom, eng: EngineParams) -> None:
+    """The whole-map command(s) of a layer whose maps are in the buffer (sim.program._resident_cmds)."""
+    if la.type == "concat":
+        return
+    if la.type == "add":
+        _add_cmd(acc, _numel(la.out_shape))
+    elif la.type == "avgpool":
+        _gap_cmd(acc, g.cin, g.ih * g.iw)
+    elif la.type == "linear":
+        _compute(acc, la, g, 0, 1, 1)
+    elif _on_dw_unit(la, g, eng):
+        _dw_band(acc, g, 0, g.oh)
+    elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
+        for cin_p, oc_p in _packs(g, eng.lanes):
+            gp = replace(g, cin=cin_p, oc=oc_p, groups=1)
+            gp.pointwise = gp.k == 1 and gp.s == 1 and gp.pad == 0 and gp.ih * gp.iw <= IN_W_MAX
+            _pack_band(acc, gp, 0, gp.oh)
+    else:
+        g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0 and g.ih * g.iw <= IN_W_MAX
+        _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
 
 
 def _compute_band(acc: _Acc, la: Layer, g: _Geom, oy_a: int, oy_b: int) -> None:

@@ -46,7 +46,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
-from hw.plan import band_work, plan_bands
+from hw.plan import PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 from sim import encoding
 
 LANES = 12
@@ -63,6 +63,7 @@ class EngineConfig:
     wb_depth: int = 4608
     dw_unit: bool = True      # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there, not in packs
     overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
+    resident: bool = True     # branchy networks: maps stay in the buffer where they fit (``hw.plan.plan_dag``)
 
 
 @dataclass
@@ -562,7 +563,7 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
             raise EngineLimitError(f"cannot encode {unknown[0]!r}: not a layer of this program "
                                    f"(layers: {', '.join(ly.name for ly in layers)})")
     if not is_linear(layers):
-        return _compile_dag(layers, x, config, encode)
+        return _compile_dag(layers, x, config, encode, verify)
     dram = _Dram()
     cmds: list[Command] = []
     tags: list[str] = []
@@ -720,13 +721,16 @@ def _band_rows(fbw: int, words_per_row: int, fixed: int, total: int, name: str) 
     return min(rows, total)
 
 
-def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict | None = None) -> Program:
-    """Every tensor lives in DRAM; each layer LOADs bands of its inputs, computes, STOREs its output.
+def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict | None = None,
+                 verify: bool = True) -> Program:
+    """Networks with branches: the maps stay in the buffer where ``hw.plan.plan_dag`` says so (whole-map
+    commands, STOREs and LOADs of whole maps to make room); the other layers go DRAM -> bands -> DRAM (with
+    ``config.resident`` off, every layer does).
 
-    1x1 stride-1 unpadded convolutions see each band as one long row (pixels in raster order are
-    contiguous in CHW), so the window loader fetches 12 consecutive pixels per read. Grouped convolutions run
-    pack by pack (:func:`conv_packs`), each on its slice of the input and output channels; a concatenation's
-    inputs are stored straight into its output (module docstring)."""
+    1x1 stride-1 unpadded convolutions see a band (or a whole map) as one long row (pixels in raster order
+    are contiguous in CHW), so the window loader fetches 12 consecutive pixels per read. Grouped convolutions
+    run pack by pack (:func:`conv_packs`), each on its slice of the input and output channels; a
+    concatenation's inputs are stored straight into its output (module docstring)."""
     fbw = config.fb_words
     dram = _Dram()
     cmds: list[Command] = []
@@ -781,8 +785,11 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
         cmds.append(cmd)
         tags.append(tag)
 
+    slots = dag_slots(layers, ins_of, shapes)
+    plans = plan_dag([plan_layer(la, ins_of[la.name], shapes, config, slots) for la in layers], fbw) \
+        if config.resident else [None] * len(layers)
     banded: dict[str, int] = {}
-    for layer in layers:
+    for layer, lp in zip(layers, plans, strict=True):
         ins = ins_of[layer.name]
         name = layer.name
         ci, ih, iw = shapes[ins[0]]
@@ -790,6 +797,22 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
         out = addr[name]
         src = addr[ins[0]]
         nb = 0
+        if lp is not None:
+            for t, a in lp.spills:
+                emit(Command(Op.STORE, dram_addr=addr[t], fb_addr=a, rows=1, row_len=int(np.prod(shapes[t]))), name)
+            for t in lp.loads:
+                emit(Command(Op.LOAD, dram_addr=addr[t], fb_addr=lp.fb[t], rows=1, row_len=int(np.prod(shapes[t]))),
+                     name)
+            for t, a in lp.copies:
+                emit(Command(Op.LOAD, dram_addr=addr[t], fb_addr=a, rows=1, row_len=int(np.prod(shapes[t]))), name)
+        if lp is not None and lp.resident:
+            _resident_cmds(layer, ins, shapes, lp.fb, weights_at, config, emit)
+            if verify:   # every output readable afterwards: a dump the counters do not see
+                emit(Command(Op.STORE, nocount=1, dram_addr=out, fb_addr=lp.fb[name], rows=1,
+                             row_len=oc * oh * ow), name)
+            banded[name] = 1
+            enc.from_buffer(name, lp.fb[name])
+            continue
         if isinstance(layer, ConcatLayer):
             off = 0
             for t in ins:
@@ -863,19 +886,85 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
     return prog
 
 
+def dag_slots(layers: list, ins_of: dict, shapes: dict) -> dict[str, tuple[str, int]]:
+    """``hw.plan.concat_slots`` of the concatenations among ``layers`` (word offsets)."""
+    return concat_slots([(la.name, ins_of[la.name], tuple(int(np.prod(shapes[t])) for t in ins_of[la.name]))
+                         for la in layers if isinstance(la, ConcatLayer)])
+
+
+def plan_layer(layer, ins: tuple[str, ...], shapes: dict, config: EngineConfig, slots: dict | None = None
+               ) -> PlanLayer:
+    """``layer`` as ``hw.plan.plan_dag`` sees it (the cost model builds the same from the golden layers)."""
+    words = {t: int(np.prod(shapes[t])) for t in (*ins, layer.name)}
+    offsets: tuple[int, ...] = ()
+    if isinstance(layer, ConcatLayer):
+        acc, offs = 0, []
+        for t in ins:
+            offs.append(acc)
+            acc += words[t]
+        offsets = tuple(offs)
+    return PlanLayer(layer.name, ins, tuple(words[t] for t in ins), words[layer.name], offsets=offsets,
+                     **({"slot": slots[layer.name][0], "offset": slots[layer.name][1]}
+                        if slots and layer.name in slots else {}))
+
+
+def _resident_cmds(layer, ins: tuple[str, ...], shapes: dict, fb: dict, weights_at: dict, config: EngineConfig,
+                   emit) -> None:
+    """The whole-map command(s) of a layer whose maps are in the buffer at ``fb``."""
+    if isinstance(layer, ConcatLayer):   # its inputs are in place (or were loaded there)
+        return
+    name = layer.name
+    ci, ih, iw = shapes[ins[0]]
+    oc, oh, ow = shapes[name]
+    src, out = fb[ins[0]], fb[name]
+    if isinstance(layer, AddLayer):
+        emit(Command(Op.ADD, in_addr=fb[ins[0]], in2_addr=fb[ins[1]], out_addr=out, row_len=oc * oh * ow,
+                     wa=layer.wa, wb=layer.wb, shift=layer.shift, relu=int(layer.relu), **_clamp_fields(layer.clamp)),
+             name)
+        return
+    if isinstance(layer, GapLayer):
+        emit(Command(Op.GAP, in_addr=src, in_c=ci, row_len=ih * iw, in_ch_stride=ih * iw, out_addr=out,
+                     wa=layer.weight, shift=layer.shift), name)
+        return
+    k, s, pad, cin, gh, gw = _geometry(layer, (ci, ih, iw))
+    if isinstance(layer, ConvLayer) and layer.flatten:
+        emit(Command(Op.CONV, k=k, stride=s, pad=pad, relu=int(layer.relu), shift=layer.shift, in_c=cin, out_c=oc,
+                     in_addr=src, in_h=1, in_w=1, in_h_total=1, in_ch_stride=1, out_addr=out, out_h=1, out_w=1,
+                     out_ch_stride=1, **weights_at[(name, 0)], **_clamp_fields(layer.clamp)), name)
+        return
+    if on_dw_unit(layer, config):
+        parts = [(0, 0, layer, {**weights_at[(name, 0)], "op": Op.DWCONV})]
+    elif isinstance(layer, ConvLayer):
+        parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
+    else:
+        parts = [(0, 0, layer, {})]
+    for c0, o0, part, wfields in parts:
+        is_conv = isinstance(part, ConvLayer)
+        if wfields.get("op") == Op.DWCONV:
+            p_in, p_out = part.weight.shape[0], part.weight.shape[0]
+        elif is_conv:
+            p_in, p_out = part.weight.shape[1], part.weight.shape[0]
+        else:
+            p_in = p_out = ci
+        cmd = dict(op=Op.CONV if is_conv else Op.POOL, k=k, stride=s, pad=pad, relu=int(is_conv and part.relu),
+                   shift=part.shift if is_conv else 0, in_c=p_in, out_c=p_out,
+                   **(_clamp_fields(part.clamp) if is_conv else {}))
+        cmd.update(wfields)
+        if is_conv and k == 1 and s == 1 and pad == 0 and ih * iw < 2 ** FIELDS["in_w"] \
+                and wfields.get("op") != Op.DWCONV:   # the map as one long row
+            geo = dict(in_h=1, in_w=ih * iw, in_h_total=1, out_h=1, out_w=oh * ow)
+        else:
+            geo = dict(in_h=ih, in_w=iw, in_h_total=ih, out_h=oh, out_w=ow)
+        emit(Command(in_addr=src + c0 * ih * iw, in_ch_stride=ih * iw, in_y0=0, out_addr=out + o0 * oh * ow,
+                     out_ch_stride=oh * ow, out_y0=0, **geo, **cmd), name)
+
+
 def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_addr: int) -> dict[str, int]:
     """DRAM addresses of every tensor. A concatenation's output is allocated as a whole and each of its
     inputs placed at its channel offset, unless it is the network input or already placed in a later
     concatenation (that one is copied, see ``_compile_dag``)."""
     addr = {"input": input_addr}
-    slot: dict[str, tuple[str, int]] = {}
-    for layer in reversed(layers):
-        if isinstance(layer, ConcatLayer):
-            off = 0
-            for t in ins_of[layer.name]:
-                if t != "input" and t not in slot:
-                    slot[t] = (layer.name, off)
-                off += shapes[t][0]
+    slot = {t: (c, off // (shapes[c][1] * shapes[c][2])) for t, (c, off) in dag_slots(layers, ins_of, shapes).items()}
 
     def place(t: str) -> int:
         if t not in addr:

@@ -93,10 +93,12 @@ def test_avgpool_and_ceil_mode_pool():
     np.testing.assert_array_equal(exp, L.avgpool2d_int(x[None], 3, 2, 1, r_weight, shift)[0])
 
 
-def test_concat_uneven_channels_placed_and_copied():
+@pytest.mark.parametrize("resident", [False, True], ids=["dram", "resident"])
+def test_concat_uneven_channels_placed_and_copied(resident):
     """A fire module: squeeze, two expands of 5 and 7 channels concatenated, that concat nested in a second one
     with the network input (copied), and a third reusing the first expand and the squeeze: a tensor is placed in
-    the last concat that takes it and copied into the earlier ones."""
+    the last concat that takes it and copied into the earlier ones. From DRAM, and with the maps kept in the
+    buffer (hw.plan.plan_dag), where the placed inputs are made in their place and a concat moves nothing."""
     rng = np.random.default_rng(9)
     x = rng.integers(-3000, 3000, size=(4, 6, 7)).astype(np.int16)
     layers = [
@@ -108,11 +110,18 @@ def test_concat_uneven_channels_placed_and_copied():
         ConcatLayer("cat3", ("e1", "sq")),
         conv(rng, "head", 8, 4, 1, inputs=("cat3",)),
     ]
-    prog, _ = run(layers, x, latency=6, jitter=3)
-    assert prog.banded["cat3"] == 0  # e1 and sq placed in it: no command
-    assert prog.banded["cat"] == 1  # e1 copied (e3 placed)
-    assert prog.banded["cat2"] == 1  # the input copied (cat placed, nested)
+    prog, _ = run(layers, x, EngineConfig(fb_words=1024, wb_depth=256, resident=resident), latency=6, jitter=3)
+    moves = {n: [c.op.name for c, t in zip(prog.commands, prog.command_layer, strict=False) if t == n and not c.nocount]
+             for n in ("cat", "cat2", "cat3")}
     assert prog.out_dram["cat"] == prog.out_dram["cat2"] + 4 * 6 * 7
+    if not resident:
+        assert prog.banded["cat3"] == 0  # e1 and sq placed in it: no command
+        assert prog.banded["cat"] == 1  # e1 copied (e3 placed)
+        assert prog.banded["cat2"] == 1  # the input copied (cat placed, nested)
+    else:
+        assert moves["cat3"] == []            # e1 and sq were made in place
+        assert moves["cat"] == ["STORE", "LOAD"]  # e1 (made in cat3's place) written to DRAM, loaded into cat
+        assert moves["cat2"] == ["LOAD"]      # the input loaded into its place; cat was made inside cat2
 
 
 def test_grouped_limits_are_one_line():
