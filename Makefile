@@ -50,7 +50,7 @@ test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m slow -n 2 --dist loadgroup
 
 sim: $(STAMP)
 	$(PY) -m sim.run --net $(NET) $(SIMARGS)
@@ -70,6 +70,7 @@ synth: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m sim.benchmark
 	$(PY) -m model.bench
+	$(PY) -m model.bench_networks
 
 report: $(STAMP)
 	$(PY) -m model.report

@@ -31,6 +31,8 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
            depthwise unit (``hw.dw_unit``), the geometry of CONV (input and output regions, ``in_y0``,
            ``out_y0``), weights at ``w_addr`` as for a CONV with ``K = 9`` (per group of 12 channels 3 bias
            beats, then 9 rows of 12 weights, tap-major), requantized with ``shift``, ``relu``, ``clamp``.
+``DWPOOL`` a 3x3 max-pool (stride 1 or 2, padding 0 or 1) of ``in_c`` channels on the depthwise unit in its
+           max-pool mode, the geometry of POOL (12 outputs per cycle instead of per 9 beats).
 ``END``    stop and raise ``done`` once the encode unit is idle.
 
 Any command with ``enc_sync`` waits until the encode unit no longer reads the feature buffer (the
@@ -68,6 +70,7 @@ class Op(enum.Enum, shape=4):
     ENC_TABLES = 7
     ENCODE = 8
     DWCONV = 9
+    DWPOOL = 10
 
 
 # field: (width, meaning). Widths bound what the engine can run; `validate` checks them. The descriptor fills

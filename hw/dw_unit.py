@@ -17,6 +17,10 @@ adder tree with the bias and the requantize stage (shift, ReLU, ReLU6 clamp: ``h
 12 words. Rows and columns outside the map read as zeros (padding). The schedule does not depend on the data,
 so the cost model counts it exactly (``model.counts``).
 
+Max-pool mode (``DWPOOL``, ``maxpool``): a 3 x 3 max-pool (stride 1 or 2, padding 0 or 1, torch's ceil mode
+too) through the same window: the 9 taps are compared instead of multiplied and added, padding reads as
+-32768, no weights and no requantization (``golden.layers.maxpool2d_int``).
+
 Ports
 -----
 start : In(1)          one-cycle pulse: begin a command with the parameters ``p`` (held during it)
@@ -28,7 +32,8 @@ bias : In(12 x s40)    that bank's biases
 grp_release : Out(1)   the unit has copied the bank (one cycle)
 rd_en, rd_addr, rd_data : the feature buffer's read port (16 words, a cycle later)
 wr_en, wr_addr, wr_mask, wr_data : its write port (12 words)
-beat, macs : Out       an output row was issued this cycle, and its multiply-accumulates (9 x valid lanes)
+beat, macs : Out       an output row was issued this cycle, and its multiply-accumulates (9 x valid lanes; in
+                       max-pool mode the compares)
 wait_w : Out(1)        waiting for a weight bank (the engine counts it as a DRAM stall)
 """
 
@@ -36,7 +41,7 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.fixedpoint import ACT_BITS, BIAS_BITS, SHIFT_BITS
+from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN, SHIFT_BITS
 
 from .requant import requantize, round_const
 
@@ -51,17 +56,19 @@ PARAMS = data.StructLayout({
     "out_addr": 24, "out_ch_stride": 24, "out_w": 16, "out_h": 16, "out_y0": 16,
     "channels": 16, "stride2": 1, "pad": 1,
     "shift": SHIFT_BITS, "relu": 1, "clamp_en": 1, "clamp": ACT_BITS - 1,
+    "maxpool": 1,
 })
 
 
-def ref_dw_cycles(channels: int, out_w: int, out_h: int, stride: int) -> int:
+def ref_dw_cycles(channels: int, out_w: int, out_h: int, stride: int, maxpool: bool = False) -> int:
     """Cycles of a command by the unit's schedule: per group, 9 weight-row reads (after the bank is
-    ready); per channel one cycle to select its taps; per strip ``(3 + (out_h - 1) * s) * R`` row reads;
-    four more cycles for the last output to leave the pipeline. (Waiting for a bank is extra.)"""
+    ready) and a release (one cycle per group in max-pool mode, which has no weights); per channel one cycle
+    to select its taps; per strip ``(3 + (out_h - 1) * s) * R`` row reads; four more cycles for the last output
+    to leave the pipeline. (Waiting for a bank is extra.)"""
     reads = 1 if stride == 1 else 2
     strips = -(-out_w // LANES)
     groups = -(-channels // LANES)
-    return groups * (TAPS + 1) + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4
+    return groups * (1 if maxpool else TAPS + 1) + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4
 
 
 class DwUnit(wiring.Component):
@@ -144,8 +151,10 @@ class DwUnit(wiring.Component):
                                  self.busy.eq(1)]
                     m.next = "GROUP"
             with m.State("GROUP"):          # wait for the bank, read its 9 rows
-                m.d.comb += self.wait_w.eq(~self.grp_ready & (t_w == 0))
-                with m.If(self.grp_ready & (t_w < TAPS)):
+                m.d.comb += self.wait_w.eq(~self.grp_ready & (t_w == 0) & ~p.maxpool)
+                with m.If(p.maxpool):       # no weights
+                    m.next = "CHANNEL"
+                with m.Elif(self.grp_ready & (t_w < TAPS)):
                     m.d.comb += [self.w_en.eq(1), self.w_addr.eq(t_w)]
                     m.d.sync += t_w.eq(t_w + 1)
                 with m.If(t_w == TAPS):
@@ -219,7 +228,7 @@ class DwUnit(wiring.Component):
             inside = l_ok & (x >= 0) & (x < p.in_w)
             word = self.rd_data[e if lo else e - READ_WORDS]
             mine = (l_part == 0) if lo else (l_part == 1)
-            m.d.comb += src.eq(Mux(inside, word, 0))
+            m.d.comb += src.eq(Mux(inside, word, Mux(p.maxpool, INT16_MIN, 0)))
             m.d.comb += assembled[e].eq(Mux(l_valid & mine, src, seg_new[e]))
         m.d.sync += seg_new.eq(assembled)
         m.d.comb += l_shift.eq(l_valid & l_last)
@@ -252,7 +261,7 @@ class DwUnit(wiring.Component):
                     t = ky * 3 + kx
                     a = Mux(s2, rows3[ky][2 * j + kx], rows3[ky][j + kx])
                     with m.If(fire_now):
-                        m.d.sync += prods[j][t].eq(a * taps[t])
+                        m.d.sync += prods[j][t].eq(Mux(p.maxpool, a, a * taps[t]))
         m.d.sync += [f1.eq(fire_now), f2.eq(f1), f3.eq(f2)]
         with m.If(fire_now):
             m.d.sync += [g1.addr.eq(p.out_addr + o_c * p.out_ch_stride + o_row * p.out_w + o_x0), g1.n.eq(n_valid)]
@@ -261,14 +270,17 @@ class DwUnit(wiring.Component):
         sums = [Signal(signed(ACC), name=f"sum{j}") for j in range(LANES)]
         with m.If(f1):
             for j in range(LANES):
-                m.d.sync += sums[j].eq(sum(prods[j][1:], prods[j][0]) + bias1)
+                best = prods[j][0]
+                for t in range(1, TAPS):
+                    best = Mux(prods[j][t] > best, prods[j][t], best)
+                m.d.sync += sums[j].eq(Mux(p.maxpool, best, sum(prods[j][1:], prods[j][0]) + bias1))
         rnd = round_const(m, p.shift, name="dw_rnd")
         outs = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
         with m.If(f2):
             for j in range(LANES):
                 q = requantize(m, sums[j], rnd, p.shift, p.relu, ACC, name=f"dwq{j}", clamp_en=p.clamp_en,
                                clamp=p.clamp)
-                m.d.sync += outs[j].eq(q)
+                m.d.sync += outs[j].eq(Mux(p.maxpool, sums[j][:ACT_BITS], q))
         m.d.comb += [
             self.wr_en.eq(f3),
             self.wr_addr.eq(g3.addr[:self.fb_addr_bits]),

@@ -286,7 +286,7 @@ class Engine(wiring.Component):
         is_store = exec_state & (d.op == Op.STORE)
         is_conv = exec_state & (d.op == Op.CONV)
         is_pool = exec_state & (d.op == Op.POOL)
-        is_dw = exec_state & (d.op == Op.DWCONV)
+        is_dw = exec_state & ((d.op == Op.DWCONV) | (d.op == Op.DWPOOL))
         is_wconv = Signal()     # a command whose weights the weight fetcher streams into the banks
         m.d.comb += is_wconv.eq(is_conv | is_dw)
 
@@ -808,7 +808,7 @@ class Engine(wiring.Component):
 
     def _elaborate_dw(self, m, d, fb, *, fgw, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
                       c_bank, cls, rd_en_main, rd_addr_main):
-        """The depthwise unit (``hw.dw_unit``, DWCONV): it takes the weight bank of each group of 12 channels
+        """The depthwise unit (``hw.dw_unit``, DWCONV and DWPOOL): it takes the weight bank of each group of 12 channels
         from the weight fetcher (9 rows, then releases it), the feature buffer's read and write ports while it
         runs. Cycle classes: busy = an output row issued, DRAM = waiting for a weight bank, fetch = the rest
         (input rows loading, channel and group changes, the pipeline draining)."""
@@ -820,7 +820,8 @@ class Engine(wiring.Component):
         cls_busy, cls_dram, cls_fetch = cls
         fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
         m.d.comb += [
-            dw.start.eq(unit_start & (d.op == Op.DWCONV)),
+            dw.start.eq(unit_start & ((d.op == Op.DWCONV) | (d.op == Op.DWPOOL))),
+            dw.p.maxpool.eq(d.op == Op.DWPOOL),
             dw.p.in_addr.eq(d.in_addr), dw.p.in_ch_stride.eq(d.in_ch_stride), dw.p.in_w.eq(d.in_w),
             dw.p.in_y0.eq(d.in_y0), dw.p.in_h_total.eq(d.in_h_total), dw.p.out_addr.eq(d.out_addr),
             dw.p.out_ch_stride.eq(d.out_ch_stride), dw.p.out_w.eq(d.out_w), dw.p.out_h.eq(d.out_h),
@@ -836,7 +837,9 @@ class Engine(wiring.Component):
         with m.If(is_dw):
             m.d.comb += [rd_en_main.eq(dw.rd_en), rd_addr_main.eq(dw.rd_addr),
                          fgw_en.eq(dw.wr_en), fgw_addr.eq(dw.wr_addr), fgw_mask.eq(dw.wr_mask),
-                         inc["macs"].eq(dw.macs), inc["wb_read_words"].eq(Mux(dw.w_en, LANES, 0)),
+                         inc["macs"].eq(Mux(dw.p.maxpool, 0, dw.macs)),
+                         inc["pool_ops"].eq(Mux(dw.p.maxpool, dw.macs, 0)),
+                         inc["wb_read_words"].eq(Mux(dw.w_en, LANES, 0)),
                          cls_busy.eq(dw.beat), cls_dram.eq(dw.wait_w), cls_fetch.eq(~dw.beat & ~dw.wait_w)]
             m.d.comb += [fgw_data[j].eq(dw.wr_data[j]) for j in range(LANES)]
             with m.If(dw.grp_release):

@@ -34,10 +34,11 @@ def band_work(kind: str, cin: int, oc: int, ow: int, k: int, s: int, lanes: int 
                ) -> tuple[float, int]:
     """(compute cycles per output row, weight beats per compute command) of a band: the coarse figures
     :func:`plan_bands` weighs. ``kind``: ``conv`` (the MAC array, ``cin`` input channels per output channel),
-    ``dw`` (the depthwise unit: 12 pixels of a channel per cycle at stride 1, 4 reads per row at stride 2) or
+    ``dw`` (the depthwise unit: 12 pixels of a channel per cycle at stride 1, 4 reads per row at stride 2),
+    ``dwpool`` (the same unit's max-pool mode) or
     ``pool`` (12 outputs per ``k * k`` beats)."""
-    if kind == "dw":
-        return oc * -(-ow // lanes) * (1 if s == 1 else 4), -(-oc // lanes) * (9 + bias_beats)
+    if kind in ("dw", "dwpool"):   # (the depthwise unit's max-pool mode has no weights)
+        return oc * -(-ow // lanes) * (1 if s == 1 else 4), -(-oc // lanes) * (9 + bias_beats) if kind == "dw" else 0
     if kind == "pool":
         return oc * -(-ow // lanes) * k * k, 0
     return oc * ow * cin * k * k / (lanes * lanes), -(-oc // lanes) * (cin * k * k + bias_beats)

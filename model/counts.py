@@ -600,13 +600,14 @@ def _gap_cmd(acc: _Acc, channels: int, hw: int) -> None:
     c.outputs += channels
 
 
-def dw_cycles(channels: int, out_w: int, out_h: int, stride: int, lanes: int = 12) -> int:
+def dw_cycles(channels: int, out_w: int, out_h: int, stride: int, lanes: int = 12, maxpool: bool = False) -> int:
     """The depthwise unit's schedule (``hw.dw_unit.ref_dw_cycles``): per group of 12 channels 9 weight-row
-    reads and a release; per channel a tap select and, per strip of 12 output columns, ``3 + (rows - 1) * s``
-    input rows of ``s`` 16-word reads each; 4 cycles of pipeline at the end."""
+    reads and a release (one cycle in max-pool mode); per channel a tap select and, per strip of 12 output
+    columns, ``3 + (rows - 1) * s`` input rows of ``s`` 16-word reads each; 4 cycles of pipeline at the end."""
     reads = 1 if stride == 1 else 2
     strips = -(-out_w // lanes)
-    return -(-channels // lanes) * 10 + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4
+    return (-(-channels // lanes) * (1 if maxpool else 10)
+            + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4)
 
 
 def _on_dw_unit(layer: Layer, g: _Geom, eng: EngineParams) -> bool:
@@ -615,16 +616,21 @@ def _on_dw_unit(layer: Layer, g: _Geom, eng: EngineParams) -> bool:
             and g.oc == g.groups and g.k == 3 and g.s in (1, 2) and g.pad in (0, 1))
 
 
-def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int) -> None:
+def _pool_on_dw_unit(layer: Layer, g: _Geom, eng: EngineParams) -> bool:
+    """sim.program.pool_on_dw_unit: a 3x3 max-pool, stride 1 or 2, padding 0 or 1 (in a branchy network)."""
+    return eng.dw_unit and layer.type == "maxpool" and g.k == 3 and g.s in (1, 2) and g.pad in (0, 1)
+
+
+def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, maxpool: bool = False) -> None:
     """One DWCONV command over a band: the first group's weights (12 beats: 3 bias + 9 rows) are exposed; the
     fetcher brings each next group into the other bank while the unit works (it releases a bank after
     copying it, 9 cycles in), so only the unit's schedule counts after that."""
     eng, c = acc.eng, acc.c
     acc.command()
     rows = oy_b - oy_a
-    groups = -(-g.oc // eng.lanes)
-    first = (9 + eng.bias_beats) * eng.beat_cycles + eng.dram_latency_cycles
-    unit = dw_cycles(g.oc, g.ow, rows, g.s, eng.lanes)
+    groups = 0 if maxpool else -(-g.oc // eng.lanes)
+    first = 0.0 if maxpool else (9 + eng.bias_beats) * eng.beat_cycles + eng.dram_latency_cycles
+    unit = dw_cycles(g.oc, g.ow, rows, g.s, eng.lanes, maxpool)
     strips = -(-g.ow // eng.lanes)
     beats = g.oc * strips * rows
     reads = 1 if g.s == 1 else 2
@@ -637,7 +643,10 @@ def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int) -> None:
     c.stall_dram += first
     c.busy += beats
     c.stall_compute += unit + eng.dw_start_cycles - beats
-    c.macs += rows * g.ow * g.oc * 9
+    if maxpool:
+        c.pool_ops += rows * g.ow * g.oc * 9
+    else:
+        c.macs += rows * g.ow * g.oc * 9
     c.fb_read_words += 16 * reads * in_rows * strips * g.oc
     c.fb_write_words += g.oc * rows * g.ow
     c.outputs += g.oc * rows * g.ow
@@ -815,7 +824,6 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
     alias = alias or {}
     copies = _concat_copies(lays, alias)
     words = {la.name: _numel(la.out_shape) for la in lays}
-    words[INPUT] = 0
     for la in lays:
         for t, shp in zip(la.inputs, la.in_shapes, strict=True):
             words.setdefault(alias.get(t, t), _numel(shp))
@@ -832,7 +840,9 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
                 acc.load(1, words[t])
         if lp is not None and lp.resident:
             _resident_compute(acc, la, g, eng)
-            acc.c.output_resident = True
+            # (make sim dumps a resident output for verification; a concatenation only if it copied an input,
+            # the others are in DRAM from their own dumps)
+            acc.c.output_resident = la.type != "concat" or bool(lp.copies)
             out.append(acc.c)
             continue
         if la.type == "add":
@@ -874,6 +884,8 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             acc.store(1, g.oc)
         elif _on_dw_unit(la, g, eng):
             acc.c.bands = _dag_banded(acc, g, g.oc, g.oc, "dw", partial(_dw_band, acc, g))
+        elif _pool_on_dw_unit(la, g, eng):
+            acc.c.bands = _dag_banded(acc, g, g.oc, g.oc, "dwpool", partial(_dw_band, acc, g, maxpool=True))
         elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
             nb = 0
             for cin_p, oc_p in _packs(g, eng.lanes):
@@ -905,6 +917,8 @@ def _resident_compute(acc: _Acc, la: Layer, g: _Geom, eng: EngineParams) -> None
         _compute(acc, la, g, 0, 1, 1)
     elif _on_dw_unit(la, g, eng):
         _dw_band(acc, g, 0, g.oh)
+    elif _pool_on_dw_unit(la, g, eng):
+        _dw_band(acc, g, 0, g.oh, maxpool=True)
     elif la.type in ("conv", "avgpool2d", "shortcut_a") and g.groups > 1:
         for cin_p, oc_p in _packs(g, eng.lanes):
             gp = replace(g, cin=cin_p, oc=oc_p, groups=1)

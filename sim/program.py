@@ -19,7 +19,8 @@ Networks with branches, grouped convolutions or concatenations run every layer f
 (``_compile_dag``):
 
 * A 3x3 depthwise convolution (stride 1 or 2, padding 0 or 1) runs on the depthwise unit (``hw.dw_unit``,
-  one DWCONV per band of output rows: one channel at a time, 12 output pixels per cycle; :func:`on_dw_unit`).
+  one DWCONV per band of output rows: one channel at a time, 12 output pixels per cycle; :func:`on_dw_unit`),
+  and so does a 3x3 max-pool of that geometry, in the unit's max-pool mode (DWPOOL, :func:`pool_on_dw_unit`).
 * Any other grouped convolution runs as *packs*: each pack is a dense convolution
   over a few consecutive groups whose weights are block-diagonal (zero between groups), reading its input
   channels from a slice of the input map and writing its output channels into a slice of the output map
@@ -109,6 +110,13 @@ def on_dw_unit(layer, config: EngineConfig) -> bool:
     return (config.dw_unit and isinstance(layer, ConvLayer) and layer.groups > 1 and not layer.flatten
             and layer.wcodec is None and layer.weight.shape[0] == layer.groups and layer.weight.shape[1] == 1
             and layer.weight.shape[2:] == (3, 3) and layer.stride in (1, 2) and layer.pad in (0, 1))
+
+
+def pool_on_dw_unit(layer, config: EngineConfig) -> bool:
+    """Whether a max-pool runs on the depthwise unit's max-pool mode (DWPOOL): 3x3, stride 1 or 2, padding 0
+    or 1 (ceil mode too), on an engine that has the unit."""
+    return (config.dw_unit and isinstance(layer, PoolLayer) and layer.k == 3 and layer.stride in (1, 2)
+            and layer.pad in (0, 1))
 
 
 def conv_packs(layer: ConvLayer) -> list[tuple[int, int, ConvLayer]]:
@@ -807,7 +815,9 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
                 emit(Command(Op.LOAD, dram_addr=addr[t], fb_addr=a, rows=1, row_len=int(np.prod(shapes[t]))), name)
         if lp is not None and lp.resident:
             _resident_cmds(layer, ins, shapes, lp.fb, weights_at, config, emit)
-            if verify:   # every output readable afterwards: a dump the counters do not see
+            # every output readable afterwards: a dump the counters do not see (a concatenation's inputs are in
+            # its DRAM region already, from their own dumps, unless one was copied)
+            if verify and (not isinstance(layer, ConcatLayer) or lp.copies):
                 emit(Command(Op.STORE, nocount=1, dram_addr=out, fb_addr=lp.fb[name], rows=1,
                              row_len=oc * oh * ow), name)
             banded[name] = 1
@@ -867,7 +877,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
             elif isinstance(layer, ConvLayer):
                 parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
             else:
-                parts = [(0, 0, layer, {})]
+                parts = [(0, 0, layer, {"op": Op.DWPOOL} if pool_on_dw_unit(layer, config) else {})]
             for c0, o0, part, wfields in parts:
                 nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit,
                                  config.overlap_dma)
@@ -937,7 +947,7 @@ def _resident_cmds(layer, ins: tuple[str, ...], shapes: dict, fb: dict, weights_
     elif isinstance(layer, ConvLayer):
         parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
     else:
-        parts = [(0, 0, layer, {})]
+        parts = [(0, 0, layer, {"op": Op.DWPOOL} if pool_on_dw_unit(layer, config) else {})]
     for c0, o0, part, wfields in parts:
         is_conv = isinstance(part, ConvLayer)
         if wfields.get("op") == Op.DWCONV:
@@ -1006,7 +1016,7 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
                 **(_clamp_fields(layer.clamp) if is_conv else {}))
     base.update(wfields)
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
-    kind = {Op.DWCONV: "dw", Op.POOL: "pool"}.get(base["op"], "conv")
+    kind = {Op.DWCONV: "dw", Op.DWPOOL: "dwpool", Op.POOL: "pool"}.get(base["op"], "conv")
     row_cycles, weight_beats = band_work(kind, cin, oc, ow, k, s)
     plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
     if plan is None:

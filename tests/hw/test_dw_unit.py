@@ -14,11 +14,13 @@ from hw.dw_unit import LANES, TAPS, DwUnit, ref_dw_cycles
 FB_WORDS = 1 << 14
 
 
-def run_dw(x, w, bias, shift, stride, pad, relu, clamp, band=None, bank_delay=0, seed=0):
+def run_dw(x, w, bias, shift, stride, pad, relu, clamp, band=None, bank_delay=0, seed=0, maxpool=False,
+           ceil_mode=False):
     """Run a whole depthwise layer (or the output rows ``band`` = (first, count) of it) on the unit; returns
-    (output map [C, rows, OW] as the unit wrote it, cycles from start to done)."""
+    (output map [C, rows, OW] as the unit wrote it, cycles from start to done). ``maxpool``: the unit's
+    3x3 max-pool mode (``w``, ``bias`` unused)."""
     c, h, wd = x.shape
-    oh, ow = L.conv_out_size(h, 3, stride, pad), L.conv_out_size(wd, 3, stride, pad)
+    oh, ow = L.conv_out_size(h, 3, stride, pad, ceil_mode), L.conv_out_size(wd, 3, stride, pad, ceil_mode)
     oy0, rows = band if band is not None else (0, oh)
     # the band's input rows in the buffer (as the compiler loads them)
     y_a = max(0, oy0 * stride - pad)
@@ -30,7 +32,7 @@ def run_dw(x, w, bias, shift, stride, pad, relu, clamp, band=None, bank_delay=0,
     groups = -(-c // LANES)
     bank = np.zeros((groups, TAPS, LANES), np.int64)
     bias_g = np.zeros((groups, LANES), np.int64)
-    for ch in range(c):
+    for ch in range(c) if not maxpool else ():
         bank[ch // LANES, :, ch % LANES] = w[ch, 0].reshape(-1)
         bias_g[ch // LANES, ch % LANES] = bias[ch]
     dut = DwUnit(fb_addr_bits=14)
@@ -42,7 +44,7 @@ def run_dw(x, w, bias, shift, stride, pad, relu, clamp, band=None, bank_delay=0,
         for name, v in dict(in_addr=0, in_ch_stride=(y_b - y_a) * wd, in_w=wd, in_y0=y_a, in_h_total=h,
                             out_addr=out_addr, out_ch_stride=rows * ow, out_w=ow, out_h=rows, out_y0=oy0,
                             channels=c, stride2=int(stride == 2), pad=pad, shift=shift, relu=int(relu),
-                            clamp_en=int(clamp is not None), clamp=clamp or 0).items():
+                            clamp_en=int(clamp is not None), clamp=clamp or 0, maxpool=int(maxpool)).items():
             ctx.set(getattr(p, name), v)
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -134,6 +136,18 @@ def test_bands_and_waiting_for_weights():
     top, _ = run_dw(x, w, bias, 18, 1, 1, True, None, band=(0, 5), bank_delay=7, seed=1)
     bottom, _ = run_dw(x, w, bias, 18, 1, 1, True, None, band=(5, 7), bank_delay=3, seed=2)
     np.testing.assert_array_equal(np.concatenate([top, bottom], axis=1), exp)
+
+
+@pytest.mark.parametrize("s, pad, ceil", [(1, 1, False), (2, 0, False), (2, 0, True), (2, 1, True)])
+def test_max_pool_mode_equals_golden(s, pad, ceil):
+    """The unit's 3x3 max-pool mode: padding and the ceil-mode windows past the map read -32768."""
+    rng = np.random.default_rng(10 * s + pad + ceil)
+    x = rng.integers(-32768, 32768, size=(14, 11, 27)).astype(np.int16)
+    x[0] = -32768
+    got, cycles = run_dw(x, None, None, 0, s, pad, False, None, maxpool=True, ceil_mode=ceil)
+    exp = L.maxpool2d_int(x[None], 3, s, pad, ceil)[0]
+    np.testing.assert_array_equal(got, exp)
+    assert cycles == ref_dw_cycles(14, exp.shape[2], exp.shape[1], s, maxpool=True)
 
 
 def test_parameters_checked():

@@ -1,0 +1,120 @@
+"""The controller (model.runtime.controller): candidates from the accuracy study, predictions, hysteresis, oracle."""
+
+import json
+
+import pytest
+
+from golden.errors import UserError
+from golden.network import network
+from model.runtime import controller as C
+from model.runtime.trace import Trace, link_power_w, load_trace
+
+
+def _study(tmp_path, rows):
+    doc = {"net": "digits", "images": 100, "int16_top1": 0.95, "reference_top1": 0.95, "budget": 0.01,
+           "splits": rows}
+    (tmp_path / "digits.json").write_text(json.dumps(doc))
+    return tmp_path
+
+
+def _row(name, pts):
+    return {"name": name, "lossless_ratio": 2.0, "qf_at_budget": None,
+            "evaluated": [{"qf": q, "top1": t, "bytes": b, "ratio": 1.0} for q, t, b in pts]}
+
+
+def test_candidates_follow_the_study_and_the_budget(tmp_path):
+    d = _study(tmp_path, [_row("conv2", [(100, 0.95, 300), (50, 0.945, 150), (20, 0.93, 90), (10, 0.80, 60)]),
+                          _row("conv3", [(100, 0.90, 300)])])   # loses 5% even at QF 100: no JPEG
+    net = network("digits")
+    cands, note = C.candidates(net, 0.01, d)
+    jpeg = {c.split: c for c in cands if c.codec == "jpeg"}
+    assert set(jpeg) == {"conv2"} and jpeg["conv2"].qf == 50 and jpeg["conv2"].loss == pytest.approx(0.005)
+    assert {c.split for c in cands if c.codec == "lossless"} == set(net.split_names)
+    assert "accuracy study" in note
+    assert {c.qf for c in C.candidates(net, 0.03, d)[0] if c.codec == "jpeg"} == {20}
+    none, note = C.candidates(net, 0.01, tmp_path / "nothing")
+    assert all(c.codec == "lossless" for c in none) and "lossless only" in note
+    assert C.static_candidate(net, "conv2", "jpeg", None, 0.01, d).qf == 50
+    with pytest.raises(UserError, match="give --qf"):
+        C.static_candidate(net, "conv4", "jpeg", None, 0.01, d)
+    with pytest.raises(UserError, match="applies only"):
+        C.static_candidate(net, "conv4", "lossless", 30, 0.01, d)
+    with pytest.raises(UserError, match="budget"):
+        C.candidates(net, 1.5)
+
+
+def test_estimator_is_the_harmonic_mean_of_recent_transfers():
+    e = C.Estimator(history=2, initial_mbps=3.0)
+    assert e.rate(10) == 3.0
+    e.add(1.0, 1000, 8e-3)    # 1 Mbit/s
+    e.add(2.0, 1000, 2e-3)    # 4 Mbit/s
+    e.add(3.0, 1000, 4e-3)    # 2 Mbit/s
+    assert e.rate(2.5) == pytest.approx(2 / (1 / 1 + 1 / 4))
+    assert e.rate(3.0) == pytest.approx(2 / (1 / 4 + 1 / 2))
+    assert e.rate(0.5) == 3.0   # nothing had ended yet
+
+
+def _two(host_s=0.0):
+    """A transmit-heavy early split A and a compute-heavy late split B (crossover near 2.67 Mbit/s)."""
+    table = C.CostTable(network("digits"))
+    a, b = C.Candidate("conv1", "lossless", 0, 1), C.Candidate("fc6", "lossless", 0, 6)
+    table.costs[a.key] = C.Cost(1e-3, 0.0, 1e-5, 0.0, 2048, 1000.0)
+    table.costs[b.key] = C.Cost(3e-3, 0.0, 3e-5, 0.0, 20, 10.0)
+    p = C.Predictor(table)
+    if host_s:
+        p.observe_host(a, host_s)
+    return p, a, b
+
+
+def test_predictions_and_the_host_stage():
+    p, a, b = _two()
+    fast, slow = p.predict(a, 22.0), p.predict(a, 1.0)
+    assert fast.period == pytest.approx(1e-3) and fast.bottleneck == "inference"
+    assert slow.period == pytest.approx(8e-3) and slow.bottleneck == "transmit"
+    assert slow.energy == pytest.approx(1e-5 + link_power_w(1.0) * 8e-3)
+    assert p.best([a, b], 22.0).candidate == a and p.best([a, b], 1.0).candidate == b
+    p2, a2, b2 = _two(host_s=5e-3)          # a slow host makes the early split host-bound
+    assert p2.predict(a2, 22.0).bottleneck == "host" and p2.best([a2, b2], 22.0).candidate == b2
+
+
+def _flaps(hysteresis, dwell):
+    p, a, b = _two()
+    cfg = C.PolicyConfig(hysteresis=hysteresis, dwell=dwell, history=1)
+    pol = C.make_policy("dynamic", p, [a, b], load_trace("2mbps"), cfg)
+    e = C.Estimator(history=1)
+    for k in range(200):
+        e.add(k, 1000, 8000 / ((2.5 if k % 2 else 2.9) * 1e6))   # noise around the crossover
+        pol.decide(k, k + 0.5, e)
+    return pol.switches
+
+
+def test_hysteresis_stops_flapping():
+    assert _flaps(0.0, 0) > 50
+    assert _flaps(0.10, 5) <= 1
+
+
+def test_dynamic_follows_a_step():
+    p, a, b = _two()
+    pol = C.make_policy("dynamic", p, [a, b], load_trace("step"), C.PolicyConfig(history=3, dwell=2))
+    e = C.Estimator(history=3)
+    chosen = []
+    for k in range(60):
+        mbps = 22.0 if k < 30 else 1.0
+        e.add(k, 1000, 8000 / (mbps * 1e6))
+        chosen.append(pol.decide(k, k + 0.5, e)[0])
+    assert chosen[25] == a and chosen[-1] == b and pol.switches == 1
+
+
+def test_oracle_and_the_baselines():
+    p, a, b = _two()
+    tr = Trace("t", (0.0, 1.0), (22.0, 1.0), (link_power_w(22), link_power_w(1)), 2.0)
+    oracle = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig())
+    e = C.Estimator()
+    assert oracle.decide(0, 0.1, e)[0] == a and oracle.decide(1, 1.5, e)[0] == b
+    assert C.make_policy("edge-only", p, [a, b], tr, C.PolicyConfig()).fixed == b
+    best = C.make_policy("best-static", p, [a, b], tr, C.PolicyConfig())
+    assert best.fixed == p.best([a, b], tr.mean_mbps()).candidate and best.name == "best-static"
+    with pytest.raises(UserError, match="input split"):
+        C.make_policy("host-only", p, [a, b], tr, C.PolicyConfig())
+    with pytest.raises(UserError, match="unknown policy"):
+        C.make_policy("greedy", p, [a, b], tr, C.PolicyConfig())
