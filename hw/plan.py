@@ -50,36 +50,87 @@ class BandPlan:
     double: bool         # double-buffered (background transfers) or sequential
 
 
+@dataclass(frozen=True)
+class BandShape:
+    """A layer as its bands see it: ``oh`` output rows of ``oc`` channels x ``ow`` from ``gh`` input rows of
+    ``cin`` channels x ``gw`` (a ``k``-row kernel, stride ``s``, padding ``pad``), on the unit ``kind`` of
+    :func:`band_work`."""
+
+    kind: str
+    oh: int
+    gh: int
+    s: int
+    k: int
+    pad: int
+    cin: int
+    gw: int
+    oc: int
+    ow: int
+    lanes: int = 12
+    bias_beats: int = 3
+
+    def work(self) -> tuple[float, int]:
+        return band_work(self.kind, self.cin, self.oc, self.ow, self.k, self.s, self.lanes, self.bias_beats)
+
+
+def _estimate(oh: int, gh: int, s: int, k: int, pad: int, cin: int, gw: int, oc: int, ow: int, row_cycles: float,
+              weight_beats: int, rows: int, double: bool) -> float:
+    """The coarse cycles of a layer in bands of ``rows`` output rows: per band a compute command's fixed costs
+    and its compute, then its transfers (sequential) or the larger of the two (double-buffered)."""
+    t = 0.0
+    for oy_a in range(0, oh, rows):
+        oy_b = min(oh, oy_a + rows)
+        rows_in = min(gh, (oy_b - 1) * s - pad + k) - max(0, oy_a * s - pad)
+        words_in, words_out = cin * rows_in * gw, oc * (oy_b - oy_a) * ow
+        dma = (words_in + words_out) / WORDS_PER_CYCLE + LATENCY
+        compute = row_cycles * (oy_b - oy_a)
+        fixed = 3 * COMMAND_CYCLES + weight_beats * BEAT_CYCLES + LATENCY
+        t += fixed + (max(compute, dma) if double else compute + dma)
+        if double and oy_a == 0:                # the first LOAD in the foreground
+            t += words_in / WORDS_PER_CYCLE + LATENCY
+        if double and oy_b == oh:               # and the last STORE
+            t += words_out / WORDS_PER_CYCLE
+    return t
+
+
 def plan_bands(oh: int, gh: int, s: int, k: int, pad: int, cin: int, gw: int, oc: int, ow: int, fb_words: int,
                row_cycles: float, weight_beats: int, overlap: bool = True) -> BandPlan | None:
     """The band plan of a layer: sequential bands as large as the buffer allows, or double-buffered ones in half
-    of it when ``overlap`` and the estimate favours them. ``row_cycles``: compute cycles per output row (a
-    coarse figure: MACs over the array's rate, or the pool or depthwise unit's); ``weight_beats``: DRAM beats of
+    of it when ``overlap`` and the estimate favours them (even when the whole layer fits: two bands, the first's
+    STORE under the second's compute, can beat one). ``row_cycles``: compute cycles per output row (a coarse
+    figure: MACs over the array's rate, or the pool or depthwise unit's); ``weight_beats``: DRAM beats of
     weights each compute command fetches. None when one output row does not fit."""
     rb = band_rows(oh, gh, s, k, cin, gw, oc, ow, fb_words)
     if rb is None:
         return None
-    if not overlap or rb >= oh:
+    if not overlap:
         return BandPlan(rb, False)
     half = band_rows(oh, gh, s, k, cin, gw, oc, ow, fb_words // 2)
-    if half is None or -(-oh // half) < 2:
+    if half is None or oh < 2:
         return BandPlan(rb, False)
-
-    def estimate(rows: int, double: bool) -> float:
-        t = 0.0
-        for oy_a in range(0, oh, rows):
-            oy_b = min(oh, oy_a + rows)
-            rows_in = min(gh, (oy_b - 1) * s - pad + k) - max(0, oy_a * s - pad)
-            dma = (cin * rows_in * gw + oc * (oy_b - oy_a) * ow) / WORDS_PER_CYCLE + LATENCY
-            compute = row_cycles * (oy_b - oy_a)
-            fixed = 3 * COMMAND_CYCLES + weight_beats * BEAT_CYCLES + LATENCY
-            t += fixed + (max(compute, dma) if double else compute + dma)
-        return t
-
-    return BandPlan(half, True) if estimate(half, True) < estimate(rb, False) else BandPlan(rb, False)
+    args = (oh, gh, s, k, pad, cin, gw, oc, ow, row_cycles, weight_beats)
+    # double-buffered: the bands that fit half the buffer, from the largest down to a sixteenth of the map (smaller
+    # bands expose less of the first LOAD and the last STORE, and pay more fixed costs)
+    candidates = sorted({min(half, -(-oh // n)) for n in range(2, 17)}, reverse=True)
+    best = min(candidates, key=lambda rows: _estimate(*args, rows, True))
+    return BandPlan(best, True) if _estimate(*args, best, True) < _estimate(*args, rb, False) else BandPlan(rb, False)
 
 
-__all__ = ["BandPlan", "band_rows", "band_work", "plan_bands"]
+def banded_estimate(shape: BandShape, fb_words: int, overlap: bool = True) -> float | None:
+    """The coarse cycles of ``shape`` from DRAM to DRAM in the bands of :func:`plan_bands` (None: it cannot)."""
+    rc, wb = shape.work()
+    args = (shape.oh, shape.gh, shape.s, shape.k, shape.pad, shape.cin, shape.gw, shape.oc, shape.ow)
+    plan = plan_bands(*args, fb_words, rc, wb, overlap)
+    return None if plan is None else _estimate(*args, rc, wb, plan.rows, plan.double)
+
+
+def resident_estimate(shape: BandShape) -> float:
+    """The coarse cycles of ``shape`` as one whole-map command on maps in the buffer."""
+    rc, wb = shape.work()
+    return 3 * COMMAND_CYCLES + wb * BEAT_CYCLES + LATENCY + rc * shape.oh
+
+
+__all__ = ["BandPlan", "BandShape", "band_rows", "band_work", "banded_estimate", "plan_bands", "resident_estimate"]
 
 
 # ---- which maps stay in the buffer: the plan of a branchy network ------------------------------------------
@@ -100,6 +151,7 @@ class PlanLayer:
     offsets: tuple[int, ...] = ()
     slot: str | None = None
     offset: int = 0
+    band: BandShape | None = None      # a layer that can also run from DRAM in bands (one conv, pool or depthwise)
 
 
 @dataclass
@@ -159,7 +211,12 @@ def plan_dag(layers: list[PlanLayer], fb_words: int) -> list[LayerPlan]:
     other layer runs from DRAM in bands that use the whole buffer: every map still needed is STOREd first. A
     concatenation's region is taken when the first input stored into it is made, so those inputs land in
     place and the concatenation itself moves nothing; an input made from DRAM is LOADed into place. The
-    network's last output stays where it was made."""
+    network's last output stays where it was made.
+
+    A layer whose maps would fit but whose readers all run from DRAM (a concatenation too large for the
+    buffer, say) is made in bands from DRAM instead, its STOREs under its compute, when the estimate of that
+    (``band``: :func:`banded_estimate`, plus its inputs STOREd) beats the whole-map command followed by a STORE
+    of its output in the foreground."""
     words = {"input": 0}
     for la in layers:
         for t, w in zip(la.inputs, la.in_words, strict=True):
@@ -195,6 +252,40 @@ def plan_dag(layers: list[PlanLayer], fb_words: int) -> list[LayerPlan]:
         later += [made_at[t] for t in parts[r] if made_at.get(t, -1) > i]
         return min(later, default=end + 1)
 
+    def units_of(la: PlanLayer) -> tuple[list[str], list[str], set[str]]:
+        """A layer's distinct inputs, those placed in the buffer for it, and the allocation units it needs."""
+        ins = list(dict.fromkeys(la.inputs))
+        placed = [t for t, off in zip(la.inputs, la.offsets, strict=True) if slot.get(t) == (la.name, off)] \
+            if la.offsets else ins
+        return ins, placed, {root(t)[0] for t in placed} | {root(la.name)[0]}
+
+    def streams(la: PlanLayer) -> bool:
+        """Whether ``la``, whose readers all run from DRAM, is better made in bands there."""
+        if la.band is None or la.name in slot:
+            return False
+        banded = banded_estimate(la.band, fb_words)
+        if banded is None:
+            return False
+        # inputs made in the buffer are STOREd for the bands; inputs in DRAM are LOADed for the whole-map command
+        stored = sum(w for t, w in zip(la.inputs, la.in_words, strict=True) if t != "input" and t not in from_dram)
+        loaded = sum(la.in_words) - stored
+        return (banded + stored / WORDS_PER_CYCLE
+                < resident_estimate(la.band) + (la.out_words + loaded) / WORDS_PER_CYCLE)
+
+    # layers that run from DRAM in bands: those whose maps cannot be in the buffer, then those the estimate
+    # sends there, until no more move (each pass can only add layers: at most one pass per layer)
+    from_dram = {la.name for la in layers
+                 if not (la.resident_ok and sum(words[u] for u in units_of(la)[2]) <= fb_words)}
+    for _ in range(len(layers)):
+        before = len(from_dram)
+        for i in reversed(range(end - 1)):
+            la = layers[i]
+            if la.name not in from_dram and all(layers[u].name in from_dram for u in uses.get(la.name, [end])
+                                                if u < end) and uses.get(la.name) and streams(la):
+                from_dram.add(la.name)
+        if len(from_dram) == before:
+            break
+
     alloc = _Alloc(fb_words)
     at: dict[str, int] = {}              # allocation unit -> buffer address
     made: set[str] = set()               # tensors whose values are in the buffer
@@ -215,12 +306,9 @@ def plan_dag(layers: list[PlanLayer], fb_words: int) -> list[LayerPlan]:
                 made.discard(t)
             alloc.give(at.pop(r), words[r])
 
-        ins = list(dict.fromkeys(la.inputs))
-        placed = [t for t, off in zip(la.inputs, la.offsets, strict=True) if slot.get(t) == (la.name, off)] \
-            if la.offsets else ins
+        ins, placed, units = units_of(la)
         copies = [t for t in ins if t not in placed]
-        units = {root(t)[0] for t in placed} | {root(la.name)[0]}
-        resident = la.resident_ok and sum(words[u] for u in units) <= fb_words
+        resident = la.name not in from_dram
         if resident:
             # a map made here goes to the end of the buffer away from the layer's first input, so that a chain
             # of layers alternates between the two ends and leaves the middle free

@@ -91,16 +91,21 @@ def register(subparsers) -> None:
     e.add_argument("--window", default="4", metavar="W", help="frames unanswered at most, 1..4096 (default 4)")
     e.add_argument("--objective", default="throughput", help="dynamic: throughput (default) or energy")
     e.add_argument("--hysteresis", default="0.1", help="dynamic: switch when 10%% better (default 0.1)")
-    e.add_argument("--dwell", default="5", metavar="N", help="dynamic: frames between switches (default 5)")
+    e.add_argument("--dwell", default="20", metavar="N", help="dynamic: frames between switches (default 20)")
     e.add_argument("--history", default="5", metavar="N", help="dynamic: transfers in the rate estimate (5)")
     e.add_argument("--initial-mbps", default="1", help="dynamic: rate assumed before the first transfer (1)")
     e.add_argument("--baselines", action="store_true",
                    help="also run edge-only, host-only, best-static and oracle on the same trace")
     e.add_argument("--count-header", action="store_true", help="pace the FRAME envelope too, not only the payload")
     e.add_argument("--accuracy-dir", metavar="DIR", help="accuracy studies (default build/accuracy)")
-    e.add_argument("--check-images", default="300", metavar="N",
+    e.add_argument("--check-images", default="1000", metavar="N",
                    help="training images on which the study's QFs are checked for the encode unit's codec "
-                        "(0: take the study's QFs as they are; default 300)")
+                        "(0: take the study's QFs as they are; default 1000)")
+    e.add_argument("--host-speedup", default="1", metavar="F",
+                   help="simulated clock: the host serves F times faster than measured here (a server faster "
+                        "than this machine; default 1)")
+    e.add_argument("--trials", default="3", metavar="N",
+                   help="best-static baseline: measure the N candidates ranked first at the mean rate (default 3)")
     e.add_argument("--tech", metavar="FILE", help="technology file of the cost model")
     e.add_argument("--counts", default="auto", help="cost model counts: auto or analytical")
     e.add_argument("--reconnect-timeout", default="30", metavar="S", help="give up reconnecting after S s")
@@ -206,6 +211,8 @@ def edge_config(args):
                      baselines=args.baselines, count_header=args.count_header, accuracy_dir=args.accuracy_dir,
                      tech=args.tech, counts=args.counts,
                      check_images=_number(args.check_images, "--check-images", 0, 100000, True),
+                     host_speedup=_number(args.host_speedup, "--host-speedup", 1e-3, 1e6),
+                     trials=_number(args.trials, "--trials", 0, 100, True),
                      reconnect_timeout=_number(args.reconnect_timeout, "--reconnect-timeout", 0.01, 86400),
                      reply_timeout=_number(args.reply_timeout, "--reply-timeout", 0.01, 86400),
                      timeout=_number(args.timeout, "--timeout", 0.01, 10 * 86400), label=args.label)

@@ -86,7 +86,7 @@ from pathlib import Path
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
-from hw.plan import PlanLayer, band_work, concat_slots, plan_bands, plan_dag
+from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "build" / "sim"
@@ -786,7 +786,26 @@ def _concat_copies(lays: list[Layer], alias: dict[str, str]) -> dict[str, list[i
     return copies
 
 
-def _plan_layers(lays: list[Layer], alias: dict[str, str]) -> list:
+def _band_shape(la: Layer, eng: EngineParams) -> BandShape | None:
+    """A layer as its bands see it, when it can run from DRAM in bands as one command per band (a conv, a pool or
+    a depthwise conv; not a grouped conv's packs, an add, a pool to 1 x 1 or a fully-connected layer)."""
+    if la.type not in ("conv", "maxpool", "shortcut_a", "avgpool2d"):
+        return None
+    g = _geom(la)
+    if _on_dw_unit(la, g, eng):
+        kind, cin, oc = "dw", g.oc, g.oc
+    elif _pool_on_dw_unit(la, g, eng):
+        kind, cin, oc = "dwpool", g.oc, g.oc
+    elif la.type == "maxpool":
+        kind, cin, oc = "pool", la.in_shape[0], g.oc
+    elif g.groups == 1:
+        kind, cin, oc = "conv", la.in_shape[0], g.oc
+    else:
+        return None
+    return BandShape(kind, g.oh, g.ih, g.s, g.k, g.pad, cin, g.iw, oc, g.ow, eng.lanes, eng.bias_beats)
+
+
+def _plan_layers(lays: list[Layer], alias: dict[str, str], eng: EngineParams) -> list:
     """The layers as ``hw.plan.plan_dag`` sees them (as ``sim.program.plan_layer`` builds them)."""
     words = {INPUT: 0}
     ins_of = {}
@@ -809,7 +828,8 @@ def _plan_layers(lays: list[Layer], alias: dict[str, str]) -> list:
                 acc += words[t]
             offsets = tuple(offs)
         extra = {"slot": slots[la.name][0], "offset": slots[la.name][1]} if la.name in slots else {}
-        out.append(PlanLayer(la.name, ins, tuple(words[t] for t in ins), words[la.name], offsets=offsets, **extra))
+        out.append(PlanLayer(la.name, ins, tuple(words[t] for t in ins), words[la.name], offsets=offsets,
+                             band=_band_shape(la, eng), **extra))
     return out
 
 
@@ -827,7 +847,7 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
     for la in lays:
         for t, shp in zip(la.inputs, la.in_shapes, strict=True):
             words.setdefault(alias.get(t, t), _numel(shp))
-    plans = plan_dag(_plan_layers(lays, alias), fbw) if eng.resident else [None] * len(lays)
+    plans = plan_dag(_plan_layers(lays, alias, eng), fbw) if eng.resident else [None] * len(lays)
     for la, lp in zip(lays, plans, strict=True):
         acc = _Acc(la, eng, wmap.get(la.name))
         g = _geom(la)
@@ -968,8 +988,9 @@ def _dag_banded(acc: _Acc, g: _Geom, cin: int, oc: int, kind: str, compute) -> i
     stored = 0
     for i, (a, b) in enumerate(bands):
         last = i == len(bands) - 1
+        t0 = c.cycles       # (the STORE handed over last moves while this band's LOAD is handed over, too)
         loaded = 0 if last else acc.bg_load(in_words(*bands[i + 1]))
-        t0, w0 = c.cycles, c.dram_read_words
+        w0 = c.dram_read_words
         compute(a, b)
         busy = c.cycles - t0
         moved = (loaded + stored + c.dram_read_words - w0) / eng.words_per_cycle + eng.dram_latency_cycles

@@ -47,7 +47,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
-from hw.plan import PlanLayer, band_work, concat_slots, plan_bands, plan_dag
+from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 from sim import encoding
 
 LANES = 12
@@ -914,8 +914,27 @@ def plan_layer(layer, ins: tuple[str, ...], shapes: dict, config: EngineConfig, 
             acc += words[t]
         offsets = tuple(offs)
     return PlanLayer(layer.name, ins, tuple(words[t] for t in ins), words[layer.name], offsets=offsets,
+                     band=band_shape(layer, shapes[ins[0]], shapes[layer.name], config),
                      **({"slot": slots[layer.name][0], "offset": slots[layer.name][1]}
                         if slots and layer.name in slots else {}))
+
+
+def band_shape(layer, in_shape: tuple, out_shape: tuple, config: EngineConfig) -> BandShape | None:
+    """``layer`` as its bands see it (``_dag_bands``) when it runs from DRAM as one command per band: a conv, a
+    pool or a depthwise conv (not a grouped conv's packs, a flattened conv, an add or a global pool)."""
+    if not isinstance(layer, (ConvLayer, PoolLayer)) or (isinstance(layer, ConvLayer) and layer.flatten):
+        return None
+    oc, oh, ow = out_shape
+    k, s, pad, cin, gh, gw = _geometry(layer, in_shape)
+    if on_dw_unit(layer, config):
+        kind, cin = "dw", oc
+    elif isinstance(layer, ConvLayer):
+        if layer.groups != 1:
+            return None
+        kind, cin, oc = "conv", layer.weight.shape[1], layer.weight.shape[0]
+    else:
+        kind = "dwpool" if pool_on_dw_unit(layer, config) else "pool"
+    return BandShape(kind, oh, gh, s, k, pad, cin, gw, oc, ow)
 
 
 def _resident_cmds(layer, ins: tuple[str, ...], shapes: dict, fb: dict, weights_at: dict, config: EngineConfig,

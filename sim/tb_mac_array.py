@@ -37,20 +37,22 @@ ROWS = COLS = 12
 
 
 class Tile:
-    """One output tile: ``a`` [COLS pixels, K], ``w`` [K, ROWS channels], bias [ROWS], shift, relu.
+    """One output tile: ``a`` [COLS pixels, K], ``w`` [K, ROWS channels], bias [ROWS], shift, relu,
+    clamp (ReLU6's upper bound after the ReLU, or None).
 
     ``expected()`` is [ROWS channels, COLS pixels], the order the array drains its rows in."""
 
-    def __init__(self, a, w, bias, shift, relu, label=""):
+    def __init__(self, a, w, bias, shift, relu, label="", clamp: int | None = None):
         self.a, self.w = np.asarray(a, np.int64), np.asarray(w, np.int64)
         self.bias, self.shift, self.relu, self.label = np.asarray(bias, np.int64), int(shift), bool(relu), label
+        self.clamp = None if clamp is None else int(clamp)
 
     @property
     def k(self) -> int:
         return self.a.shape[1]
 
     def expected(self) -> np.ndarray:
-        return linear_int(self.a, self.w, self.bias, self.shift, self.relu).T
+        return linear_int(self.a, self.w, self.bias, self.shift, self.relu, self.clamp).T
 
 
 class MacArrayBench:
@@ -86,6 +88,8 @@ class MacArrayBench:
         self.dut.bias.value = word
         self.dut.shift.value = tile.shift
         self.dut.relu.value = int(tile.relu)
+        self.dut.clamp_en.value = int(tile.clamp is not None)
+        self.dut.clamp.value = 0 if tile.clamp is None else tile.clamp
 
     def _accepted(self, index: int) -> None:
         # bias/shift/relu are sampled with the `last` beat: present the next tile's as soon as the
@@ -128,7 +132,8 @@ class MacArrayBench:
             if not np.array_equal(got, exp):
                 bad = np.argwhere(got != exp)[0]
                 self.errors.append(
-                    f"tile {t} ({tile.label}, K={tile.k}, shift={tile.shift}, relu={tile.relu}): "
+                    f"tile {t} ({tile.label}, K={tile.k}, shift={tile.shift}, relu={tile.relu}, "
+                    f"clamp={tile.clamp}): "
                     f"{int((got != exp).sum())} mismatches, first at {tuple(bad)}: "
                     f"rtl {got[tuple(bad)]} golden {exp[tuple(bad)]}")
 
@@ -137,6 +142,8 @@ async def start(dut) -> None:
     Clock(dut.clk, 10, unit="ns").start()
     dut.inp__valid.value = 0
     dut.out__ready.value = 0
+    dut.clamp_en.value = 0
+    dut.clamp.value = 0
     await reset(dut)
 
 
@@ -184,7 +191,12 @@ def random_tile(rng: np.random.Generator, k: int, label: str) -> Tile:
     else:
         bias = rng.integers(BIAS_MIN, BIAS_MAX + 1, size=ROWS)
         bias[:2] = [BIAS_MIN, BIAS_MAX]
-    return Tile(a, w, np.clip(bias, BIAS_MIN, BIAS_MAX), shift, bool(rng.integers(2)), label)
+    relu = bool(rng.integers(2))
+    # ReLU6 (clamp after the ReLU) on a quarter of the ReLU tiles, bounds 0 and INT16_MAX included
+    clamp = None
+    if relu and rng.random() < 0.25:
+        clamp = int(rng.choice([0, 1, INT16_MAX, int(rng.integers(0, INT16_MAX + 1))]))
+    return Tile(a, w, np.clip(bias, BIAS_MIN, BIAS_MAX), shift, relu, label, clamp)
 
 
 @cocotb.test()

@@ -162,19 +162,28 @@ def static(nets=("resnet20", "alexnet"), rates=(1.0, 2.0, 22.0), seconds: float 
 
 
 def dynamic(net: str = "resnet20", traces=("step", "random_walk"), clock: str = "simulated",
-            scale: float = 1.0) -> list[dict]:
+            scale: float = 1.0, speedups=(1.0, 10.0), images: int = 1000) -> list[dict]:
     from model.runtime.edge import EdgeConfig, run
     from model.runtime.trace import load_trace
 
     rows = []
     with host_process() as port:
-        for name in traces:
+        prep = None
+        for name, speed in [(t, f) for f in speedups for t in traces]:
             tr = load_trace(name).scaled(scale)
             cfg = EdgeConfig(connect=f"127.0.0.1:{port}", net=net, policy="dynamic", trace=tr, frames=10_000_000,
-                             duration=tr.period, images=64, clock=clock, baselines=True)
-            r = run(cfg)
+                             duration=tr.period, images=images, clock=clock, baselines=True, host_speedup=speed)
+            if prep is None:
+                from model.runtime.edge import Prepared
+
+                prep = Prepared(cfg)
+            r = run(cfg, prepared=prep)
+            out_path = OUT.parent / f"runtime_{net}_{name}_host{speed:g}x.json"
+            from golden import files
+
+            files.write_text(out_path, json.dumps(r, default=str))
             by = {x["policy"]: x for x in [r, *r["baselines"]]}
-            row = {"net": net, "trace": tr.name, "clock": clock,
+            row = {"net": net, "trace": tr.name, "clock": clock, "host_speedup": speed, "run_file": str(out_path),
                    "policies": {k: {"fps": v["fps"], "energy_mj": v["energy_per_frame_j"] * 1e3, "top1": v["top1"],
                                     "frames": v["frames"], "splits_used": v["splits_used"],
                                     "host_ms": v["host"]["compute_s_mean"] * 1e3} for k, v in by.items()},

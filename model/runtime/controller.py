@@ -10,8 +10,8 @@ Costs per candidate (:class:`CostTable`), from the cost model (:func:`model.api.
 the engine's clock): edge inference time, encode time, the edge energy that does not depend on the link (compute,
 on-chip memory, DRAM, encoder, weight decoder) and the leakage power; the payload bytes are the mean over the
 run's own images (profiled before the run, as a deployment profiles its features; updated with every frame
-sent); the host's time per frame (decode + compute) is measured by probe frames before the run and updated with
-every reply.
+sent); the host's time per frame (decode + compute) is measured by probe frames before the run and scaled by a
+load factor that every reply updates (:meth:`Predictor.observe_host`).
 
 Predicted frame period of candidate ``c`` at rate ``R``: ``max(t_inf, t_enc + 8 B / R, t_host)`` (the paper's
 two-stage pipeline plus the host as a third stage); energy per frame ``e_fixed + P(R) 8 B / R + P_leak x period``.
@@ -233,20 +233,37 @@ class Prediction:
 class Predictor:
     """Predicted frame period and energy per frame of a candidate at a rate (module docstring)."""
 
+    LOAD_GAIN = 0.05
+    LOAD_RANGE = (0.2, 20.0)
+    LOAD_SCALE_S = 1e-3
+
     def __init__(self, costs: CostTable, header_bytes: int = 0) -> None:
         self.costs = costs
-        self.host: dict[tuple, float] = {}
+        self.host: dict[tuple, float] = {}    # the host's time per candidate as probed (its relative cost)
+        self.load = 1.0                        # how much slower (> 1) or faster the host is now than when probed
         self.header_bytes = header_bytes
 
     def observe_host(self, c: Candidate, seconds: float) -> None:
-        old = self.host.get(c.key)
-        self.host[c.key] = seconds if old is None else old + 0.2 * (seconds - old)
+        """A reply's decode + compute time. A probed candidate updates the host's load factor (an exponential
+        average of measured / probed), which scales every candidate alike: a busy host slows every split, so the
+        estimates of the candidates not in use do not go stale and a load spike does not bias the choice."""
+        base = self.host.get(c.key)
+        if base is None or base <= 0:
+            self.host[c.key] = seconds / self.load
+            return
+        lo, hi = self.LOAD_RANGE
+        gain = self.LOAD_GAIN * base / (base + self.LOAD_SCALE_S)   # tiny host work measures the load poorly
+        self.load = min(hi, max(lo, self.load + gain * (seconds / base - self.load)))
 
     def host_s(self, c: Candidate) -> float:
         if c.key in self.host:
-            return self.host[c.key]
+            return self.host[c.key] * self.load
         same = [v for (s, _, _), v in self.host.items() if s == c.split]
-        return min(same) if same else 0.0
+        return min(same) * self.load if same else 0.0
+
+    def host_times(self) -> dict[tuple, float]:
+        """The current estimate of the host's time per probed candidate (probe x load)."""
+        return {k: v * self.load for k, v in self.host.items()}
 
     def predict(self, c: Candidate, mbps: float, power_w: float | None = None) -> Prediction:
         k = self.costs[c]
@@ -304,7 +321,7 @@ class Estimator:
 class PolicyConfig:
     objective: str = "throughput"
     hysteresis: float = 0.10
-    dwell: int = 5
+    dwell: int = 20
     history: int = 5
     initial_mbps: float = 1.0
     tie: float = 0.02
@@ -404,7 +421,7 @@ def make_policy(name: str, predictor: Predictor, cands: list[Candidate], trace: 
             raise UserError("host-only needs the input split among the candidates")
         fixed = ([c for c in pick if c.codec == "jpeg"] or pick)[0]
     elif name == "best-static":
-        fixed = predictor.best(cands, trace.mean_mbps(), config.objective, config.tie).candidate
+        fixed = fixed or predictor.best(cands, trace.mean_mbps(), config.objective, config.tie).candidate
     else:
         raise UserError(f"unknown policy {name!r}; allowed: {', '.join(POLICIES)}")
     pol = Policy(predictor, cands, trace, config, fixed)

@@ -24,7 +24,8 @@ each stage sleeps until its scheduled end (a late wake-up does not move the sche
 granularity does not accumulate); the real world enters through the replies (the window), reconnects and the
 host, and frames/s are measured on the replies' arrival. ``simulated`` keeps every stage time on a virtual clock
 (no waiting; the host's measured decode + compute time is its virtual service time, one frame at a time per
-edge) -- for long traces. The FRAMEs still go to the real host, which still answers each one.
+edge) -- for long traces. The FRAMEs still go to the real host, which still answers each one. ``host_speedup``
+(simulated clock only) divides the host's measured time: a server that many times faster than this machine.
 
 Faults: the host gone (closed or reset connection, no reply for ``reply_timeout``) -> reconnect with exponential
 backoff (50 ms doubling to 1 s, for at most ``reconnect_timeout`` s), HELLO again, then resend every frame sent and
@@ -36,7 +37,9 @@ with that line.
 Results per run (:func:`summarize`): frames, frames/s (steady state: completions after the first over their span),
 energy per frame (the cost model's fixed edge energy + the radio energy of every transmission + leakage over the
 run), top-1 on the real labels (and agreement with the uncoded int16 network), the splits used, the host's times;
-with ``--json`` a per-frame log for ``edgesplit runtime-report``.
+with ``--json`` a per-frame log for ``edgesplit runtime-report``. :func:`run` runs the policy and, with
+``baselines``, edge-only, host-only, best-static (:func:`best_static`: the candidates ranked first at the trace's
+mean rate, measured there, the best kept) and the oracle, each with the host times the first run measured.
 """
 
 from __future__ import annotations
@@ -98,7 +101,9 @@ class EdgeConfig:
     timeout: float = 3600.0
     label: str = "edge"
     probes: int = 3
-    check_images: int = 300
+    check_images: int = 1000
+    host_speedup: float = 1.0
+    trials: int = 3
 
     def check(self) -> EdgeConfig:
         from model.runtime.trace import constant
@@ -125,6 +130,12 @@ class EdgeConfig:
                                 ("--duration", 1.0 if self.duration is None else self.duration, 1e-6, 1e7)):
             if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
                 raise UserError(f"{what} {v!r} is outside the allowed range {lo:g}..{hi:g}")
+        if not 1e-3 <= self.host_speedup <= 1e6:
+            raise UserError(f"--host-speedup {self.host_speedup!r} is outside the allowed range 0.001..1e6")
+        if self.host_speedup != 1 and self.clock != "simulated":
+            raise UserError("--host-speedup applies to --clock simulated (the wall clock measures the real host)")
+        if not 0 <= self.trials <= 100:
+            raise UserError(f"--trials {self.trials!r} is outside the allowed range 0..100")
         if not 0 <= self.check_images <= 100_000:
             raise UserError(f"--check-images {self.check_images!r} is outside the allowed range 0..100000")
         if self.images is not None and not 1 <= self.images <= 100_000:
@@ -316,18 +327,23 @@ class Session:
     """One policy's run over the trace (module docstring)."""
 
     def __init__(self, prep: Prepared, policy_name: str, progress: Callable[[str], None] | None = None,
-                 cfg: EdgeConfig | None = None) -> None:
+                 cfg: EdgeConfig | None = None, fixed: Candidate | None = None,
+                 host_times: dict[tuple, float] | None = None) -> None:
         """``cfg``: this run's settings (default the preparation's; the network, images and candidates are
-        the preparation's)."""
+        the preparation's). ``fixed``: the candidate of a static policy (default the preparation's);
+        ``host_times``: the host's time per candidate already measured (else the probes measure it)."""
         cfg = (cfg or prep.cfg).check()
         self.prep, self.cfg, self.policy_name = prep, cfg, policy_name
         self.progress = progress
         assert cfg.trace is not None
         self.trace = cfg.trace
         self.predictor = Predictor(prep.costs, HEADER_BYTES if cfg.count_header else 0)
-        cands = prep.candidates if policy_name != "static" else [prep.fixed]
+        self.known_host = dict(host_times or {})
+        self.predictor.host.update(self.known_host)
+        fixed = fixed or prep.fixed
+        cands = prep.candidates if policy_name != "static" else [fixed]
         self.policy = controller.make_policy(policy_name, self.predictor, cands, self.trace, cfg.policy_config,
-                                             prep.fixed)
+                                             fixed)
         self.est = Estimator(cfg.policy_config.history, cfg.policy_config.initial_mbps)
         self.frames: list[FrameRec] = []
         self.resend: deque[FrameRec] = deque()
@@ -476,11 +492,11 @@ class Session:
             t = self.clock.now()
         else:
             start = max(rec.deliver, self.host_free)
-            self.host_free = start + r.decode_s + r.compute_s
+            self.host_free = start + (r.decode_s + r.compute_s) / self.cfg.host_speedup
             t = self.host_free + self.cfg.latency_s
         rec.reply, rec.t_reply = r, t
         rec.done.set_result(t)
-        self.predictor.observe_host(rec.cand, r.decode_s + r.compute_s)
+        self.predictor.observe_host(rec.cand, (r.decode_s + r.compute_s) / self.cfg.host_speedup)
         self.answered += 1
         self._show(rec)
         if self.answered == self.total:
@@ -503,10 +519,10 @@ class Session:
     async def probe(self) -> None:
         """Probe frames (not counted) to measure the host's time per candidate before the run."""
         seen: set[tuple] = set()
-        cands = self.policy.cands if self.policy_name != "static" else [self.prep.fixed]
+        cands = self.policy.cands if self.policy_name != "static" else [self.policy.fixed]
         n = 0
         for c in cands:
-            if c.key in seen or self.cfg.probes == 0:
+            if c.key in seen or self.cfg.probes == 0 or c.key in self.known_host:
                 continue
             seen.add(c.key)
             times = []
@@ -518,7 +534,7 @@ class Session:
                 if self._write(wire.pack(self.prep.frame(0, c, 0.0, wire.FLAG_PROBE, fid))) is None:
                     raise Fatal("lost the host while probing it")
                 r = await asyncio.wait_for(fut, self.cfg.reply_timeout)
-                times.append(r.decode_s + r.compute_s)
+                times.append((r.decode_s + r.compute_s) / self.cfg.host_speedup)
             self.predictor.host[c.key] = float(np.median(times))
 
     # -- the pipeline ----------------------------------------------------------------------------------------------
@@ -782,16 +798,60 @@ def run(cfg: EdgeConfig, progress: Callable[[str], None] | None = None,
     """``edgesplit edge``: prepare, run the policy (and the baselines with ``cfg.baselines``) against the host."""
     cfg.check()
     if prepared is None:
+        from golden.network import load_network
+
+        net = load_network(cfg.net, weights=cfg.weights, input_shape=cfg.input_shape)   # cheap checks first
+        if cfg.policy == "static":
+            controller.static_candidate(net, cfg.split, cfg.codec, cfg.qf, cfg.budget, cfg.accuracy_dir)
         reach(cfg.connect, cfg.reconnect_timeout)
     prep = prepared or Prepared(cfg, progress)
     names = [cfg.policy, *(b for b in controller.BASELINES if cfg.baselines and b != cfg.policy)]
-    runs = []
-    for name in names:
-        runs.append(asyncio.run(Session(prep, name, progress).run()))
+    first = Session(prep, names[0], progress, cfg=cfg)
+    runs = [asyncio.run(first.run())]
+    host = first.predictor.host_times()
+    for name in names[1:]:
+        fixed, note = None, None
+        if name == "best-static":
+            fixed, note = best_static(prep, cfg, host, progress)
+        s = Session(prep, name, progress, cfg=cfg, fixed=fixed, host_times=host)
+        runs.append(asyncio.run(s.run()))
+        if note:
+            runs[-1]["best_static_trials"] = note
     main = runs[0]
     main["baselines"] = runs[1:]
     main["candidates"] = [c.label for c in prep.use]
+    main["host_speedup"] = cfg.host_speedup
     return main
+
+
+def best_static(prep: Prepared, cfg: EdgeConfig, host: dict[tuple, float],
+                progress: Callable[[str], None] | None = None) -> tuple[Candidate, list[dict]]:
+    """The best static candidate for the trace's mean rate: the ``trials`` candidates the cost model (with the
+    host's measured times) ranks first at that rate, each run for a short while on a constant link at the mean
+    rate (same clock, same host), and the one with the most measured frames/s (least energy within 2%)."""
+    import dataclasses
+
+    from model.runtime.trace import constant
+
+    assert cfg.trace is not None
+    mean = cfg.trace.mean_mbps()
+    pred = Predictor(prep.costs, HEADER_BYTES if cfg.count_header else 0)
+    pred.host.update(host)
+    ranked = sorted(prep.candidates, key=lambda c: (-pred.predict(c, mean).fps, pred.predict(c, mean).energy))
+    if cfg.trials == 0 or len(ranked) == 1:
+        return ranked[0], []
+    trial_cfg = dataclasses.replace(cfg, trace=constant(mean), frames=min(cfg.frames, 300), duration=None,
+                                    policy="static", split=None)
+    trials = []
+    for c in ranked[:cfg.trials]:
+        r = asyncio.run(Session(prep, "static", progress, cfg=dataclasses.replace(trial_cfg, split=c.split),
+                                fixed=c, host_times=host).run())
+        trials.append({"candidate": c.label, "fps": r["fps"], "energy_per_frame_j": r["energy_per_frame_j"],
+                       "predicted_fps": pred.predict(c, mean).fps})
+    top = max(t["fps"] for t in trials)
+    near = [t for t in trials if t["fps"] >= 0.98 * top]
+    pick = min(near, key=lambda t: t["energy_per_frame_j"])["candidate"]
+    return next(c for c in ranked if c.label == pick), trials
 
 
 __all__ = ["CLOCKS", "EDGES", "EdgeConfig", "Prepared", "Session", "run"]

@@ -47,9 +47,11 @@ def format_summary(run: dict[str, Any]) -> str:
     """The run and its baselines as a table, with the comparisons the issue asks for."""
     runs = [run, *run.get("baselines", [])]
     lat = f", latency {run['latency_s'] * 1e3:g} ms" if run.get("latency_s") else ""
+    hs = run.get("host_speedup", 1)
+    speed = f", host {hs:g}x faster than measured" if hs != 1 else ""
     lines = [f"{run['net']} on trace {run['trace']} (mean {run['trace_mean_mbps']:.3g} Mbit/s), {run['clock']} clock, "
              f"{run['frames']} frames, {run['edge']} edge, window {run['window']}"
-             f"{lat}",
+             f"{lat}{speed}",
              f"accuracy: {run.get('accuracy_note', '')}"]
     head = (f"{'policy':12} {'fps':>9} {'mJ/frame':>9} {'radio mJ':>9} {'top-1':>6} {'agree':>6} {'host ms':>8} "
             f"{'resent':>6} {'switch':>6}  splits used")
@@ -64,6 +66,11 @@ def format_summary(run: dict[str, Any]) -> str:
                  f"duplicate(s) dropped, {r0['resent']} resent, {r0['reconnects']} reconnect(s)); uncoded int16 top-1 "
                  f"{_pct(r0.get('top1_uncoded_int16'))}")
     by = {r["policy"]: r for r in runs}
+    bs = by.get("best-static", {})
+    if bs.get("best_static_trials"):
+        lines.append("best-static trials at the mean rate: " + ", ".join(
+            f"{t['candidate']} {t['fps']:.1f} fps (predicted {t['predicted_fps']:.1f})"
+            for t in bs["best_static_trials"]))
     if r0["policy"] == "dynamic" and "best-static" in by:
         b, o = by["best-static"], by.get("oracle")
         text = (f"dynamic vs best-static ({_used(b, 1)}): {r0['fps'] / b['fps']:.2f}x frames/s, "

@@ -125,6 +125,8 @@ def ws(tmp_path_factory) -> Path:
     (w / "bad.py").write_text("def make(:\n")
     (w / "m.py").write_text("import torch\n\ndef make():\n    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))\n")
     (w / "garbage.pt").write_bytes(b"garbage")
+    (w / "notarun.json").write_text('{"x": 1}')
+    (w / "badtrace.csv").write_text("t_seconds,mbps\n0,abc\n")
     from golden.nets import get_net
 
     torch.save(get_net("digits").state_dict(), w / "w.pt")
@@ -181,6 +183,7 @@ A = ["accuracy", "--net", "digits", "--out", "{W}/outdir", "--quiet"]
 F = ["finetune", "--net", "digits", "--split", "conv2", "--out", "{W}/outdir", "--quiet"]
 WQ = ["weights", "--net", "digits", "--out", "{W}/outdir", "--quiet"]
 T = ["train", "--net", "mobilenetv2_cifar", "--out", "{W}/outdir/t.pt", "--quiet"]
+E = ["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--images", "2", "--quiet"]
 
 CASES = [
     # encode: outputs (checked before any work), then inputs read defensively
@@ -286,6 +289,22 @@ CASES = [
     ("splits-no-input-shape", ["splits", "--net", "{W}/m.py:make"], "--input-shape"),
     ("splits-bad-input-shape", ["splits", "--net", "{W}/m.py:make", "--input-shape", "0,0,0"], "input shape"),
     ("splits-weights-garbage", ["splits", "--net", "digits", "--weights", "{W}/garbage.pt"], "garbage.pt"),
+    # the split runtime: edge (checked before it connects), host, runtime-report
+    ("edge-unknown-split", [*E, "--split", "conv9"], "unknown split 'conv9'"),
+    ("edge-unknown-net", ["edge", "--connect", "127.0.0.1:1", "--net", "nosuchnet"], "unknown network"),
+    ("edge-address", ["edge", "--connect", "nohost", "--net", "digits"], "is not HOST:PORT"),
+    ("edge-qf", [*E, "--split", "conv2", "--codec", "jpeg", "--qf", "101"], "1..100"),
+    ("edge-out-missing-folder", [*E, "--split", "conv2", "--out", "{W}/nowhere/run.json"], "does not exist"),
+    ("edge-out-under-file", [*E, "--split", "conv2", "--out", "{W}/afile/run.json"], "is a file, not a folder"),
+    ("edge-trace-missing", [*E, "--trace", "{W}/missing.csv"], "cannot be read"),
+    ("edge-trace-garbage", [*E, "--trace", "{W}/badtrace.csv"], "line 2"),
+    ("host-address", ["host", "--listen", "127.0.0.1"], "is not HOST:PORT"),
+    ("host-port", ["host", "--listen", "127.0.0.1:70000"], "port 0..65535"),
+    ("host-server", ["host", "--listen", "127.0.0.1:0", "--server", "forks"], "unknown server 'forks'"),
+    ("runtime-report-not-json", ["runtime-report", "{W}/nonutf8.json"], "is not JSON"),
+    ("runtime-report-not-a-run", ["runtime-report", "{W}/notarun.json"], "is not a runtime run"),
+    ("runtime-report-missing", ["runtime-report", "{W}/missing.json"], "cannot be read"),
+    ("runtime-report-onto-input", ["runtime-report", "{W}/notarun.json", "-o", "{W}/notarun.json"], "extension"),
     ("unknown-command", ["frobnicate"], "invalid choice"),
 ]
 

@@ -26,6 +26,7 @@ def _err(capsys, argv):
     (["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--frames", "0"], "--frames"),
     (["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--clock", "fast"], "unknown clock"),
     (["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--budget", "2"], "--budget"),
+    (["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--host-speedup", "10"], "--clock simulated"),
     (["edge", "--connect", "127.0.0.1:1", "--net", "digits", "--split", "conv2", "--out", "x.txt"], "extension"),
     (["host", "--listen", "127.0.0.1"], "HOST:PORT"),
     (["host", "--listen", "127.0.0.1:0", "--server", "forks"], "unknown server"),
@@ -59,6 +60,8 @@ def test_edge_inline_json_and_report(tmp_path, capsys):
     assert doc["policy"] == "dynamic" and doc["answered"] == 30 and doc["unique_answers"] == 30
     assert [b["policy"] for b in doc["baselines"]] == ["edge-only", "host-only", "best-static", "oracle"]
     assert "per_frame" not in doc and "lossless only" in doc["accuracy_note"]
+    trials = doc["baselines"][2]["best_static_trials"]
+    assert len(trials) == 3 and list(doc["baselines"][2]["splits_used"])[0] in {t["candidate"] for t in trials}
     png = tmp_path / "run.png"
     assert main(["runtime-report", str(run), "-o", str(png)]) == 0
     out = capsys.readouterr().out

@@ -118,3 +118,13 @@ def test_oracle_and_the_baselines():
         C.make_policy("host-only", p, [a, b], tr, C.PolicyConfig())
     with pytest.raises(UserError, match="unknown policy"):
         C.make_policy("greedy", p, [a, b], tr, C.PolicyConfig())
+
+
+def test_a_busy_host_slows_every_candidate_alike():
+    p, a, b = _two()
+    p.host[a.key], p.host[b.key] = 1e-3, 2e-3      # probed
+    for _ in range(1000):
+        p.observe_host(a, 3e-3)                   # the host is now 3x slower than when probed
+    assert p.load == pytest.approx(3.0, rel=1e-3)
+    assert p.host_s(b) == pytest.approx(6e-3, rel=1e-3)   # b's estimate follows, though b is not in use
+    assert p.host_times()[a.key] == pytest.approx(3e-3, rel=1e-3)

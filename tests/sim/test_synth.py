@@ -3,7 +3,7 @@
 import pytest
 
 from model.tech import load_tech
-from sim.designs import ENGINE_PARAMS
+from sim.designs import ENGINE_PARAMS, FEATURE_BUFFER
 from sim.synth import SynthError, blocks, gate_ge, synth_block, synthesis_verilog
 
 
@@ -27,13 +27,17 @@ def test_feature_buffer_memories_stay_sram_macros(tmp_path):
     r = synth_block(blocks()["feature_buffer"], "coarse", tmp_path, force=True)
     t = r["total"]
     words = ENGINE_PARAMS["fb_words"]
+    params = FEATURE_BUFFER.parameters
+    macros = params["banks"] * params["halves"]          # 16 banks, each two halves with their own ports
+    assert macros == 32
     assert t["sram_bits"] == words * 16                  # the configured size, not flattened into flip-flops
-    assert len(t["srams"]) == 16
+    assert len(t["srams"]) == macros
     shapes = {(m["words"], m["width"], m["read_ports"], m["write_ports"]) for m in t["srams"]}
-    assert shapes == {(words // 16, 16, 1, 1)}
-    assert t["ff_bits"] < 64                             # only the read rotation register
+    assert shapes == {(words // macros, 16, 1, 1)}
+    assert sorted(m["name"] for m in t["srams"]) == sorted(f"bank{b}_{h}" for b in range(16) for h in range(2))
+    assert t["ff_bits"] < 160                            # read rotation and port-B routing registers
     a = load_tech().area
-    assert t["sram_area_m2"] == pytest.approx(16 * a.sram_macro_m2(words))
+    assert t["sram_area_m2"] == pytest.approx(macros * a.sram_macro_m2(words // macros * 16))
 
 
 def test_flip_flop_area_is_composed_from_the_gate_table():
