@@ -84,7 +84,17 @@ def _feature_buffer():
 FEATURE_BUFFER = Design("feature_buffer", _feature_buffer,
                         parameters={"words": ENGINE_PARAMS["fb_words"], "banks": 16, "write_lanes": 12, "halves": 2})
 
-DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL, FEATURE_BUFFER)}
+
+def _dw_unit():
+    from hw.dw_unit import DwUnit
+
+    return DwUnit(fb_addr_bits=18)
+
+
+# The depthwise unit alone (12 lanes x 9 taps of 16 x 16-bit multipliers), for its area in `make synth`
+DW_UNIT = Design("dw_unit", _dw_unit, parameters={"fb_addr_bits": 18})
+
+DESIGNS = {d.name: d for d in (MAC_ARRAY, ENGINE, ENGINE_SMALL, FEATURE_BUFFER, DW_UNIT)}
 
 
 def _jpeg_encoder():

@@ -75,11 +75,12 @@ class Block:
 
 
 def blocks() -> dict[str, Block]:
-    from sim.designs import ENGINE, FEATURE_BUFFER, JPEG_ENCODER_W4, MAC_ARRAY
+    from sim.designs import DW_UNIT, ENGINE, FEATURE_BUFFER, JPEG_ENCODER_W4, MAC_ARRAY
 
     return {b.name: b for b in (
         Block("mac_array", MAC_ARRAY, "12 x 12 array of 16 x 16-bit MACs, 48-bit accumulators, requantize"),
         Block("feature_buffer", FEATURE_BUFFER, f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
+        Block("dw_unit", DW_UNIT, "depthwise unit: 12 lanes x 9 taps of 16 x 16-bit multipliers, requantize, max"),
         Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
         Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
                                 "window loader, pool/vector unit, encode unit, weight decoder"),
