@@ -47,10 +47,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadgroup --durations=15
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow -n 2 --dist loadgroup
+	$(PY) -m pytest -m slow -n 2 --dist loadgroup --durations=15
 
 sim: $(STAMP)
 	$(PY) -m sim.run --net $(NET) $(SIMARGS)
