@@ -24,6 +24,7 @@ from model.counts import (
     rtl_json_paths,
     weight_table,
 )
+from tests.ci import skip_unless_ci
 
 #: the engine before coded layers kept their first group plain (what the pinned RTL rows ran on)
 
@@ -143,7 +144,7 @@ def test_real_alexnet_table_when_present():
     try:
         table = weight_table("alexnet")
     except UserError:
-        pytest.skip("build/weights/alexnet.json absent (edgesplit weights --net alexnet)")
+        skip_unless_ci("build/weights/alexnet.json absent (edgesplit weights --net alexnet)")
     for name, sw, comp in PINNED_STREAMS:
         assert (table[name].stream_words, table[name].compressed_bytes) == (sw, comp)
     a = query("alexnet", "fc8", "none", counts_source="analytical")
@@ -248,7 +249,7 @@ def test_live_rtl_json_when_present():
     """Against whatever `make sim WEIGHTS_CODEC=jpeg` wrote here (skipped when it has not run)."""
     paths = rtl_json_paths("alexnet", weights="jpeg")
     if not paths:
-        pytest.skip("build/sim/alexnet_wjpeg.json absent (make sim WEIGHTS_CODEC=jpeg)")
+        skip_unless_ci("build/sim/alexnet_wjpeg.json absent (make sim WEIGHTS_CODEC=jpeg)")
     errs, _stale = rtl_error_auto("alexnet", weights="jpeg")
     assert errs
     bad = [(e.name, f"{e.cycle_error:+.2%}") for e in errs if abs(e.cycle_error) > 0.02]
