@@ -42,7 +42,7 @@ offset bytes  field
 ====== ====== ======================================================================================
 0      4      magic ``ESLL``
 4      1      version (2)
-5      1      flags: bit 0 signed extra bits, bit 1 table follows, bit 2 input was 2-D [H, W]
+5      1      flags: bit 0 signed extra bits, bit 1 table follows, bit 2 input was 2-D [H, W], bit 3 raw
 6      1      dtype of the decoded map: 0 uint8, 1 int8, 2 uint16, 3 int16
 7      1      reserved (0)
 8      2      C (big-endian, like every multi-byte field)
@@ -54,13 +54,26 @@ offset bytes  field
 end-4  4      CRC-32 (ISO-HDLC, as zlib's ``crc32``) of every byte before it
 ====== ====== ======================================================================================
 
-:func:`decode` checks the length the header announces against the bytes present, then the CRC-32, then every
-field (dimensions against the payload: each block costs at least one bit), before it allocates the map; a
-version 1 container (no checksum) is refused with a one-line error asking to re-encode it. The checksum is
-the container's, not the coded stream's: the RTL encoder produces the payload only, byte for byte equal to
-:func:`encode_payload`, and the host wraps it (:meth:`hw.jpeg.host.EncodeJob.wrap`).
+Raw mode (flag bit 3): lossless never expands. A dense map (random-looking values, a short FC vector) can code
+longer than its samples; then :func:`encode` writes the samples themselves: the same header (flag bit 3 set,
+bit 1 clear; bits 0 and 2, dtype and shape as the coded form has them), ``P = C * H * W * w`` with ``w`` the
+dtype's width (1 byte for uint8/int8, 2 for uint16/int16), the samples in C order (channel, row, column; no
+padding), big-endian, two's complement for the signed dtypes, then the CRC-32. A raw container is
+``HEADER_BYTES + C * H * W * w + CRC_BYTES`` bytes (:data:`RAW_OVERHEAD_BYTES` = 22 around the samples). The
+choice is the host's (:func:`wrap` around the RTL's payload; :func:`encode` chooses the same way): raw exactly
+when the coded container would be longer (a tie stays coded). Coded containers keep their bytes (bit 3 was
+always 0). The RTL encoder is not involved: it always writes the coded payload, byte for byte
+:func:`encode_payload`'s, and the host wraps it.
 
-:func:`payload_bits` and :func:`encoded_size` give the exact sizes from symbol counts alone (no packing).
+:func:`decode` checks the length the header announces against the bytes present, then the CRC-32, then every
+field (dimensions against the payload: each block costs at least one bit; a raw payload must be exactly the
+map's samples), before it allocates the map; a version 1 container (no checksum) is refused with a one-line
+error asking to re-encode it. The checksum is the container's, not the coded stream's: the RTL encoder produces
+the payload only, byte for byte equal to :func:`encode_payload`, and the host wraps it (:func:`wrap`;
+:meth:`hw.jpeg.host.EncodeJob.wrap`).
+
+:func:`payload_bits` gives the coded payload's exact size from symbol counts alone (no packing);
+:func:`encoded_size` the bytes :func:`encode` writes: ``min(`` :func:`coded_size`, :func:`raw_size` ``)``.
 """
 
 from __future__ import annotations
@@ -91,12 +104,19 @@ CRC_BYTES = 4
 FLAG_SIGNED = 1
 FLAG_TABLE = 2
 FLAG_2D = 4
-FLAGS = FLAG_SIGNED | FLAG_TABLE | FLAG_2D
+FLAG_RAW = 8
+"""Raw mode: the payload is the samples themselves (big-endian, the dtype's width), not coded."""
+FLAGS = FLAG_SIGNED | FLAG_TABLE | FLAG_2D | FLAG_RAW
+RAW_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES  # 22
+"""Bytes of a raw container around its samples: the header and the CRC-32."""
 
 DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16))
 """dtype codes of the container (index = code)."""
 
 TABLE_CHOICES = ("default", "optimal", "auto")
+MODES = ("auto", "coded", "raw")
+"""Container modes of :func:`encode`: ``auto`` (raw when the coded container would be longer: what is sent),
+``coded`` (always coded, as the RTL's payload is), ``raw`` (always the samples)."""
 
 
 def all_symbols() -> np.ndarray:
@@ -296,12 +316,16 @@ def _bits(hist: np.ndarray, extra: int, nonzero: int, signed: bool, table: Huffm
     return entropy.coded_bits(np.zeros((1, 1), dtype=np.int64), hist[None], extra_bits, [], [table])
 
 
+def _check_table_choice(table: HuffmanTable | str) -> None:
+    if not isinstance(table, HuffmanTable) and table not in TABLE_CHOICES:
+        raise UserError(f"table choice {table!r} is not one of {', '.join(TABLE_CHOICES)} (or a HuffmanTable)")
+
+
 def _resolve_table(table: HuffmanTable | str, hist: np.ndarray, extra: int, nonzero: int,
                    signed: bool) -> HuffmanTable:
+    _check_table_choice(table)
     if isinstance(table, HuffmanTable):
         return table
-    if table not in TABLE_CHOICES:
-        raise UserError(f"table choice {table!r} is not one of {', '.join(TABLE_CHOICES)} (or a HuffmanTable)")
     if table == "default":
         return DEFAULT_TABLE
     best = entropy.optimal_table(hist)
@@ -313,14 +337,52 @@ def _resolve_table(table: HuffmanTable | str, hist: np.ndarray, extra: int, nonz
     return best if best_bytes < default_bytes else DEFAULT_TABLE
 
 
-def encoded_size(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None) -> int:
-    """Exact container size in bytes (header + table if not the default + payload), without encoding."""
+def chosen_table(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None) -> HuffmanTable:
+    """The table a coded container of ``x`` uses for the choice ``table`` ("auto": the optimal table only if it
+    pays for its own bytes in the coded container; the raw mode does not enter this choice)."""
+    feats = check_features(x, signed)
+    hist, extra, nonzero = _histogram(to_blocks(feats.values))
+    return _resolve_table(table, hist, extra, nonzero, feats.signed)
+
+
+def _coded_bytes(table: HuffmanTable, payload_bytes: int) -> int:
+    """Coded container bytes: header + the table unless it is the default + payload + CRC-32."""
+    sent = 0 if table == DEFAULT_TABLE else table_bytes(table)
+    return HEADER_BYTES + sent + payload_bytes + CRC_BYTES
+
+
+def _raw_bytes(feats: Features) -> int:
+    """Raw container bytes: header + every sample at its dtype's width + CRC-32."""
+    return RAW_OVERHEAD_BYTES + feats.values.size * DTYPES[feats.dtype_code].itemsize
+
+
+def _raw_wins(coded_bytes: int, raw_bytes: int) -> bool:
+    """The host's choice of container: raw exactly when the coded one would be longer (a tie stays coded)."""
+    return coded_bytes > raw_bytes
+
+
+def coded_size(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None) -> int:
+    """Exact size in bytes of the coded container (header + table if not the default + payload + CRC-32),
+    from symbol counts alone."""
     feats = check_features(x, signed)
     hist, extra, nonzero = _histogram(to_blocks(feats.values))
     table = _resolve_table(table, hist, extra, nonzero, feats.signed)
-    bits = _bits(hist, extra, nonzero, feats.signed, table)
-    sent = 0 if table == DEFAULT_TABLE else table_bytes(table)
-    return HEADER_BYTES + sent + -(-bits // 8) + CRC_BYTES
+    return _coded_bytes(table, -(-_bits(hist, extra, nonzero, feats.signed, table) // 8))
+
+
+def raw_size(x: np.ndarray, signed: bool | None = None) -> int:
+    """Exact size in bytes of the raw container: :data:`RAW_OVERHEAD_BYTES` + the samples at the dtype's width."""
+    return _raw_bytes(check_features(x, signed))
+
+
+def encoded_size(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None) -> int:
+    """Exact size in bytes of what :func:`encode` writes (``mode="auto"``), without encoding: the smaller of
+    :func:`coded_size` and :func:`raw_size` (a table that cannot code the map is an error, as in :func:`encode`)."""
+    feats = check_features(x, signed)
+    hist, extra, nonzero = _histogram(to_blocks(feats.values))
+    table = _resolve_table(table, hist, extra, nonzero, feats.signed)
+    coded = _coded_bytes(table, -(-_bits(hist, extra, nonzero, feats.signed, table) // 8))
+    return min(coded, _raw_bytes(feats))
 
 
 # ---- encode / decode ---------------------------------------------------------------------------------
@@ -333,24 +395,68 @@ def encode_payload(blocks: np.ndarray, table: HuffmanTable, signed: bool) -> tup
                                   unsigned=not signed)
 
 
-def encode(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None) -> bytes:
+def encode(x: np.ndarray, table: HuffmanTable | str = "default", signed: bool | None = None,
+           mode: str = "auto") -> bytes:
     """Encode an integer map into the container. ``table``: "default" (:data:`DEFAULT_TABLE`, not sent),
-    "optimal" (this map's K.2 table, sent), "auto" (whichever makes the smaller container) or a table
-    (sent unless it equals the default)."""
+    "optimal" (this map's K.2 table, sent), "auto" (whichever makes the smaller coded container) or a table
+    (sent unless it equals the default). ``mode`` (:data:`MODES`): "auto" writes the raw container when the
+    coded one would be longer -- exactly :func:`wrap` of :func:`encode_payload`'s bytes, what the host sends
+    around the RTL's payload; "coded" and "raw" force one form. A table without a code for one of the map's
+    symbols is an error in every mode but "raw"."""
+    if mode not in MODES:
+        raise UserError(f"container mode {mode!r} is not one of {', '.join(MODES)}")
+    _check_table_choice(table)
     feats = check_features(x, signed)
+    if mode == "raw":
+        return _raw_container(feats)
     blocks = to_blocks(feats.values)
     hist, extra, nonzero = _histogram(blocks)
     table = _resolve_table(table, hist, extra, nonzero, feats.signed)
+    coded = _coded_bytes(table, -(-_bits(hist, extra, nonzero, feats.signed, table) // 8))
+    if mode == "auto" and _raw_wins(coded, _raw_bytes(feats)):
+        return _raw_container(feats)   # the payload need not be packed: wrap() would drop it
     payload, _ = encode_payload(blocks, table, feats.signed)
-    send_table = table != DEFAULT_TABLE
-    flags = (FLAG_SIGNED if feats.signed else 0) | (FLAG_TABLE if send_table else 0) | (
-        FLAG_2D if feats.was_2d else 0)
+    return _coded_container(feats, table, payload)
+
+
+def wrap(x: np.ndarray, payload: bytes, table: HuffmanTable = DEFAULT_TABLE, signed: bool | None = None) -> bytes:
+    """The container the host sends around the coded ``payload`` of ``x`` (the RTL encoder's bytes, equal to
+    :func:`encode_payload`'s, coded with ``table`` in the sign mode ``signed`` picks): the coded container, or
+    the raw container when the coded one would be longer. ``wrap(x, encode_payload(...)[0], table, signed)``
+    equals ``encode(x, table, signed)`` byte for byte."""
+    if not isinstance(table, HuffmanTable):
+        raise UserError(f"wrap needs the HuffmanTable the payload was coded with, not {table!r}")
+    feats = check_features(x, signed)
+    if _raw_wins(_coded_bytes(table, len(payload)), _raw_bytes(feats)):
+        return _raw_container(feats)
+    return _coded_container(feats, table, bytes(payload))
+
+
+def choose(coded: bytes, raw: bytes) -> bytes:
+    """Of a map's coded and raw containers, the one the host sends: the raw one exactly when the coded one is
+    longer (for a host that holds both, e.g. around the RTL's payload)."""
+    return raw if _raw_wins(len(coded), len(raw)) else coded
+
+
+def _header(feats: Features, flags: int, payload_bytes: int) -> bytes:
+    flags |= (FLAG_SIGNED if feats.signed else 0) | (FLAG_2D if feats.was_2d else 0)
     c, h, w = feats.values.shape
-    header = struct.pack(HEADER_FORMAT, MAGIC, VERSION, flags, feats.dtype_code, 0, c, h, w, len(payload))
+    return struct.pack(HEADER_FORMAT, MAGIC, VERSION, flags, feats.dtype_code, 0, c, h, w, payload_bytes)
+
+
+def _coded_container(feats: Features, table: HuffmanTable, payload: bytes) -> bytes:
+    """Header + the table unless it is the default + ``payload`` + CRC-32."""
+    send_table = table != DEFAULT_TABLE
     table_part = b""
     if send_table:
         table_part = bytes(table.bits) + b"".join(struct.pack(">H", v) for v in table.huffval)
-    return seal(header + table_part + payload)
+    return seal(_header(feats, FLAG_TABLE if send_table else 0, len(payload)) + table_part + payload)
+
+
+def _raw_container(feats: Features) -> bytes:
+    """Header (flag :data:`FLAG_RAW`) + the samples in C order, big-endian, at the dtype's width + CRC-32."""
+    samples = feats.values.astype(DTYPES[feats.dtype_code].newbyteorder(">")).tobytes()
+    return seal(_header(feats, FLAG_RAW, len(samples)) + samples)
 
 
 def crc32(data: bytes) -> int:
@@ -421,11 +527,12 @@ _SYMBOLS = frozenset(int(s) for s in all_symbols())
 
 
 def decode(data: bytes, max_values: int = limits.MAX_ARRAY_VALUES) -> np.ndarray:
-    """Container -> the map, exactly as encoded (same dtype; ``[H, W]`` if it was 2-D).
+    """Container (coded or raw) -> the map, exactly as encoded (same dtype; ``[H, W]`` if it was 2-D).
 
     Checked before anything is allocated: the length the header announces against the bytes present, the
-    CRC-32, every field, and the dimensions against the payload (every block costs at least one bit) and
-    ``max_values``. A version 1 container (no checksum) is refused. Errors are one-line UserErrors."""
+    CRC-32, every field (a raw container sets no table flag), and the dimensions against the payload (coded:
+    every block costs at least one bit; raw: exactly ``C * H * W`` samples of the dtype) and ``max_values``. A
+    version 1 container (no checksum) is refused. Errors are one-line UserErrors."""
     data = bytes(data)
     if len(data) < HEADER_BYTES:
         raise UserError(f"lossless container of {len(data)} bytes is shorter than its {HEADER_BYTES}-byte header")
@@ -451,7 +558,10 @@ def decode(data: bytes, max_values: int = limits.MAX_ARRAY_VALUES) -> np.ndarray
         raise UserError(f"lossless container version {version} is not supported (only {VERSION})")
     if flags & ~FLAGS or reserved:
         raise UserError(f"lossless container flags {flags:#04x} / reserved byte {reserved} are not allowed "
-                        f"(flags bits 0..2, reserved 0)")
+                        f"(flags bits 0..3, reserved 0)")
+    if flags & FLAG_RAW and flags & FLAG_TABLE:
+        raise UserError(f"lossless container flags {flags:#04x} are not allowed: a raw container (bit 3) carries no "
+                        "Huffman table (bit 1)")
     if dtype_code >= len(DTYPES):
         raise UserError(f"lossless container dtype code {dtype_code} is outside 0..{len(DTYPES) - 1}")
     if min(c, h, w) < 1 or (flags & FLAG_2D and c != 1):
@@ -459,6 +569,8 @@ def decode(data: bytes, max_values: int = limits.MAX_ARRAY_VALUES) -> np.ndarray
     limits.check_array_size((c, h, w), "lossless container map")
     if c * h * w > max_values:
         raise UserError(f"lossless container map {c} x {h} x {w} holds more than {max_values:,} values")
+    if flags & FLAG_RAW:
+        return _raw_samples(data[HEADER_BYTES:body], (c, h, w), DTYPES[dtype_code], flags)
     n_blocks = c * -(-h // 8) * -(-w // 8)
     if n_blocks > 8 * n:
         raise UserError(f"lossless container map {c} x {h} x {w} has {n_blocks:,} blocks; its {n}-byte payload can "
@@ -470,4 +582,21 @@ def decode(data: bytes, max_values: int = limits.MAX_ARRAY_VALUES) -> np.ndarray
         raise UserError(f"lossless container: decoded values {blocks.min()}..{blocks.max()} do not fit its dtype "
                         f"{dtype}")
     values = from_blocks(blocks, (c, h, w)).astype(dtype)
+    return values[0] if flags & FLAG_2D else values
+
+
+def _raw_samples(payload: bytes, shape: tuple[int, int, int], dtype: np.dtype, flags: int) -> np.ndarray:
+    """A raw container's payload -> the map: exactly ``C * H * W`` big-endian samples of ``dtype``, within the
+    range of the sign mode the flags name (as the coded form's extra bits would be)."""
+    c, h, w = shape
+    need = c * h * w * dtype.itemsize
+    if len(payload) != need:
+        raise UserError(f"raw lossless container: its {len(payload)}-byte payload is not the {need} bytes of a "
+                        f"{c} x {h} x {w} {dtype} map")
+    values = np.frombuffer(payload, dtype=dtype.newbyteorder(">")).astype(dtype).reshape(shape)
+    lo, hi = int(values.min()), int(values.max())
+    if flags & FLAG_SIGNED and hi > 32767:
+        raise UserError(f"raw lossless container: value {hi} is outside signed mode's range -32768..32767")
+    if not flags & FLAG_SIGNED and lo < 0:
+        raise UserError(f"raw lossless container: value {lo} is negative in unsigned mode")
     return values[0] if flags & FLAG_2D else values

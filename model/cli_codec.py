@@ -9,13 +9,16 @@ INPUT is an image (``.png``, ``.jpg``, ``.jpeg``) or a feature map (``.npy``, ``
   scaled to 8 bits and tiled into one grayscale mosaic (``golden.featpack``, layer scaling); the side
   information needed to undo the packing rides in an APP9 segment (``EDGESPLIT\\0`` + the side-info
   record of ``docs/bitstream.md``), which viewers ignore and ``edgesplit decode`` reads.
-* ``--lossless``: OUT is an ESLL container (``.esll``, ``golden.lossless``, default table). Images go in
-  as 8-bit maps (``[H, W]``, or ``[3, H, W]`` for colour); feature maps must be integers (int8, uint8,
-  int16, uint16, or wider with int16 values).
+* ``--lossless``: OUT is an ESLL container (``.esll``, ``golden.lossless``, default table; the raw container,
+  the samples themselves, when the coded one would be longer: lossless never expands beyond the 22-byte
+  header and CRC-32). Images go in as 8-bit maps (``[H, W]``, or ``[3, H, W]`` for colour); feature maps must
+  be integers (int8, uint8, int16, uint16, or wider with int16 values).
 * ``--rtl``: the entropy-coded bytes come from the Verilator model of ``hw.jpeg.encoder.Encoder``
   (``sim.tb_encoder.run_job`` through ``sim.runner``) instead of the software reference; the RTL takes
   grayscale samples or integer maps, so colour images are refused in lossy mode. The RTL's bytes must
-  equal the software reference's; otherwise nothing is written and the command fails (exit 1).
+  equal the software reference's; otherwise nothing is written and the command fails (exit 1). With
+  ``--lossless`` the host wraps the RTL's payload (``golden.lossless.wrap``): the coded container, or the raw
+  one when the payload would make it longer, so the file equals the software reference's byte for byte.
 
 Prints the size, the ratio to the raw size (8 bits per image sample, 16 bits per feature value) and with
 ``--rtl`` the encoder's cycle count.
@@ -269,11 +272,10 @@ def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool) -> Encoded:
         x = read_features(src)
         raw, raw_what = 2 * x.size, "16-bit feature values"
         if lossless_mode:
-            job = host.lossless_job(x)
             data = lossless.encode(x)
             if rtl:
-                coded, counters = _rtl(job, str(src))
-                data = _same(job.wrap(coded), data, src)
+                coded, counters = _rtl(host.lossless_job(x), str(src))
+                data = _same(lossless.wrap(x, coded), data, src)
         else:
             mosaic, side = featpack.pack(x, "layer", qf)
             enc = jpeg.encode(mosaic, qf)
@@ -290,9 +292,8 @@ def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool) -> Encoded:
             values = img if img.ndim == 2 else np.ascontiguousarray(img.transpose(2, 0, 1))
             data = lossless.encode(values)
             if rtl:
-                job = host.lossless_job(values)
-                coded, counters = _rtl(job, str(src))
-                data = _same(job.wrap(coded), data, src)
+                coded, counters = _rtl(host.lossless_job(values), str(src))
+                data = _same(lossless.wrap(values, coded), data, src)
         else:
             if rtl and img.ndim == 3:
                 raise UserError(f"--rtl encodes grayscale images and feature maps only; {src} is a colour image "

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden import featpack, jpeg
+from golden import featpack, jpeg, lossless
 from golden.errors import UserError
 from hw.descriptor import DRAM_BEAT_WORDS
 from hw.encode_unit import RECORD_WORDS
@@ -76,7 +76,16 @@ class LayerEncoding:
 
     @property
     def transmitted_bytes(self) -> int:
-        return self.container_bytes + len(self.expected)
+        return self.sent_bytes(len(self.expected))
+
+    def sent_bytes(self, coded_bytes: int) -> int:
+        """Bytes the host sends for a map coded into ``coded_bytes``: the container around them, or for a
+        lossless map whose coded container is longer than its samples the raw container
+        (``golden.lossless`` raw mode: header and CRC-32 around the int16 samples)."""
+        coded = self.container_bytes + coded_bytes
+        if self.lossless:
+            return min(coded, lossless.RAW_OVERHEAD_BYTES + self.raw_bytes)
+        return coded
 
     @property
     def area_words(self) -> int:

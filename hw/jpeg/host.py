@@ -5,7 +5,9 @@
 * the sample stream: the image or feature map padded and cut into blocks exactly as the golden models
   do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order;
 * the expected bytes (golden's scan or payload) and the container around them (JFIF header + EOI, or
-  the ESLL header and its CRC-32 trailer), so the RTL's bytes become a complete file.
+  the ESLL header and its CRC-32 trailer), so the RTL's bytes become a complete file; for a lossless map
+  whose coded container would be longer than its samples, the raw container instead (``golden.lossless``
+  raw mode: the RTL still codes the map, the host sends the samples).
 
 The RTL produces the coded bytes only; the ESLL container's CRC-32 is computed here, on the host, over the
 header and the RTL's payload (:meth:`EncodeJob.wrap`), so the RTL and the golden payload stay byte-identical
@@ -74,7 +76,8 @@ class EncodeJob:
     ``samples``: uint16 stream (a multiple of 64; ``last`` goes on the final one); ``tables``: ``[n, 2]``
     table-port writes; ``expected``: golden's entropy-coded bytes; ``bits``: golden's bit count before
     padding; ``header``/``trailer``: the container around the coded bytes (see :meth:`wrap`; lossless: the
-    trailer is golden's CRC-32, and ``len(header) + len(trailer)`` is the container's overhead).
+    trailer is golden's CRC-32, and ``len(header) + len(trailer)`` is the coded container's overhead);
+    ``raw``: lossless only, the raw container of the map, which :meth:`wrap` sends when it is shorter.
     """
 
     lossless: bool
@@ -85,6 +88,7 @@ class EncodeJob:
     bits: int
     header: bytes
     trailer: bytes = b""
+    raw: bytes = b""
 
     @property
     def blocks(self) -> int:
@@ -93,11 +97,12 @@ class EncodeJob:
     def wrap(self, coded: bytes) -> bytes:
         """A complete file around ``coded`` (the RTL's bytes): JFIF header + scan + EOI, or the ESLL
         container with the payload length of ``coded`` and the CRC-32 of its header and ``coded``, computed
-        here (the host side), not by the RTL."""
+        here (the host side), not by the RTL -- or the raw container when that one is shorter
+        (``golden.lossless.choose``), as ``golden.lossless.encode`` does."""
         header = self.header
         if self.lossless:
             header = header[:14] + struct.pack(">I", len(coded)) + header[18:]
-            return lossless.seal(header + bytes(coded))
+            return lossless.choose(lossless.seal(header + bytes(coded)), self.raw)
         return header + bytes(coded) + self.trailer
 
     def save(self, path) -> None:
@@ -126,20 +131,12 @@ def lossless_job(values: np.ndarray, table: entropy.HuffmanTable | str = "defaul
     """An integer map (``[C, H, W]`` or ``[H, W]``) in the lossless container; ``table`` as in
     ``golden.lossless.encode`` ("default", "optimal", "auto" or a table)."""
     feats = lossless.check_features(values, signed)
-    if isinstance(table, str):
-        if table not in lossless.TABLE_CHOICES:
-            raise UserError(f"table choice {table!r} is not one of {', '.join(lossless.TABLE_CHOICES)}")
-        if table == "default":
-            table = lossless.DEFAULT_TABLE
-        elif table == "optimal" or (lossless.encoded_size(values, "optimal", signed)
-                                    < lossless.encoded_size(values, "default", signed)):
-            table = lossless.optimal_table_for(feats)
-        else:
-            table = lossless.DEFAULT_TABLE
-    data = lossless.encode(values, table, signed)
+    table = lossless.chosen_table(values, table, signed)     # "auto" as golden decides it (coded sizes)
+    data = lossless.encode(values, table, signed, mode="coded")
     blocks = lossless.to_blocks(feats.values)
     payload, bits = lossless.encode_payload(blocks, table, feats.signed)
     header = data[: len(data) - len(payload) - lossless.CRC_BYTES]
     return EncodeJob(lossless=True, signed=feats.signed, samples=lossless_samples(feats.values),
                      tables=lossless_table_writes(table), expected=payload, bits=bits, header=header,
-                     trailer=data[len(data) - lossless.CRC_BYTES:])
+                     trailer=data[len(data) - lossless.CRC_BYTES:],
+                     raw=lossless.encode(values, table, signed, mode="raw"))

@@ -9,7 +9,8 @@ Hidden features (int16, kind ``feature``); an N-vector (an FC or global-pool out
   the RTL writes (``LayerEncoding.expected``). The host rebuilds the JFIF header from the side information
   (shape, QF, standard tables): the ``scan`` container of the accuracy study, what a bare radio link sends.
 * ``lossless``: the ESLL container (``golden.lossless``, default table, signed iff the map has a negative
-  value): the RTL's payload wrapped by :meth:`hw.jpeg.host.EncodeJob.wrap` (header + payload + CRC-32).
+  value): the RTL's payload wrapped by the host (:func:`golden.lossless.wrap`: header + payload + CRC-32), or
+  the raw container (header + the int16 samples + CRC-32) when the coded one would be longer.
 * ``none``: the int16 values, little-endian, C order.
 
 The camera image (kind ``image``, the ``input`` split: uint8, sent C x H x W):
@@ -46,7 +47,8 @@ class Encoded:
     payload: bytes
     codec: str
     qf: int
-    coded: bytes          # the bytes the encode unit writes (jpeg: the scan; lossless: the ESLL payload)
+    coded: bytes          # the bytes the encode unit writes (jpeg: the scan; lossless: the ESLL payload, even
+                          # when the host sends the raw container instead)
     samples: int          # samples through the encoder
 
 
@@ -82,13 +84,13 @@ def plan(values: np.ndarray, codec: str, qf: int, name: str = "feature"):
 
 
 def payload_from_rtl(p, coded: bytes, values_map: np.ndarray) -> bytes:
-    """The FRAME payload around the encode unit's coded bytes ``coded`` for plan ``p`` of the C x H x W int16 map
-    ``values_map`` (the lossless container's header names its shape and sign mode)."""
+    """The FRAME payload around the encode unit's coded bytes ``coded`` for plan ``p`` of the int16 feature
+    ``values_map`` (C x H x W, or a vector, laid out by :func:`as_map` as :func:`plan` does; the lossless
+    container's header names its shape and sign mode, and it is the raw container when that is shorter)."""
     if p.mode == "jpeg":
         return side_info(p).to_bytes() + bytes(coded)
-    from hw.jpeg.host import lossless_job
-
-    return lossless_job(values_map, "default", p.signed).wrap(coded)
+    m = as_map(np.asarray(values_map, dtype=np.int16), "zero")
+    return lossless.wrap(m, coded, lossless.DEFAULT_TABLE, p.signed)
 
 
 def encode_feature(values: np.ndarray, codec: str, qf: int = 0) -> Encoded:
@@ -105,8 +107,10 @@ def encode_feature(values: np.ndarray, codec: str, qf: int = 0) -> Encoded:
         from hw.jpeg.host import lossless_job
 
         m = as_map(x, "zero")
-        job = lossless_job(m, "default", bool(m.min() < 0))
-        return Encoded(job.wrap(job.expected), "lossless", 0, job.expected, len(job.samples))
+        signed = bool(m.min() < 0)
+        job = lossless_job(m, "default", signed)
+        return Encoded(lossless.wrap(m, job.expected, lossless.DEFAULT_TABLE, signed), "lossless", 0, job.expected,
+                       len(job.samples))
     raise UserError(f"unknown codec {codec!r}; allowed: none, lossless, jpeg")
 
 

@@ -1,8 +1,8 @@
 """Bit-flip fuzz of the streams a radio link carries (issue 17): every byte of a few lossless containers and
 JPEG feature streams, flipped in one bit, in the top bit and in all bits, and every truncation.
 
-* Lossless (``golden.lossless``, version 2 with its CRC-32): every damaged container is a one-line
-  UserError, never a wrong map, another exception or a hang.
+* Lossless (``golden.lossless``, version 2 with its CRC-32): every damaged container, coded or raw (dense maps
+  are sent as their samples), is a one-line UserError, never a wrong map, another exception or a hang.
 * JPEG feature streams (``edgesplit encode`` files: the JFIF with the side information in APP9): a damaged
   side-information record is always an error (its CRC-32); any other damaged byte gives an error or a map of
   the right shape and dtype (the JPEG payload carries no checksum), never another exception or a hang.
@@ -40,6 +40,18 @@ def _maps() -> dict[str, tuple[np.ndarray, str]]:
 MAPS = _maps()
 
 
+def _raw_maps() -> dict[str, np.ndarray]:
+    """Dense maps whose coded container would be longer than their samples: sent in raw mode."""
+    rng = np.random.default_rng(18)
+    return {"int16-dense": rng.integers(-32768, 32768, size=(2, 8, 8)).astype(np.int16),
+            "fc-10x1x1": rng.integers(-32768, 32768, size=(10, 1, 1)).astype(np.int16),
+            "pool-64x1x1-unsigned": rng.integers(1, 32768, size=(64, 1, 1)).astype(np.int16),
+            "uint8-2d-dense": rng.integers(0, 256, size=(7, 9)).astype(np.uint8)}
+
+
+RAW_MAPS = _raw_maps()
+
+
 def _flips(data: bytes):
     for i in range(len(data)):
         for m in MASKS:
@@ -55,6 +67,31 @@ def test_every_damaged_lossless_container_is_an_error(name):
     assert np.array_equal(lossless.decode(data), x)
     job = host.lossless_job(x, table)
     assert job.wrap(job.expected) == data          # the host-side wrapper of the RTL's payload: the same bytes
+    worst = 0.0
+    for i, bad in _flips(data):
+        t0 = time.monotonic()
+        with pytest.raises(UserError) as e:
+            lossless.decode(bad)
+        worst = max(worst, time.monotonic() - t0)
+        assert "\n" not in str(e.value), (i, str(e.value))
+    for n in range(len(data)):
+        with pytest.raises(UserError):
+            lossless.decode(data[:n])
+    with pytest.raises(UserError):
+        lossless.decode(data + b"\x00")
+    assert worst < SLOW_S
+
+
+@pytest.mark.parametrize("name", list(RAW_MAPS))
+def test_every_damaged_raw_container_is_an_error(name):
+    x = RAW_MAPS[name]
+    data = lossless.encode(x)
+    assert data[5] & lossless.FLAG_RAW and len(data) == lossless.RAW_OVERHEAD_BYTES + x.nbytes
+    assert np.array_equal(lossless.decode(data), x) and lossless.decode(data).dtype == x.dtype
+    # the host-side wrapper of the RTL's payload (golden's, byte for byte) sends the same raw container
+    feats = lossless.check_features(x)
+    payload, _ = lossless.encode_payload(lossless.to_blocks(feats.values), lossless.DEFAULT_TABLE, feats.signed)
+    assert lossless.wrap(x, payload) == data
     worst = 0.0
     for i, bad in _flips(data):
         t0 = time.monotonic()
@@ -127,7 +164,8 @@ def test_damaged_files_through_the_command_line(tmp_path, capsys):
     x, qf = FEATURES["relu-int16-qf80"]
     data, _ = _feature_file(x, qf)
     esll = lossless.encode(x)
-    for name, blob in (("f.jpg", data), ("f.esll", esll)):
+    raw = lossless.encode(RAW_MAPS["int16-dense"])          # a raw-mode container
+    for name, blob in (("f.jpg", data), ("f.esll", esll), ("raw.esll", raw)):
         for i in range(0, len(blob), max(1, len(blob) // 25)):
             bad = bytearray(blob)
             bad[i] ^= 0xFF

@@ -1,7 +1,9 @@
-"""golden.lossless: exact round trips, the symbol definition, tables, size-only agreement, bad input."""
+"""golden.lossless: exact round trips, the symbol definition, tables, size-only agreement, bad input, raw mode."""
 
 from __future__ import annotations
 
+import hashlib
+import struct
 import zlib
 
 import numpy as np
@@ -197,3 +199,174 @@ def test_corrupt_container_raises():
     huge[8:14] = bytes.fromhex("ffffffffffff")   # 65535^3 values claimed by a 4-byte payload, CRC recomputed
     with pytest.raises(UserError, match="values"):
         lossless.decode(lossless.seal(bytes(huge)))
+
+
+# ---- raw mode: lossless never expands ---------------------------------------------------------------------
+
+
+def _dense_cases() -> dict[str, np.ndarray]:
+    """Maps that code longer than their samples: the container must be the raw one."""
+    rng = np.random.default_rng(18)
+    extremes = np.where(rng.random((2, 9, 11)) < 0.5, -32768, 32767).astype(np.int16)
+    return {
+        "int16_16x8x8": rng.integers(-32768, 32768, (16, 8, 8)).astype(np.int16),
+        "fc_10x1x1": rng.integers(-32768, 32768, (10, 1, 1)).astype(np.int16),      # ResNet-20's fc, as a map
+        "pool_64x1x1": rng.integers(-32768, 32768, (64, 1, 1)).astype(np.int16),    # a pooled vector
+        "pool_64x1x1_relu": rng.integers(1, 32768, (64, 1, 1)).astype(np.int16),    # unsigned mode
+        "extremes_2x9x11": extremes,
+        "uint16_3x5x7": rng.integers(0, 65536, (3, 5, 7)).astype(np.uint16),
+        "uint8_image_3x32x32": rng.integers(0, 256, (3, 32, 32)).astype(np.uint8),   # camera-like: 1 byte/sample
+        "int8_2d_13x11": rng.integers(-128, 128, (13, 11)).astype(np.int8),
+    }
+
+
+def _sparse_cases(relu_maps: np.ndarray) -> dict[str, np.ndarray]:
+    """Maps that code shorter than their samples: the container stays coded."""
+    rng = np.random.default_rng(19)
+    relu_vec = np.where(rng.random((64, 1, 1)) < 0.8, 0, rng.integers(1, 300, (64, 1, 1))).astype(np.int16)
+    return {"zeros_4x8x8": np.zeros((4, 8, 8), dtype=np.int16), "zeros_1x1x1": np.zeros((1, 1, 1), dtype=np.int16),
+            "relu_12x64x72": relu_maps, "relu_odd_3x13x21": relu_maps[:3, :13, :21],
+            "relu_vector_64x1x1": relu_vec}
+
+
+def _raw_bytes(x: np.ndarray) -> int:
+    x = np.asarray(x)
+    width = 2 if x.dtype == np.int64 else x.dtype.itemsize
+    return lossless.RAW_OVERHEAD_BYTES + x.size * width
+
+
+def test_raw_overhead_is_header_and_crc():
+    assert lossless.RAW_OVERHEAD_BYTES == lossless.HEADER_BYTES + lossless.CRC_BYTES == 18 + 4
+    assert lossless.FLAG_RAW == 8 and not lossless.FLAG_RAW & (lossless.FLAG_SIGNED | lossless.FLAG_TABLE
+                                                                 | lossless.FLAG_2D)
+
+
+@pytest.mark.parametrize("name", list(_dense_cases()))
+def test_dense_maps_are_sent_raw(name):
+    x = _dense_cases()[name]
+    assert lossless.coded_size(x) > _raw_bytes(x)          # the case: coding would expand it
+    for table in TABLES:
+        data = lossless.encode(x, table)
+        assert len(data) == _raw_bytes(x) == lossless.raw_size(x) == lossless.encoded_size(x, table)
+        assert data[5] & lossless.FLAG_RAW and not data[5] & lossless.FLAG_TABLE
+        y = lossless.decode(data)
+        assert y.dtype == x.dtype and y.shape == x.shape and np.array_equal(y, x)
+
+
+def test_dense_sizes():
+    """The sizes the issue names: raw samples + the 22-byte header and CRC-32, no more."""
+    cases = _dense_cases()
+    assert len(lossless.encode(cases["int16_16x8x8"])) == 22 + 2 * 16 * 64 == 2070
+    assert len(lossless.encode(cases["fc_10x1x1"])) == 22 + 2 * 10 == 42
+    assert len(lossless.encode(cases["pool_64x1x1"])) == 22 + 2 * 64 == 150
+    assert len(lossless.encode(cases["uint8_image_3x32x32"])) == 22 + 3 * 32 * 32 == 3094
+
+
+def test_sparse_maps_keep_their_coded_bytes(relu_maps):
+    """Coded containers are exactly what they were before raw mode (digests of the version 2 coder's output)."""
+    zeros = np.zeros((4, 8, 8), dtype=np.int16)
+    pinned = {
+        (id(relu_maps), "default"): (35400, "3a949e733ee1f2a5a7afb2ac342c506837fa1aba53dac3aa0fc5c63055698ac9"),
+        (id(relu_maps), "optimal"): (33468, "ae7c0b923caa3166b66975f8e3d7a46b1d52a59e31d403c904e8326059a8a29d"),
+        (id(zeros), "default"): (24, "2e5f05e98bf64769d5ed678f17d2783da0b540258fe7cfc352b75a09a2dc13ec"),
+        (id(zeros), "optimal"): (41, "5522131a9dc2c1dd05139d53c35296cadd30cbcd29e108c06c3e59dca9f0d8d7"),
+    }
+    for x in (relu_maps, zeros):
+        for table in ("default", "optimal"):
+            data = lossless.encode(x, table)
+            assert (len(data), hashlib.sha256(data).hexdigest()) == pinned[id(x), table]
+            assert not data[5] & lossless.FLAG_RAW and data == lossless.encode(x, table, mode="coded")
+
+
+@pytest.mark.parametrize("table", TABLES)
+@pytest.mark.parametrize("name", ["dense", "sparse", "legacy"])
+def test_encoded_size_is_the_bytes_sent(relu_maps, name, table):
+    """encoded_size == len(encode) == min(coded, raw) on dense, all-zero, sparse ReLU, odd, 1x1 and extreme maps;
+    the raw container is chosen exactly when the coded one is longer."""
+    cases = {"dense": _dense_cases(), "sparse": _sparse_cases(relu_maps), "legacy": _cases()}[name]
+    for key, x in cases.items():
+        data = lossless.encode(x, table)
+        coded, raw = lossless.coded_size(x, table), lossless.raw_size(x)
+        assert raw == _raw_bytes(x), key
+        assert lossless.encoded_size(x, table) == len(data) == min(coded, raw), key
+        assert len(lossless.encode(x, table, mode="coded")) == coded, key
+        assert len(lossless.encode(x, table, mode="raw")) == raw, key
+        assert bool(data[5] & lossless.FLAG_RAW) == (coded > raw), key
+        y = lossless.decode(data)
+        assert y.dtype == (np.int16 if x.dtype == np.int64 else x.dtype) and np.array_equal(y, x), key
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_raw_mode_round_trip_is_exact(name):
+    x = _cases()[name]
+    data = lossless.encode(x, mode="raw")
+    y = lossless.decode(data)
+    assert y.dtype == (np.int16 if x.dtype == np.int64 else x.dtype) and y.shape == x.shape and np.array_equal(y, x)
+
+
+def test_raw_container_layout():
+    # int16, signed mode: big-endian two's complement, C order, no padding to blocks
+    x = np.array([[[-2, 300, -32768]], [[32767, 0, 1]]], dtype=np.int16)         # 2 x 1 x 3
+    flags = lossless.FLAG_RAW | lossless.FLAG_SIGNED
+    body = struct.pack(">4sBBBBHHHI", b"ESLL", 2, flags, 3, 0, 2, 1, 3, 12)
+    body += bytes.fromhex("fffe" "012c" "8000" "7fff" "0000" "0001")
+    assert lossless.encode(x, mode="raw") == body + zlib.crc32(body).to_bytes(4, "big")
+    # uint8 2-D, unsigned mode: one byte per sample, the 2-D flag kept
+    img = np.array([[0, 255, 7], [128, 1, 2]], dtype=np.uint8)
+    body = struct.pack(">4sBBBBHHHI", b"ESLL", 2, lossless.FLAG_RAW | lossless.FLAG_2D, 0, 0, 1, 2, 3, 6)
+    body += bytes([0, 255, 7, 128, 1, 2])
+    assert lossless.encode(img, mode="raw") == body + zlib.crc32(body).to_bytes(4, "big")
+    assert np.array_equal(lossless.decode(body + zlib.crc32(body).to_bytes(4, "big")), img)
+    # uint16 above 32767: unsigned mode, plain 16-bit words
+    u = np.array([[[65535, 32768]]], dtype=np.uint16)
+    assert lossless.encode(u, mode="raw")[18:-4] == bytes.fromhex("ffff8000")
+
+
+@pytest.mark.parametrize("table", ["default", "optimal"])
+def test_wrap_of_the_payload_is_encode(relu_maps, table):
+    """The host's wrapper around the RTL's payload (golden's, byte for byte) gives encode's bytes in both modes."""
+    for x in [*_dense_cases().values(), *_sparse_cases(relu_maps).values()]:
+        t = lossless.chosen_table(x, table)
+        feats = lossless.check_features(x)
+        payload, _ = lossless.encode_payload(lossless.to_blocks(feats.values), t, feats.signed)
+        assert lossless.wrap(x, payload, t) == lossless.encode(x, table)
+    with pytest.raises(UserError, match="HuffmanTable"):
+        lossless.wrap(relu_maps, b"", "default")
+    with pytest.raises(UserError, match="container mode 'best'"):
+        lossless.encode(relu_maps, mode="best")
+
+
+def test_corrupt_raw_container_raises():
+    x = _dense_cases()["int16_16x8x8"]
+    data = lossless.encode(x)
+    assert data[5] & lossless.FLAG_RAW
+    for n in range(len(data)):                              # every truncation
+        with pytest.raises(UserError):
+            lossless.decode(data[:n])
+    flipped = bytearray(data)
+    flipped[100] ^= 0x01
+    with pytest.raises(UserError, match="damaged: CRC-32"):
+        lossless.decode(bytes(flipped))
+    body = bytearray(data[:-4])
+
+    def resealed(offset: int, value: int) -> bytes:
+        b = bytearray(body)
+        b[offset] = value
+        return lossless.seal(bytes(b))
+
+    with pytest.raises(UserError, match="flags 0x19 / reserved byte 0 are not allowed"):
+        lossless.decode(resealed(5, body[5] | 0x10))        # an unknown mode bit
+    # a raw payload one sample short, length field and CRC consistent
+    short = body[:14] + struct.pack(">I", len(body) - 18 - 2) + body[18:-2]
+    with pytest.raises(UserError, match="2046-byte payload is not the 2048 bytes"):
+        lossless.decode(lossless.seal(bytes(short)))
+    unsigned = lossless.encode(np.full((1, 2, 2), -5, dtype=np.int16), mode="raw")
+    with pytest.raises(UserError, match="negative in unsigned mode"):
+        lossless.decode(lossless.seal(unsigned[:5] + bytes([lossless.FLAG_RAW]) + unsigned[6:-4]))
+    big = lossless.encode(np.full((1, 2, 2), 40000, dtype=np.uint16), mode="raw")
+    with pytest.raises(UserError, match="40000 is outside signed mode"):
+        lossless.decode(lossless.seal(big[:5] + bytes([lossless.FLAG_RAW | lossless.FLAG_SIGNED]) + big[6:-4]))
+    for samples in (body[18:-1], body[18:] + b"\x00"):     # half a sample short / half a sample too many
+        b = body[:14] + struct.pack(">I", len(samples)) + samples
+        with pytest.raises(UserError, match=f"{len(samples)}-byte payload is not the 2048 bytes"):
+            lossless.decode(lossless.seal(bytes(b)))

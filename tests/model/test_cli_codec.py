@@ -28,7 +28,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     feats = lossless.synthetic_relu_maps(skimage.data.camera()[100:132, 100:140], 3, 0)   # int16 [3, 32, 40]
     paths = {"gray": d / "gray.png", "colour": d / "colour.png", "feats": d / "feats.npy",
              "feats_f32": d / "feats_f32.npy", "rank2": d / "rank2.npy", "bmp": d / "img.bmp",
-             "gray_jpg_in": d / "gray_in.jpg"}
+             "gray_jpg_in": d / "gray_in.jpg", "dense": d / "dense.npy"}
     Image.fromarray(gray).save(paths["gray"])
     Image.fromarray(colour).save(paths["colour"])
     Image.fromarray(gray).save(paths["gray_jpg_in"], quality=95)
@@ -36,6 +36,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.save(paths["feats"], feats)
     np.save(paths["feats_f32"], feats.astype(np.float32) / 1000)
     np.save(paths["rank2"], feats[0])
+    np.save(paths["dense"], np.random.default_rng(18).integers(-32768, 32768, (4, 8, 8)).astype(np.int16))
     return paths
 
 
@@ -112,6 +113,19 @@ def test_feature_map_lossless_roundtrip(files, tmp_path, capsys):
     back = tmp_path / "f.npy"
     assert run_cli(["decode", out, "-o", back], capsys)[0] == 0
     assert np.array_equal(np.load(back), feats) and np.load(back).dtype == feats.dtype
+
+
+def test_dense_feature_map_is_sent_raw(files, tmp_path, capsys):
+    """A dense map codes longer than its samples: the file is the raw container, 22 bytes over the samples."""
+    out = tmp_path / "d.esll"
+    rc, stdout, _ = run_cli(["encode", files["dense"], "-o", out, "--lossless"], capsys)
+    dense = np.load(files["dense"])
+    data = out.read_bytes()
+    assert rc == 0 and data == lossless.encode(dense) and data[5] & lossless.FLAG_RAW
+    assert len(data) == 22 + 2 * 256 and f"{len(data)} bytes (lossless), raw 512 bytes" in stdout
+    back = tmp_path / "d.npy"
+    assert run_cli(["decode", out, "-o", back], capsys)[0] == 0
+    assert np.array_equal(np.load(back), dense) and np.load(back).dtype == np.int16
 
 
 def test_image_lossless_roundtrip_to_png(files, tmp_path, capsys):
@@ -213,6 +227,7 @@ def test_errors_without_traceback_in_a_subprocess(files, tmp_path):
     ("gray", ["--qf", "30"]),
     ("feats", ["--qf", "90"]),
     ("feats", ["--lossless"]),
+    ("dense", ["--lossless"]),      # the RTL codes it; the host sends the raw container
 ])
 def test_rtl_gives_the_software_bytes(files, tmp_path, capsys, kind, args):
     ext = ".esll" if "--lossless" in args else ".jpg"

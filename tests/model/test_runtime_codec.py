@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from golden import featpack, jpeg
+from golden import featpack, jpeg, lossless
 from golden.errors import UserError
 from model.runtime import codec
 
@@ -22,6 +22,20 @@ def test_lossless_and_raw_are_exact(shape):
     for c in ("none", "lossless"):
         e = codec.encode_feature(x, c)
         assert np.array_equal(codec.decode(c, "feature", 0, shape, e.payload), x)
+
+
+@pytest.mark.parametrize("shape, raw", [((16, 8, 8), True), ((64,), True), ((10,), False)])
+def test_lossless_payload_never_expands(shape, raw):
+    """Dense features go as the raw container (the 10-vector's 54 zero pads code short: it stays coded); the host's
+    wrapper around the encode unit's payload gives the same bytes."""
+    x = np.random.default_rng(8).integers(-32768, 32768, shape).astype(np.int16)
+    m = codec.as_map(x, "zero")
+    e = codec.encode_feature(x, "lossless")
+    assert e.payload == lossless.encode(m) and bool(e.payload[5] & lossless.FLAG_RAW) == raw
+    assert len(e.payload) <= lossless.RAW_OVERHEAD_BYTES + m.nbytes
+    p = codec.plan(x, "lossless", 0)
+    assert e.coded == p.expected and codec.payload_from_rtl(p, p.expected, x) == e.payload
+    assert np.array_equal(codec.decode("lossless", "feature", 0, shape, e.payload), x)
 
 
 def test_jpeg_payload_is_the_encode_units_bytes():
@@ -99,3 +113,17 @@ def test_fast_decoder_is_within_a_code_step_of_the_golden_one(image):
     assert np.mean(fast != golden) < 0.2
     with pytest.raises(UserError, match="decoder"):
         codec.decode("jpeg", kind, 50, shape, e.payload, "turbo")
+
+
+def test_engine_run_counts_the_bytes_the_host_sends():
+    """make sim ENCODE=lossless reports the container the host sends: raw for a dense map, coded for a sparse one."""
+    from sim.encoding import EncodeSpec, plan_encoding
+
+    rng = np.random.default_rng(5)
+    dense = rng.integers(-32768, 32768, size=(4, 8, 8)).astype(np.int16)
+    sparse = _relu_map((16, 12, 12), 1)
+    for x in (dense, sparse):
+        plan = plan_encoding("f", x, EncodeSpec("lossless", 0))
+        assert plan.transmitted_bytes == len(lossless.encode(x)) == lossless.encoded_size(x)
+    assert plan_encoding("d", dense, EncodeSpec("lossless", 0)).transmitted_bytes == \
+        lossless.RAW_OVERHEAD_BYTES + dense.nbytes
