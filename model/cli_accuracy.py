@@ -10,10 +10,14 @@
     ``net, float_top1, int16_top1, splits: [{name, feature_bytes, lossless_ratio, lossy_ratio_at_budget,
     qf_at_budget, top1_at_budget, ...}]``.
 
-``edgesplit finetune --net NET --split S [--qf-range 30 35] [--epochs E] [--limit-train N] [--limit N] [--json]``
+``edgesplit finetune --net NET --split S [--qf-range 30 35] [--epochs E] [--limit-train N] [--limit N]
+[--no-control] [--save FILE] [--json]``
     Freezes the edge part, trains the host part on training-split features coded at a random QF in the
-    range, and reports on the test split the largest ratio within 1% loss before and after and the gain
-    (:mod:`model.finetune`). Writes ``build/accuracy/<net>_finetune_<split>.json``.
+    range and, as the control, a fresh copy of it with the same recipe on the uncoded features
+    (``--no-control`` skips it), and reports on the test split the largest ratio within 1% loss of the
+    original, the control and the coded host (all against the int16 network's top-1), the gain over the
+    original and the gain due to coding (over the control) (:mod:`model.finetune`, ``docs/finetune.md``).
+    Writes ``build/accuracy/<net>_finetune_<split>.json``; ``--save`` the network with the coded host.
 
 ``NET``: a built-in name, ``PATH.onnx`` or ``PATH.py:FACTORY`` (:mod:`golden.network`), resolved once;
 ``--weights FILE`` a state_dict for a built-in or ``.py`` network (an ONNX model carries its own);
@@ -64,8 +68,8 @@ def register(subparsers) -> None:
     ft = subparsers.add_parser(
         "finetune", help="split fine-tuning: retrain the host part on JPEG-coded features, report the gain",
         description="Freeze the edge part, train the host part on training-split features coded at a QF drawn "
-                    "from a range, and report the largest ratio within the budget before and after on the test "
-                    "split.")
+                    "from a range (and, as the control, on uncoded features), and report the largest ratio "
+                    "within the budget before, after the control and after coded fine-tuning on the test split.")
     _common(ft)
     ft.add_argument("--split", required=True, metavar="S", help="split point")
     ft.add_argument("--qf-range", nargs=2, type=int, default=list(FT.DEFAULT_QF_RANGE), metavar=("LO", "HI"),
@@ -82,6 +86,8 @@ def register(subparsers) -> None:
     ft.add_argument("--seed", type=int, default=0, help=f"{limits.SEED.text()} (default 0)")
     ft.add_argument("--save", metavar="FILE", help="save the network's state_dict with the fine-tuned host (its "
                                                    "folder must exist; not an input file)")
+    ft.add_argument("--no-control", action="store_true",
+                    help="skip the control host trained on uncoded features (half the time; no gain due to coding)")
     ft.set_defaults(func=cmd_finetune)
 
 
@@ -189,7 +195,7 @@ def cmd_finetune(args) -> int:
     progress = A.Progress(f"edgesplit finetune {nw.name} {args.split}", enabled=not args.quiet)
     result = FT.finetune(nw, args.split, config, limit_train=args.limit_train, limit=args.limit,
                          data=args.data, study_config=study, progress=progress, save=args.save, norm=norm,
-                         resize=resize)
+                         resize=resize, control=not args.no_control)
     path = FT.write_result(result, args.out)
     if args.json:
         out = FT.summary(result)

@@ -15,14 +15,22 @@ the host kept in ``eval`` mode (BatchNorm running statistics frozen, dropout off
 train), 2 torch threads. Short schedules (a few epochs over a subset of the training images) are enough
 to move the budget point.
 
+Control: the same recipe (the same seed, so the same batch order and initial RNG state; the same training
+images, epochs, learning rate and schedule, batch size, and a fresh copy of the original host) on the **uncoded**
+int16 training features. Fine-tuning can change the host's top-1 on exact features too (on CIFAR-10 it rises:
+training on the JPEG CIFAR-10 training files adapts the checkpoint, trained on the lossless originals, to the
+JPEG test files); the control host gets that part of the change and none of the coding, so the coded host against
+the control is the gain due to the coding alone (``--no-control`` / ``control=False`` skips it: half the time).
+
 Report (:func:`finetune`): on the held-out **test** split, the encoding study of the split
-(:func:`model.accuracy.study_split`, the same coarse-to-fine QF search and the same budget against the
-original int16 network's top-1) before and after, and ``gain_percent = 100 * (after / before - 1)`` of
-the largest lossy ratio within the budget (the paper: +11% at AlexNet conv5). Fine-tuning can also change
-the host's top-1 on exact features (on CIFAR-10 it rises: training on the JPEG training files adapts the
-checkpoint, trained on the lossless originals, to the JPEG test files), which loosens a budget counted from
-the original network; ``after_own_reference`` / ``gain_percent_own_reference`` count the budget from the
-fine-tuned host's own exact-feature top-1 instead (the codec-robustness part of the gain alone).
+(:func:`model.accuracy.study_split`, the same coarse-to-fine QF search) for three hosts -- ``before`` (the
+original host), ``control`` and ``after`` (the coded fine-tune) -- all with the budget counted from the same
+reference, the original int16 network's top-1 on uncoded features (``int16_top1``): the largest lossy ratio
+within the budget, its QF and top-1, and each host's top-1 on uncoded features. ``gain_percent = 100 *
+(after / before - 1)`` of that ratio (the paper: +11% at AlexNet conv5) and ``gain_due_to_coding = 100 *
+(after / control - 1)`` (percent). ``after_own_reference`` / ``control_own_reference`` count the budget from
+each host's own uncoded top-1 instead (``gain_percent_own_reference``,
+``gain_due_to_coding_own_reference``); ``references`` names the reference of every block.
 
 Any network (a built-in name or a :class:`golden.network.Network`: ``--net PATH.onnx``, ``PATH.py:FACTORY``);
 a user network needs its data (``data``: an image folder or tar.gz with ``train/`` and ``test/``, see
@@ -100,9 +108,12 @@ def coded_epoch(codec: A.SplitCodec, qfs: np.ndarray, chunk: int = 500) -> np.nd
 
 
 def train_host(host: nn.Module, codec: A.SplitCodec, y: np.ndarray, frac: int | None, norm: A.InputNorm,
-               config: FinetuneConfig, progress: A.Progress | None = None) -> list[dict[str, float]]:
-    """Train ``host`` (in place) on ``codec``'s values coded at random QFs in ``config.qf_range``; returns
-    per-epoch mean loss and training top-1 (on the coded features)."""
+               config: FinetuneConfig, progress: A.Progress | None = None, coded: bool = True
+               ) -> list[dict[str, float]]:
+    """Train ``host`` (in place) on ``codec``'s values coded at random QFs in ``config.qf_range``
+    (``coded`` False: on the uncoded values themselves -- the control -- with the same random stream, so the
+    same QF draws are made and discarded and the batches come in the same order); returns per-epoch mean loss
+    and training top-1 (on the features it trained on: ``train_top1_coded`` or ``train_top1_uncoded``)."""
     progress = progress or A.Progress("", enabled=False)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
@@ -117,12 +128,17 @@ def train_host(host: nn.Module, codec: A.SplitCodec, y: np.ndarray, frac: int | 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     y_t = torch.from_numpy(np.asarray(y, dtype=np.int64))
     lo, hi = config.qf_range
+    what = "coded" if coded else "uncoded"
+    uncoded = None if coded else torch.from_numpy(_to_float(codec, codec.values, frac, norm))
     history = []
     host.eval()  # BatchNorm statistics frozen, dropout off; the parameters still train
     for epoch in range(config.epochs):
-        qfs = rng.integers(lo, hi + 1, size=codec.n)
-        progress.update(f"epoch {epoch + 1}/{config.epochs}: coding {codec.n} training features", force=True)
-        feats = torch.from_numpy(_to_float(codec, coded_epoch(codec, qfs), frac, norm))
+        qfs = rng.integers(lo, hi + 1, size=codec.n)  # drawn by the control too: the same stream below
+        if coded:
+            progress.update(f"epoch {epoch + 1}/{config.epochs}: coding {codec.n} training features", force=True)
+            feats = torch.from_numpy(_to_float(codec, coded_epoch(codec, qfs), frac, norm))
+        else:
+            feats = uncoded
         order = torch.from_numpy(rng.permutation(codec.n))
         loss_sum, correct = 0.0, 0
         for k in range(steps_per_epoch):
@@ -141,9 +157,9 @@ def train_host(host: nn.Module, codec: A.SplitCodec, y: np.ndarray, frac: int | 
             if k % 20 == 0:
                 progress.update(f"epoch {epoch + 1}/{config.epochs}: step {k}/{steps_per_epoch} "
                                 f"loss {loss_sum / max(1, (k + 1) * config.batch_size):.3f}")
-        history.append({"epoch": epoch + 1, "loss": loss_sum / codec.n, "train_top1_coded": correct / codec.n})
-        progress.update(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, coded train top-1 "
-                        f"{100 * history[-1]['train_top1_coded']:.2f}%", force=True)
+        history.append({"epoch": epoch + 1, "loss": loss_sum / codec.n, f"train_top1_{what}": correct / codec.n})
+        progress.update(f"epoch {epoch + 1}: loss {history[-1]['loss']:.4f}, {what} train top-1 "
+                        f"{100 * history[-1][f'train_top1_{what}']:.2f}%", force=True)
     for p in params:
         p.requires_grad_(False)
     return history
@@ -158,16 +174,34 @@ def split_values(qnet: QNet, x: np.ndarray, split: str, norm: A.InputNorm, batch
     return A.int16_features(qnet, x, split, batch, progress)
 
 
+KEEP = ("lossy_ratio_at_budget", "qf_at_budget", "top1_at_budget", "bytes_at_budget", "loss_at_budget",
+        "top1_uncoded", "evaluated")
+"""The fields of each study kept in the result (``evaluated``: the searched QF points, full JSON only)."""
+
+REFERENCES = {
+    "before": "int16_top1", "control": "int16_top1", "after": "int16_top1",
+    "control_own_reference": "control.top1_uncoded", "after_own_reference": "after.top1_uncoded",
+}
+"""Which top-1 each block's budget is counted from: the original int16 network's top-1 on uncoded test
+features (the same for before, control and after, so their ratios compare), or the host's own."""
+
+
+def _gain(new: float | None, old: float | None) -> float | None:
+    """``100 * (new / old - 1)``; None if either ratio is missing (no QF within the budget)."""
+    return 100.0 * (new / old - 1.0) if new and old else None
+
+
 def finetune(net: str | Network, split: str, config: FinetuneConfig | None = None, limit_train: int | None = None,
              limit: int | None = None, weights: str | os.PathLike | None = None,
              data: str | os.PathLike | None = None, study_config: A.StudyConfig | None = None,
              progress: A.Progress | None = None, save: str | os.PathLike | None = None,
-             norm: A.InputNorm | None = None, resize: int | None = None) -> dict[str, Any]:
+             norm: A.InputNorm | None = None, resize: int | None = None, control: bool = True) -> dict[str, Any]:
     """Fine-tune the host part of ``net`` after ``split`` and measure the budget point before and after on
-    the test split (module docstring). ``net``: a built-in name or a Network (its weights, or ``weights``).
-    ``limit_train``/``limit``: training/test images (evenly spaced; None = all). ``norm`` / ``resize``: how
-    the images are read (:func:`model.accuracy.load_dataset`). ``save``: write the whole network's state_dict
-    with the fine-tuned host there."""
+    the test split, beside the control host trained on uncoded features (module docstring). ``net``: a
+    built-in name or a Network (its weights, or ``weights``). ``limit_train``/``limit``: training/test images
+    (evenly spaced; None = all). ``norm`` / ``resize``: how the images are read
+    (:func:`model.accuracy.load_dataset`). ``save``: write the whole network's state_dict with the (coded)
+    fine-tuned host there. ``control`` False: no control (half the training and evaluation time)."""
     config = (config or FinetuneConfig()).check()
     study_config = (study_config or A.StudyConfig()).check()
     nw = as_network(net)
@@ -210,30 +244,54 @@ def finetune(net: str | Network, split: str, config: FinetuneConfig | None = Non
         test_codec = A.SplitCodec(test_vals, kind, study_config.mode, study_config.container,
                                   study_config.lossless_table)
         before_host = nw.host_model(module, split)
-        before = A.study_split(A.make_task(qnet, split, test_vals, before_host, "float", b, norm), y_te, int16_top1,
-                               study_config, progress, codec=test_codec)
 
-        # training
+        def study(host: nn.Module, label: str, own: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            """The budget point of ``host`` against the int16 reference and (``own``) against its own uncoded
+            top-1, reusing the first search's points (the size curve is not reported: skipped)."""
+            task = A.make_task(qnet, split, test_vals, host, "float", b, norm)
+            task.name = f"{label} {split}"
+            cache: dict[int, dict[str, float]] = {}
+            ref = A.study_split(task, y_te, int16_top1, study_config, progress, codec=test_codec, cache=cache,
+                                curve=False)
+            if not own:
+                return ref, None
+            return ref, A.study_split(task, y_te, ref["top1_uncoded"], study_config, progress, codec=test_codec,
+                                      cache=cache, curve=False)
+
+        before, _ = study(before_host, "before", own=False)
+
+        # training: the same recipe and initial host, on uncoded (control) and on coded features
         progress.update(f"{split}: features of {len(x_tr)} training images", force=True)
         train_vals = split_values(qnet, x_tr, split, norm, b, progress)
         train_codec = A.SplitCodec(train_vals, kind, study_config.mode, study_config.container,
                                    study_config.lossless_table)
-        host = copy.deepcopy(before_host)
-        history = train_host(host, train_codec, y_tr, frac, norm, config, progress)
-        after_task = A.make_task(qnet, split, test_vals, host, "float", b, norm)
-        cache: dict[int, dict[str, float]] = {}
-        after = A.study_split(after_task, y_te, int16_top1, study_config, progress, codec=test_codec, cache=cache)
-        # the same budget against the fine-tuned host's own top-1 on exact features (it may have changed)
-        after_own = A.study_split(after_task, y_te, after["top1_uncoded"], study_config, progress,
-                                  codec=test_codec, cache=cache, curve=False)
+        runs: dict[str, dict[str, Any]] = {}
+        for label, coded in (("control", False), ("coded", True)) if control else (("coded", True),):
+            tuned_host = copy.deepcopy(before_host)
+            t = time.monotonic()
+            history = train_host(tuned_host, train_codec, y_tr, frac, norm, config,
+                                 A._Prefixed(progress, f"{label} fine-tune"), coded=coded)
+            seconds = round(time.monotonic() - t, 1)
+            ref, own = study(tuned_host, label)
+            runs[label] = {"host": tuned_host, "history": history, "train_seconds": seconds, "ref": ref, "own": own}
     finally:
         torch.set_num_threads(threads)
-    r0, r1 = before["lossy_ratio_at_budget"], after["lossy_ratio_at_budget"]
-    gain = 100.0 * (r1 / r0 - 1.0) if r0 and r1 else None
-    r2 = after_own["lossy_ratio_at_budget"]
-    gain_own = 100.0 * (r2 / r0 - 1.0) if r0 and r2 else None
-    keep = ("lossy_ratio_at_budget", "qf_at_budget", "top1_at_budget", "bytes_at_budget", "loss_at_budget",
-            "top1_uncoded", "evaluated")
+
+    def block(row: dict[str, Any], reference: str, train_seconds: float | None = None,
+              fields: tuple[str, ...] = KEEP) -> dict[str, Any]:
+        out = {k: row[k] for k in fields}
+        out["reference"] = reference
+        out["reference_top1"] = int16_top1 if reference == "int16_top1" else row["top1_uncoded"]
+        if train_seconds is not None:
+            out["train_seconds"] = train_seconds
+        return out
+
+    coded_run = runs["coded"]
+    host = coded_run["host"]
+    own_fields = tuple(k for k in KEEP if k != "evaluated")
+    r0 = before["lossy_ratio_at_budget"]
+    r1 = coded_run["ref"]["lossy_ratio_at_budget"]
+    gain = _gain(r1, r0)
     result = {
         "net": name,
         "split": split,
@@ -247,17 +305,29 @@ def finetune(net: str | Network, split: str, config: FinetuneConfig | None = Non
         "reference_top1": int16_top1,
         "budget": study_config.budget,
         "config": {**asdict(config), "qf_range": list(config.qf_range), "host": "float",
-                   "mode": study_config.mode, "container": study_config.container,
+                   "mode": study_config.mode, "container": study_config.container, "control": control,
                    "codec": "golden reference encoder + reconstruct (= decode_jpeg), featpack.unpack to int16"},
-        "before": {k: before[k] for k in keep},
-        "after": {k: after[k] for k in keep},
+        "references": {k: v for k, v in REFERENCES.items() if control or not k.startswith("control")},
+        "before": block(before, "int16_top1"),
+        "after": block(coded_run["ref"], "int16_top1", coded_run["train_seconds"]),
         "gain_percent": gain,
-        "after_own_reference": {k: after_own[k] for k in keep if k != "evaluated"},
-        "gain_percent_own_reference": gain_own,
-        "history": history,
-        "weights": A.weights_text(nw),
-        "seconds": round(time.monotonic() - t0, 1),
+        "after_own_reference": block(coded_run["own"], "after.top1_uncoded", fields=own_fields),
+        "gain_percent_own_reference": _gain(coded_run["own"]["lossy_ratio_at_budget"], r0),
+        "gain_due_to_coding": None,
+        "gain_due_to_coding_own_reference": None,
+        "history": coded_run["history"],
     }
+    if control:
+        ctrl = runs["control"]
+        result.update(
+            control=block(ctrl["ref"], "int16_top1", ctrl["train_seconds"]),
+            control_own_reference=block(ctrl["own"], "control.top1_uncoded", fields=own_fields),
+            gain_due_to_coding=_gain(r1, ctrl["ref"]["lossy_ratio_at_budget"]),
+            gain_due_to_coding_own_reference=_gain(coded_run["own"]["lossy_ratio_at_budget"],
+                                                   ctrl["own"]["lossy_ratio_at_budget"]),
+            control_history=ctrl["history"],
+        )
+    result.update(weights=A.weights_text(nw), seconds=round(time.monotonic() - t0, 1))
     if not nw.is_builtin:
         result.update(source=nw.source, input_shape=list(nw.input_shape),
                       input_norm={"mean": list(norm.mean), "std": list(norm.std)})
@@ -267,8 +337,12 @@ def finetune(net: str | Network, split: str, config: FinetuneConfig | None = Non
         with files.atomic_path(save, "--save file") as tmp:
             torch.save({"state_dict": tuned.state_dict(), "finetune": {k: result[k] for k in ("net", "split")}}, tmp)
         result["saved"] = str(save)
-    gtxt = f"{gain:+.1f}%" if gain is not None else "n/a"
-    progress.done(f"{name} {split}: ratio within budget {_r(r0)} -> {_r(r1)} ({gtxt})")
+    msg = f"{name} {split}: ratio within budget before {_r(r0)}"
+    if control:
+        msg += f", control {_r(result['control']['lossy_ratio_at_budget'])}"
+    msg += f", coded {_r(r1)} ({_pct(gain)} vs before"
+    msg += f", {_pct(result['gain_due_to_coding'])} vs control)" if control else ")"
+    progress.done(msg)
     return result
 
 
@@ -276,37 +350,57 @@ def _r(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
 
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.1f}%"
+
+
 def summary(result: dict[str, Any]) -> dict[str, Any]:
-    """The short form (``--json``): everything but the per-QF points and the training history."""
-    out = {k: v for k, v in result.items() if k not in ("history",)}
-    out["before"] = {k: v for k, v in result["before"].items() if k != "evaluated"}
-    out["after"] = {k: v for k, v in result["after"].items() if k != "evaluated"}
+    """The short form (``--json``): everything but the per-QF points and the training histories."""
+    out = {k: v for k, v in result.items() if k not in ("history", "control_history")}
+    for k in ("before", "control", "after"):
+        if k in result:
+            out[k] = {f: v for f, v in result[k].items() if f != "evaluated"}
     return out
 
 
 def format_result(result: dict[str, Any]) -> str:
-    b, a = result["before"], result["after"]
+    """The table of the three hosts (before / control / coded) against the int16 reference, the same two
+    fine-tuned hosts against their own uncoded top-1 (starred), and the gains."""
+    control = "control" in result
 
     def row(label: str, r: dict[str, Any]) -> str:
         qf = r["qf_at_budget"] if r["qf_at_budget"] is not None else "-"
         t = "-" if r["top1_at_budget"] is None else f"{100 * r['top1_at_budget']:.2f}%"
-        return f"{label:<7} {_r(r['lossy_ratio_at_budget']):>9} {qf!s:>4} {t:>8} {100 * r['top1_uncoded']:>8.2f}%"
+        s = "-" if r.get("train_seconds") is None else f"{r['train_seconds']:.1f}"
+        return (f"{label:<9} {_r(r['lossy_ratio_at_budget']):>9} {qf!s:>4} {t:>8} {100 * r['top1_uncoded']:>8.2f}% "
+                f"{100 * r['reference_top1']:>8.2f}% {s:>8}")
 
-    gain = "n/a" if result["gain_percent"] is None else f"{result['gain_percent']:+.1f}%"
-    own = result["gain_percent_own_reference"]
-    own = "n/a" if own is None else f"{own:+.1f}%"
     lo, hi = result["config"]["qf_range"]
-    return "\n".join([
+    budget = f"{100 * result['budget']:g}%"
+    lines = [
         f"{result['net']} split {result['split']}: host fine-tuned {result['config']['epochs']} epochs on "
-        f"{result['train_images']} training images coded at QF {lo}..{hi}; test {result['test_images']} images, "
-        f"int16 top-1 {100 * result['int16_top1']:.2f}%, budget {100 * result['budget']:.1f}%",
-        f"{'':<7} {'lossy@1%':>9} {'QF':>4} {'top-1':>8} {'uncoded':>9}",
-        row("before", b),
-        row("after", a),
-        row("after*", result["after_own_reference"]),
-        f"gain in compression ratio at the budget: {gain} (after*: budget against the fine-tuned host's own "
-        f"top-1 on exact features: {own})",
-    ])
+        f"{result['train_images']} training images coded at QF {lo}..{hi}"
+        + (" (control: the same recipe on uncoded int16 features)" if control else " (no control)")
+        + f"; test {result['test_images']} images, int16 top-1 {100 * result['int16_top1']:.2f}%, "
+        f"budget {budget} top-1 loss",
+        f"{'host':<9} {'lossy@' + budget:>9} {'QF':>4} {'top-1':>8} {'uncoded':>9} {'reference':>9} {'train s':>8}",
+        row("before", result["before"]),
+    ]
+    if control:
+        lines.append(row("control", result["control"]))
+    lines.append(row("coded", result["after"]))
+    if control:
+        lines.append(row("control*", result["control_own_reference"]))
+    lines.append(row("coded*", result["after_own_reference"]))
+    lines.append("reference: before, control, coded: the int16 network's top-1 on uncoded features; "
+                 "*: the host's own top-1 on uncoded features")
+    gains = (f"gain in compression ratio at the budget: coded vs before {_pct(result['gain_percent'])} "
+             f"(coded* vs before {_pct(result['gain_percent_own_reference'])})")
+    if control:
+        gains += (f"; due to coding, coded vs control {_pct(result['gain_due_to_coding'])} "
+                  f"(coded* vs control* {_pct(result['gain_due_to_coding_own_reference'])})")
+    lines.append(gains)
+    return "\n".join(lines)
 
 
 def write_result(result: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
@@ -324,5 +418,5 @@ def check_outputs(out_dir: str | os.PathLike | None, save: str | os.PathLike | N
         files.check_output_file(save, "--save file", inputs=inputs)
 
 
-__all__ = ["DEFAULT_QF_RANGE", "FinetuneConfig", "coded_epoch", "finetune", "format_result", "split_values",
-           "summary", "train_host", "write_result"]
+__all__ = ["DEFAULT_QF_RANGE", "FinetuneConfig", "KEEP", "REFERENCES", "coded_epoch", "finetune", "format_result",
+           "split_values", "summary", "train_host", "write_result"]
