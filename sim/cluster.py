@@ -33,6 +33,7 @@ from golden.errors import UserError
 
 WORKERS_ENV = "EDGESPLIT_WORKERS"
 SCHEDULER_ENV = "EDGESPLIT_SCHEDULER"
+CONNECT_TIMEOUT_S = 20.0   # how long to wait for an existing scheduler to answer
 
 
 class PieceFailed(UserError):
@@ -168,7 +169,7 @@ def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], qui
             client = Client(cluster)
         else:
             try:
-                client = Client(spec.scheduler, timeout=20)
+                client = Client(spec.scheduler, timeout=CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError) as exc:
                 raise UserError(f"--scheduler {spec.scheduler!r}: no Dask scheduler answers there "
                                 f"({_one_line(exc)}); start one with `dask scheduler` (docs/cluster.md)") from None
