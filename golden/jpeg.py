@@ -201,6 +201,17 @@ def reciprocal(qtable: np.ndarray) -> np.ndarray:
 
 _FIX16 = {c: int(c * 65536 + 0.5) for c in (0.29900, 0.58700, 0.11400, 0.16874, 0.33126, 0.5,
                                              0.41869, 0.08131)}
+YCC_SHIFT = 16
+"""Fractional bits of the colour conversion's constants."""
+RGB_TO_YCC = np.array([
+    [_FIX16[0.29900], _FIX16[0.58700], _FIX16[0.11400]],
+    [-_FIX16[0.16874], -_FIX16[0.33126], _FIX16[0.5]],
+    [_FIX16[0.5], -_FIX16[0.41869], -_FIX16[0.08131]],
+], dtype=np.int64)
+"""``[[19595, 38470, 7471], [-11059, -21709, 32768], [32768, -27439, -5329]]``: rows Y, Cb, Cr; columns R, G, B."""
+YCC_OFFSETS = (1 << (YCC_SHIFT - 1), (128 << YCC_SHIFT) + (1 << (YCC_SHIFT - 1)) - 1,
+               (128 << YCC_SHIFT) + (1 << (YCC_SHIFT - 1)) - 1)
+"""Added before the shift: rounding for Y; the 128 offset and libjpeg's "0.5 - epsilon" rounding for Cb, Cr."""
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
@@ -211,13 +222,10 @@ def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     + 2**15 - 1) >> 16`` (libjpeg's rounding "0.5 - epsilon", so no clamp is needed). Returns uint8
     [H, W, 3].
     """
-    f = _FIX16
     r, g, b = (np.asarray(rgb[..., i], dtype=np.int64) for i in range(3))
-    y = (f[0.29900] * r + f[0.58700] * g + f[0.11400] * b + (1 << 15)) >> 16
-    offset = (128 << 16) + (1 << 15) - 1
-    cb = (-f[0.16874] * r - f[0.33126] * g + f[0.5] * b + offset) >> 16
-    cr = (f[0.5] * r - f[0.41869] * g - f[0.08131] * b + offset) >> 16
-    return np.stack([y, cb, cr], axis=-1).astype(np.uint8)
+    k = RGB_TO_YCC
+    out = [(k[c, 0] * r + k[c, 1] * g + k[c, 2] * b + YCC_OFFSETS[c]) >> YCC_SHIFT for c in range(3)]
+    return np.stack(out, axis=-1).astype(np.uint8)
 
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
@@ -414,6 +422,42 @@ def component_planes(image: np.ndarray, subsampling: str = "444"
     my, mx = -(-h // 16), -(-w // 16)
     full = [pad_plane(ycc[..., i], 16 * my, 16 * mx) for i in range(3)]
     return [full[0], downsample_2x2(full[1]), downsample_2x2(full[2])], ((2, 2), (1, 1), (1, 1)), my, mx
+
+
+def mcu_size(subsampling: str) -> int:
+    """Side of an MCU in pixels for a colour image: 8 (4:4:4) or 16 (4:2:0)."""
+    return 8 if check_subsampling(subsampling) == "444" else 16
+
+
+def mcu_pixels(image: np.ndarray, subsampling: str = "444") -> np.ndarray:
+    """An RGB image -> its pixels in MCU order, uint8 ``[n, 3]``: padded to whole MCUs by edge replication,
+    MCUs in raster order, pixels in raster order inside each MCU (8 x 8 or 16 x 16). The input of the
+    encoder's colour stage (``hw.jpeg.colour``); :func:`colour_stage` is its golden twin."""
+    image = check_image(image)
+    if image.ndim != 3:
+        raise UserError(f"MCU pixels need a colour image [H, W, 3], got shape {image.shape}")
+    m = mcu_size(subsampling)
+    h, w = image.shape[:2]
+    my, mx = -(-h // m), -(-w // m)
+    padded = np.stack([pad_plane(image[..., c], m * my, m * mx) for c in range(3)], axis=-1)
+    return padded.reshape(my, m, mx, m, 3).swapaxes(1, 2).reshape(-1, 3)
+
+
+def colour_stage(pixels: np.ndarray, subsampling: str = "444") -> np.ndarray:
+    """The colour stage on MCU-ordered RGB pixels (:func:`mcu_pixels`): per MCU, :func:`rgb_to_ycbcr`, for
+    4:2:0 :func:`downsample_2x2` of Cb and Cr, and the MCU's blocks in scan order (Y blocks in raster order,
+    Cb, Cr), samples in raster order in each block. uint8 ``[n_mcus * blocks_per_mcu * 64]``: the same stream
+    as :func:`mcu_order` of :func:`component_planes` (converting after padding equals padding after
+    converting: the conversion is per pixel)."""
+    m = mcu_size(subsampling)
+    ycc = rgb_to_ycbcr(np.asarray(pixels).reshape(-1, m, m, 3))
+    if m == 8:
+        blocks = ycc.transpose(0, 3, 1, 2)                             # [n, 3, 8, 8]: Y, Cb, Cr
+    else:
+        y = ycc[..., 0].reshape(-1, 2, 8, 2, 8).swapaxes(2, 3).reshape(-1, 4, 8, 8)
+        chroma = [np.stack([downsample_2x2(p) for p in ycc[..., c]]) for c in (1, 2)]
+        blocks = np.concatenate([y, chroma[0][:, None], chroma[1][:, None]], axis=1)
+    return blocks.reshape(-1).astype(np.uint8)
 
 
 def mcu_order(component_blocks: list[np.ndarray], sampling: tuple[tuple[int, int], ...],

@@ -123,6 +123,19 @@ JPEG_ENCODER_W4 = Design("jpeg_encoder_w4", _jpeg_encoder_w4, parameters={"fifo_
 DESIGNS[JPEG_ENCODER_W4.name] = JPEG_ENCODER_W4
 
 
+def _jpeg_encoder_colour():
+    from hw.jpeg.encoder import Encoder
+
+    return Encoder(fifo_depth=64, colour=True)
+
+
+# the 3-component build (issue 16, item 6): colour JPEG (YCbCr 4:4:4 / 4:2:0, interleaved MCUs, luminance and
+# chrominance table sets, a DC predictor per component); byte stream output like jpeg_encoder
+JPEG_ENCODER_COLOUR = Design("jpeg_encoder_colour", _jpeg_encoder_colour,
+                             parameters={"fifo_depth": 64, "colour": True}, depends=JPEG_ENCODER.depends)
+DESIGNS[JPEG_ENCODER_COLOUR.name] = JPEG_ENCODER_COLOUR
+
+
 def _jpeg_wdecoder():
     from hw.jpeg.wdecoder import WeightDecoder
 

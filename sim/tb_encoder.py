@@ -7,7 +7,8 @@ counter golden's bit count. Images run back to back in one simulation (the DC pr
 restart at each image's ``last``); tables are reloaded between images while the encoder is idle.
 
 The pytest side (``tests/hw/test_encoder_cocotb.py``) picks the test; :func:`run_job` runs one job for the
-CLI (``edgesplit encode --rtl``).
+CLI (``edgesplit encode --rtl``). ``colour_sweep`` and ``colour_cycles`` need the colour build
+(``jpeg_encoder_colour``, ``Encoder(colour=True)``): the bench sets its ``sampling`` input from each job.
 
 Environment
 -----------
@@ -107,6 +108,7 @@ class EncoderBench:
         self._out_last_bit = self.out.fields["last"][0]
         self.outcomes: list[Outcome] = []
         self.loaded: bytes | None = None
+        self.colour = hasattr(dut, "sampling")   # the colour build (Encoder(colour=True))
 
     async def load_tables(self, job: host.EncodeJob) -> None:
         key = job.tables.tobytes()
@@ -136,7 +138,12 @@ class EncoderBench:
                    for j in jobs), "a stream needs one mode and one table set"
         gap = self.gap if gap is None else gap
         stall = self.stall if stall is None else stall
+        assert all(j.sampling == job.sampling for j in jobs), "a stream needs one sampling mode"
         assert not int(dut.busy.value), "encoder busy before a job"
+        if self.colour:
+            dut.sampling.value = int(job.sampling)
+        else:
+            assert job.sampling == 0, "a colour job needs the colour build (jpeg_encoder_colour)"
         dut.lossless.value = int(job.lossless)
         dut.lossless_signed.value = int(job.signed)
         await self.load_tables(job)
@@ -205,7 +212,8 @@ class EncoderBench:
 
 
 async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = None) -> EncoderBench:
-    await start_bench(dut, ("tbl_we", "clear", "lossless", "lossless_signed"))
+    colour = ("sampling",) if hasattr(dut, "sampling") else ()
+    await start_bench(dut, ("tbl_we", "clear", "lossless", "lossless_signed", *colour))
     return EncoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
 
@@ -382,6 +390,133 @@ async def large_sweep(dut):
     bench.check()
 
 
+# ---- colour (the 3-component build, jpeg_encoder_colour) ------------------------------------------------
+
+
+def colour_photo(name: str, y: int, x: int, h: int, w: int) -> np.ndarray:
+    """An RGB crop of a scikit-image colour photo, uint8 [h, w, 3]."""
+    import skimage.data
+
+    return np.ascontiguousarray(getattr(skimage.data, name)()[y:y + h, x:x + w, :3]).astype(np.uint8)
+
+
+PRIMARIES = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [0, 255, 255], [255, 0, 255], [255, 255, 0],
+                      [0, 0, 0], [255, 255, 255]], dtype=np.uint8)
+
+
+def primaries(h: int, w: int) -> np.ndarray:
+    """Saturated primaries and secondaries, black and white in 4-pixel stripes (the lower half mirrored):
+    the extremes of Cb and Cr (0..255) and sharp chroma edges inside blocks and across MCUs."""
+    img = PRIMARIES[(np.arange(w) // 4) % 8][None].repeat(h, 0)
+    img[h // 2:] = img[h // 2:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def colour_images(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "random": rng.integers(0, 256, size=(19, 29, 3)).astype(np.uint8),     # odd: padded to the MCU
+        "astronaut": colour_photo("astronaut", 100, 180, 37, 45),
+        "black": np.zeros((16, 16, 3), np.uint8),
+        "white": np.full((16, 24, 3), 255, np.uint8),
+        "primaries": primaries(17, 33),
+        "1x1": np.array([[[250, 3, 100]]], np.uint8),
+    }
+
+
+COLOUR_QFS = (1, 50, 100)
+SAMPLING_OF_PILLOW = {"444": 0, "420": 2}   # PIL.JpegImagePlugin.get_sampling
+
+
+def pillow_colour_check(job: host.EncodeJob, coded: bytes, image: np.ndarray, subsampling: str,
+                        qf: int, smooth: bool) -> list[str]:
+    """The RTL's scan in golden's JFIF header opens in Pillow (libjpeg) as a 3-component image of the input's
+    size with the right subsampling, mode RGB (libjpeg converts from YCbCr), and decodes close to golden's
+    decoder: 4:4:4 within 45 dB PSNR of it (IDCT and colour-conversion rounding only). 4:2:0: libjpeg
+    upsamples chroma with a triangle filter where golden replicates, so on smooth content (photos, flat
+    images) within 38 dB, elsewhere the same PSNR against the input within 1.5 dB. Photos at QF >= 75: at
+    least 30 dB against the input."""
+    from PIL import Image, JpegImagePlugin
+
+    img = Image.open(io.BytesIO(job.wrap(coded)))
+    img.load()
+    errors = []
+    if img.mode != "RGB" or img.layers != 3 or img.format != "JPEG":
+        errors.append(f"Pillow opened {img.format} mode {img.mode} with {img.layers} layers, not JPEG RGB 3")
+    if JpegImagePlugin.get_sampling(img) != SAMPLING_OF_PILLOW[subsampling]:
+        errors.append(f"Pillow reports subsampling {JpegImagePlugin.get_sampling(img)}, "
+                      f"expected {SAMPLING_OF_PILLOW[subsampling]} ({subsampling})")
+    pixels = np.asarray(img)
+    if pixels.shape != image.shape:
+        return errors + [f"Pillow decoded shape {pixels.shape}, expected {image.shape}"]
+    ours = jpeg.decode_jpeg(job.wrap(coded))
+    to_golden = jpeg.psnr(ours, pixels)
+    if subsampling == "444" or smooth:
+        bound = 45.0 if subsampling == "444" else 38.0
+        if to_golden < bound:
+            errors.append(f"Pillow's decode is {to_golden:.1f} dB from golden's (bound {bound})")
+    else:
+        a, b = jpeg.psnr(image, pixels), jpeg.psnr(image, ours)
+        if abs(a - b) > 1.5:
+            errors.append(f"PSNR to the input: Pillow {a:.1f} dB, golden {b:.1f} dB (bound: within 1.5 dB)")
+    if smooth and qf >= 75 and jpeg.psnr(image, pixels) < 30:
+        errors.append(f"PSNR to the input {jpeg.psnr(image, pixels):.1f} dB at QF {qf} (bound 30)")
+    return errors
+
+
+@cocotb.test()
+async def colour_sweep(dut):
+    """Colour images on the 3-component build: random (odd size), a photo crop, all-0, all-255, saturated
+    primaries, a 1x1 pixel; 4:4:4 and 4:2:0; QF 1, 50, 100 (and 10, 75, 90 on the random image and the photo).
+    Every scan equals golden's byte for byte and opens in Pillow (``pillow_colour_check``). Then images back to
+    back in one stream (each component's DC predictor restarts at each image), and a grayscale image
+    (``sampling`` 0) on the same build. Random input gaps and output stalls."""
+    bench = await start(dut, env_gaps(), env_gaps())
+    rng = np.random.default_rng(env_seed() + 10)
+    images = colour_images(rng)
+    smooth = {"astronaut", "black", "white", "1x1"}
+    for sub in jpeg.SUBSAMPLINGS:
+        for name, image in images.items():
+            qfs = (*COLOUR_QFS, 10, 75, 90) if name in ("random", "astronaut") else COLOUR_QFS
+            for qf in qfs:
+                job = host.jpeg_job(image, qf, sub)
+                out = await bench.encode(job, f"{name} {image.shape[:2]} {sub} QF {qf}")
+                if not out.errors:
+                    out.errors += [f"{out.label}: {e}"
+                                   for e in pillow_colour_check(job, out.data, image, sub, qf, name in smooth)]
+    for sub in jpeg.SUBSAMPLINGS:
+        tiny = [images["1x1"], images["primaries"], rng.integers(0, 256, size=(9, 17, 3)).astype(np.uint8),
+                images["white"]]
+        await bench.encode_stream([host.jpeg_job(img, 80, sub) for img in tiny * 2],
+                                  f"8 colour images back to back {sub}")
+    await bench.encode(host.jpeg_job(photo("camera", 10, 20, 21, 27), 60), "grayscale on the colour build")
+    bench.check()
+
+
+COLOUR_THROUGHPUT_QFS = (90,)
+
+
+@cocotb.test()
+async def colour_cycles(dut):
+    """A 224 x 224 colour photo (the astronaut's centre) at 4:4:4 and 4:2:0, QF 90, no input gaps,
+    output always ready: cycles per image (the ``cycles`` counter) and samples per cycle; bytes checked.
+    Numbers to EDGESPLIT_RESULT (JSON)."""
+    bench = await start(dut)
+    image = colour_photo("astronaut", 100, 150, 224, 224)
+    report = []
+    for sub in jpeg.SUBSAMPLINGS:
+        for qf in COLOUR_THROUGHPUT_QFS:
+            job = host.jpeg_job(image, qf, sub)
+            out = await bench.encode(job, f"astronaut 224x224 {sub} QF {qf}")
+            report.append({"case": f"astronaut 224x224 RGB {sub} QF {qf}", "subsampling": sub, "qf": qf,
+                           "samples": len(job.samples), "blocks": job.blocks, "bytes": len(job.expected),
+                           "cycles": out.counters["cycles"], "stall_cycles": out.counters["stall_cycles"],
+                           "samples_per_cycle": round(out.samples_per_cycle, 4)})
+            dut._log.info(f"{report[-1]}")
+    if os.environ.get("EDGESPLIT_RESULT"):
+        Path(os.environ["EDGESPLIT_RESULT"]).write_text(json.dumps(report, indent=1))
+    bench.check()
+
+
 THROUGHPUT_CASES = ("real", "worst")
 
 
@@ -439,7 +574,8 @@ async def encode_job(dut):
     Does not compare: the caller does (``run_job``)."""
     spec = np.load(os.environ["EDGESPLIT_JOB"])
     j = host.EncodeJob(lossless=bool(spec["lossless"]), signed=bool(spec["signed"]), samples=spec["samples"],
-                       tables=spec["tables"], expected=spec["expected"].tobytes(), bits=int(spec["bits"]), header=b"")
+                       tables=spec["tables"], expected=spec["expected"].tobytes(), bits=int(spec["bits"]), header=b"",
+                       sampling=int(spec["sampling"]) if "sampling" in spec else 0)
     bench = await start(dut)
     t0 = time.monotonic()
     out = await bench.encode(j, "job")  # compared by the caller (run_job), not here
@@ -459,14 +595,15 @@ class RtlResult:
 def run_job(job: host.EncodeJob, workdir: Path) -> RtlResult:
     """Encode ``job`` on the Verilator model (cached build, via ``sim.runner.run``) and return its bytes
     and counters; ``workdir`` holds the job and result files."""
-    from sim.designs import JPEG_ENCODER
+    from sim.designs import JPEG_ENCODER, JPEG_ENCODER_COLOUR
     from sim.runner import run
 
+    design = JPEG_ENCODER_COLOUR if job.sampling else JPEG_ENCODER   # colour images: the 3-component build
     workdir = Path(workdir)
     job_path = workdir / "job.npz"
     result_path = workdir / "result.npz"
     job.save(job_path)
-    run(JPEG_ENCODER, "sim.tb_encoder", testcase="encode_job",
+    run(design, "sim.tb_encoder", testcase="encode_job",
         env={"EDGESPLIT_JOB": str(job_path), "EDGESPLIT_RESULT": str(result_path)})
     res = np.load(result_path)
     return RtlResult(data=res["data"].tobytes(), counters={name: int(res[name]) for name in COUNTERS})

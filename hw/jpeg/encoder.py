@@ -29,6 +29,21 @@ DC at 256 + SSSS; lossless: the 9-bit symbol); 512..575: quantizer reciprocal ``
 (natural order, ``ceil(2**21 / Q)``). Reset values: luminance tables at QF 50 (``hw.jpeg.host``
 makes the images for any QF or lossless table). ``lossless``/``lossless_signed`` change only while idle.
 
+Colour images (``colour=True``; ``golden.jpeg`` colour path, T.81 A.2.3 interleaved scan): the input is
+the YCbCr sample stream in MCU order (``golden.jpeg.mcu_order``: per MCU the Y blocks in raster order, then
+Cb, then Cr; 4:4:4: Y Cb Cr, 4:2:0: Y0 Y1 Y2 Y3 Cb Cr per 16x16 MCU), made on the host from RGB
+(``hw.jpeg.host.jpeg_samples``: golden's integer JFIF conversion, 2x2 chroma averaging and edge padding to
+whole MCUs). ``sampling`` (change only while idle) says how blocks map to components: ``SAMPLING_GRAY``
+(0: one component, what the non-colour encoder does), ``SAMPLING_444`` (1) or ``SAMPLING_420`` (2). Two
+MCU counters (:class:`McuCounter`, one at the quantizer's input, one at the run-length coder's; both
+restart after an image's last block) give each block its component: it selects the quantizer's table set
+and the Huffman table set (0: luminance for Y; 1: chrominance for Cb and Cr), and the run-length coder keeps
+one DC predictor per component. The table port grows by one address bit: ``tbl_addr[10]`` is the table set,
+so the chrominance Huffman entries sit at ``CHROMA_BASE + 0..511`` and its reciprocals at ``CHROMA_BASE +
+512..575`` (reset values: QF 50 and the K.3 tables for both sets). The rates are those of grayscale: one
+sample per cycle, so an image of ``H x W`` pixels takes about ``3 H W`` (4:4:4) or ``1.5 H W`` (4:2:0)
+cycles plus the pipeline's latency.
+
 Counters (cleared by ``clear``): ``cycles`` while an image is in flight (from its first accepted sample
 to its last byte), ``blocks`` entering the entropy coder, ``samples`` accepted, ``out_bits`` coded bits
 before padding and stuffing (golden's ``bits``), ``stall_cycles`` with ``inp.valid`` but not
@@ -61,10 +76,15 @@ from .entropy import HuffmanCoder, RunLengthCoder, word_layout
 from .quantizer import RECIPROCAL_BITS, Quantizer
 from .zigzag import ZigzagBuffer
 
-__all__ = ["Encoder", "input_layout", "output_layout", "TABLE_ADDR_BITS", "QUANT_BASE", "COUNTER_BITS"]
+__all__ = ["Encoder", "McuCounter", "input_layout", "output_layout", "TABLE_ADDR_BITS", "QUANT_BASE",
+           "CHROMA_BASE", "COUNTER_BITS", "SAMPLING_GRAY", "SAMPLING_444", "SAMPLING_420", "SAMPLING_MODES"]
 
-TABLE_ADDR_BITS = 10
+TABLE_ADDR_BITS = 10       # 11 in the colour build (CHROMA_BASE)
 QUANT_BASE = 512
+CHROMA_BASE = 1024         # colour build: table set 1 (chrominance) at CHROMA_BASE + the set-0 address
+SAMPLING_GRAY, SAMPLING_444, SAMPLING_420 = 0, 1, 2
+SAMPLING_MODES = {"gray": SAMPLING_GRAY, "444": SAMPLING_444, "420": SAMPLING_420}
+"""``sampling`` input values by name (``golden.jpeg.SUBSAMPLINGS`` for colour images, "gray" for one component)."""
 COUNTER_BITS = 32
 INPUT_BITS = 16
 COUNTERS = ("cycles", "blocks", "samples", "out_bits", "stall_cycles")
@@ -78,6 +98,38 @@ def output_layout(out_bytes: int = 1) -> data.StructLayout:
     return byte_layout(out_bytes)
 
 
+class McuCounter(wiring.Component):
+    """The component of each block in an interleaved scan: a block slot counter per MCU.
+
+    Blocks of one MCU: ``SAMPLING_GRAY`` 1 (component 0), ``SAMPLING_444`` 3 (components 0, 1, 2),
+    ``SAMPLING_420`` 6 (0, 0, 0, 0, 1, 2): ``golden.jpeg.mcu_order``'s ``component`` array. The slot advances
+    with ``step`` (a block ends) and restarts at 0 when ``restart`` is high with it (the image's last block).
+
+    Ports
+    -----
+    sampling : In(2)   the mode (see :data:`SAMPLING_MODES`)
+    step, restart : In(1)
+    comp : Out(2)      the current block's component; ``tset`` : Out(1) its table set (``comp != 0``)
+    """
+
+    def __init__(self):
+        super().__init__({"sampling": In(2), "step": In(1), "restart": In(1), "comp": Out(2), "tset": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        slot = Signal(range(6))
+        period_end = Signal()
+        m.d.comb += period_end.eq(Mux(self.sampling == SAMPLING_420, slot == 5,
+                                      Mux(self.sampling == SAMPLING_444, slot == 2, 1)))
+        with m.If(self.step):
+            m.d.sync += slot.eq(Mux(self.restart | period_end, 0, slot + 1))
+        # continuous selects (no Switch: see hw.jpeg.lut)
+        m.d.comb += self.comp.eq(Mux(self.sampling == SAMPLING_444, slot,
+                                     Mux(self.sampling == SAMPLING_420, Mux(slot >= 4, slot - 3, 0), 0)))
+        m.d.comb += self.tset.eq(self.comp != 0)
+        return m
+
+
 class Encoder(wiring.Component):
     """JPEG / lossless feature encoder (see the module docstring).
 
@@ -86,36 +138,47 @@ class Encoder(wiring.Component):
     fifo_depth : words of the FIFO between the Huffman coder and the bit packer (power of two, 4..4096)
     out_bytes : bytes per output beat, 1 (the byte stream ``{data: 8, last}``), 2 or 4
         (``{data, count, last}``, see ``hw.jpeg.bitpacker``)
+    colour : bool, the 3-component build: a ``sampling`` input (:data:`SAMPLING_MODES`), luminance and
+        chrominance table sets (``tbl_addr`` of 11 bits), one DC predictor per component. Off, the encoder
+        is the one-component one (the engine's encode unit, grayscale and feature maps).
     """
 
-    def __init__(self, fifo_depth: int = 64, out_bytes: int = 1):
+    def __init__(self, fifo_depth: int = 64, out_bytes: int = 1, colour: bool = False):
         if not isinstance(fifo_depth, int) or fifo_depth < 4 or fifo_depth > 4096 or fifo_depth & (fifo_depth - 1):
             raise ValueError(f"Encoder fifo_depth must be a power of two in 4..4096, got {fifo_depth!r}")
         if out_bytes not in OUT_BYTES:
             raise ValueError(f"Encoder out_bytes must be one of {OUT_BYTES}, got {out_bytes!r}")
+        if not isinstance(colour, bool):
+            raise ValueError(f"Encoder colour must be True or False, got {colour!r}")
         self.fifo_depth = fifo_depth
         self.out_bytes = out_bytes
-        super().__init__({
+        self.colour = colour
+        self.table_addr_bits = TABLE_ADDR_BITS + int(colour)
+        ports = {
             "inp": In(stream.Signature(input_layout())),
             "out": Out(stream.Signature(output_layout(out_bytes))),
             "lossless": In(1),
             "lossless_signed": In(1),
             "tbl_we": In(1),
-            "tbl_addr": In(unsigned(TABLE_ADDR_BITS)),
+            "tbl_addr": In(unsigned(self.table_addr_bits)),
             "tbl_data": In(unsigned(RECIPROCAL_BITS)),
             "clear": In(1),
             "busy": Out(1),
             "error": Out(1),
             **{name: Out(unsigned(COUNTER_BITS)) for name in COUNTERS},
-        })
+        }
+        if colour:
+            ports["sampling"] = In(2)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dct = dct = Dct2d()
-        m.submodules.quant = quant = Quantizer()
+        sets = 2 if self.colour else 1
+        m.submodules.quant = quant = Quantizer(tables=sets)
         m.submodules.zigzag = zz = ZigzagBuffer()
-        m.submodules.rlc = rlc = RunLengthCoder()
-        m.submodules.huffman = huff = HuffmanCoder()
+        m.submodules.rlc = rlc = RunLengthCoder(components=3 if self.colour else 1)
+        m.submodules.huffman = huff = HuffmanCoder(tables=sets)
         wlayout = word_layout()
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=data.Layout.cast(wlayout).size, depth=self.fifo_depth)
         m.submodules.packer = packer = BitPacker(self.out_bytes)
@@ -160,6 +223,22 @@ class Encoder(wiring.Component):
             m.d.sync += sample_index.eq(sample_index + 1)
 
         # ---- back end ------------------------------------------------------------------------
+        if self.colour:
+            # the component of the block entering the quantizer and of the one entering the run-length coder
+            m.submodules.q_mcu = q_mcu = McuCounter()
+            m.submodules.r_mcu = r_mcu = McuCounter()
+            q_in = quant.inp
+            r_in = zz.out
+            m.d.comb += [
+                q_mcu.sampling.eq(self.sampling),
+                q_mcu.step.eq(q_in.valid & q_in.ready & q_in.payload.block_last),
+                q_mcu.restart.eq(q_in.payload.image_last),
+                quant.tset.eq(q_mcu.tset),
+                r_mcu.sampling.eq(self.sampling),
+                r_mcu.step.eq(r_in.valid & r_in.ready & r_in.payload.last),
+                r_mcu.restart.eq(r_in.payload.image_last),
+                rlc.comp.eq(r_mcu.comp),
+            ]
         wiring.connect(m, zz.out, rlc.inp)
         wiring.connect(m, rlc.out, huff.inp)
         m.d.comb += [
@@ -173,13 +252,14 @@ class Encoder(wiring.Component):
         wiring.connect(m, packer.out, wiring.flipped(self.out))
 
         # ---- tables ----------------------------------------------------------------------------
-        quant_sel = self.tbl_addr >= QUANT_BASE
+        quant_sel = self.tbl_addr[9]                 # QUANT_BASE = 512
+        tset = self.tbl_addr[10:]                    # colour build: the table set (CHROMA_BASE = 1024)
         m.d.comb += [
             quant.r_we.eq(self.tbl_we & quant_sel),
-            quant.r_addr.eq(self.tbl_addr[:6]),
+            quant.r_addr.eq(Cat(self.tbl_addr[:6], tset)),
             quant.r_data.eq(self.tbl_data),
             huff.tbl_we.eq(self.tbl_we & ~quant_sel),
-            huff.tbl_addr.eq(self.tbl_addr[:9]),
+            huff.tbl_addr.eq(Cat(self.tbl_addr[:9], tset)),
             huff.tbl_code.eq(self.tbl_data[:16]),
             huff.tbl_len.eq(self.tbl_data[16:21]),
             self.error.eq(huff.error),

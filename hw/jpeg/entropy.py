@@ -20,6 +20,12 @@ of ``length + extra_len <= 32`` bits per cycle. Table addresses: JPEG mode AC sy
 symbols ``256 + SSSS``; lossless mode the 9-bit symbol ``(RRRR << 5) | SSSS`` (``0..511``). One table
 RAM serves both classes because the coder sends one symbol per cycle of either class. A looked-up
 length of 0 (symbol missing from the table) sets the sticky ``error`` output, as golden raises an error.
+
+Colour images (``components = 3`` / ``tables = 2``, T.81 A.2.3 interleaved scans): the run-length coder keeps
+one DC predictor per component (``golden.jpeg.dc_differences``), the component of each entry given by its
+``comp`` input, and tags each symbol with its table set ``tset`` (0 for component 0, the luminance; 1 for
+Cb and Cr); the Huffman coder then holds two 512-entry tables (1024 words) and looks the symbol up in table
+set ``tset`` (``golden.entropy.huffman_encode`` with ``index`` = table set).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -43,9 +49,13 @@ HUFFMAN_DEPTH = 512
 DC_BASE = 256          # JPEG mode: DC symbol s lives at table address DC_BASE + s
 
 
-def symbol_layout() -> data.StructLayout:
-    return data.StructLayout({"symbol": unsigned(SYMBOL_BITS), "dc": 1, "extra": unsigned(EXTRA_BITS),
-                              "extra_len": unsigned(SIZE_BITS), "last": 1})
+def symbol_layout(tables: int = 1) -> data.StructLayout:
+    """``{symbol, dc, extra, extra_len, last}``, plus ``tset`` (the Huffman table set) when ``tables = 2``."""
+    fields = {"symbol": unsigned(SYMBOL_BITS), "dc": 1, "extra": unsigned(EXTRA_BITS),
+              "extra_len": unsigned(SIZE_BITS), "last": 1}
+    if tables == 2:
+        fields["tset"] = 1
+    return data.StructLayout(fields)
 
 
 def word_layout() -> data.StructLayout:
@@ -75,15 +85,25 @@ class RunLengthCoder(wiring.Component):
                        ``last`` on the final symbol of an image
     jpeg : In(1)       1: JPEG (DC difference, F = 4, signed extra bits); 0: lossless (F = 5)
     signed_extra : In(1)  lossless mode: signed extra bits (else unsigned). Change both only while idle.
+    comp : In(2)       only with ``components = 3``: the component (0, 1, 2) of the entry offered on ``inp``;
+                       it picks the DC predictor and the output's ``tset`` (``comp != 0``)
+
+    ``components``: 1 (one DC predictor) or 3 (one per component, and ``tset`` on the output symbols).
     """
 
-    def __init__(self):
-        super().__init__({
+    def __init__(self, components: int = 1):
+        if components not in (1, 3):
+            raise ValueError(f"RunLengthCoder components must be 1 or 3, got {components!r}")
+        self.components = components
+        ports = {
             "inp": In(stream.Signature(entry_layout())),
-            "out": Out(stream.Signature(symbol_layout())),
+            "out": Out(stream.Signature(symbol_layout(1 if components == 1 else 2))),
             "jpeg": In(1),
             "signed_extra": In(1),
-        })
+        }
+        if components == 3:
+            ports["comp"] = In(2)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -97,7 +117,12 @@ class RunLengthCoder(wiring.Component):
 
         entry = self.inp.payload
         v = entry.data
-        pred = Signal(signed(VALUE_BITS))
+        preds = [Signal(signed(VALUE_BITS), name=f"pred{c}") for c in range(self.components)]
+        if self.components == 1:
+            pred = preds[0]
+        else:   # the predictor of this entry's component (a continuous select: see hw.jpeg.lut)
+            pred = Signal(signed(VALUE_BITS))
+            m.d.comb += pred.eq(Mux(self.comp == 2, preds[2], Mux(self.comp == 1, preds[1], preds[0])))
         run = Signal(4)
         is_dc = Signal()
         m.d.comb += is_dc.eq(self.jpeg & entry.first)
@@ -127,7 +152,11 @@ class RunLengthCoder(wiring.Component):
             zrl.eq(Mux(self.jpeg, entropy.ZRL_RUN << 4, entropy.ZRL_RUN << 5)),
         ]
 
-        sym = Signal(symbol_layout())
+        layout = self.out.payload.shape()
+        sym = Signal(layout)
+        if self.components == 3:
+            m.d.comb += sym.tset.eq(self.comp != 0)
+            eob_tset = Signal()
         emit = Signal()   # this entry produces a symbol of its own (DC, nonzero value or ZRL)
         m.d.comb += emit.eq(is_dc | (v != 0) | (run == 15))
         with m.If(is_dc):
@@ -147,8 +176,15 @@ class RunLengthCoder(wiring.Component):
             m.d.sync += [self.out.valid.eq(emit | (entry.last & entry.eob)), self.out.payload.eq(sym)]
             with m.If(emit & entry.last & entry.eob):
                 m.d.sync += [eob_pending.eq(1), eob_image_last.eq(entry.image_last)]
+                if self.components == 3:
+                    m.d.sync += eob_tset.eq(sym.tset)
             with m.If(is_dc):
-                m.d.sync += pred.eq(v)
+                if self.components == 1:
+                    m.d.sync += pred.eq(v)
+                else:
+                    for c in range(3):
+                        with m.If(self.comp == c):
+                            m.d.sync += preds[c].eq(v)
             with m.If((v != 0) | (run == 15) | is_dc):
                 m.d.sync += run.eq(0)
             with m.Else():
@@ -156,11 +192,13 @@ class RunLengthCoder(wiring.Component):
             with m.If(entry.last):
                 m.d.sync += run.eq(0)
                 with m.If(entry.image_last):
-                    m.d.sync += pred.eq(0)
+                    m.d.sync += [p.eq(0) for p in preds]
         with m.Elif(advance & eob_pending):
             # EOB: symbol 0, no extra bits
             m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(0), self.out.payload.last.eq(eob_image_last),
                          eob_pending.eq(0)]
+            if self.components == 3:
+                m.d.sync += self.out.payload.tset.eq(eob_tset)
         with m.Elif(advance):
             m.d.sync += self.out.valid.eq(0)
         return m
@@ -184,23 +222,30 @@ def lossless_table_image(table: entropy.HuffmanTable) -> list[tuple[int, int]]:
 
 
 class HuffmanCoder(wiring.Component):
-    """Symbols -> packed words with a loadable code table (initialised to the T.81 K.3 luminance tables).
+    """Symbols -> packed words with a loadable code table (initialised to the T.81 K.3 luminance tables,
+    and with ``tables = 2`` the chrominance ones as table set 1).
 
     Ports
     -----
-    inp : In(stream)    ``symbol_layout``
+    inp : In(stream)    ``symbol_layout(tables)``
     out : Out(stream)   ``{bits: 32, length: 6, last}``: ``bits`` right-aligned, ``length`` of them
     tbl_we, tbl_addr, tbl_code, tbl_len : table write port (address 0..511; length 0 = no code).
-                        Write only while no symbol is in flight.
+                        Write only while no symbol is in flight. With ``tables = 2`` the address has 10
+                        bits, ``tbl_addr[9]`` the table set.
     error : Out(1)      sticky: a symbol without a code was looked up (cleared by a table write)
+
+    ``tables``: 1 (512 words) or 2 (two table sets, 1024 words, picked per symbol by its ``tset``).
     """
 
-    def __init__(self):
+    def __init__(self, tables: int = 1):
+        if tables not in (1, 2):
+            raise ValueError(f"HuffmanCoder tables must be 1 or 2, got {tables!r}")
+        self.tables = tables
         super().__init__({
-            "inp": In(stream.Signature(symbol_layout())),
+            "inp": In(stream.Signature(symbol_layout(tables))),
             "out": Out(stream.Signature(word_layout())),
             "tbl_we": In(1),
-            "tbl_addr": In(unsigned(SYMBOL_BITS)),
+            "tbl_addr": In(unsigned(SYMBOL_BITS + tables - 1)),
             "tbl_code": In(unsigned(CODE_BITS)),
             "tbl_len": In(unsigned(SIZE_BITS)),
             "error": Out(1),
@@ -209,9 +254,10 @@ class HuffmanCoder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         layout = table_entry_layout()
-        init = [c | (n << CODE_BITS)
-                for c, n in jpeg_table_image(entropy.STD_DC_LUMINANCE, entropy.STD_AC_LUMINANCE)]
-        table = Memory(shape=unsigned(CODE_BITS + SIZE_BITS), depth=HUFFMAN_DEPTH, init=init)
+        std = [(entropy.STD_DC_LUMINANCE, entropy.STD_AC_LUMINANCE),
+               (entropy.STD_DC_CHROMINANCE, entropy.STD_AC_CHROMINANCE)][:self.tables]
+        init = [c | (n << CODE_BITS) for dc, ac in std for c, n in jpeg_table_image(dc, ac)]
+        table = Memory(shape=unsigned(CODE_BITS + SIZE_BITS), depth=HUFFMAN_DEPTH * self.tables, init=init)
         m.submodules.table = table
         wp = table.write_port()
         rp = table.read_port()
@@ -224,9 +270,10 @@ class HuffmanCoder(wiring.Component):
 
         # stage 1: the extra bits wait while the RAM reads (code, length)
         s1_valid = Signal()
-        s1 = Signal(symbol_layout())
+        s1 = Signal(symbol_layout(self.tables))
         sym = self.inp.payload
-        m.d.comb += [rp.addr.eq(Mux(sym.dc, Cat(sym.symbol[:8], 1), sym.symbol)), rp.en.eq(advance)]
+        addr = Mux(sym.dc, Cat(sym.symbol[:8], 1), sym.symbol)
+        m.d.comb += [rp.addr.eq(addr if self.tables == 1 else Cat(addr, sym.tset)), rp.en.eq(advance)]
         with m.If(advance):
             m.d.sync += [s1_valid.eq(self.inp.valid), s1.eq(sym)]
 

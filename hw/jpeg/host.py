@@ -3,7 +3,11 @@
 * the table image: the writes to the encoder's table port for a JPEG quality factor or a lossless
   Huffman table (``tbl_addr``, ``tbl_data`` pairs, see :mod:`hw.jpeg.encoder`);
 * the sample stream: the image or feature map padded and cut into blocks exactly as the golden models
-  do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order;
+  do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order; colour
+  images (for the colour build of the encoder, ``Encoder(colour=True)``): golden's integer RGB -> YCbCr
+  conversion (``golden.jpeg.rgb_to_ycbcr``), 4:2:0 chroma averaging (``downsample_2x2``), edge padding to
+  whole MCUs and the interleaved MCU block order (``mcu_order``) are done here, on the host, and the
+  encoder gets the YCbCr blocks;
 * the expected bytes (golden's scan or payload) and the container around them (JFIF header + EOI, or
   the ESLL header and its CRC-32 trailer), so the RTL's bytes become a complete file; for a lossless map
   whose coded container would be longer than its samples, the raw container instead (``golden.lossless``
@@ -28,7 +32,7 @@ import numpy as np
 from golden import entropy, files, jpeg, lossless
 from golden.errors import UserError
 
-from .encoder import QUANT_BASE
+from .encoder import CHROMA_BASE, QUANT_BASE, SAMPLING_MODES
 from .entropy import jpeg_table_image, lossless_table_image
 
 __all__ = ["EncodeJob", "jpeg_job", "lossless_job", "jpeg_table_writes", "lossless_table_writes",
@@ -40,11 +44,12 @@ def _huffman_writes(image: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def jpeg_table_writes(qtable: np.ndarray, dc: entropy.HuffmanTable = entropy.STD_DC_LUMINANCE,
-                      ac: entropy.HuffmanTable = entropy.STD_AC_LUMINANCE) -> np.ndarray:
-    """Table-port writes ``[n, 2]`` (address, data) for JPEG mode: Huffman RAM + quantizer reciprocals."""
+                      ac: entropy.HuffmanTable = entropy.STD_AC_LUMINANCE, base: int = 0) -> np.ndarray:
+    """Table-port writes ``[n, 2]`` (address, data) for JPEG mode: Huffman RAM + quantizer reciprocals of one
+    table set (``base`` 0: luminance / the only set; ``CHROMA_BASE``: the colour build's chrominance set)."""
     writes = _huffman_writes(jpeg_table_image(dc, ac))
     writes += [(QUANT_BASE + i, int(r)) for i, r in enumerate(jpeg.reciprocal(qtable).reshape(64))]
-    return np.array(writes, dtype=np.int64)
+    return np.array([(base + a, d) for a, d in writes], dtype=np.int64)
 
 
 def lossless_table_writes(table: entropy.HuffmanTable = lossless.DEFAULT_TABLE) -> np.ndarray:
@@ -52,15 +57,23 @@ def lossless_table_writes(table: entropy.HuffmanTable = lossless.DEFAULT_TABLE) 
     return np.array(_huffman_writes(lossless_table_image(table)), dtype=np.int64)
 
 
-def jpeg_samples(image: np.ndarray) -> np.ndarray:
-    """A grayscale uint8 image -> the RTL's sample stream (uint16 ``[blocks * 64]``): padded by edge
-    replication to multiples of 8 (``golden.jpeg.pad_plane``), blocks in raster order, samples in raster
-    order inside each block (``golden.jpeg.blockify``)."""
+def jpeg_samples(image: np.ndarray, subsampling: str | None = None) -> np.ndarray:
+    """A uint8 image -> the RTL's sample stream (uint16 ``[blocks * 64]``), samples in raster order inside
+    each block (``golden.jpeg.blockify``).
+
+    Grayscale ``[H, W]``: padded by edge replication to multiples of 8 (``golden.jpeg.pad_plane``), blocks in
+    raster order. Colour ``[H, W, 3]`` (RGB; ``subsampling`` "444" or "420", golden's default "444" when
+    None): golden's YCbCr planes (``golden.jpeg.component_planes``: integer JFIF conversion, padding to whole
+    MCUs, 2x2 chroma averaging) in interleaved MCU order (``golden.jpeg.mcu_order``)."""
     image = jpeg.check_image(image)
-    if image.ndim != 2:
-        raise UserError(f"the RTL encoder takes grayscale images only, got shape {image.shape}")
-    planes, _, _, _ = jpeg.component_planes(image)
-    return jpeg.blockify(planes[0]).reshape(-1).astype(np.uint16)
+    if image.ndim == 2:
+        if subsampling is not None:
+            raise UserError(f"chroma subsampling {subsampling!r} needs a colour image, got shape {image.shape}")
+        planes, _, _, _ = jpeg.component_planes(image)
+        return jpeg.blockify(planes[0]).reshape(-1).astype(np.uint16)
+    planes, sampling, my, mx = jpeg.component_planes(image, "444" if subsampling is None else subsampling)
+    blocks, _ = jpeg.mcu_order([jpeg.blockify(p) for p in planes], sampling, my, mx)
+    return blocks.reshape(-1).astype(np.uint16)
 
 
 def lossless_samples(values: np.ndarray) -> np.ndarray:
@@ -77,7 +90,9 @@ class EncodeJob:
     table-port writes; ``expected``: golden's entropy-coded bytes; ``bits``: golden's bit count before
     padding; ``header``/``trailer``: the container around the coded bytes (see :meth:`wrap`; lossless: the
     trailer is golden's CRC-32, and ``len(header) + len(trailer)`` is the coded container's overhead);
-    ``raw``: lossless only, the raw container of the map, which :meth:`wrap` sends when it is shorter.
+    ``raw``: lossless only, the raw container of the map, which :meth:`wrap` sends when it is shorter;
+    ``sampling``: the colour build's ``sampling`` input (``hw.jpeg.encoder.SAMPLING_MODES``; 0 = one
+    component, all the one-component encoder can take).
     """
 
     lossless: bool
@@ -89,6 +104,7 @@ class EncodeJob:
     header: bytes
     trailer: bytes = b""
     raw: bytes = b""
+    sampling: int = 0
 
     @property
     def blocks(self) -> int:
@@ -113,17 +129,33 @@ class EncodeJob:
             path = path.with_name(path.name + ".npz")
         with files.atomic_path(path, "encoder job") as tmp:
             np.savez(tmp, lossless=self.lossless, signed=self.signed, samples=self.samples, tables=self.tables,
-                     expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits)
+                     expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits,
+                     sampling=self.sampling)
 
 
-def jpeg_job(image: np.ndarray, qf: int) -> EncodeJob:
-    """A grayscale image at quality ``qf`` with the standard (Annex K) luminance tables."""
+def jpeg_job(image: np.ndarray, qf: int, subsampling: str | None = None) -> EncodeJob:
+    """An image at quality ``qf`` with the standard (Annex K) tables: grayscale (luminance tables; any
+    encoder build), or colour RGB ``[H, W, 3]`` at ``subsampling`` "444" (golden's default, used when None)
+    or "420" (luminance and chrominance tables; the colour build, ``Encoder(colour=True)``)."""
     qf = jpeg.check_qf(qf)
-    samples = jpeg_samples(image)
-    enc = jpeg.encode(image, qf)
-    return EncodeJob(lossless=False, signed=True, samples=samples,
-                     tables=jpeg_table_writes(enc.quantized.qtables[0]), expected=enc.scan.data,
-                     bits=enc.scan.bits, header=enc.header, trailer=jpeg.EOI)
+    image = jpeg.check_image(image)
+    if subsampling is not None:
+        jpeg.check_subsampling(subsampling)
+    samples = jpeg_samples(image, subsampling)
+    if image.ndim == 2:
+        enc = jpeg.encode(image, qf)
+        tables = jpeg_table_writes(enc.quantized.qtables[0])
+        mode = SAMPLING_MODES["gray"]
+    else:
+        sub = "444" if subsampling is None else subsampling
+        enc = jpeg.encode(image, qf, sub)
+        luma, chroma = enc.quantized.qtables
+        tables = np.concatenate([
+            jpeg_table_writes(luma, enc.scan.dc_tables[0], enc.scan.ac_tables[0]),
+            jpeg_table_writes(chroma, enc.scan.dc_tables[1], enc.scan.ac_tables[1], base=CHROMA_BASE)])
+        mode = SAMPLING_MODES[sub]
+    return EncodeJob(lossless=False, signed=True, samples=samples, tables=tables, expected=enc.scan.data,
+                     bits=enc.scan.bits, header=enc.header, trailer=jpeg.EOI, sampling=mode)
 
 
 def lossless_job(values: np.ndarray, table: entropy.HuffmanTable | str = "default",

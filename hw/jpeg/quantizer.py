@@ -15,10 +15,13 @@ Ports
 inp : In(stream)   ``{data: signed(14), index, block_last, image_last}`` (``hw.jpeg.dct.coeff_layout``)
 out : Out(stream)  the same fields, ``data`` now the quantized value, ``signed(12)`` (|q| <= 1024)
 r_we, r_addr, r_data : table write port: ``R[r_addr] = r_data`` (22 bits, ``1 <= R <= 2**21``).
-                   Write only while no block is in flight.
+                   Write only while no block is in flight. With ``tables = 2`` the address has 7 bits:
+                   ``r_addr[6]`` is the table set (0 luminance, 1 chrominance), ``r_addr[:6]`` the position.
+tset : In(1)       only with ``tables = 2``: the table set of the coefficient offered on ``inp`` (colour
+                   images: 0 for Y blocks, 1 for Cb and Cr; ``golden.jpeg.DctImage.table_set``)
 """
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -34,21 +37,31 @@ QUANT_BITS = 12   # |q| <= (8192 * 2**21 + 2**23) >> 24 = 1024
 
 
 class Quantizer(wiring.Component):
-    """Reciprocal-multiply quantizer with a loadable table (initialised to luminance QF 50)."""
+    """Reciprocal-multiply quantizer with a loadable table (initialised to QF 50: luminance, and with
+    ``tables = 2`` chrominance as table set 1).
 
-    def __init__(self):
-        super().__init__({
+    ``tables``: 1 (one 64-entry table: grayscale images and feature maps) or 2 (luminance and
+    chrominance, selected per coefficient by ``tset``: colour images)."""
+
+    def __init__(self, tables: int = 1):
+        if tables not in (1, 2):
+            raise ValueError(f"Quantizer tables must be 1 or 2, got {tables!r}")
+        self.tables = tables
+        ports = {
             "inp": In(stream.Signature(coeff_layout(COEFF_BITS))),
             "out": Out(stream.Signature(coeff_layout(QUANT_BITS))),
             "r_we": In(1),
-            "r_addr": In(unsigned(6)),
+            "r_addr": In(unsigned(6 + (tables - 1))),
             "r_data": In(unsigned(RECIPROCAL_BITS)),
-        })
+        }
+        if tables == 2:
+            ports["tset"] = In(1)
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
-        table = Memory(shape=unsigned(RECIPROCAL_BITS), depth=64,
-                       init=[int(r) for r in reciprocal(quant_tables(50)[0]).reshape(64)])
+        init = [int(r) for t in quant_tables(50)[:self.tables] for r in reciprocal(t).reshape(64)]
+        table = Memory(shape=unsigned(RECIPROCAL_BITS), depth=64 * self.tables, init=init)
         m.submodules.table = table
         wp = table.write_port()
         rp = table.read_port()
@@ -61,7 +74,8 @@ class Quantizer(wiring.Component):
         # stage 1: the coefficient, while the RAM reads R[index]
         s1_valid = Signal()
         s1 = Signal(coeff_layout(COEFF_BITS))
-        m.d.comb += [rp.addr.eq(self.inp.payload.index), rp.en.eq(advance)]
+        index = self.inp.payload.index
+        m.d.comb += [rp.addr.eq(index if self.tables == 1 else Cat(index, self.tset)), rp.en.eq(advance)]
         with m.If(advance):
             m.d.sync += [s1_valid.eq(self.inp.valid), s1.eq(self.inp.payload)]
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from sim.designs import JPEG_ENCODER, JPEG_ENCODER_W4
+from sim.designs import JPEG_ENCODER, JPEG_ENCODER_COLOUR, JPEG_ENCODER_W4
 from sim.runner import BUILD_DIR, run
 
 # the encoder's tests share two Verilator builds: keep them on one xdist worker
@@ -56,3 +56,28 @@ def test_encoder_throughput(design):
 @pytest.mark.parametrize("design", [JPEG_ENCODER, JPEG_ENCODER_W4], ids=lambda d: d.name)
 def test_encoder_large_sweep(design):
     assert run(design, "sim.tb_encoder", testcase="large_sweep", env=_env()) == (1, 0)
+
+
+# ---- colour (issue 16, item 6): the 3-component build ---------------------------------------------------
+
+
+def test_colour_encoder_verilator():
+    """Colour JPEG (4:4:4 and 4:2:0, QF 1..100, extremes and odd sizes) byte for byte against golden, opened
+    by Pillow with the right subsampling (sim/tb_encoder.py ``colour_sweep``)."""
+    assert run(JPEG_ENCODER_COLOUR, "sim.tb_encoder", testcase="colour_sweep", env=_env()) == (1, 0)
+
+
+def test_colour_encoder_throughput():
+    """A 224 x 224 colour photo at 4:4:4 and 4:2:0: 1 sample per cycle, no input stall; the cycles per
+    image go to build/bench/jpeg_encoder_colour_cycles.json (and the README)."""
+    result = BUILD_DIR / "bench" / "jpeg_encoder_colour_cycles.json"
+    result.parent.mkdir(parents=True, exist_ok=True)
+    assert run(JPEG_ENCODER_COLOUR, "sim.tb_encoder", testcase="colour_cycles",
+               env=_env(EDGESPLIT_RESULT=str(result))) == (1, 0)
+    report = json.loads(result.read_text())
+    assert [r["subsampling"] for r in report] == ["444", "420"]
+    for r in report:
+        assert r["samples"] == (3 if r["subsampling"] == "444" else 1.5) * 224 * 224, r
+        assert r["samples_per_cycle"] >= 1.0 and r["stall_cycles"] == 0, r
+        # the image's cycles: its samples plus the pipeline's fill and drain (well under one MCU row)
+        assert r["samples"] <= r["cycles"] <= r["samples"] + 2000, r

@@ -10,6 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from golden import entropy, jpeg, lossless
+from golden.errors import UserError
 from hw.jpeg import host
 from hw.jpeg.bitpacker import BitPacker
 from hw.jpeg.dct import Dct2d
@@ -455,3 +456,141 @@ def test_idle_selects_are_continuous(stage, names):
     for name in names:
         assert re.search(rf"^\s*assign {re.escape(name)} = ", text, re.M), f"{stage}.{name} is not a continuous assign"
         assert not re.search(rf"^\s*{re.escape(name)}(\[\d+\])? = ", text, re.M), f"{stage}.{name} set in a process"
+
+
+# ---- colour: the 3-component build (issue 16, item 6) ------------------------------------------------
+
+
+@pytest.mark.parametrize("sampling", ["gray", "444", "420"])
+def test_mcu_counter_matches_golden_mcu_order(sampling):
+    """The block -> component map of :class:`McuCounter` equals golden's ``mcu_order`` component array, over two
+    images (the slot restarts with each image's last block) of 5 and 3 MCUs."""
+    from hw.jpeg.encoder import SAMPLING_MODES, McuCounter
+
+    factors = {"gray": ((1, 1),), "444": ((1, 1),) * 3, "420": ((2, 2), (1, 1), (1, 1))}[sampling]
+    want = []
+    for mcus in (5, 3):
+        grids = [np.zeros((v, mcus * h)) for h, v in factors]
+        want += list(jpeg.mcu_order(grids, factors, 1, mcus)[1])
+    ends = {len(want) - 1, len(want) - 1 - 3 * sum(h * v for h, v in factors)}
+    dut = McuCounter()
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.sampling, SAMPLING_MODES[sampling])
+        for k in range(len(want)):
+            got.append((ctx.get(dut.comp), ctx.get(dut.tset)))
+            ctx.set(dut.step, 1)
+            ctx.set(dut.restart, k in ends)
+            await ctx.tick()
+            ctx.set(dut.step, 0)
+            await ctx.tick()        # a cycle without a block end: nothing moves
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [(int(c), int(c != 0)) for c in want]
+
+
+def test_huffman_coder_two_table_sets():
+    """``tables = 2``: each symbol is coded with the table set its ``tset`` names (luminance / chrominance)."""
+    rng = np.random.default_rng(30)
+    sets = [(entropy.STD_DC_LUMINANCE, entropy.STD_AC_LUMINANCE),
+            (entropy.STD_DC_CHROMINANCE, entropy.STD_AC_CHROMINANCE)]
+    image = [e for dc, ac in sets for e in jpeg_table_image(dc, ac)]
+    n = 80
+    tset = rng.integers(0, 2, size=n)
+    kinds = rng.integers(0, 2, size=n)
+    ac_syms = np.array([rng.choice(np.array(sets[t][1].huffval)) for t in tset])
+    symbols = np.where(kinds == 0, rng.integers(0, 12, size=n), ac_syms)
+    sizes = rng.integers(0, 12, size=n)
+    extras = rng.integers(0, 1 << 16, size=n) & ((1 << sizes) - 1)
+    dut = HuffmanCoder(tables=2)
+
+    async def load(ctx):
+        for addr, (code, length) in enumerate(image):
+            ctx.set(dut.tbl_we, 1)
+            ctx.set(dut.tbl_addr, addr)
+            ctx.set(dut.tbl_code, code)
+            ctx.set(dut.tbl_len, length)
+            await ctx.tick()
+        ctx.set(dut.tbl_we, 0)
+
+    inputs = [{"symbol": int(s), "dc": int(k == 0), "extra": int(e), "extra_len": int(z), "last": int(i == n - 1),
+               "tset": int(t)}
+              for i, (s, k, e, z, t) in enumerate(zip(symbols, kinds, extras, sizes, tset, strict=True))]
+    outs, _ = stream_sim(dut, inputs, count(n), setup=load, gap=0.2, stall=0.3, seed=31)
+    tables = [sets[0][0], sets[0][1], sets[1][0], sets[1][1]]    # index: 2 * set + (AC)
+    code, length = entropy.huffman_encode(symbols, 2 * tset + (kinds != 0), tables)
+    expected = [{"bits": int((c << z) | e), "length": int(ln + z), "last": int(i == n - 1)}
+                for i, (c, ln, e, z) in enumerate(zip(code, length, extras, sizes, strict=True))]
+    assert outs == expected
+
+
+def rtl_encode_colour(jobs: list[host.EncodeJob], stall=0.2) -> list[bytes]:
+    """Images back to back through ``Encoder(colour=True)`` (one mode and table set)."""
+    dut = Encoder(fifo_depth=4, colour=True)
+    job = jobs[0]
+
+    async def load(ctx):
+        ctx.set(dut.sampling, job.sampling)
+        for addr, value in job.tables:
+            ctx.set(dut.tbl_we, 1)
+            ctx.set(dut.tbl_addr, int(addr))
+            ctx.set(dut.tbl_data, int(value))
+            await ctx.tick()
+        ctx.set(dut.tbl_we, 0)
+
+    inputs = [{"data": int(s), "last": int(i == len(j.samples) - 1)} for j in jobs for i, s in enumerate(j.samples)]
+    outs, _ = stream_sim(dut, inputs, lambda o: sum(x["last"] for x in o) == len(jobs), setup=load, gap=0.2,
+                         stall=stall, seed=32)
+    images, cur = [], []
+    for o in outs:
+        cur.append(o["data"])
+        if o["last"]:
+            images.append(bytes(cur))
+            cur = []
+    return images
+
+
+@pytest.mark.parametrize("subsampling", ["444", "420"])
+def test_encoder_colour_small_images(subsampling):
+    """The colour build on two images back to back (odd sizes: padded to the MCU; each component's DC
+    predictor and the MCU slot restart between them): golden's scans byte for byte. Luminance and
+    chrominance tables at QF 85 differ from the reset (QF 50) ones, so the table port is exercised too."""
+    rng = np.random.default_rng(33)
+    images = [rng.integers(0, 256, size=(9, 19, 3)).astype(np.uint8),
+              np.clip(rng.normal(128, 40, size=(17, 10, 3)), 0, 255).astype(np.uint8)]
+    jobs = [host.jpeg_job(img, 85, subsampling) for img in images]
+    assert jobs[0].sampling == (1 if subsampling == "444" else 2)
+    assert rtl_encode_colour(jobs) == [j.expected for j in jobs]
+
+
+def test_colour_host_samples_are_golden_mcu_order():
+    """The host's colour stream is golden's MCU order of golden's YCbCr planes: the blocks golden's DCT takes."""
+    rng = np.random.default_rng(34)
+    image = rng.integers(0, 256, size=(21, 35, 3)).astype(np.uint8)
+    for sub in ("444", "420"):
+        samples = host.jpeg_samples(image, sub).astype(np.int64).reshape(-1, 8, 8)
+        d = jpeg.forward_dct(image, sub)
+        assert np.array_equal(jpeg.dct2_int(jpeg.level_shift(samples)), d.coeffs)
+        per_mcu = 3 if sub == "444" else 6
+        assert len(samples) == d.mcu_rows * d.mcu_cols * per_mcu
+    assert np.array_equal(host.jpeg_samples(image), host.jpeg_samples(image, "444"))   # golden's default
+    with pytest.raises(UserError, match="'422'"):
+        host.jpeg_job(image, 50, "422")
+    with pytest.raises(UserError, match="colour image"):
+        host.jpeg_samples(image[..., 0], "420")
+
+
+def test_colour_parameters_checked():
+    with pytest.raises(ValueError, match="colour.*1"):
+        Encoder(colour=1)
+    with pytest.raises(ValueError, match="tables.*3"):
+        Quantizer(tables=3)
+    with pytest.raises(ValueError, match="tables.*0"):
+        HuffmanCoder(tables=0)
+    with pytest.raises(ValueError, match="components.*2"):
+        RunLengthCoder(components=2)
+    assert len(Encoder(colour=True).tbl_addr) == 11 and len(Encoder().tbl_addr) == 10
