@@ -1,11 +1,12 @@
 """``edgesplit encode`` and ``edgesplit decode``: the feature codecs on files, in software or on the RTL.
 
-``edgesplit encode INPUT -o OUT [--qf Q | --lossless] [--rtl]``
+``edgesplit encode INPUT -o OUT [--qf Q | --lossless] [--subsampling 444|420] [--rtl]``
 
 INPUT is an image (``.png``, ``.jpg``, ``.jpeg``) or a feature map (``.npy``, ``C x H x W``).
 
 * lossy (default, ``--qf`` 1..100, default 75): OUT is a baseline JFIF ``.jpg`` any viewer opens.
-  Grayscale images are one component; colour images are 3-component 4:4:4 YCbCr. A feature map is
+  Grayscale images are one component; colour images are 3-component YCbCr, ``--subsampling`` 444 (default,
+  golden's) or 420 (chroma averaged over 2x2, 16x16 MCUs); the option is for colour JPEGs only. A feature map is
   scaled to 8 bits and tiled into one grayscale mosaic (``golden.featpack``, layer scaling); the side
   information needed to undo the packing rides in an APP9 segment (``EDGESPLIT\\0`` + the side-info
   record of ``docs/bitstream.md``), which viewers ignore and ``edgesplit decode`` reads.
@@ -14,8 +15,11 @@ INPUT is an image (``.png``, ``.jpg``, ``.jpeg``) or a feature map (``.npy``, ``
   header and CRC-32). Images go in as 8-bit maps (``[H, W]``, or ``[3, H, W]`` for colour); feature maps must
   be integers (int8, uint8, int16, uint16, or wider with int16 values).
 * ``--rtl``: the entropy-coded bytes come from the Verilator model of ``hw.jpeg.encoder.Encoder``
-  (``sim.tb_encoder.run_job`` through ``sim.runner``) instead of the software reference; the RTL takes
-  grayscale samples or integer maps, so colour images are refused in lossy mode. The RTL's bytes must
+  (``sim.tb_encoder.run_job`` through ``sim.runner``) instead of the software reference: grayscale images,
+  feature mosaics and integer maps on the one-component build (``jpeg_encoder``), colour images on the
+  3-component build (``jpeg_encoder_colour``: the host pads the RGB image to whole MCUs and sends its pixels in
+  MCU order, ``hw.jpeg.host.rgb_pixels``; the RTL converts them to YCbCr, subsamples 4:2:0 chroma, and codes each
+  block with its component's tables and DC predictor). The RTL's bytes must
   equal the software reference's; otherwise nothing is written and the command fails (exit 1). With
   ``--lossless`` the host wraps the RTL's payload (``golden.lossless.wrap``): the coded container, or the raw
   one when the payload would make it longer, so the file equals the software reference's byte for byte.
@@ -79,9 +83,12 @@ def register(subparsers) -> None:
     mode = enc.add_mutually_exclusive_group()
     mode.add_argument("--qf", type=int, default=None, help=f"JPEG quality factor 1..100 (default {DEFAULT_QF})")
     mode.add_argument("--lossless", action="store_true", help="lossless zero-run-length + Huffman coding")
+    enc.add_argument("--subsampling", default=None, metavar="444|420",
+                     help=f"chroma subsampling of a colour JPEG: {' or '.join(jpeg.SUBSAMPLINGS)} (default "
+                          f"{jpeg.SUBSAMPLINGS[0]}); colour images in JPEG mode only")
     enc.add_argument("--rtl", action="store_true",
-                     help="encode on the Verilator model of the RTL encoder (same bytes, checked); "
-                          "grayscale images and feature maps only")
+                     help="encode on the Verilator model of the RTL encoder (same bytes, checked): images "
+                          "(grayscale or colour) and feature maps")
     enc.set_defaults(func=cmd_encode)
 
     dec = subparsers.add_parser(
@@ -241,6 +248,7 @@ class Encoded:
     raw_bytes: int       # the input at 8 bits per image sample / 16 bits per feature value
     raw_what: str
     rtl: dict | None = None   # the RTL's counters
+    subsampling: str | None = None   # colour JPEG: "444" or "420"
 
 
 def _rtl(job, what: str) -> tuple[bytes, dict]:
@@ -263,12 +271,21 @@ class RtlMismatch(RuntimeError):
     """The RTL's bytes differ from the software reference (a hardware bug, not a user error)."""
 
 
-def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool) -> Encoded:
+def _no_subsampling(subsampling: str | None, what: str) -> None:
+    if subsampling is not None:
+        raise UserError(f"--subsampling {subsampling} applies to colour images in JPEG mode only; {what}")
+
+
+def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool, subsampling: str | None = None) -> Encoded:
     from hw.jpeg import host
 
     is_features = src.suffix.lower() in FEATURE_EXTS
     counters = None
+    sub = None           # a colour JPEG's subsampling
+    if lossless_mode:
+        _no_subsampling(subsampling, "not with --lossless")
     if is_features:
+        _no_subsampling(subsampling, f"{src} is a feature map")
         x = read_features(src)
         raw, raw_what = 2 * x.size, "16-bit feature values"
         if lossless_mode:
@@ -295,15 +312,17 @@ def encode_file(src: Path, lossless_mode: bool, qf: int, rtl: bool) -> Encoded:
                 coded, counters = _rtl(host.lossless_job(values), str(src))
                 data = _same(lossless.wrap(values, coded), data, src)
         else:
-            if rtl and img.ndim == 3:
-                raise UserError(f"--rtl encodes grayscale images and feature maps only; {src} is a colour image "
-                                "(encode it without --rtl: 3-component 4:4:4 YCbCr)")
-            data = jpeg.encode(img, qf, "444").data
+            if img.ndim == 2:
+                _no_subsampling(subsampling, f"{src} is a grayscale image")
+                data = jpeg.encode(img, qf).data
+            else:
+                sub = jpeg.SUBSAMPLINGS[0] if subsampling is None else subsampling
+                data = jpeg.encode(img, qf, sub).data
             if rtl:
-                job = host.jpeg_job(img, qf)
+                job = host.jpeg_job(img, qf, sub)
                 coded, counters = _rtl(job, str(src))
                 data = _same(job.wrap(coded), data, src)
-    return Encoded(data=data, raw_bytes=raw, raw_what=raw_what, rtl=counters)
+    return Encoded(data=data, raw_bytes=raw, raw_what=raw_what, rtl=counters, subsampling=sub)
 
 
 def _same(rtl_file: bytes, software_file: bytes, src: Path) -> bytes:
@@ -315,24 +334,29 @@ def _same(rtl_file: bytes, software_file: bytes, src: Path) -> bytes:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     qf = jpeg.check_qf(DEFAULT_QF if args.qf is None else args.qf)
+    if args.subsampling is not None:
+        jpeg.check_subsampling(args.subsampling)
     src = _existing(args.input, IMAGE_EXTS + FEATURE_EXTS, "input file")
     if args.lossless:
         out = _output(args.output, LOSSLESS_EXTS, "for --lossless", src)
     else:
         out = _output(args.output, JPEG_EXTS, "for JPEG (lossy) output", src)
     try:
-        enc = encode_file(src, args.lossless, qf, args.rtl)
+        enc = encode_file(src, args.lossless, qf, args.rtl, args.subsampling)
     except RtlMismatch as e:
         print(f"edgesplit encode: RTL MISMATCH: {e}; nothing written", file=sys.stderr)
         return 1
     write_atomic(out, enc.data)
     mode = "lossless" if args.lossless else f"JPEG QF {qf}"
+    if enc.subsampling:
+        mode += f", YCbCr {enc.subsampling[0]}:{enc.subsampling[1]}:{enc.subsampling[2]}"
     line = (f"{out}: {len(enc.data)} bytes ({mode}), raw {enc.raw_bytes} bytes ({enc.raw_what}), "
             f"ratio {enc.raw_bytes / len(enc.data):.2f}:1")
     if enc.rtl is not None:
         c = enc.rtl
-        line += (f"; RTL: {c['cycles']} cycles for {c['samples']} samples "
-                 f"({c['samples'] / max(c['cycles'], 1):.3f} samples/cycle), {c['blocks']} blocks, "
+        unit = "RGB pixels" if enc.subsampling else "samples"   # colour: pixels into the on-chip colour stage
+        line += (f"; RTL: {c['cycles']} cycles for {c['samples']} {unit} "
+                 f"({c['samples'] / max(c['cycles'], 1):.3f} {unit.split()[-1]}/cycle), {c['blocks']} blocks, "
                  f"bytes identical to the software reference")
     print(line)
     return 0

@@ -20,6 +20,7 @@ EDGESPLIT_CASES    run only the first N cases of ``lossless_maps`` and ``edge_ca
                    for a slow simulator, e.g. Icarus)
 EDGESPLIT_OUTPUTS  where a test writes every job's bytes and counters (JSON), so that the results of two
                    simulators can be compared exactly
+EDGESPLIT_SIDE     ``colour_cycles``: the side of its square colour photo (default 224)
 """
 
 from __future__ import annotations
@@ -101,14 +102,14 @@ class EncoderBench:
         self.gap = gap
         self.stall = stall
         self.rng = random.Random(seed)
-        self.inp = Packer(input_layout())
+        self.colour = hasattr(dut, "sampling")   # the colour build (Encoder(colour=True))
+        self.inp = Packer(input_layout(self.colour))
         width = len(dut.out__payload)
         self.out_bytes = next(w for w in OUT_BYTES if Packer(output_layout(w)).width == width)
         self.out = Packer(output_layout(self.out_bytes))
         self._out_last_bit = self.out.fields["last"][0]
         self.outcomes: list[Outcome] = []
         self.loaded: bytes | None = None
-        self.colour = hasattr(dut, "sampling")   # the colour build (Encoder(colour=True))
 
     async def load_tables(self, job: host.EncodeJob) -> None:
         key = job.tables.tobytes()
@@ -138,10 +139,11 @@ class EncoderBench:
                    for j in jobs), "a stream needs one mode and one table set"
         gap = self.gap if gap is None else gap
         stall = self.stall if stall is None else stall
-        assert all(j.sampling == job.sampling for j in jobs), "a stream needs one sampling mode"
+        assert all(j.sampling == job.sampling and j.rgb == job.rgb for j in jobs), "a stream needs one input form"
         assert not int(dut.busy.value), "encoder busy before a job"
         if self.colour:
             dut.sampling.value = int(job.sampling)
+            dut.rgb.value = int(job.rgb)
         else:
             assert job.sampling == 0, "a colour job needs the colour build (jpeg_encoder_colour)"
         dut.lossless.value = int(job.lossless)
@@ -212,7 +214,7 @@ class EncoderBench:
 
 
 async def start(dut, gap: float = 0.0, stall: float = 0.0, seed: int | None = None) -> EncoderBench:
-    colour = ("sampling",) if hasattr(dut, "sampling") else ()
+    colour = ("sampling", "rgb") if hasattr(dut, "sampling") else ()
     await start_bench(dut, ("tbl_we", "clear", "lossless", "lossless_signed", *colour))
     return EncoderBench(dut, gap, stall, env_seed() if seed is None else seed)
 
@@ -466,10 +468,12 @@ def pillow_colour_check(job: host.EncodeJob, coded: bytes, image: np.ndarray, su
 @cocotb.test()
 async def colour_sweep(dut):
     """Colour images on the 3-component build: random (odd size), a photo crop, all-0, all-255, saturated
-    primaries, a 1x1 pixel; 4:4:4 and 4:2:0; QF 1, 50, 100 (and 10, 75, 90 on the random image and the photo).
-    Every scan equals golden's byte for byte and opens in Pillow (``pillow_colour_check``). Then images back to
-    back in one stream (each component's DC predictor restarts at each image), and a grayscale image
-    (``sampling`` 0) on the same build. Random input gaps and output stalls."""
+    primaries, a 1x1 pixel; 4:4:4 and 4:2:0; QF 1, 50, 100 (and 10, 75, 90 on the random image and the photo);
+    RGB pixels through the on-chip colour stage (``rgb``). Every scan equals golden's byte for byte and opens in
+    Pillow (``pillow_colour_check``). Then the host-converted YCbCr input (``rgb`` = 0) on some of them, images
+    back to back in one stream (each component's DC predictor, the MCU slot and the colour stage restart at
+    each image), and a grayscale image (``sampling`` 0) on the same build. Random input gaps and output
+    stalls."""
     bench = await start(dut, env_gaps(), env_gaps())
     rng = np.random.default_rng(env_seed() + 10)
     images = colour_images(rng)
@@ -484,6 +488,8 @@ async def colour_sweep(dut):
                     out.errors += [f"{out.label}: {e}"
                                    for e in pillow_colour_check(job, out.data, image, sub, qf, name in smooth)]
     for sub in jpeg.SUBSAMPLINGS:
+        for name in ("random", "primaries", "astronaut"):
+            await bench.encode(host.jpeg_job(images[name], 70, sub, rgb=False), f"{name} {sub} QF 70 host YCbCr")
         tiny = [images["1x1"], images["primaries"], rng.integers(0, 256, size=(9, 17, 3)).astype(np.uint8),
                 images["white"]]
         await bench.encode_stream([host.jpeg_job(img, 80, sub) for img in tiny * 2],
@@ -497,21 +503,25 @@ COLOUR_THROUGHPUT_QFS = (90,)
 
 @cocotb.test()
 async def colour_cycles(dut):
-    """A 224 x 224 colour photo (the astronaut's centre) at 4:4:4 and 4:2:0, QF 90, no input gaps,
-    output always ready: cycles per image (the ``cycles`` counter) and samples per cycle; bytes checked.
-    Numbers to EDGESPLIT_RESULT (JSON)."""
+    """A 224 x 224 (``EDGESPLIT_SIDE``) colour photo (the astronaut's centre) at 4:4:4 and 4:2:0, QF 90, no input gaps,
+    output always ready, as RGB pixels (on-chip colour stage) and as host-converted YCbCr samples: cycles per
+    image (the ``cycles`` counter) and input beats per cycle; bytes checked. Numbers to EDGESPLIT_RESULT (JSON)."""
     bench = await start(dut)
-    image = colour_photo("astronaut", 100, 150, 224, 224)
+    side = int(os.environ.get("EDGESPLIT_SIDE", "224"))
+    image = colour_photo("astronaut", 100, 150, side, side)
     report = []
     for sub in jpeg.SUBSAMPLINGS:
         for qf in COLOUR_THROUGHPUT_QFS:
-            job = host.jpeg_job(image, qf, sub)
-            out = await bench.encode(job, f"astronaut 224x224 {sub} QF {qf}")
-            report.append({"case": f"astronaut 224x224 RGB {sub} QF {qf}", "subsampling": sub, "qf": qf,
-                           "samples": len(job.samples), "blocks": job.blocks, "bytes": len(job.expected),
-                           "cycles": out.counters["cycles"], "stall_cycles": out.counters["stall_cycles"],
-                           "samples_per_cycle": round(out.samples_per_cycle, 4)})
-            dut._log.info(f"{report[-1]}")
+            for rgb in (True, False):
+                job = host.jpeg_job(image, qf, sub, rgb=rgb)
+                form = "RGB pixels" if rgb else "host YCbCr"
+                out = await bench.encode(job, f"astronaut {side}x{side} {sub} QF {qf} {form}")
+                report.append({"case": f"astronaut {side}x{side} {sub} QF {qf}, {form}", "subsampling": sub,
+                               "qf": qf, "side": side, "rgb": rgb, "beats": len(job.samples), "blocks": job.blocks,
+                               "bytes": len(job.expected),
+                               "cycles": out.counters["cycles"], "stall_cycles": out.counters["stall_cycles"],
+                               "beats_per_cycle": round(out.samples_per_cycle, 4)})
+                dut._log.info(f"{report[-1]}")
     if os.environ.get("EDGESPLIT_RESULT"):
         Path(os.environ["EDGESPLIT_RESULT"]).write_text(json.dumps(report, indent=1))
     bench.check()
@@ -575,7 +585,8 @@ async def encode_job(dut):
     spec = np.load(os.environ["EDGESPLIT_JOB"])
     j = host.EncodeJob(lossless=bool(spec["lossless"]), signed=bool(spec["signed"]), samples=spec["samples"],
                        tables=spec["tables"], expected=spec["expected"].tobytes(), bits=int(spec["bits"]), header=b"",
-                       sampling=int(spec["sampling"]) if "sampling" in spec else 0)
+                       sampling=int(spec["sampling"]) if "sampling" in spec else 0,
+                       rgb=bool(spec["rgb"]) if "rgb" in spec else False)
     bench = await start(dut)
     t0 = time.monotonic()
     out = await bench.encode(j, "job")  # compared by the caller (run_job), not here

@@ -3,6 +3,8 @@
 One block per module, each the RTL twin of one stage of the golden models (``golden.jpeg``,
 ``golden.entropy``, ``golden.lossless``), bit-exact:
 
+* ``colour``: :class:`~hw.jpeg.colour.ColourConverter`, RGB pixels of an MCU -> its Y, Cb, Cr blocks
+  (integer JFIF conversion, 4:2:0 2x2 averaging; ``golden.jpeg.colour_stage``), in the colour build only
 * ``dct``: :class:`~hw.jpeg.dct.Dct2d`, row pass, double-buffered transpose, column pass
   (``golden.jpeg.dct_rows`` / ``dct_columns``)
 * ``quantizer``: :class:`~hw.jpeg.quantizer.Quantizer`, loadable reciprocal table,
@@ -15,7 +17,9 @@ One block per module, each the RTL twin of one stage of the golden models (``gol
 * ``bitpacker``: :class:`~hw.jpeg.bitpacker.BitPacker`, MSB-first packing, 0xFF stuffing, 1-bit padding
   (``golden.entropy.BitWriter``)
 * ``encoder``: :class:`~hw.jpeg.encoder.Encoder`, the top: sample stream in, byte stream out
-  (``golden.jpeg.encode_scan`` / ``golden.lossless.encode_payload``)
+  (``golden.jpeg.encode_scan`` / ``golden.lossless.encode_payload``); ``Encoder(colour=True)`` codes
+  3-component YCbCr images (4:4:4 / 4:2:0, interleaved MCUs, luminance and chrominance table sets, a DC
+  predictor per component: :class:`~hw.jpeg.encoder.McuCounter`)
 * ``host``: pure Python, the table images and sample streams a driver sends, and the containers around
   the RTL's bytes
 """

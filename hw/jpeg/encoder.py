@@ -29,12 +29,22 @@ DC at 256 + SSSS; lossless: the 9-bit symbol); 512..575: quantizer reciprocal ``
 (natural order, ``ceil(2**21 / Q)``). Reset values: luminance tables at QF 50 (``hw.jpeg.host``
 makes the images for any QF or lossless table). ``lossless``/``lossless_signed`` change only while idle.
 
-Colour images (``colour=True``; ``golden.jpeg`` colour path, T.81 A.2.3 interleaved scan): the input is
-the YCbCr sample stream in MCU order (``golden.jpeg.mcu_order``: per MCU the Y blocks in raster order, then
-Cb, then Cr; 4:4:4: Y Cb Cr, 4:2:0: Y0 Y1 Y2 Y3 Cb Cr per 16x16 MCU), made on the host from RGB
-(``hw.jpeg.host.jpeg_samples``: golden's integer JFIF conversion, 2x2 chroma averaging and edge padding to
-whole MCUs). ``sampling`` (change only while idle) says how blocks map to components: ``SAMPLING_GRAY``
-(0: one component, what the non-colour encoder does), ``SAMPLING_444`` (1) or ``SAMPLING_420`` (2). Two
+Colour images (``colour=True``; ``golden.jpeg`` colour path, T.81 A.2.3 interleaved scan). The input is
+``{data: 24, last}`` and takes one of two forms (``rgb``, change only while idle):
+
+* ``rgb = 1``: RGB pixels (``R = data[0:8]``, ``G = data[8:16]``, ``B = data[16:24]``) in MCU order
+  (``golden.jpeg.mcu_pixels``: padded to whole MCUs by edge replication, MCUs in raster order, pixels in
+  raster order inside each 8 x 8 / 16 x 16 MCU). The colour stage (:class:`hw.jpeg.colour.ColourConverter`,
+  golden twin ``golden.jpeg.colour_stage``) converts them to YCbCr with golden's integer JFIF formula,
+  averages 4:2:0 chroma over 2 x 2 and sends the MCU's blocks to the level shift: the whole colour
+  pipeline is on chip, the host only pads and orders pixels.
+* ``rgb = 0``: the YCbCr sample stream in ``data[0:8]``, converted on the host
+  (``hw.jpeg.host.jpeg_samples``), already in MCU block order (``golden.jpeg.mcu_order``: per MCU the Y
+  blocks in raster order, then Cb, then Cr; 4:4:4: Y Cb Cr, 4:2:0: Y0 Y1 Y2 Y3 Cb Cr per 16x16 MCU).
+
+``sampling`` (change only while idle) says how blocks map to components: ``SAMPLING_GRAY``
+(0: one component, what the non-colour encoder does; ``rgb`` is ignored), ``SAMPLING_444`` (1) or
+``SAMPLING_420`` (2). Two
 MCU counters (:class:`McuCounter`, one at the quantizer's input, one at the run-length coder's; both
 restart after an image's last block) give each block its component: it selects the quantizer's table set
 and the Huffman table set (0: luminance for Y; 1: chrominance for Cb and Cr), and the run-length coder keeps
@@ -42,7 +52,8 @@ one DC predictor per component. The table port grows by one address bit: ``tbl_a
 so the chrominance Huffman entries sit at ``CHROMA_BASE + 0..511`` and its reciprocals at ``CHROMA_BASE +
 512..575`` (reset values: QF 50 and the K.3 tables for both sets). The rates are those of grayscale: one
 sample per cycle, so an image of ``H x W`` pixels takes about ``3 H W`` (4:4:4) or ``1.5 H W`` (4:2:0)
-cycles plus the pipeline's latency.
+cycles plus the pipeline's latency; with ``rgb`` the input takes 1 pixel per 3 cycles (4:4:4) or 2 per 3
+(4:2:0), and the ``samples`` counter counts pixels.
 
 Counters (cleared by ``clear``): ``cycles`` while an image is in flight (from its first accepted sample
 to its last byte), ``blocks`` entering the entropy coder, ``samples`` accepted, ``out_bits`` coded bits
@@ -71,6 +82,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .bitpacker import OUT_BYTES, BitPacker, byte_layout
+from .colour import ColourConverter
 from .dct import Dct2d
 from .entropy import HuffmanCoder, RunLengthCoder, word_layout
 from .quantizer import RECIPROCAL_BITS, Quantizer
@@ -87,11 +99,13 @@ SAMPLING_MODES = {"gray": SAMPLING_GRAY, "444": SAMPLING_444, "420": SAMPLING_42
 """``sampling`` input values by name (``golden.jpeg.SUBSAMPLINGS`` for colour images, "gray" for one component)."""
 COUNTER_BITS = 32
 INPUT_BITS = 16
+COLOUR_INPUT_BITS = 24     # the colour build: an RGB pixel
 COUNTERS = ("cycles", "blocks", "samples", "out_bits", "stall_cycles")
 
 
-def input_layout() -> data.StructLayout:
-    return data.StructLayout({"data": unsigned(INPUT_BITS), "last": 1})
+def input_layout(colour: bool = False) -> data.StructLayout:
+    """``{data: 16, last}``; the colour build's ``{data: 24, last}`` (an RGB pixel in ``rgb`` mode)."""
+    return data.StructLayout({"data": unsigned(COLOUR_INPUT_BITS if colour else INPUT_BITS), "last": 1})
 
 
 def output_layout(out_bytes: int = 1) -> data.StructLayout:
@@ -138,9 +152,10 @@ class Encoder(wiring.Component):
     fifo_depth : words of the FIFO between the Huffman coder and the bit packer (power of two, 4..4096)
     out_bytes : bytes per output beat, 1 (the byte stream ``{data: 8, last}``), 2 or 4
         (``{data, count, last}``, see ``hw.jpeg.bitpacker``)
-    colour : bool, the 3-component build: a ``sampling`` input (:data:`SAMPLING_MODES`), luminance and
-        chrominance table sets (``tbl_addr`` of 11 bits), one DC predictor per component. Off, the encoder
-        is the one-component one (the engine's encode unit, grayscale and feature maps).
+    colour : bool, the 3-component build: ``sampling`` (:data:`SAMPLING_MODES`) and ``rgb`` inputs, a 24-bit
+        input, the colour stage, luminance and chrominance table sets (``tbl_addr`` of 11 bits), one DC
+        predictor per component. Off, the encoder is the one-component one (the engine's encode unit,
+        grayscale and feature maps).
     """
 
     def __init__(self, fifo_depth: int = 64, out_bytes: int = 1, colour: bool = False):
@@ -155,7 +170,7 @@ class Encoder(wiring.Component):
         self.colour = colour
         self.table_addr_bits = TABLE_ADDR_BITS + int(colour)
         ports = {
-            "inp": In(stream.Signature(input_layout())),
+            "inp": In(stream.Signature(input_layout(colour))),
             "out": Out(stream.Signature(output_layout(out_bytes))),
             "lossless": In(1),
             "lossless_signed": In(1),
@@ -169,6 +184,7 @@ class Encoder(wiring.Component):
         }
         if colour:
             ports["sampling"] = In(2)
+            ports["rgb"] = In(1)
         super().__init__(ports)
 
     def elaborate(self, platform):
@@ -190,10 +206,27 @@ class Encoder(wiring.Component):
 
         # ---- front end: JPEG through level shift + DCT + quantizer, lossless straight to the buffer ----
         inp = self.inp.payload
+        # the JPEG sample stream: the input itself, or (colour build, rgb) the colour stage's output
+        smp_valid, smp_ready, smp_data, smp_last = self.inp.valid, Signal(), inp.data[:8], inp.last
+        jpeg_ready = smp_ready          # the input's ready in JPEG mode
+        if self.colour:
+            m.submodules.colour = conv = ColourConverter()
+            rgb = Signal()
+            m.d.comb += [rgb.eq(self.rgb & (self.sampling != SAMPLING_GRAY)), conv.sampling.eq(self.sampling)]
+            m.d.comb += [conv.inp.payload.data.eq(inp.data), conv.inp.payload.last.eq(inp.last)]
+            smp_valid, smp_data, smp_last = Signal(), Signal(8), Signal()
+            with m.If(rgb):
+                m.d.comb += [conv.inp.valid.eq(self.inp.valid & ~self.lossless),
+                             smp_valid.eq(conv.out.valid), conv.out.ready.eq(smp_ready),
+                             smp_data.eq(conv.out.payload.data), smp_last.eq(conv.out.payload.last)]
+            with m.Else():
+                m.d.comb += [smp_valid.eq(self.inp.valid), smp_data.eq(inp.data[:8]), smp_last.eq(inp.last)]
+            jpeg_ready = Mux(rgb, conv.inp.ready, smp_ready)
         m.d.comb += [
             # level shift s = p - 128: inverting the MSB of the unsigned sample gives the signed value
-            dct.inp.payload.data.eq(Cat(inp.data[:7], ~inp.data[7]).as_signed()),
-            dct.inp.payload.last.eq(inp.last),
+            dct.inp.payload.data.eq(Cat(smp_data[:7], ~smp_data[7]).as_signed()),
+            dct.inp.payload.last.eq(smp_last),
+            smp_ready.eq(dct.inp.ready),
         ]
         wiring.connect(m, dct.out, quant.inp)
         sample_index = Signal(6)   # position inside the block, lossless mode
@@ -201,15 +234,15 @@ class Encoder(wiring.Component):
             m.d.comb += [
                 zz.inp.valid.eq(self.inp.valid),
                 self.inp.ready.eq(zz.inp.ready),
-                zz.inp.payload.data.eq(Mux(self.lossless_signed, inp.data.as_signed(), inp.data)),
+                zz.inp.payload.data.eq(Mux(self.lossless_signed, inp.data[:16].as_signed(), inp.data[:16])),
                 zz.inp.payload.index.eq(sample_index),
                 zz.inp.payload.block_last.eq(sample_index == 63),
                 zz.inp.payload.image_last.eq(inp.last),
             ]
         with m.Else():
             m.d.comb += [
-                dct.inp.valid.eq(self.inp.valid),
-                self.inp.ready.eq(dct.inp.ready),
+                dct.inp.valid.eq(smp_valid),
+                self.inp.ready.eq(jpeg_ready),
                 zz.inp.valid.eq(quant.out.valid),
                 quant.out.ready.eq(zz.inp.ready),
                 zz.inp.payload.data.eq(quant.out.payload.data),

@@ -4,10 +4,11 @@
   Huffman table (``tbl_addr``, ``tbl_data`` pairs, see :mod:`hw.jpeg.encoder`);
 * the sample stream: the image or feature map padded and cut into blocks exactly as the golden models
   do (JPEG: edge replication to multiples of 8; lossless: zero padding), in their block order; colour
-  images (for the colour build of the encoder, ``Encoder(colour=True)``): golden's integer RGB -> YCbCr
-  conversion (``golden.jpeg.rgb_to_ycbcr``), 4:2:0 chroma averaging (``downsample_2x2``), edge padding to
-  whole MCUs and the interleaved MCU block order (``mcu_order``) are done here, on the host, and the
-  encoder gets the YCbCr blocks;
+  images (for the colour build of the encoder, ``Encoder(colour=True)``): by default the RGB pixels padded
+  to whole MCUs in MCU order (``golden.jpeg.mcu_pixels``, :func:`rgb_pixels`) and the encoder's colour stage
+  converts and subsamples them; or (``rgb=False``) golden's integer RGB -> YCbCr conversion
+  (``golden.jpeg.rgb_to_ycbcr``), 4:2:0 chroma averaging (``downsample_2x2``), edge padding to whole MCUs and
+  the interleaved MCU block order (``mcu_order``) done here, on the host, and the YCbCr blocks sent;
 * the expected bytes (golden's scan or payload) and the container around them (JFIF header + EOI, or
   the ESLL header and its CRC-32 trailer), so the RTL's bytes become a complete file; for a lossless map
   whose coded container would be longer than its samples, the raw container instead (``golden.lossless``
@@ -36,7 +37,7 @@ from .encoder import CHROMA_BASE, QUANT_BASE, SAMPLING_MODES
 from .entropy import jpeg_table_image, lossless_table_image
 
 __all__ = ["EncodeJob", "jpeg_job", "lossless_job", "jpeg_table_writes", "lossless_table_writes",
-           "jpeg_samples", "lossless_samples"]
+           "jpeg_samples", "rgb_pixels", "lossless_samples"]
 
 
 def _huffman_writes(image: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -76,6 +77,13 @@ def jpeg_samples(image: np.ndarray, subsampling: str | None = None) -> np.ndarra
     return blocks.reshape(-1).astype(np.uint16)
 
 
+def rgb_pixels(image: np.ndarray, subsampling: str = "444") -> np.ndarray:
+    """An RGB uint8 image -> the colour build's ``rgb`` input stream (uint32 ``R | G << 8 | B << 16``): the
+    pixels padded to whole MCUs in MCU order (``golden.jpeg.mcu_pixels``)."""
+    px = jpeg.mcu_pixels(image, subsampling).astype(np.uint32)
+    return px[:, 0] | (px[:, 1] << 8) | (px[:, 2] << 16)
+
+
 def lossless_samples(values: np.ndarray) -> np.ndarray:
     """``[C, H, W]`` integers -> the RTL's 16-bit sample stream (two's complement for negative values),
     zero-padded blocks in ``golden.lossless.to_blocks`` order."""
@@ -92,7 +100,8 @@ class EncodeJob:
     trailer is golden's CRC-32, and ``len(header) + len(trailer)`` is the coded container's overhead);
     ``raw``: lossless only, the raw container of the map, which :meth:`wrap` sends when it is shorter;
     ``sampling``: the colour build's ``sampling`` input (``hw.jpeg.encoder.SAMPLING_MODES``; 0 = one
-    component, all the one-component encoder can take).
+    component, all the one-component encoder can take); ``rgb``: the colour build's ``rgb`` input, the
+    samples are RGB pixels (:func:`rgb_pixels`) for the on-chip colour stage.
     """
 
     lossless: bool
@@ -105,9 +114,14 @@ class EncodeJob:
     trailer: bytes = b""
     raw: bytes = b""
     sampling: int = 0
+    rgb: bool = False
 
     @property
     def blocks(self) -> int:
+        """8x8 blocks the encoder codes (with ``rgb``: 3 per 64 pixels at 4:4:4, 6 per 256 at 4:2:0)."""
+        if self.rgb:
+            per_pixel = 3 / 64 if self.sampling == SAMPLING_MODES["444"] else 6 / 256
+            return round(len(self.samples) * per_pixel)
         return len(self.samples) // 64
 
     def wrap(self, coded: bytes) -> bytes:
@@ -130,18 +144,22 @@ class EncodeJob:
         with files.atomic_path(path, "encoder job") as tmp:
             np.savez(tmp, lossless=self.lossless, signed=self.signed, samples=self.samples, tables=self.tables,
                      expected=np.frombuffer(self.expected, dtype=np.uint8), bits=self.bits,
-                     sampling=self.sampling)
+                     sampling=self.sampling, rgb=self.rgb)
 
 
-def jpeg_job(image: np.ndarray, qf: int, subsampling: str | None = None) -> EncodeJob:
+def jpeg_job(image: np.ndarray, qf: int, subsampling: str | None = None, rgb: bool = True) -> EncodeJob:
     """An image at quality ``qf`` with the standard (Annex K) tables: grayscale (luminance tables; any
     encoder build), or colour RGB ``[H, W, 3]`` at ``subsampling`` "444" (golden's default, used when None)
-    or "420" (luminance and chrominance tables; the colour build, ``Encoder(colour=True)``)."""
+    or "420" (luminance and chrominance tables; the colour build, ``Encoder(colour=True)``), sent as RGB
+    pixels for the on-chip colour stage (``rgb``, default) or as host-converted YCbCr blocks."""
     qf = jpeg.check_qf(qf)
     image = jpeg.check_image(image)
     if subsampling is not None:
         jpeg.check_subsampling(subsampling)
-    samples = jpeg_samples(image, subsampling)
+    if image.ndim == 2 or not rgb:
+        samples = jpeg_samples(image, subsampling)
+    else:
+        samples = rgb_pixels(image, "444" if subsampling is None else subsampling)
     if image.ndim == 2:
         enc = jpeg.encode(image, qf)
         tables = jpeg_table_writes(enc.quantized.qtables[0])
@@ -155,7 +173,8 @@ def jpeg_job(image: np.ndarray, qf: int, subsampling: str | None = None) -> Enco
             jpeg_table_writes(chroma, enc.scan.dc_tables[1], enc.scan.ac_tables[1], base=CHROMA_BASE)])
         mode = SAMPLING_MODES[sub]
     return EncodeJob(lossless=False, signed=True, samples=samples, tables=tables, expected=enc.scan.data,
-                     bits=enc.scan.bits, header=enc.header, trailer=jpeg.EOI, sampling=mode)
+                     bits=enc.scan.bits, header=enc.header, trailer=jpeg.EOI, sampling=mode,
+                     rgb=bool(rgb and image.ndim == 3))
 
 
 def lossless_job(values: np.ndarray, table: entropy.HuffmanTable | str = "default",

@@ -67,17 +67,27 @@ def test_colour_encoder_verilator():
     assert run(JPEG_ENCODER_COLOUR, "sim.tb_encoder", testcase="colour_sweep", env=_env()) == (1, 0)
 
 
-def test_colour_encoder_throughput():
-    """A 224 x 224 colour photo at 4:4:4 and 4:2:0: 1 sample per cycle, no input stall; the cycles per
-    image go to build/bench/jpeg_encoder_colour_cycles.json (and the README)."""
-    result = BUILD_DIR / "bench" / "jpeg_encoder_colour_cycles.json"
+@pytest.mark.parametrize("side", [96, pytest.param(224, marks=pytest.mark.slow)])
+def test_colour_encoder_throughput(side):
+    """A side x side colour photo at 4:4:4 and 4:2:0 (96 here, 224 in the slow run: the README's numbers).
+    Host-converted YCbCr: 1 sample per cycle, no input stall.
+    RGB pixels through the colour stage: the same cycles plus its fill (one whole MCU, 64 or 256 pixels, before
+    its first block leaves), so 1 pixel per 3 cycles (4:4:4) or 2 per 3 (4:2:0) and the encoder behind it
+    never starves. The cycles per image go to
+    build/bench/jpeg_encoder_colour_cycles_<side>.json (and the README)."""
+    result = BUILD_DIR / "bench" / f"jpeg_encoder_colour_cycles_{side}.json"
     result.parent.mkdir(parents=True, exist_ok=True)
     assert run(JPEG_ENCODER_COLOUR, "sim.tb_encoder", testcase="colour_cycles",
-               env=_env(EDGESPLIT_RESULT=str(result))) == (1, 0)
+               env=_env(EDGESPLIT_RESULT=str(result), EDGESPLIT_SIDE=str(side))) == (1, 0)
     report = json.loads(result.read_text())
-    assert [r["subsampling"] for r in report] == ["444", "420"]
-    for r in report:
-        assert r["samples"] == (3 if r["subsampling"] == "444" else 1.5) * 224 * 224, r
-        assert r["samples_per_cycle"] >= 1.0 and r["stall_cycles"] == 0, r
+    assert [(r["subsampling"], r["rgb"]) for r in report] == [("444", True), ("444", False), ("420", True),
+                                                               ("420", False)]
+    for rgb_run, ycc in zip(report[0::2], report[1::2], strict=True):
+        samples = (3 if ycc["subsampling"] == "444" else 1.5) * side * side
+        assert ycc["beats"] == samples and rgb_run["beats"] == side * side, (rgb_run, ycc)
+        assert rgb_run["blocks"] == ycc["blocks"] == samples // 64
+        assert ycc["beats_per_cycle"] >= 1.0 and ycc["stall_cycles"] == 0, ycc
         # the image's cycles: its samples plus the pipeline's fill and drain (well under one MCU row)
-        assert r["samples"] <= r["cycles"] <= r["samples"] + 2000, r
+        assert samples <= ycc["cycles"] <= samples + 2000, ycc
+        mcu_pixels = 64 if ycc["subsampling"] == "444" else 256   # the colour stage's fill: one whole MCU
+        assert ycc["cycles"] <= rgb_run["cycles"] <= ycc["cycles"] + mcu_pixels + 16, (rgb_run, ycc)

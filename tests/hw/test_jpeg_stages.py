@@ -528,13 +528,61 @@ def test_huffman_coder_two_table_sets():
     assert outs == expected
 
 
+def colour_stage_images(rng: np.random.Generator) -> list[np.ndarray]:
+    """Random (odd size), saturated primaries and black/white cells, all-255 and a 1x1 pixel."""
+    cells = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [0, 255, 255], [255, 0, 255], [255, 255, 0],
+                      [0, 0, 0], [255, 255, 255]], dtype=np.uint8)
+    prim = cells[(np.arange(20)[None, :] + np.arange(13)[:, None]) % 8]
+    return [rng.integers(0, 256, size=(17, 9, 3)).astype(np.uint8), prim, np.full((16, 16, 3), 255, np.uint8),
+            np.array([[[250, 3, 100]]], np.uint8)]
+
+
+@pytest.mark.parametrize("subsampling", ["444", "420"])
+def test_colour_stage_matches_golden(subsampling):
+    """:class:`ColourConverter` on images back to back (RGB pixels in MCU order, ``golden.jpeg.mcu_pixels``)
+    against ``golden.jpeg.colour_stage``, sample for sample, with the image ends; random gaps and stalls."""
+    from hw.jpeg.colour import ColourConverter
+    from hw.jpeg.encoder import SAMPLING_MODES
+
+    inputs, want = [], []
+    for image in colour_stage_images(np.random.default_rng(35)):
+        px = jpeg.mcu_pixels(image, subsampling).astype(np.int64)
+        inputs += [{"data": int(r | g << 8 | b << 16), "last": int(i == len(px) - 1)}
+                   for i, (r, g, b) in enumerate(px)]
+        samples = jpeg.colour_stage(px, subsampling)
+        want += [{"data": int(v), "last": int(i == len(samples) - 1)} for i, v in enumerate(samples)]
+    dut = ColourConverter()
+
+    async def setup(ctx):
+        ctx.set(dut.sampling, SAMPLING_MODES[subsampling])
+
+    outs, _ = stream_sim(dut, inputs, count(len(want)), setup=setup, gap=0.2, stall=0.3, seed=36)
+    assert outs == want
+
+
+def test_golden_colour_stage_is_golden_encoder_path():
+    """The colour stage's golden twin on ``mcu_pixels`` gives exactly the YCbCr block stream golden's encoder
+    codes (``component_planes`` + ``mcu_order``: convert, pad, subsample, interleave), for odd sizes too."""
+    rng = np.random.default_rng(37)
+    for shape in [(21, 35, 3), (1, 1, 3), (16, 16, 3), (33, 17, 3)]:
+        image = rng.integers(0, 256, size=shape).astype(np.uint8)
+        for sub in ("444", "420"):
+            planes, sampling, my, mx = jpeg.component_planes(image, sub)
+            blocks, _ = jpeg.mcu_order([jpeg.blockify(p) for p in planes], sampling, my, mx)
+            assert np.array_equal(jpeg.colour_stage(jpeg.mcu_pixels(image, sub), sub), blocks.reshape(-1))
+    assert jpeg.RGB_TO_YCC.sum(axis=1).tolist() == [65536, 0, 0]   # gray in, Cb = Cr = 128 out
+    assert np.array_equal(jpeg.rgb_to_ycbcr(np.array([[0, 0, 0], [255, 255, 255]], np.uint8)),
+                          [[0, 128, 128], [255, 128, 128]])
+
+
 def rtl_encode_colour(jobs: list[host.EncodeJob], stall=0.2) -> list[bytes]:
-    """Images back to back through ``Encoder(colour=True)`` (one mode and table set)."""
+    """Images back to back through ``Encoder(colour=True)`` (one mode, input form and table set)."""
     dut = Encoder(fifo_depth=4, colour=True)
     job = jobs[0]
 
     async def load(ctx):
         ctx.set(dut.sampling, job.sampling)
+        ctx.set(dut.rgb, job.rgb)
         for addr, value in job.tables:
             ctx.set(dut.tbl_we, 1)
             ctx.set(dut.tbl_addr, int(addr))
@@ -554,16 +602,18 @@ def rtl_encode_colour(jobs: list[host.EncodeJob], stall=0.2) -> list[bytes]:
     return images
 
 
-@pytest.mark.parametrize("subsampling", ["444", "420"])
-def test_encoder_colour_small_images(subsampling):
+@pytest.mark.parametrize("subsampling, rgb", [("444", True), ("420", True), ("420", False)],
+                         ids=["444-rgb", "420-rgb", "420-host-ycbcr"])
+def test_encoder_colour_small_images(subsampling, rgb):
     """The colour build on two images back to back (odd sizes: padded to the MCU; each component's DC
-    predictor and the MCU slot restart between them): golden's scans byte for byte. Luminance and
-    chrominance tables at QF 85 differ from the reset (QF 50) ones, so the table port is exercised too."""
+    predictor and the MCU slot restart between them), as RGB pixels through the colour stage or as
+    host-converted YCbCr: golden's scans byte for byte. Luminance and chrominance tables at QF 85 differ from
+    the reset (QF 50) ones, so the table port is exercised too."""
     rng = np.random.default_rng(33)
     images = [rng.integers(0, 256, size=(9, 19, 3)).astype(np.uint8),
-              np.clip(rng.normal(128, 40, size=(17, 10, 3)), 0, 255).astype(np.uint8)]
-    jobs = [host.jpeg_job(img, 85, subsampling) for img in images]
-    assert jobs[0].sampling == (1 if subsampling == "444" else 2)
+              np.clip(rng.normal(128, 40, size=(3, 10, 3)), 0, 255).astype(np.uint8)]
+    jobs = [host.jpeg_job(img, 85, subsampling, rgb=rgb) for img in images]
+    assert jobs[0].sampling == (1 if subsampling == "444" else 2) and jobs[0].rgb == rgb
     assert rtl_encode_colour(jobs) == [j.expected for j in jobs]
 
 
@@ -594,3 +644,4 @@ def test_colour_parameters_checked():
     with pytest.raises(ValueError, match="components.*2"):
         RunLengthCoder(components=2)
     assert len(Encoder(colour=True).tbl_addr) == 11 and len(Encoder().tbl_addr) == 10
+    assert len(Encoder(colour=True).inp.payload.data) == 24 and len(Encoder().inp.payload.data) == 16

@@ -67,6 +67,28 @@ def test_encode_jpeg_input_and_default_qf(files, tmp_path, capsys):
     assert rc == 0 and "QF 75" in stdout
 
 
+def test_bad_subsampling_names_the_allowed_values(files, tmp_path, capsys):
+    out = tmp_path / "x.jpg"
+    rc, _, err = run_cli(["encode", files["colour"], "-o", out, "--subsampling", "411", "--rtl"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert err.strip() == "edgesplit encode: error: chroma subsampling '411' is not one of 444, 420"
+    assert not out.exists()
+
+
+def test_colour_image_420(files, tmp_path, capsys):
+    from PIL import JpegImagePlugin
+
+    out = tmp_path / "c420.jpg"
+    rc, stdout, _ = run_cli(["encode", files["colour"], "-o", out, "--qf", 90, "--subsampling", "420"], capsys)
+    assert rc == 0 and "YCbCr 4:2:0" in stdout
+    rgb = np.asarray(Image.open(files["colour"]))
+    assert out.read_bytes() == jpeg.encode_jpeg(rgb, 90, "420")
+    img = Image.open(out)
+    img.load()
+    assert img.mode == "RGB" and img.layers == 3 and img.size == (48, 40) and JpegImagePlugin.get_sampling(img) == 2
+    assert jpeg.psnr(rgb, np.asarray(img)) > 30
+
+
 def test_colour_image_is_444_ycbcr(files, tmp_path, capsys):
     out = tmp_path / "c.jpg"
     assert run_cli(["encode", files["colour"], "-o", out, "--qf", 90], capsys)[0] == 0
@@ -155,7 +177,11 @@ def test_bad_inputs(files, tmp_path, capsys):
         (["encode", files["gray"], "-o", tmp_path / "x.jpg", "--lossless"], "'.jpg'"),
         (["encode", files["rank2"], "-o", tmp_path / "x.jpg"], "rank 2"),
         (["encode", files["feats_f32"], "-o", tmp_path / "x.esll", "--lossless"], "float32"),
-        (["encode", files["colour"], "-o", tmp_path / "x.jpg", "--rtl"], "colour"),
+        (["encode", files["colour"], "-o", tmp_path / "x.jpg", "--subsampling", "422"], "'422'"),
+        (["encode", files["colour"], "-o", tmp_path / "x.jpg", "--rtl", "--subsampling", "4:2:0"], "'4:2:0'"),
+        (["encode", files["colour"], "-o", tmp_path / "x.esll", "--lossless", "--subsampling", "420"], "--lossless"),
+        (["encode", files["gray"], "-o", tmp_path / "x.jpg", "--subsampling", "420"], "grayscale"),
+        (["encode", files["feats"], "-o", tmp_path / "x.jpg", "--subsampling", "444"], "feature map"),
         (["encode", files["gray"], "-o", tmp_path / "nodir" / "x.jpg"], "does not exist"),
         (["decode", files["gray"], "-o", tmp_path / "x.png"], "'.png'"),
         (["decode", tmp_path / "missing.esll", "-o", tmp_path / "x.npy"], "does not exist"),
@@ -228,6 +254,8 @@ def test_errors_without_traceback_in_a_subprocess(files, tmp_path):
     ("feats", ["--qf", "90"]),
     ("feats", ["--lossless"]),
     ("dense", ["--lossless"]),      # the RTL codes it; the host sends the raw container
+    ("colour", ["--qf", "30"]),     # the 3-component build, golden's default 4:4:4
+    ("colour", ["--qf", "90", "--subsampling", "420"]),
 ])
 def test_rtl_gives_the_software_bytes(files, tmp_path, capsys, kind, args):
     ext = ".esll" if "--lossless" in args else ".jpg"
