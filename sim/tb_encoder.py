@@ -503,7 +503,7 @@ COLOUR_THROUGHPUT_QFS = (90,)
 
 @cocotb.test()
 async def colour_cycles(dut):
-    """A 224 x 224 (``EDGESPLIT_SIDE``) colour photo (the astronaut's centre) at 4:4:4 and 4:2:0, QF 90, no input gaps,
+    """A 224 x 224 (``EDGESPLIT_SIDE``) colour crop of the astronaut photo at 4:4:4 and 4:2:0, QF 90, no input gaps,
     output always ready, as RGB pixels (on-chip colour stage) and as host-converted YCbCr samples: cycles per
     image (the ``cycles`` counter) and input beats per cycle; bytes checked. Numbers to EDGESPLIT_RESULT (JSON)."""
     bench = await start(dut)
