@@ -1357,14 +1357,25 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
 def run(net: str | Network, weights: str | None = None, data: str | None = None, splits: Sequence[str] | None = None,
         limit: int | None = None, config: StudyConfig | None = None, out_dir: str | os.PathLike | None = None,
         plots: bool = True, progress: Progress | None = None, norm: InputNorm | None = None,
-        resize: int | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+        resize: int | None = None, cluster: Any = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Load the test images, run :func:`study_net`, write the JSON and the plots (the CLI's work). ``net``: a
     built-in name or a Network (its weights, or ``weights``); ``norm`` / ``resize``: how the images are read
     (:func:`load_dataset`); a user network's int16 twin is calibrated on the test images
-    (:func:`user_calibration`)."""
+    (:func:`user_calibration`). ``cluster``: a :class:`sim.cluster.ClusterSpec` (None or a serial one: in this
+    process, :func:`study_net`); otherwise the study's pieces run there (:func:`study_distributed`), with the
+    same result."""
     nw = _with_weights(net, weights)
-    _check_splits(nw, splits)
+    wanted = _check_splits(nw, splits)
     progress = progress or _quiet()
+    config = (config or StudyConfig()).check()
+    ref = study_ref(nw, data, limit, norm, resize, config)
+    if cluster is not None and not cluster.serial and ref is not None and len(wanted) > 1:
+        result = study_distributed(ref, wanted, cluster, progress)
+        result["weights"] = weights_text(nw)
+        result["data"] = str(data) if data else "default"
+        if resize is not None:
+            result["resize"] = int(resize)
+        return result, write_study(result, out_dir, plots)
     progress.update(f"loading {nw.name} test images", force=True)
     x, y = load_dataset(nw, data, "test", limit, norm, resize)
     module, qnet = network(nw, None, data, progress, calib=None if nw.is_builtin else user_calibration(x))
@@ -1375,6 +1386,141 @@ def run(net: str | Network, weights: str | None = None, data: str | None = None,
     if resize is not None:
         result["resize"] = int(resize)
     return result, write_study(result, out_dir, plots)
+
+
+# ---- the study on a cluster (sim.cluster) ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyRef:
+    """What a worker needs to rebuild a study's inputs itself: a few names and numbers, never arrays (what
+    crosses the wire; docs/cluster.md). ``net``: a built-in name or a model file spec (``PATH.onnx``,
+    ``PATH.py:FACTORY``); ``weights``: a state_dict file or None; ``input_shape``: the model file's."""
+
+    net: str
+    weights: str | None
+    input_shape: tuple[int, int, int] | None
+    data: str | None
+    limit: int | None
+    norm: InputNorm | None
+    resize: int | None
+    config: StudyConfig
+
+
+def study_ref(net: str | Network, data: str | os.PathLike | None, limit: int | None, norm: InputNorm | None,
+              resize: int | None, config: StudyConfig) -> StudyRef | None:
+    """The :class:`StudyRef` of a study, or None where a worker could not rebuild it (weights given as an
+    in-memory state_dict, a network registered in this process only)."""
+    nw = as_network(net)
+    if nw.weights is not None and not isinstance(nw.weights, (str, os.PathLike)):
+        return None
+    if nw.is_builtin:
+        spec, shape = nw.name, None
+    elif nw.source.endswith(".onnx") or ".py:" in nw.source:
+        spec, shape = nw.source, tuple(int(v) for v in nw.input_shape)
+    else:
+        return None
+    return StudyRef(net=spec, weights=None if nw.weights is None else str(nw.weights), input_shape=shape,
+                    data=None if data is None else str(data), limit=limit, norm=norm, resize=resize, config=config)
+
+
+_WORKER: dict[str, Any] = {}
+"""Per worker process: the last study's network, images and int16 twin (:func:`_worker_state`), and the
+int16 features of the last split it computed (the next split continues from there)."""
+
+
+def _worker_state(ref: StudyRef) -> dict[str, Any]:
+    """The study's network, images and int16 twin in this process, loaded once per process and study
+    (exactly as :func:`run` loads them)."""
+    st = _WORKER.get("study")
+    if st is None or st["ref"] != ref:
+        from golden.network import load_network
+
+        _WORKER.pop("study", None)
+        nw = load_network(ref.net, weights=ref.weights, input_shape=ref.input_shape)
+        x, y = load_dataset(nw, ref.data, "test", ref.limit, ref.norm, ref.resize)
+        module, qnet = network(nw, None, ref.data, None, calib=None if nw.is_builtin else user_calibration(x))
+        st = {"ref": ref, "nw": nw, "x": x, "y": y, "module": module, "qnet": qnet,
+              "norm": ref.norm or input_norm(nw), "features": None}
+        _WORKER["study"] = st
+    return st
+
+
+def _reference_piece(item: tuple[StudyRef, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``lo:hi`` (whole batches): float and int16 predictions (the uncoded networks)."""
+    ref, lo, hi = item
+    st = _worker_state(ref)
+    qnet, b, x = st["qnet"], ref.config.batch_size, st["x"][lo:hi]
+    last = st["nw"].split_names[-1]
+    fpred = float_predict(st["module"], x, b)
+    ipred = [run_fast(qnet, qnet.quantize_input(x[i : i + b]), upto=None if last == INPUT else last).argmax(1)
+             for i in range(0, len(x), b)]
+    return np.asarray(fpred), np.concatenate(ipred)
+
+
+def _features_at(st: dict[str, Any], split: str, batch: int) -> np.ndarray:
+    """The int16 features at ``split`` for all images, continued from the last split this process computed
+    when that one comes earlier (exact: the int16 network is integer arithmetic)."""
+    names = st["nw"].split_names
+    qnet = st["qnet"]
+    have = st["features"]
+    if have is not None and names.index(have[0]) <= names.index(split):
+        prev, cur = have
+    else:
+        prev, cur = INPUT, qnet.quantize_input(st["x"])
+    if prev != split:
+        cur = np.concatenate([run_fast(qnet, cur[i : i + batch], upto=split, start=prev)
+                              for i in range(0, len(cur), batch)])
+    st["features"] = None if split == INPUT else (split, cur)
+    return cur
+
+
+def _split_piece(item: tuple[StudyRef, str, float]) -> dict[str, Any]:
+    """One split of the study (:func:`study_split`) against the reference top-1 ``reference``."""
+    ref, split, reference = item
+    st = _worker_state(ref)
+    config, nw = ref.config, st["nw"]
+    values = st["norm"].to_u8(st["x"]) if split == INPUT else _features_at(st, split, config.batch_size)
+    task = make_task(st["qnet"], split, values, nw.host_model(st["module"], split), config.host,
+                     config.batch_size, st["norm"])
+    return study_split(task, st["y"], reference, config, _quiet())
+
+
+def study_distributed(ref: StudyRef, wanted: Sequence[str], cluster: Any, progress: Progress | None = None
+                      ) -> dict[str, Any]:
+    """:func:`run`'s study as pieces on ``cluster`` (:func:`sim.cluster.run_pieces`): first the uncoded float
+    and int16 predictions in shards of whole batches of images, then one piece per split (each worker loads
+    the images and the network itself, once per process, and continues the int16 network from the last split
+    it computed). The result equals :func:`study_net`'s (same sizes, top-1 counts and QFs; only the
+    ``seconds`` differ)."""
+    from golden.network import load_network
+    from sim import cluster as CL
+
+    progress = progress or _quiet()
+    t0 = time.monotonic()
+    config = ref.config
+    quiet = not progress.enabled
+    nw = load_network(ref.net, weights=ref.weights, input_shape=ref.input_shape)
+    x, y = load_dataset(nw, ref.data, "test", ref.limit, ref.norm, ref.resize)
+    n, b = len(x), config.batch_size
+    workers = max(1, cluster.workers)
+    per = max(1, -(-n // (b * 2 * workers))) * b   # whole batches: the same batches as the serial run
+    shards = [(ref, lo, min(n, lo + per)) for lo in range(0, n, per)]
+    preds = CL.run_pieces(_reference_piece, shards, cluster, desc=f"{nw.name} uncoded top-1",
+                          labels=[f"images {lo}:{hi}" for _, lo, hi in shards], quiet=quiet)
+    float_top1 = float(np.mean(np.concatenate([p[0] for p in preds]) == y))
+    int16_top1 = float(np.mean(np.concatenate([p[1] for p in preds]) == y))
+    reference = int16_top1
+    rows = CL.run_pieces(_split_piece, [(ref, s, reference) for s in wanted], cluster,
+                         desc=f"{nw.name} splits", labels=[f"split {s}" for s in wanted], quiet=quiet)
+    result = _result(nw.name, n, float_top1, int16_top1, "int16", reference, config, rows, t0)
+    norm = ref.norm or input_norm(nw)
+    result["dataset"] = nw.dataset or "given"
+    result["source"] = nw.source
+    result["input_shape"] = list(nw.input_shape)
+    result["input_norm"] = {"mean": list(norm.mean), "std": list(norm.std)}
+    progress.done(f"{nw.name}: {len(rows)} splits in {time.monotonic() - t0:.0f} s on {cluster.describe()}")
+    return result
 
 
 __all__ = [
@@ -1388,6 +1534,7 @@ __all__ = [
     "SplitCodec",
     "SplitPoint",
     "StudyConfig",
+    "StudyRef",
     "budget_point",
     "format_table",
     "from_maps",
@@ -1407,6 +1554,8 @@ __all__ = [
     "scan_bytes",
     "study_model",
     "study_net",
+    "study_distributed",
+    "study_ref",
     "study_split",
     "summary",
     "to_maps",

@@ -1,7 +1,7 @@
 """``edgesplit accuracy`` and ``edgesplit finetune``: the encoding study and split fine-tuning on real data.
 
 ``edgesplit accuracy --net NET [--weights FILE] [--input-shape C,H,W] [--data DIR] [--mean R,G,B] [--std R,G,B]
-[--resize N] [--split S ...] [--limit N] [--json]``
+[--resize N] [--split S ...] [--limit N] [--json] [--workers N | --scheduler tcp://HOST:PORT]``
     For every split (or the ``--split`` ones): float and int16 top-1, the lossless ratio, the JPEG ratio for
     QF 1..100, top-1 along a coarse-to-fine QF search, and the largest ratio within 1% top-1 loss and its
     QF (:mod:`model.accuracy`). Writes ``build/accuracy/<net>.json`` (rows of an earlier run with the same
@@ -50,6 +50,7 @@ import torch
 from golden import limits
 from model import accuracy as A
 from model import finetune as FT
+from sim import cluster as CL
 
 
 def register(subparsers) -> None:
@@ -63,6 +64,7 @@ def register(subparsers) -> None:
                      help=f"images for the 100-QF size curve, {limits.IMAGE_COUNT.text()} "
                           f"(default {A.DEFAULT_CURVE_IMAGES})")
     acc.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    CL.add_arguments(acc)
     acc.set_defaults(func=cmd_accuracy)
 
     ft = subparsers.add_parser(
@@ -165,12 +167,13 @@ def cmd_accuracy(args) -> int:
     config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
                            curve_images=args.curve_images).check()
     _counts(args, "curve-images")
+    cluster = CL.from_args(args)
     A.check_out_dir(args.out)
     nw = _network(args)
     norm, resize = image_options(nw, args)
     progress = A.Progress(f"edgesplit accuracy {nw.name}", enabled=not args.quiet)
     result, paths = A.run(nw, None, args.data, args.split, args.limit, config, args.out,
-                          plots=not args.no_plots, progress=progress, norm=norm, resize=resize)
+                          plots=not args.no_plots, progress=progress, norm=norm, resize=resize, cluster=cluster)
     if args.json:
         out = A.summary(result)
         out["files"] = {k: str(v) for k, v in paths.items()}
