@@ -16,8 +16,8 @@ EDGESPLIT_SEED     random seed (default 1)
 EDGESPLIT_GAPS     probability of an input gap / output stall per cycle where a test uses them (default 0.2)
 EDGESPLIT_JOB      ``.npz`` of an :class:`~hw.jpeg.host.EncodeJob` for the ``job`` test
 EDGESPLIT_RESULT   where ``job`` writes the bytes and counters (``.npz``) and ``throughput`` its numbers (JSON)
-EDGESPLIT_CASES    run only the first N cases of ``lossless_maps`` and ``edge_cases`` (default all; a reduced run
-                   for a slow simulator, e.g. Icarus)
+EDGESPLIT_CASES    run only the first N cases of ``lossless_maps`` and ``edge_cases`` (of each subsampling in
+                   ``colour_sweep``) (default all; a reduced run for a slow simulator, e.g. Icarus)
 EDGESPLIT_OUTPUTS  where a test writes every job's bytes and counters (JSON), so that the results of two
                    simulators can be compared exactly
 EDGESPLIT_SIDE     ``colour_cycles``: the side of its square colour photo (default 224)
@@ -478,15 +478,22 @@ async def colour_sweep(dut):
     rng = np.random.default_rng(env_seed() + 10)
     images = colour_images(rng)
     smooth = {"astronaut", "black", "white", "1x1"}
-    for sub in jpeg.SUBSAMPLINGS:
-        for name, image in images.items():
-            qfs = (*COLOUR_QFS, 10, 75, 90) if name in ("random", "astronaut") else COLOUR_QFS
-            for qf in qfs:
-                job = host.jpeg_job(image, qf, sub)
-                out = await bench.encode(job, f"{name} {image.shape[:2]} {sub} QF {qf}")
-                if not out.errors:
-                    out.errors += [f"{out.label}: {e}"
-                                   for e in pillow_colour_check(job, out.data, image, sub, qf, name in smooth)]
+    cases = [(sub, name, qf) for sub in jpeg.SUBSAMPLINGS for name in images
+             for qf in ((*COLOUR_QFS, 10, 75, 90) if name in ("random", "astronaut") else COLOUR_QFS)]
+    # a reduced run (EDGESPLIT_CASES, e.g. Icarus): the first cases of each subsampling, nothing else
+    reduced = len(_limit(cases)) < len(cases)
+    if reduced:
+        cases = [c for sub in jpeg.SUBSAMPLINGS for c in _limit([c for c in cases if c[0] == sub])]
+    for sub, name, qf in cases:
+        image = images[name]
+        job = host.jpeg_job(image, qf, sub)
+        out = await bench.encode(job, f"{name} {image.shape[:2]} {sub} QF {qf}")
+        if not out.errors:
+            out.errors += [f"{out.label}: {e}"
+                           for e in pillow_colour_check(job, out.data, image, sub, qf, name in smooth)]
+    if reduced:
+        bench.check()
+        return
     for sub in jpeg.SUBSAMPLINGS:
         for name in ("random", "primaries", "astronaut"):
             await bench.encode(host.jpeg_job(images[name], 70, sub, rgb=False), f"{name} {sub} QF 70 host YCbCr")

@@ -7,6 +7,8 @@ JPEG mode::
     inp -> level shift -> Dct2d: rows [transpose] columns -> Quantizer -> ZigzagBuffer [block]
         -> RunLengthCoder -> HuffmanCoder -> word FIFO -> BitPacker (stuffing) -> out
 
+Colour build, RGB input: ``inp -> ColourConverter [MCU] -> level shift -> ...`` (see "Colour images").
+
 Lossless mode: ``inp -> ZigzagBuffer (raster order) -> ...`` -- level shift, DCT and quantizer are
 bypassed and the packer does not stuff.
 
@@ -44,9 +46,9 @@ Colour images (``colour=True``; ``golden.jpeg`` colour path, T.81 A.2.3 interlea
 
 ``sampling`` (change only while idle) says how blocks map to components: ``SAMPLING_GRAY``
 (0: one component, what the non-colour encoder does; ``rgb`` is ignored), ``SAMPLING_444`` (1) or
-``SAMPLING_420`` (2). Two
-MCU counters (:class:`McuCounter`, one at the quantizer's input, one at the run-length coder's; both
-restart after an image's last block) give each block its component: it selects the quantizer's table set
+``SAMPLING_420`` (2). Two MCU counters (:class:`McuCounter`, one at the quantizer's input, one at the
+run-length coder's; both restart after an image's last block) give each block its component: it selects
+the quantizer's table set
 and the Huffman table set (0: luminance for Y; 1: chrominance for Cb and Cr), and the run-length coder keeps
 one DC predictor per component. The table port grows by one address bit: ``tbl_addr[10]`` is the table set,
 so the chrominance Huffman entries sit at ``CHROMA_BASE + 0..511`` and its reciprocals at ``CHROMA_BASE +

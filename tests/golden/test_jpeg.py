@@ -318,3 +318,21 @@ def test_bad_subsampling_and_dct_input_raise():
         jpeg.dct2_int(np.full((8, 8), -129))
     with pytest.raises(UserError, match="8x8"):
         jpeg.dct2_int(np.zeros((4, 4)))
+
+
+def test_golden_colour_stage_is_golden_encoder_path():
+    """The RTL colour stage's golden twin (issue 16, item 6), ``colour_stage`` on ``mcu_pixels``, gives exactly
+    the YCbCr block stream golden's encoder codes (``component_planes`` + ``mcu_order``: convert, pad,
+    subsample, interleave), for odd sizes too."""
+    rng = np.random.default_rng(37)
+    for shape in [(21, 35, 3), (1, 1, 3), (16, 16, 3), (33, 17, 3)]:
+        image = rng.integers(0, 256, size=shape).astype(np.uint8)
+        for sub in ("444", "420"):
+            planes, sampling, my, mx = jpeg.component_planes(image, sub)
+            blocks, _ = jpeg.mcu_order([jpeg.blockify(p) for p in planes], sampling, my, mx)
+            assert np.array_equal(jpeg.colour_stage(jpeg.mcu_pixels(image, sub), sub), blocks.reshape(-1))
+    with pytest.raises(UserError, match="colour image"):
+        jpeg.mcu_pixels(image[..., 0], "444")
+    assert jpeg.RGB_TO_YCC.sum(axis=1).tolist() == [65536, 0, 0]   # gray in, Cb = Cr = 128 out
+    assert np.array_equal(jpeg.rgb_to_ycbcr(np.array([[0, 0, 0], [255, 255, 255]], np.uint8)),
+                          [[0, 128, 128], [255, 128, 128]])

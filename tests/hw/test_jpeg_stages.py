@@ -560,21 +560,6 @@ def test_colour_stage_matches_golden(subsampling):
     assert outs == want
 
 
-def test_golden_colour_stage_is_golden_encoder_path():
-    """The colour stage's golden twin on ``mcu_pixels`` gives exactly the YCbCr block stream golden's encoder
-    codes (``component_planes`` + ``mcu_order``: convert, pad, subsample, interleave), for odd sizes too."""
-    rng = np.random.default_rng(37)
-    for shape in [(21, 35, 3), (1, 1, 3), (16, 16, 3), (33, 17, 3)]:
-        image = rng.integers(0, 256, size=shape).astype(np.uint8)
-        for sub in ("444", "420"):
-            planes, sampling, my, mx = jpeg.component_planes(image, sub)
-            blocks, _ = jpeg.mcu_order([jpeg.blockify(p) for p in planes], sampling, my, mx)
-            assert np.array_equal(jpeg.colour_stage(jpeg.mcu_pixels(image, sub), sub), blocks.reshape(-1))
-    assert jpeg.RGB_TO_YCC.sum(axis=1).tolist() == [65536, 0, 0]   # gray in, Cb = Cr = 128 out
-    assert np.array_equal(jpeg.rgb_to_ycbcr(np.array([[0, 0, 0], [255, 255, 255]], np.uint8)),
-                          [[0, 128, 128], [255, 128, 128]])
-
-
 def rtl_encode_colour(jobs: list[host.EncodeJob], stall=0.2) -> list[bytes]:
     """Images back to back through ``Encoder(colour=True)`` (one mode, input form and table set)."""
     dut = Encoder(fifo_depth=4, colour=True)
