@@ -633,7 +633,11 @@ class SplitCodec:
             coeffs[i] = dct.coeffs
             if i % 200 == 0:
                 progress.update(f"DCT {i}/{self.n}")
-        self.coeffs = coeffs
+        # zigzag order, the order the coder reads: quantizing in it needs no reordering per QF (exact: the
+        # quantizer works per coefficient, so zigzag(quantize(c, Q)) == quantize(zigzag(c), zigzag(Q)))
+        self.zz_coeffs = coeffs.reshape(self.n, -1, 64)[:, :, jpeg.ZIGZAG]
+        self._coeff_max = int(np.abs(self.zz_coeffs).max(initial=0))
+        self._luts: dict[int, np.ndarray] = {}
         self.side = side
         self.offsets, self.scales = offsets, scales
         self.pattern = self.template.component
@@ -660,11 +664,43 @@ class SplitCodec:
                                       dtype=np.int64)
         return self._lossless
 
+    @property
+    def coeffs(self) -> np.ndarray:
+        """The DCT coefficients, natural order, int16 ``[N, blocks, 8, 8]`` (computed from the zigzag cache)."""
+        return jpeg.unzigzag(self.zz_coeffs)
+
     # -- JPEG
+    def _lut(self, qf: int) -> np.ndarray:
+        """``lut[t, k, a]``: the quantized magnitude of a coefficient of magnitude ``a`` at zigzag position ``k``
+        with table set ``t``'s table for ``qf``, int16, by :func:`golden.jpeg.quantize_int` itself."""
+        lut = self._luts.get(qf)
+        if lut is None:
+            tables = jpeg.quant_tables(qf)[: 1 if self.template.n_components == 1 else 2]
+            a = np.broadcast_to(np.arange(self._coeff_max + 1, dtype=np.int64)[:, None, None],
+                                (self._coeff_max + 1, 8, 8))
+            lut = np.stack([jpeg.zigzag(jpeg.quantize_int(a, t)).T for t in tables]).astype(np.int16)
+            if len(self._luts) > 8:
+                self._luts.clear()
+            self._luts[qf] = lut
+        return lut
+
     def _quantize(self, qf: int, idx: np.ndarray) -> jpeg.QuantizedImage:
-        c = self.coeffs[idx].astype(np.int64).reshape(-1, 8, 8)
-        dct = dataclasses.replace(self.template, coeffs=c, component=np.tile(self.pattern, len(idx)))
-        return jpeg.quantize_image(dct, qf)
+        """Images ``idx`` quantized at ``qf``: the same ``zz`` as :func:`golden.jpeg.quantize_image` of their
+        blocks (each coefficient's magnitude looked up in :meth:`_lut`, its sign kept)."""
+        qf = jpeg.check_qf(qf)
+        cz = self.zz_coeffs[idx].reshape(-1, 64)
+        lut = self._lut(qf)
+        flat = np.abs(cz).astype(np.int32) + np.arange(64, dtype=np.int32) * np.int32(lut.shape[2])
+        if lut.shape[0] > 1:   # colour: the chrominance blocks take table set 1
+            tset = np.tile((np.asarray(self.pattern) > 0).astype(np.int32), len(idx))
+            flat += (tset * np.int32(64 * lut.shape[2]))[:, None]
+        q = lut.reshape(-1)[flat]
+        np.negative(q, out=q, where=cz < 0)
+        luma, chroma = jpeg.quant_tables(qf)
+        qtables = (luma,) if self.template.n_components == 1 else (luma, chroma)
+        dct = dataclasses.replace(self.template, coeffs=np.zeros((0, 8, 8), dtype=np.int16),
+                                  component=np.tile(self.pattern, len(idx)))
+        return jpeg.QuantizedImage(dct=dct, qf=qf, qtables=qtables, zz=q)
 
     def jpeg(self, qf: int, idx: np.ndarray | None = None, decode: bool = False
              ) -> tuple[np.ndarray, np.ndarray | None]:

@@ -56,6 +56,36 @@ def test_batched_sizes_and_decodes_equal_the_reference(digits_feats, split, mode
     assert len(ll) == len(values) and (ll > 18).all()
 
 
+@pytest.mark.parametrize("kind", ["feature", "image"])
+def test_table_quantizer_and_sizes_equal_the_reference_on_random_extreme_maps(kind):
+    """The batched quantizer (zigzag coefficient cache, per-QF magnitude table) gives golden.jpeg.quantize_image's
+    coefficients exactly, and the batched sizes every image's bytes through the reference encoder, on random
+    maps with the extremes: all-max, all-min, half zero, int16 / uint8 full range, odd sizes, colour."""
+    import dataclasses
+
+    from golden import jpeg
+
+    rng = np.random.default_rng(15)
+    if kind == "feature":
+        values = rng.integers(-32768, 32768, size=(6, 5, 9, 13)).astype(np.int16)
+        values[0], values[1], values[2, :, ::2] = 32767, -32768, 0
+        values[3] = np.where(rng.random(values[3].shape) < 0.5, 32767, -32768)
+    else:
+        values = rng.integers(0, 256, size=(6, 17, 11, 3)).astype(np.uint8)
+        values[0], values[1] = 255, 0
+        values[2] = np.where(rng.random(values[2].shape) < 0.5, 255, 0)
+    codec = A.SplitCodec(values, kind)
+    idx = np.arange(len(values))
+    for qf in (1, 2, 13, 50, 77, 99, 100):
+        q = codec._quantize(qf, idx)
+        nat = codec.coeffs.astype(np.int64).reshape(-1, 8, 8)
+        ref = jpeg.quantize_image(dataclasses.replace(codec.template, coeffs=nat,
+                                                      component=np.tile(codec.pattern, len(idx))), qf)
+        assert np.array_equal(q.zz, ref.zz), qf
+        sizes, _ = codec.jpeg(qf, idx)
+        assert [int(v) for v in sizes] == [codec.reference_bytes(int(i), qf) for i in idx], qf
+
+
 def test_vector_layout_and_cifar_normalisation_round_trip():
     v = np.arange(2 * 70, dtype=np.int16).reshape(2, 70)
     m = A.to_maps(v, pad="edge")
