@@ -89,7 +89,12 @@ def register(subparsers) -> None:
     e.add_argument("--clock", default="wall", help="wall (default: real time) or simulated (a virtual clock)")
     e.add_argument("--edge", default="golden", help="golden (default) or rtl (the engine in Verilator)")
     e.add_argument("--window", default="4", metavar="W", help="frames unanswered at most, 1..4096 (default 4)")
-    e.add_argument("--objective", default="throughput", help="dynamic: throughput (default) or energy")
+    e.add_argument("--objective", default="balanced",
+                   help="dynamic: balanced (default: the most frames/s per energy per frame), throughput (the "
+                        "most frames/s, the least energy within 2%%) or energy")
+    e.add_argument("--no-mix", action="store_true",
+                   help="dynamic: one candidate at a time (default: may interleave two, e.g. an edge split and "
+                        "the camera image, to keep the engine, the link and the host busy together)")
     e.add_argument("--hysteresis", default="0.1", help="dynamic: switch when 10%% better (default 0.1)")
     e.add_argument("--dwell", default="20", metavar="N", help="dynamic: frames between switches (default 20)")
     e.add_argument("--history", default="5", metavar="N", help="dynamic: transfers in the rate estimate (5)")
@@ -193,7 +198,8 @@ def edge_config(args):
         raise UserError("--codec applies with --split (a static split)")
     qf = _number(args.qf, "--qf", 1, 100, True)
     budget = _number(args.budget, "--budget", 0, 0.999999)
-    pc = PolicyConfig(objective=args.objective, hysteresis=_number(args.hysteresis, "--hysteresis", 0, 10),
+    pc = PolicyConfig(objective=args.objective, mix=not args.no_mix,
+                      hysteresis=_number(args.hysteresis, "--hysteresis", 0, 10),
                       dwell=_number(args.dwell, "--dwell", 0, 1e6, True),
                       history=_number(args.history, "--history", 1, 1e4, True),
                       initial_mbps=_number(args.initial_mbps, "--initial-mbps", 0.001, 1e6)).check()

@@ -7,8 +7,10 @@
 * ``static``: static splits of ResNet-20 and AlexNet on constant 1, 2 and 22 Mbit/s links, wall clock, against
   the cost model's prediction for the same split, codec, QF and rate (with the bytes the run sent, and with
   the model's own compression ratio).
-* ``dynamic``: ResNet-20 on the step and random-walk traces (simulated clock, one period of each trace), the
-  controller against edge-only, host-only, the best static split for the mean rate and the oracle.
+* ``dynamic``: ResNet-20 on the step and random-walk traces and the step with a host 10x faster (simulated clock,
+  one period of each trace, 1000 test images), the controller against edge-only, host-only, the best static
+  split for the mean rate and the oracle; and what the cost model, the trace and the measured host times say
+  any policy of each kind could reach (:func:`bounds`).
 
 Writes ``build/bench/runtime.json`` and prints tables.
 """
@@ -161,22 +163,46 @@ def static(nets=("resnet20", "alexnet"), rates=(1.0, 2.0, 22.0), seconds: float 
 # ---- the controller on traces ----------------------------------------------------------------------------------
 
 
-def dynamic(net: str = "resnet20", traces=("step", "random_walk"), clock: str = "simulated",
-            scale: float = 1.0, speedups=(1.0, 10.0), images: int = 1000) -> list[dict]:
-    from model.runtime.edge import EdgeConfig, run
+RUNS = (("step", 1.0), ("random_walk", 1.0), ("step", 10.0))
+
+
+def bounds(r: dict, prep) -> dict:
+    """What the cost model, the trace and the host times this run measured say each kind of policy can reach
+    (:func:`model.runtime.controller.trace_bounds`), next to the measured best-static split's prediction."""
+    from model.runtime.controller import Predictor, trace_bounds
     from model.runtime.trace import load_trace
 
-    rows = []
+    p = Predictor(prep.costs)
+    by_label = {c.label: c for c in prep.candidates}
+    for label, s in r["host_times_s"].items():
+        if label in by_label:
+            p.host[by_label[label].key] = s
+    tr = load_trace(r["trace"]) if not r["trace"].startswith("const") else None
+    assert tr is not None
+    b = trace_bounds(p, prep.candidates, tr, r["policy_config"]["objective"], r["policy_config"]["tie"])
+    static = next(x for x in r["baselines"] if x["policy"] == "best-static")
+    label = next(iter(static["splits_used"]))
+    b["best_static_measured"] = {"candidate": label, **b["static"][label]}
+    del b["static"]
+    return b
+
+
+def dynamic(net: str = "resnet20", runs=RUNS, clock: str = "simulated", scale: float = 1.0, images: int = 1000,
+            out: dict | None = None) -> list[dict]:
+    from model.runtime.edge import EdgeConfig, Prepared, run
+    from model.runtime.report import format_summary
+    from model.runtime.trace import load_trace
+
+    rows: list[dict] = []
     with host_process() as port:
         prep = None
-        for name, speed in [(t, f) for f in speedups for t in traces]:
+        for name, speed in runs:
             tr = load_trace(name).scaled(scale)
             cfg = EdgeConfig(connect=f"127.0.0.1:{port}", net=net, policy="dynamic", trace=tr, frames=10_000_000,
                              duration=tr.period, images=images, clock=clock, baselines=True, host_speedup=speed)
             if prep is None:
-                from model.runtime.edge import Prepared
-
                 prep = Prepared(cfg)
+            t0 = time.perf_counter()
             r = run(cfg, prepared=prep)
             out_path = OUT.parent / f"runtime_{net}_{name}_host{speed:g}x.json"
             from golden import files
@@ -184,17 +210,26 @@ def dynamic(net: str = "resnet20", traces=("step", "random_walk"), clock: str = 
             files.write_text(out_path, json.dumps(r, default=str))
             by = {x["policy"]: x for x in [r, *r["baselines"]]}
             row = {"net": net, "trace": tr.name, "clock": clock, "host_speedup": speed, "run_file": str(out_path),
+                   "images": images, "scale": scale, "wall_s": time.perf_counter() - t0,
+                   "policy_config": r["policy_config"],
                    "policies": {k: {"fps": v["fps"], "energy_mj": v["energy_per_frame_j"] * 1e3, "top1": v["top1"],
                                     "frames": v["frames"], "splits_used": v["splits_used"],
-                                    "host_ms": v["host"]["compute_s_mean"] * 1e3} for k, v in by.items()},
-                   "uncoded_top1": r["top1_uncoded_int16"], "budget": r["budget"]}
+                                    "switches": v["switches"], "host_ms": v["host"]["compute_s_mean"] * 1e3}
+                                for k, v in by.items()},
+                   "uncoded_top1": r["top1_uncoded_int16"], "budget": r["budget"],
+                   "best_static_trials": by["best-static"].get("best_static_trials")}
             d, b, o = by["dynamic"], by["best-static"], by["oracle"]
             row.update(fps_vs_best_static=d["fps"] / b["fps"], energy_vs_best_static=d["energy_per_frame_j"] /
                        b["energy_per_frame_j"], fps_vs_oracle=d["fps"] / o["fps"])
+            if scale == 1.0:
+                row["bounds"] = bounds(r, prep)
             rows.append(row)
-            from model.runtime.report import format_summary
-
             print(format_summary(r), flush=True)
+            print(json.dumps({k: v for k, v in row.items() if k != "policies"}, indent=1, default=str), flush=True)
+            if out is not None:   # after every trace, so a long bench leaves what it measured
+                out["dynamic"] = rows
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                files.write_text(OUT, json.dumps(out, indent=1, default=str))
     return rows
 
 
@@ -214,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         out["static"] = static()
     if "dynamic" in what:
         print("the controller on traces:")
-        out["dynamic"] = dynamic()
+        out["dynamic"] = dynamic(out=out)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     from golden import files
 

@@ -38,13 +38,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from golden.errors import UserError
 from golden.network import INPUT
 from model.runtime.trace import Trace, link_power_w
 
 POLICIES = ("static", "dynamic", "edge-only", "host-only", "best-static", "oracle")
 BASELINES = ("edge-only", "host-only", "best-static", "oracle")
-OBJECTIVES = ("throughput", "energy")
+OBJECTIVES = ("balanced", "throughput", "energy")
+STAGES = ("inference", "transmit", "host")
 DEFAULT_BUDGET = 0.01
 
 
@@ -218,16 +221,53 @@ class CostTable:
 # ---- prediction ---------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Mix:
+    """Two candidates interleaved frame by frame: ``a`` for a fraction ``f`` of the frames, ``b`` for the rest
+    (``a == b``: one candidate). The pipeline's stages then work on different frames at once, so an edge split
+    and an early (host-heavy) one can keep the engine, the link and the host busy together."""
+
+    a: Candidate
+    b: Candidate
+    f: float = 1.0
+
+    @staticmethod
+    def of(a: Candidate, b: Candidate | None = None, f: float = 1.0) -> Mix:
+        if b is None or a == b or f >= 1.0 - 1e-9:
+            return Mix(a, a, 1.0)
+        if f <= 1e-9:
+            return Mix(b, b, 1.0)
+        return Mix(a, b, float(f))
+
+    @property
+    def single(self) -> bool:
+        return self.a == self.b
+
+    @property
+    def label(self) -> str:
+        return self.a.label if self.single else f"{self.a.label} {self.f:.0%} + {self.b.label}"
+
+
 @dataclass
 class Prediction:
     candidate: Candidate
     period: float
     energy: float
     bottleneck: str
+    mix: Mix | None = None
 
     @property
     def fps(self) -> float:
         return 1.0 / self.period if self.period > 0 else math.inf
+
+    def score(self, objective: str) -> float:
+        """Larger is better: frames/s (throughput), 1 / energy (energy), frames/s per energy (balanced: the
+        inverse of the energy-delay product)."""
+        if objective == "energy":
+            return 1.0 / self.energy
+        if objective == "balanced":
+            return self.fps / self.energy
+        return self.fps
 
 
 class Predictor:
@@ -237,16 +277,26 @@ class Predictor:
     LOAD_RANGE = (0.2, 20.0)
     LOAD_SCALE_S = 1e-3
 
+    MEASURED_GAIN = 0.1
+    MEASURED_MIN = 3
+
     def __init__(self, costs: CostTable, header_bytes: int = 0) -> None:
         self.costs = costs
         self.host: dict[tuple, float] = {}    # the host's time per candidate as probed (its relative cost)
         self.load = 1.0                        # how much slower (> 1) or faster the host is now than when probed
+        self.measured: dict[tuple, float] = {}   # exponential average of the replies' times per candidate
+        self.seen: dict[tuple, int] = {}
         self.header_bytes = header_bytes
 
     def observe_host(self, c: Candidate, seconds: float) -> None:
-        """A reply's decode + compute time. A probed candidate updates the host's load factor (an exponential
-        average of measured / probed), which scales every candidate alike: a busy host slows every split, so the
-        estimates of the candidates not in use do not go stale and a load spike does not bias the choice."""
+        """A reply's decode + compute time. It becomes the candidate's own measured host time (an exponential
+        average, used once ``MEASURED_MIN`` replies came), and a probed candidate updates the host's load factor
+        (an exponential average of measured / probed), which scales the candidates not measured yet alike: a busy
+        host slows every split, so their estimates do not go stale and a load spike does not bias the choice."""
+        n = self.seen.get(c.key, 0) + 1
+        self.seen[c.key] = n
+        m = self.measured.get(c.key)
+        self.measured[c.key] = seconds if m is None else m + max(self.MEASURED_GAIN, 1.0 / n) * (seconds - m)
         base = self.host.get(c.key)
         if base is None or base <= 0:
             self.host[c.key] = seconds / self.load
@@ -256,19 +306,23 @@ class Predictor:
         self.load = min(hi, max(lo, self.load + gain * (seconds / base - self.load)))
 
     def host_s(self, c: Candidate) -> float:
+        if self.seen.get(c.key, 0) >= self.MEASURED_MIN:
+            return self.measured[c.key]
         if c.key in self.host:
             return self.host[c.key] * self.load
         same = [v for (s, _, _), v in self.host.items() if s == c.split]
         return min(same) * self.load if same else 0.0
 
     def host_times(self) -> dict[tuple, float]:
-        """The current estimate of the host's time per probed candidate (probe x load)."""
-        return {k: v * self.load for k, v in self.host.items()}
+        """The current estimate of the host's time per candidate: measured where it ran, else probe x load."""
+        keys = set(self.host) | {k for k, n in self.seen.items() if n >= self.MEASURED_MIN}
+        return {k: (self.measured[k] if self.seen.get(k, 0) >= self.MEASURED_MIN else self.host[k] * self.load)
+                for k in keys}
 
     def predict(self, c: Candidate, mbps: float, power_w: float | None = None) -> Prediction:
         k = self.costs[c]
         air = 8.0 * (k.bytes + self.header_bytes) / (mbps * 1e6)
-        stages = {"inference": k.t_inf, "transmit": k.t_enc + air, "host": self.host_s(c)}
+        stages = {STAGES[0]: k.t_inf, STAGES[1]: k.t_enc + air, STAGES[2]: self.host_s(c)}
         name = max(stages, key=stages.get)
         period = max(stages[name], 1e-9)
         p = link_power_w(mbps) if power_w is None else power_w
@@ -282,9 +336,65 @@ class Predictor:
             top = min(p.energy for p in preds)
             near = [p for p in preds if p.energy <= top * (1 + tie)]
             return max(near, key=lambda p: (p.fps, -p.energy))
+        if objective == "balanced":
+            return max(preds, key=lambda p: (p.score(objective), p.fps))
         top = max(p.fps for p in preds)
         near = [p for p in preds if p.fps >= top * (1 - tie)]
         return min(near, key=lambda p: (p.energy, p.period))
+
+    def predict_mix(self, m: Mix, mbps: float, power_w: float | None = None) -> Prediction:
+        """A mix's frame period: each stage's time averaged over the mix, the slowest stage; its energy the
+        average energy (leakage over that period)."""
+        if m.single:
+            p = self.predict(m.a, mbps, power_w)
+            return Prediction(m.a, p.period, p.energy, p.bottleneck, m)
+        st, e, leak = self._stages([m.a, m.b], mbps, power_w)
+        avg = st[:, 0] * m.f + st[:, 1] * (1 - m.f)
+        i = int(np.argmax(avg))
+        period = max(float(avg[i]), 1e-9)
+        energy = float(e[0] * m.f + e[1] * (1 - m.f) + (leak[0] * m.f + leak[1] * (1 - m.f)) * period)
+        return Prediction(m.a, period, energy, STAGES[i], m)
+
+    def _stages(self, cands: list[Candidate], mbps: float, power_w: float | None = None):
+        """(stage times [3, n]: inference, encode + transmit, host; link-dependent energy [n]; leakage W [n])."""
+        ks = [self.costs[c] for c in cands]
+        air = np.array([8.0 * (k.bytes + self.header_bytes) / (mbps * 1e6) for k in ks])
+        st = np.array([[k.t_inf for k in ks], [k.t_enc for k in ks] + air, [self.host_s(c) for c in cands]])
+        p = link_power_w(mbps) if power_w is None else power_w
+        return st, np.array([k.e_fixed for k in ks]) + p * air, np.array([k.leak_w for k in ks])
+
+    def best_mix(self, cands: list[Candidate], mbps: float, objective: str = "throughput", tie: float = 0.02,
+                 power_w: float | None = None, grid: int = 20) -> Prediction:
+        """The best mix of at most two candidates (:class:`Mix`; each alone included) at ``mbps``: every pair
+        at the fractions ``0, 1/grid, .., 1`` and where two of its stage times cross (where the slowest stage
+        is shortest), ranked by ``objective`` as :meth:`best` ranks single candidates."""
+        n = len(cands)
+        st, e, leak = self._stages(cands, mbps, power_w)
+        sa, sb = st[:, :, None], st[:, None, :]                        # [3, n, 1], [3, 1, n]: a, b
+        d = sa - sb                                                    # stage s of the mix: sb + f d
+        cross = []
+        for s, t in ((0, 1), (0, 2), (1, 2)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cross.append(np.clip(np.nan_to_num((sb[t] - sb[s]) / (d[s] - d[t]), nan=0.0, posinf=0.0,
+                                                   neginf=0.0), 0.0, 1.0))
+        f = np.concatenate([np.broadcast_to(np.linspace(0.0, 1.0, grid + 1), (n, n, grid + 1)),
+                            np.stack(cross, axis=-1)], axis=-1)         # [n, n, K]
+        stage = sb[..., None] + f[None] * d[..., None]                  # [3, n, n, K]
+        period = np.maximum(stage.max(axis=0), 1e-9)
+        ea, eb = e[:, None, None], e[None, :, None]
+        la, lb = leak[:, None, None], leak[None, :, None]
+        energy = eb + f * (ea - eb) + (lb + f * (la - lb)) * period
+        fps = 1.0 / period
+        if objective == "energy":
+            ok = energy <= energy.min() * (1 + tie)
+            key = np.where(ok, fps, -np.inf)
+        elif objective == "balanced":
+            key = fps / energy
+        else:
+            ok = fps >= fps.max() * (1 - tie)
+            key = np.where(ok, -energy, -np.inf)
+        i, j, k = np.unravel_index(int(np.argmax(key)), key.shape)
+        return self.predict_mix(Mix.of(cands[i], cands[j], float(f[i, j, k])), mbps, power_w)
 
 
 # ---- the bandwidth estimate ----------------------------------------------------------------------------------
@@ -319,12 +429,13 @@ class Estimator:
 
 @dataclass
 class PolicyConfig:
-    objective: str = "throughput"
+    objective: str = "balanced"
     hysteresis: float = 0.10
     dwell: int = 20
     history: int = 5
     initial_mbps: float = 1.0
     tie: float = 0.02
+    mix: bool = True
 
     def check(self) -> PolicyConfig:
         if self.objective not in OBJECTIVES:
@@ -351,13 +462,52 @@ class Policy:
         self.cfg = config
         self.fixed = fixed
         self.current: Candidate | None = fixed
+        self.mix: Mix | None = None
         self.since = 0
         self.switches = 0
+        self._n = self._na = 0
 
     def decide(self, k: int, t: float, est: Estimator) -> tuple[Candidate, float]:
         """(candidate, the rate in Mbit/s the decision assumed)."""
         assert self.fixed is not None
         return self.fixed, est.rate(t)
+
+    RESOLVE_FRAMES = 10
+    RESOLVE_RATE = 0.01
+
+    def _choose(self, mbps: float, power_w: float | None = None) -> Prediction:
+        """The best choice at ``mbps``; solved again when the rate moved more than ``RESOLVE_RATE`` or
+        ``RESOLVE_FRAMES`` frames passed (the host's measured times move slowly), else the last answer."""
+        last = getattr(self, "_last", None)
+        if last is not None and abs(mbps / last[0] - 1) <= self.RESOLVE_RATE and last[1] == power_w \
+                and self._solved < self.RESOLVE_FRAMES:
+            self._solved += 1
+            return last[2]
+        self._solved = 0
+        self._last = (mbps, power_w, self._solve(mbps, power_w))
+        return self._last[2]
+
+    def _solve(self, mbps: float, power_w: float | None = None) -> Prediction:
+        if self.cfg.mix:
+            return self.p.best_mix(self.cands, mbps, self.cfg.objective, self.cfg.tie, power_w)
+        b = self.p.best(self.cands, mbps, self.cfg.objective, self.cfg.tie)
+        return Prediction(b.candidate, b.period, b.energy, b.bottleneck, Mix.of(b.candidate))
+
+    def _set(self, m: Mix) -> None:
+        if m != self.mix:
+            self.switches += self.mix is not None
+            self.mix, self._n, self._na = m, 0, 0
+            self.since = 0
+
+    def _next(self) -> Candidate:
+        """The mix's next frame: ``a`` while its share of the frames so far is below ``f`` (evenly interleaved)."""
+        assert self.mix is not None
+        m = self.mix
+        use_a = m.single or self._na < m.f * (self._n + 1) - 1e-9
+        self._n += 1
+        self._na += use_a
+        self.current = m.a if use_a else m.b
+        return self.current
 
 
 class Dynamic(Policy):
@@ -365,38 +515,62 @@ class Dynamic(Policy):
 
     def decide(self, k: int, t: float, est: Estimator) -> tuple[Candidate, float]:
         rate = est.rate(t)
-        best = self.p.best(self.cands, rate, self.cfg.objective, self.cfg.tie)
+        best = self._choose(rate)
+        assert best.mix is not None
         self.since += 1
-        cur = self.current
-        if cur is None:
-            self.current, self.since = best.candidate, 0
-            return best.candidate, rate
-        if best.candidate != cur and self.since >= self.cfg.dwell:
-            now = self.p.predict(cur, rate)
-            better = (best.fps > now.fps * (1 + self.cfg.hysteresis) if self.cfg.objective == "throughput"
-                      else best.energy * (1 + self.cfg.hysteresis) < now.energy)
-            if better:
-                self.current, self.since = best.candidate, 0
-                self.switches += 1
-        return self.current, rate
+        if self.mix is None:
+            self._set(best.mix)
+        elif best.mix != self.mix and self.since >= self.cfg.dwell:
+            now = self.p.predict_mix(self.mix, rate)
+            if best.score(self.cfg.objective) > now.score(self.cfg.objective) * (1 + self.cfg.hysteresis):
+                self._set(best.mix)
+        return self._next(), rate
 
 
 class Oracle(Policy):
+    """Knows the trace: in each of its segments (rows) the best choice at the segment's true rate and power, with
+    the same predictor (the cost model and the host's measured times) and objective as the controller, from the
+    segment's first frame (and again every ``RESOLVE_FRAMES`` frames, as the host's times move), no hysteresis."""
+
     name = "oracle"
 
     def decide(self, k: int, t: float, est: Estimator) -> tuple[Candidate, float]:
-        rates = {}
-        for c in self.cands:
-            cost = self.p.costs[c]
-            t0 = t + cost.t_inf + cost.t_enc
-            r0 = self.trace.rate_mbps(t0)
-            air = 8.0 * cost.bytes / (r0 * 1e6)
-            rates[c.key] = self.trace.mean_between(t0, t0 + air)
-        best = self.p.best(self.cands, 1.0, self.cfg.objective, self.cfg.tie, rates=rates)
-        if best.candidate != self.current:
-            self.switches += self.current is not None
-            self.current = best.candidate
-        return best.candidate, rates[best.candidate.key]
+        rate = self.trace.rate_mbps(t)
+        self._set(self._choose(rate, self.trace.power_at(t)).mix)
+        return self._next(), rate
+
+
+def trace_bounds(p: Predictor, cands: list[Candidate], trace: Trace, objective: str = "balanced",
+                 tie: float = 0.02) -> dict[str, Any]:
+    """What the predictor says each kind of policy can reach on ``trace`` (one period; frames/s over a trace =
+    the time-weighted mean of each segment's frames/s, energy per frame the frame-weighted mean):
+
+    * ``static``: every candidate held for the whole trace; ``best_fixed`` the best of them in hindsight and
+      ``mean_rate`` the one the predictor ranks first at the trace's mean rate (the best-static baseline's
+      shortlist leader);
+    * ``per_segment_split``: the fastest single candidate in each segment (an upper bound for any policy that
+      sends every frame of a segment at one split);
+    * ``per_segment_mix``: the fastest mix of two candidates in each segment (:meth:`Predictor.best_mix`);
+    * ``objective``: the mix the controller's objective picks in each segment (what the oracle runs)."""
+    ends = [*trace.times[1:], trace.period]
+    segs = [(e - s, r, w) for s, e, r, w in zip(trace.times, ends, trace.mbps, trace.power_w, strict=True)]
+    total = sum(d for d, _, _ in segs)
+
+    def over(preds: list[Prediction]) -> dict[str, float]:
+        frames = sum(d * q.fps for (d, _, _), q in zip(segs, preds, strict=True))
+        energy = sum(d * q.fps * q.energy for (d, _, _), q in zip(segs, preds, strict=True))
+        return {"fps": frames / total, "energy_j": energy / frames}
+
+    static = {c.label: over([p.predict(c, r, w) for _, r, w in segs]) for c in cands}
+    fixed = max(static, key=lambda k: static[k]["fps"])
+    lead = p.best(cands, trace.mean_mbps()).candidate.label
+    seg_split = [max((p.predict(c, r, w) for c in cands), key=lambda q: q.fps) for _, r, w in segs]
+    seg_mix = [p.best_mix(cands, r, "throughput", 0.0, w) for _, r, w in segs]
+    seg_obj = [p.best_mix(cands, r, objective, tie, w) for _, r, w in segs]
+    return {"static": static, "best_fixed": {"candidate": fixed, **static[fixed]},
+            "mean_rate": {"candidate": lead, **static[lead]}, "per_segment_split": over(seg_split),
+            "per_segment_mix": over(seg_mix), "objective": {"name": objective, **over(seg_obj)},
+            "segments": len(segs)}
 
 
 def make_policy(name: str, predictor: Predictor, cands: list[Candidate], trace: Trace, config: PolicyConfig,
@@ -421,7 +595,7 @@ def make_policy(name: str, predictor: Predictor, cands: list[Candidate], trace: 
             raise UserError("host-only needs the input split among the candidates")
         fixed = ([c for c in pick if c.codec == "jpeg"] or pick)[0]
     elif name == "best-static":
-        fixed = fixed or predictor.best(cands, trace.mean_mbps(), config.objective, config.tie).candidate
+        fixed = fixed or predictor.best(cands, trace.mean_mbps(), "throughput", config.tie).candidate
     else:
         raise UserError(f"unknown policy {name!r}; allowed: {', '.join(POLICIES)}")
     pol = Policy(predictor, cands, trace, config, fixed)
@@ -429,6 +603,6 @@ def make_policy(name: str, predictor: Predictor, cands: list[Candidate], trace: 
     return pol
 
 
-__all__ = ["BASELINES", "OBJECTIVES", "POLICIES", "Candidate", "Cost", "CostTable", "Dynamic", "Estimator", "Oracle",
-           "Policy", "PolicyConfig", "Prediction", "Predictor", "candidates", "make_policy", "static_candidate",
-           "study_qfs"]
+__all__ = ["BASELINES", "OBJECTIVES", "POLICIES", "Candidate", "Cost", "CostTable", "Dynamic", "Estimator", "Mix",
+           "Oracle", "Policy", "PolicyConfig", "Prediction", "Predictor", "candidates", "make_policy",
+           "static_candidate", "study_qfs", "trace_bounds"]

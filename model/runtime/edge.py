@@ -526,16 +526,16 @@ class Session:
                 continue
             seen.add(c.key)
             times = []
-            for _ in range(self.cfg.probes):
+            for i in range(self.cfg.probes + 1):    # the first one warms the host's path up: not counted
                 fid = PROBE_BASE + n
                 n += 1
                 fut = asyncio.get_running_loop().create_future()
                 self.probe_waiters[fid] = fut
-                if self._write(wire.pack(self.prep.frame(0, c, 0.0, wire.FLAG_PROBE, fid))) is None:
+                if self._write(wire.pack(self.prep.frame(i, c, 0.0, wire.FLAG_PROBE, fid))) is None:
                     raise Fatal("lost the host while probing it")
                 r = await asyncio.wait_for(fut, self.cfg.reply_timeout)
                 times.append((r.decode_s + r.compute_s) / self.cfg.host_speedup)
-            self.predictor.host[c.key] = float(np.median(times))
+            self.predictor.host[c.key] = float(np.median(times[1:]))
 
     # -- the pipeline ----------------------------------------------------------------------------------------------
 
@@ -821,6 +821,9 @@ def run(cfg: EdgeConfig, progress: Callable[[str], None] | None = None,
     main["baselines"] = runs[1:]
     main["candidates"] = [c.label for c in prep.use]
     main["host_speedup"] = cfg.host_speedup
+    main["host_times_s"] = {c.label: host[c.key] for c in prep.use if c.key in host}
+    main["policy_config"] = {k: getattr(cfg.policy_config, k) for k in ("objective", "mix", "hysteresis", "dwell",
+                                                                        "history", "tie")}
     return main
 
 

@@ -87,6 +87,14 @@ class Trace:
     def rate_mbps(self, t: float) -> float:
         return self.mbps[self._index(max(t, 0.0))[0]]
 
+    def power_at(self, t: float) -> float:
+        """The transmitter's power (W) at time ``t``."""
+        return self.power_w[self._index(max(t, 0.0))[0]]
+
+    def segment_end(self, t: float) -> float:
+        """When the row in force at time ``t`` ends (inf for a constant trace)."""
+        return self._index(max(t, 0.0))[1]
+
     def mean_mbps(self) -> float:
         """Time-averaged rate over one period."""
         if self.constant:

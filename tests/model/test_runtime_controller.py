@@ -77,9 +77,9 @@ def test_predictions_and_the_host_stage():
     assert p2.predict(a2, 22.0).bottleneck == "host" and p2.best([a2, b2], 22.0).candidate == b2
 
 
-def _flaps(hysteresis, dwell):
+def _flaps(hysteresis, dwell, objective="throughput", mix=False):
     p, a, b = _two()
-    cfg = C.PolicyConfig(hysteresis=hysteresis, dwell=dwell, history=1)
+    cfg = C.PolicyConfig(hysteresis=hysteresis, dwell=dwell, history=1, objective=objective, mix=mix)
     pol = C.make_policy("dynamic", p, [a, b], load_trace("2mbps"), cfg)
     e = C.Estimator(history=1)
     for k in range(200):
@@ -91,11 +91,42 @@ def _flaps(hysteresis, dwell):
 def test_hysteresis_stops_flapping():
     assert _flaps(0.0, 0) > 50
     assert _flaps(0.10, 5) <= 1
+    assert _flaps(0.0, 0, "throughput", True) > 50     # the best mix's fraction follows the noise
+    assert _flaps(0.10, 5, "throughput", True) <= 1
+
+
+def test_a_mix_keeps_both_stages_busy():
+    """At 1 Mbit/s A alone is transmit-bound (8 ms), B alone inference-bound (3 ms); interleaving them balances
+    the two stages: inference 3 - 2f = transmit 0.08 + 7.92 f at f = 2.92 / 9.92 (period 2.411 ms)."""
+    p, a, b = _two()
+    q = p.best_mix([a, b], 1.0, "throughput")
+    assert q.mix.a == a and q.mix.b == b and q.mix.f == pytest.approx(2.92 / 9.92)
+    assert q.period == pytest.approx((3 - 2 * 2.92 / 9.92) * 1e-3) and q.fps > 1.2 * p.best([a, b], 1.0).fps
+    f = q.mix.f
+    assert q.energy == pytest.approx(f * p.predict(a, 1.0).energy + (1 - f) * p.predict(b, 1.0).energy)
+    assert p.best_mix([a, b], 22.0, "throughput").mix == C.Mix.of(a)      # A alone is best at 22 Mbit/s
+    pol = C.make_policy("dynamic", p, [a, b], load_trace("const_1mbps"), C.PolicyConfig(objective="throughput"))
+    e = C.Estimator(history=1)
+    e.add(0.0, 1000, 8e-3)
+    picks = [pol.decide(k, 1.0, e)[0] for k in range(100)]
+    assert picks.count(a) == 30 and picks[:5] == [a, b, b, a, b] and pol.switches == 0   # ceil(100 f), interleaved
+
+
+def test_the_balanced_objective_pays_no_energy_for_a_small_gain():
+    p, a, b = _two()
+    c = C.Candidate("conv2", "lossless", 0, 2)
+    p.costs.costs[c.key] = C.Cost(1.05e-3, 0.0, 1e-5, 0.0, 2048, 100.0)    # 5% slower than A, 1/10 the radio
+    fast, lean = p.predict(a, 22.0), p.predict(c, 22.0)
+    assert fast.fps == pytest.approx(1.05 * lean.fps) and fast.energy > 5 * lean.energy
+    assert p.best([a, c], 22.0, "throughput").candidate == a                # 2% tie: takes the 5% gain
+    assert p.best([a, c], 22.0, "balanced").candidate == c
+    assert p.best_mix([a, b, c], 22.0, "balanced").mix == C.Mix.of(c)
 
 
 def test_dynamic_follows_a_step():
     p, a, b = _two()
-    pol = C.make_policy("dynamic", p, [a, b], load_trace("step"), C.PolicyConfig(history=3, dwell=2))
+    pol = C.make_policy("dynamic", p, [a, b], load_trace("step"),
+                        C.PolicyConfig(history=3, dwell=2, objective="throughput", mix=False))
     e = C.Estimator(history=3)
     chosen = []
     for k in range(60):
@@ -108,9 +139,13 @@ def test_dynamic_follows_a_step():
 def test_oracle_and_the_baselines():
     p, a, b = _two()
     tr = Trace("t", (0.0, 1.0), (22.0, 1.0), (link_power_w(22), link_power_w(1)), 2.0)
-    oracle = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig())
+    oracle = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig(objective="throughput", mix=False))
     e = C.Estimator()
     assert oracle.decide(0, 0.1, e)[0] == a and oracle.decide(1, 1.5, e)[0] == b
+    mixed = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig(objective="throughput"))
+    assert [mixed.decide(k, 0.1 + k * 1e-3, e)[0] for k in range(10)] == [a] * 10
+    slow = [mixed.decide(k, 1.5 + k * 1e-3, e)[0] for k in range(100)]     # the 1 Mbit/s segment: the mix
+    assert slow.count(a) == 30 and mixed.switches == 1 and mixed.mix.f == pytest.approx(2.92 / 9.92)
     assert C.make_policy("edge-only", p, [a, b], tr, C.PolicyConfig()).fixed == b
     best = C.make_policy("best-static", p, [a, b], tr, C.PolicyConfig())
     assert best.fixed == p.best([a, b], tr.mean_mbps()).candidate and best.name == "best-static"
