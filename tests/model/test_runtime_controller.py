@@ -163,3 +163,20 @@ def test_a_busy_host_slows_every_candidate_alike():
     assert p.load == pytest.approx(3.0, rel=1e-3)
     assert p.host_s(b) == pytest.approx(6e-3, rel=1e-3)   # b's estimate follows, though b is not in use
     assert p.host_times()[a.key] == pytest.approx(3e-3, rel=1e-3)
+
+
+def test_trace_bounds_per_segment_and_static():
+    """22 Mbit/s for 1 s then 1 Mbit/s for 1 s: A alone 1000 then 125 frames/s (transmit 8 ms), B 333.3 always;
+    the best split per segment 1000 then 333.3; the best mix 1000 then 1 / 2.411 ms (test above)."""
+    p, a, b = _two()
+    tr = Trace("t", (0.0, 1.0), (22.0, 1.0), (link_power_w(22), link_power_w(1)), 2.0)
+    r = C.trace_bounds(p, [a, b], tr, "throughput")
+    assert r["static"][a.label]["fps"] == pytest.approx((1000 + 125) / 2)
+    assert r["static"][b.label]["fps"] == pytest.approx(1000 / 3)
+    assert r["best_fixed"]["candidate"] == a.label and r["segments"] == 2
+    assert r["per_segment_split"]["fps"] == pytest.approx((1000 + 1000 / 3) / 2)
+    mix = 1e3 / (3 - 2 * 2.92 / 9.92)
+    assert r["per_segment_mix"]["fps"] == pytest.approx((1000 + mix) / 2)
+    ea, em = p.predict(a, 22.0).energy, p.best_mix([a, b], 1.0, "throughput").energy
+    assert r["per_segment_mix"]["energy_j"] == pytest.approx((1000 * ea + mix * em) / (1000 + mix))
+    assert r["objective"] == {"name": "throughput", **r["per_segment_mix"]}
