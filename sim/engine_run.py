@@ -51,7 +51,7 @@ class EngineResult:
 
 
 def write_hex(path: Path, words: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         f.write("\n".join(f"{w:04x}" for w in words.astype(np.uint16).tolist()))
         f.write("\n")

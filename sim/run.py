@@ -25,10 +25,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from golden.errors import UserError
+from sim.cluster import add_arguments as cluster_args
+from sim.cluster import from_args as cluster_spec
 from sim.runner import BUILD_DIR
 
 ARRAY_MACS = 144
@@ -129,19 +132,85 @@ def slice_encoded(enc, channels: int):
     return wc.encode_quantized(zz, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
+# DRAM addresses in a descriptor: where a program's image puts the weights and maps (a part placed on its own
+# has its own layout; the engine's timing does not depend on addresses: sim/hdl/dram_model.v models no banks)
+_ADDRESS_FIELDS = ("dram_addr", "w_addr")
+CUT_BYTES_PER_CYCLE = 16.0
+
+
+def _layer_commands(prog, name: str) -> list:
+    from dataclasses import replace
+
+    return [replace(c, **{f: 0 for f in _ADDRESS_FIELDS}) for c, tag in zip(prog.commands, prog.command_layer,
+                                                                           strict=False) if tag == name]
+
+
+def cut_head(head: list, x, refs: dict, config) -> list[list]:
+    """Cut a linear run of layers into programs that each start from the golden output of the layer before,
+    only where that changes nothing: before a layer whose input the whole program reads from DRAM anyway (its
+    first command a counted LOAD: the previous layer's output was banded out, not resident in the feature
+    buffer) and whose commands, compiled on their own from that input, are the whole program's (addresses
+    aside). A layer whose input stays resident is never a cut: on its own it would LOAD the input first."""
+    from dataclasses import replace
+
+    from hw.descriptor import Op
+    from sim.program import compile_program
+
+    if len(head) < 2:
+        return [head]
+    whole = compile_program(head, x, config)
+    starts = [0]
+    for i in range(1, len(head)):
+        cmds = _layer_commands(whole, head[i].name)
+        if not cmds or cmds[0].op != Op.LOAD or cmds[0].nocount:
+            continue
+        alone = compile_program([replace(head[i], inputs=None)], refs[head[i - 1].name], config)
+        if _layer_commands(alone, head[i].name) == cmds:
+            starts.append(i)
+    return [head[a:b] for a, b in zip(starts, [*starts[1:], len(head)], strict=True)]
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One engine program of a ``make sim`` run: what a worker simulates (``run_piece``)."""
+
+    prog: object                    # sim.program.Program
+    work: str                       # its work folder under build/sim/work
+    dram: object                    # sim.engine_run.DramSettings
+    layers: tuple[str, ...]         # the layers whose outputs come back
+    plans: dict                     # layer -> sim.encoding.LayerEncoding: the encodings read back
+
+
+def run_piece(piece: Piece) -> dict:
+    """Simulate one program (on whichever worker); return its per-layer counters, the layers' outputs, the
+    encodings read back and the simulation's wall time (not the whole DRAM dump)."""
+    from sim.encoding import read_encoding
+    from sim.engine_run import run_program
+
+    res = run_program(piece.prog, piece.work, piece.dram)
+    return {"per_layer": res.per_layer(piece.prog),
+            "outputs": {n: piece.prog.read_output(res.dram, n) for n in piece.layers},
+            "encodings": {n: read_encoding(res.dram, plan) for n, plan in piece.plans.items()},
+            "wall_s": res.wall_s}
+
+
 def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 16.0, encode=None,
-             weights_codec: str | None = None, weights_qf: int | None = None) -> dict:
+             weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
+             cut: bool = True) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
-    weights when given."""
+    weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default
+    ``sim.cluster.resolve()``); ``cut``: cut a plain run's conv head where that changes no counter
+    (:func:`cut_head`)."""
     from dataclasses import replace
 
     from golden.network import network as as_network
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
-    from sim.encoding import plan_encoding, read_encoding
-    from sim.engine_run import DEFAULT_CONFIG, DramSettings, run_program
+    from sim.cluster import run_pieces
+    from sim.encoding import plan_encoding
+    from sim.engine_run import DEFAULT_CONFIG, DramSettings
     from sim.networks import engine_layers
-    from sim.program import compile_program, reference_outputs
+    from sim.program import compile_program, is_linear, reference_outputs
 
     nw = as_network(network).with_weights(weights)
     net = nw.name
@@ -163,8 +232,15 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
     rows = []
     totals = {n: 0 for n in COUNTERS}
     t0 = time.monotonic()
-    sim_wall = 0.0
-    for part in _programs(layers):
+    parts = _programs(layers)
+    # cut only in plain runs at make sim's DRAM rate (where the cuts were measured to leave every counter alone:
+    # AlexNet, tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
+    if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
+            and is_linear(layers) \
+            and not getattr(parts[0][0], "flatten", False):
+        parts = cut_head(parts[0], x, refs, DEFAULT_CONFIG) + parts[1:]
+    pieces, metas = [], []
+    for part in parts:
         first = part[0]
         prev_name = layers[layers.index(first) - 1].name if layers.index(first) else None
         px = refs[prev_name] if prev_name else x
@@ -184,16 +260,25 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
         prog = compile_program(part, px, DEFAULT_CONFIG, encode=plans)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
-              f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}; "
-              f"simulating in Verilator (DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
+              f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
+              flush=True)
         # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
         variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
-        res = run_program(prog, f"{net}_{split}_{part[0].name}{variant}", DramSettings(bytes_per_cycle=bytes_per_cycle))
-        sim_wall += res.wall_s
-        per_layer = res.per_layer(prog)
+        pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}",
+                            DramSettings(bytes_per_cycle=bytes_per_cycle), tuple(ly.name for ly in part), plans))
+        metas.append((part, scale, plans, prog))
+    print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
+          f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
+    results = run_pieces(run_piece, pieces, cluster, desc=f"make sim {net}",
+                         labels=[f"{net} program {p.layers[0]}" + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "")
+                                 for p in pieces])
+    sim_wall = 0.0
+    for (part, scale, plans, prog), res in zip(metas, results, strict=True):
+        sim_wall += res["wall_s"]
+        per_layer = res["per_layer"]
         for layer in part:
             ref = refs[layer.name][:SLICE_CHANNELS] if scale != 1 else refs[layer.name]
-            got = prog.read_output(res.dram, layer.name)
+            got = res["outputs"][layer.name]
             c = {n: round(v * scale) for n, v in per_layer[layer.name].items()}
             macs = round(prog.macs[layer.name] * scale)
             row = {
@@ -205,7 +290,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
             if scale != 1:
                 row["scaled_from_slice"] = {"simulated_output_channels": SLICE_CHANNELS, "scale": scale}
             if layer.name in plans:
-                row["encoding"] = _encoding_row(plans[layer.name], read_encoding(res.dram, plans[layer.name]))
+                row["encoding"] = _encoding_row(plans[layer.name], res["encodings"][layer.name])
             enc = getattr(layer, "wcodec", None)
             if enc is not None:
                 row["weights"] = {"qf": enc.qf, "pre_shift": enc.p, "raw_words": enc.out_channels * enc.k,
@@ -355,8 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qf", help="JPEG quality factor 1..100 (default 75)")
     p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
     p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
+    p.add_argument("--no-cut", action="store_true",
+                   help="run the conv head as one program (default: cut where no layer's counters change)")
+    cluster_args(p)
     args = p.parse_args(argv)
     try:
+        cluster = cluster_spec(args)
         from golden.network import load_network
         from sim.encoding import EncodeSpec
 
@@ -389,9 +478,10 @@ def main(argv: list[str] | None = None) -> int:
         plain = None
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
-            plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle)
+            plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle, cluster=cluster,
+                             cut=not args.no_cut)
         result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
-                          weights_codec=args.weights_codec, weights_qf=wqf)
+                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=not args.no_cut)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2

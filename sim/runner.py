@@ -260,7 +260,10 @@ def _build(design: Design, simulator: str, waves: bool, build_dir: Path, profile
         for fname, text in design.wrapper(design.name).items():
             p = VERILOG_DIR / fname
             if not p.exists() or p.read_text() != text:
-                p.write_text(text)
+                # atomically: another design's build (its own lock) may share the file (the DRAM model)
+                tmp = p.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(text)
+                tmp.replace(p)
             sources.append(p)
     build_args: list[str] = []
     timescale = None
