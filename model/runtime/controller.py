@@ -465,7 +465,7 @@ class Policy:
         self.mix: Mix | None = None
         self.since = 0
         self.switches = 0
-        self._n = self._na = 0
+        self._credit: dict[tuple, float] = {}
 
     def decide(self, k: int, t: float, est: Estimator) -> tuple[Candidate, float]:
         """(candidate, the rate in Mbit/s the decision assumed)."""
@@ -496,17 +496,26 @@ class Policy:
     def _set(self, m: Mix) -> None:
         if m != self.mix:
             self.switches += self.mix is not None
-            self.mix, self._n, self._na = m, 0, 0
+            self.mix = m
             self.since = 0
+            keep = {m.a.key, m.b.key}
+            self._credit = {k: v for k, v in self._credit.items() if k in keep}
 
     def _next(self) -> Candidate:
-        """The mix's next frame: ``a`` while its share of the frames so far is below ``f`` (evenly interleaved)."""
+        """The mix's next frame, evenly interleaved (smooth weighted round robin): each candidate earns its share
+        of a frame every frame and the one with the most credit goes, paying one frame. Credits carry over a
+        change of the mix for the candidates it keeps, so a mix re-solved often keeps its proportions."""
         assert self.mix is not None
         m = self.mix
-        use_a = m.single or self._na < m.f * (self._n + 1) - 1e-9
-        self._n += 1
-        self._na += use_a
-        self.current = m.a if use_a else m.b
+        if m.single:
+            self._credit = {}
+            self.current = m.a
+            return m.a
+        ca = self._credit.get(m.a.key, 0.0) + m.f
+        cb = self._credit.get(m.b.key, 0.0) + (1.0 - m.f)
+        pick_a = ca >= cb
+        self._credit = {m.a.key: ca - pick_a, m.b.key: cb - (not pick_a)}
+        self.current = m.a if pick_a else m.b
         return self.current
 
 
