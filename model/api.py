@@ -110,11 +110,16 @@ def sweep(nets: Sequence[Net] | Net | None = None, splits: Sequence[str] | None 
           encodings: Sequence[str] | str = ENCODINGS, links: Sequence[str | Link] | str | None = None,
           qf: int | None = None, *, tech: Tech | str | Path | None = None, engine: EngineParams = DEFAULT_ENGINE,
           counts_source: str = "auto", weights: Sequence[str] | str = "int16", weights_qf: int | None = None,
-          weights_dir: str | Path | None = None) -> SweepTable:
+          weights_dir: str | Path | None = None, cluster=None, quiet: bool = False) -> SweepTable:
     """Every ``net x weights x link x encoding x split`` (defaults: AlexNet, VGG-16, ResNet-50; int16
     weights; the paper's three links; none/lossless/jpeg; every split of each network). ``qf`` applies to
     the jpeg rows only; ``weights`` may list both formats (``["int16", "jpeg"]``). Each network (a name or a
-    Network) is resolved once."""
+    Network) is resolved once.
+
+    ``cluster`` (a ``sim.cluster.ClusterSpec``): where the points run, in chunks of ``SWEEP_CHUNK`` points of one
+    network per piece (``sim.cluster.run_pieces``); default: serially here unless the sweep has at least
+    ``SWEEP_PARALLEL_POINTS`` points (then ``sim.cluster.resolve()``: one worker per core). The results are the
+    serial run's, in the same order."""
     wlist = [weights] if isinstance(weights, str) else list(weights)
     for w in wlist:
         check_weights(w)
@@ -136,20 +141,70 @@ def sweep(nets: Sequence[Net] | Net | None = None, splits: Sequence[str] | None 
         for n in nws:
             for s in splits:
                 n.split(s)
+    points = []    # per network: its (split, weights, link, encoding) in table order
+    for n in nws:
+        names = list(splits) if splits else n.split_names
+        points.append([(s, w, lk, e) for w in wlist for lk in parsed for e in encodings for s in names])
+    common = {"qf": qf, "tech": tech, "engine": engine, "counts_source": counts_source, "weights_qf": weights_qf,
+              "weights_dir": weights_dir}
+    total = sum(map(len, points))
+    if cluster is None and total >= SWEEP_PARALLEL_POINTS:
+        from sim.cluster import resolve
+
+        cluster = resolve()
     out = []
     blocks = []
-    for n in nws:
+    if cluster is None or cluster.serial:
+        for n, pts in zip(nws, points, strict=True):
+            start = len(out)
+            out += _sweep_points(n, pts, common)
+            blocks.append((n, start, len(out)))
+        return SweepTable(out, blocks)
+    from sim.cluster import run_pieces
+
+    items, owner = [], []
+    for i, (n, pts) in enumerate(zip(nws, points, strict=True)):
+        # a built-in crosses the wire by name (each worker resolves it once); a model file as its Network
+        spec = n.name if n.is_builtin and n.weights is None else n
+        for a in range(0, len(pts), SWEEP_CHUNK):
+            items.append(SweepChunk(spec, tuple(pts[a:a + SWEEP_CHUNK]), common))
+            owner.append(i)
+    done = run_pieces(sweep_chunk, items, cluster, desc="sweep", quiet=quiet,
+                      labels=[f"sweep {it.net if isinstance(it.net, str) else it.net.name} points "
+                              f"{k + 1}/{len(items)}" for k, it in enumerate(items)])
+    for i, n in enumerate(nws):
         start = len(out)
-        names = list(splits) if splits else n.split_names
-        for w in wlist:
-            for lk in parsed:
-                for e in encodings:
-                    for s in names:
-                        out.append(evaluate(n, s, e, lk, qf if e == "jpeg" else None, tech, None, engine,
-                                            counts_source=counts_source, weights=w,
-                                            weights_qf=weights_qf if w == "jpeg" else None, weights_dir=weights_dir))
+        for res, o in zip(done, owner, strict=True):
+            if o == i:
+                out += res
         blocks.append((n, start, len(out)))
     return SweepTable(out, blocks)
+
+
+# a sweep this long goes to the cluster by default; each piece evaluates this many points of one network
+SWEEP_PARALLEL_POINTS = 5000
+SWEEP_CHUNK = 200
+
+
+def _sweep_points(n: Net, pts, common: dict) -> list[QueryResult]:
+    qf, wqf = common["qf"], common["weights_qf"]
+    return [evaluate(n, s, e, lk, qf if e == "jpeg" else None, common["tech"], None, common["engine"],
+                     counts_source=common["counts_source"], weights=w, weights_qf=wqf if w == "jpeg" else None,
+                     weights_dir=common["weights_dir"]) for s, w, lk, e in pts]
+
+
+@dataclass(frozen=True)
+class SweepChunk:
+    """A piece of a sweep: some points of one network (a built-in's name or a Network)."""
+
+    net: Net
+    points: tuple
+    common: dict
+
+
+def sweep_chunk(chunk: SweepChunk) -> list[QueryResult]:
+    """Evaluate one chunk of a sweep (on whichever worker)."""
+    return _sweep_points(network(chunk.net), chunk.points, chunk.common)
 
 
 @dataclass(frozen=True)

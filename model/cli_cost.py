@@ -3,8 +3,11 @@
 ``edgesplit query --net N --split S --encoding none|lossless|jpeg [--qf Q] --link 1mbps|2mbps|22mbps|RATE:POWER
 [--tech FILE] [--ratio R] [--json]``
     one operating point: fps, energy per frame, breakdown by component, bottleneck stage, feature bytes.
-``edgesplit sweep [--net N ...] [--split S ...] [--encoding E ...] [--link L ...] [--qf Q] [--json] [--plot FILE]``
-    every combination (defaults: alexnet, vgg16, resnet50 x every split x 3 encodings x 3 links).
+``edgesplit sweep [--net N ...] [--split S ...] [--encoding E ...] [--link L ...] [--qf Q] [--json] [--plot FILE]
+[--workers N] [--scheduler tcp://HOST:PORT]``
+    every combination (defaults: alexnet, vgg16, resnet50 x every split x 3 encodings x 3 links); with
+    ``--workers``/``--scheduler`` (or a sweep of 5,000 points or more) in chunks of points on a Dask cluster
+    (``sim.cluster``), the same table.
 ``edgesplit best --net N --link L [--encoding E] --objective energy|throughput [--accuracy-loss 0.01]
 [--json] [--plot FILE]``
     the best split under the accuracy budget, with the edge-only and host-only baselines and the gains.
@@ -136,6 +139,9 @@ def register(subparsers) -> None:
     s.add_argument("--plot", metavar="FILE", help="write a plot: fps and energy per split for each row group "
                                                   + PLOT_HELP)
     _common(s)
+    from sim.cluster import add_arguments
+
+    add_arguments(s)
     s.set_defaults(func=cmd_sweep)
 
     b = subparsers.add_parser("best", help="the best split under an accuracy budget, vs edge-only and host-only",
@@ -247,11 +253,15 @@ def cmd_sweep(args) -> int:
     _links(args.link or [])
     _plot(args)
     tech = _load_tech(args.tech)
+    from sim.cluster import from_args
+
+    # --workers / --scheduler: the points go to the cluster in chunks; default: serially unless the sweep is long
+    cluster = from_args(args) if args.workers is not None or args.scheduler is not None else None
     nets = _nets(args.net, args.input_shape)
     from model import api
 
     t = api.sweep(nets=nets, splits=args.split, encodings=args.encoding or ENCODINGS, links=args.link,
-                  qf=qf, tech=tech, counts_source=counts, **wkw)
+                  qf=qf, tech=tech, counts_source=counts, cluster=cluster, quiet=args.json, **wkw)
     if args.plot:
         from model.report import plot_sweep
 

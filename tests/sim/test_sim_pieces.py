@@ -4,6 +4,7 @@ and a run on two local Dask workers writing exactly the serial run's JSON (wall 
 import json
 
 import numpy as np
+import pytest
 
 from sim.designs import ENGINE_SMALL, ENGINE_SMALL_PARAMS
 from sim.engine_run import DramSettings, run_program
@@ -49,17 +50,46 @@ def test_cut_head_changes_no_counter_small_engine():
             assert counters[ly.name] == serial[ly.name], ly.name
 
 
-def test_make_sim_two_workers_same_json(tmp_path):
-    """The digits net (a conv head and two FC programs) serially and on two local Dask workers: the same JSON,
+@pytest.fixture(scope="module")
+def two_workers():
+    """One local Dask cluster of two worker processes for this module's tests, reached as an existing scheduler
+    (``--scheduler``'s path)."""
+    from distributed import LocalCluster
+
+    from sim.cluster import resolve
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster:
+        yield resolve(scheduler=cluster.scheduler_address)
+
+
+@pytest.mark.xdist_group("dask_two_workers")
+def test_make_sim_two_workers_same_json(two_workers):
+    """The digits net (a conv head and two FC programs) serially and on two Dask workers: the same JSON,
     every layer bit-exact, but for the wall-time fields."""
     from sim.cluster import resolve
     from sim.run import simulate
 
     serial = simulate("digits", None, None, 16.0, cluster=resolve(1))
-    two = simulate("digits", None, None, 16.0, cluster=resolve(2))
+    two = simulate("digits", None, None, 16.0, cluster=two_workers)
     assert len({r["module"] for r in serial["layers"]}) == len(serial["layers"]) > 3
     assert all(r["bit_exact"] for r in two["layers"])
     for r in (serial, two):
         for k in WALL:
             r.pop(k)
     assert json.dumps(serial, indent=2) == json.dumps(two, indent=2)
+
+
+@pytest.mark.xdist_group("dask_two_workers")
+def test_sweep_chunks_same_table(two_workers, monkeypatch):
+    """A sweep in chunks of points on two Dask workers: the serial table, row for row, in the same order."""
+    from model import api
+    from sim.cluster import resolve
+
+    monkeypatch.setattr(api, "SWEEP_CHUNK", 7)
+    kw = {"nets": ["alexnet", "digits"], "links": ["2mbps", "22mbps"], "quiet": True}
+    serial = api.sweep(cluster=resolve(1), **kw)
+    two = api.sweep(cluster=two_workers, **kw)
+    assert len(serial) > 2 * api.SWEEP_CHUNK
+    assert json.dumps(serial.to_json()) == json.dumps(two.to_json())
+    assert [(n.name, a, b) for n, a, b in serial.blocks] == [(n.name, a, b) for n, a, b in two.blocks]
