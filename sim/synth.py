@@ -50,6 +50,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from golden.errors import UserError
 from sim.runner import BUILD_DIR, REPO_ROOT, Design, generate_verilog
 
 SYNTH_DIR = BUILD_DIR / "synth"
@@ -598,6 +599,12 @@ def tables(reports: dict[str, dict], chip: list[dict] | None, pw: dict | None) -
     return "\n".join(lines) + "\n"
 
 
+def synth_piece(item: tuple[str, str, str, bool]) -> dict:
+    """One block of ``make synth`` (a piece on whichever worker): ``(block name, flow, out folder, force)``."""
+    name, flow, out, force = item
+    return synth_block(blocks()[name], flow, Path(out), force)
+
+
 def main(argv=None) -> int:
     from model.tech import load_tech
 
@@ -608,7 +615,18 @@ def main(argv=None) -> int:
     ap.add_argument("--sim-json", default=str(BUILD_DIR / "sim" / "alexnet.json"),
                     help="make sim's counters for the power breakdown")
     ap.add_argument("--out", default=str(SYNTH_DIR))
+    from sim.cluster import ClusterSpec, add_arguments, from_args
+
+    add_arguments(ap)
     args = ap.parse_args(argv)
+    try:
+        # the blocks are pieces (one Yosys run each): the full flow (minutes a block) goes to the cluster by
+        # default (one worker per core); the coarse flow (seconds) serially unless --workers/--scheduler says so
+        explicit = args.workers is not None or args.scheduler is not None
+        cluster = from_args(args) if explicit or args.flow == "full" else ClusterSpec(workers=1)
+    except UserError as e:
+        print(f"synth: {e}", file=sys.stderr)
+        return 2
     allb = blocks()
     names = [n for n in args.blocks.split(",") if n] or list(allb)
     bad = [n for n in names if n not in allb]
@@ -620,9 +638,12 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     reports = {}
     try:
-        for n in names:
-            reports[n] = synth_block(allb[n], args.flow, out, args.force, tech)
-            r = reports[n]
+        from sim.cluster import run_pieces
+
+        done = run_pieces(synth_piece, [(n, args.flow, str(out), args.force) for n in names], cluster,
+                          desc=f"synth {args.flow}", labels=[f"synth {n} ({args.flow})" for n in names])
+        for n, r in zip(names, done, strict=True):
+            reports[n] = r
             print(f"synth: {n} ({args.flow}{', cached' if r['cached'] else ''}): "
                   f"{r['total']['coarse_cell_count']:,} coarse cells, {r['total']['ff_bits']:,} FF bits, "
                   f"{r['total']['sram_bits']:,} SRAM bits in {len(r['total']['srams'])} macros", flush=True)
@@ -634,7 +655,7 @@ def main(argv=None) -> int:
                 pw = power(chip, tech, sim_json)
             else:
                 print(f"synth: no {sim_json}: power breakdown skipped (run `make sim` first)", file=sys.stderr)
-    except SynthError as e:
+    except (SynthError, UserError) as e:   # UserError: a piece that failed on a worker (sim.cluster.PieceFailed)
         print(f"synth: {e}", file=sys.stderr)
         return 1
     md = f"# Synthesis ({args.flow} flow, {yosys_version()}, technology {tech.name})\n\n" + tables(reports, chip, pw)

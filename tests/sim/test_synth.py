@@ -56,3 +56,11 @@ def test_synthesis_copy_drops_only_zero_memory_inits(tmp_path):
                    "  reg [3:0] t [1:0];\n  initial begin\n    t[0] = 4'h0;\n    t[1] = 4'h5;\n  end\nendmodule\n")
     out = synthesis_verilog(src, tmp_path / "b.v").read_text()
     assert "m[0]" not in out and "t[1] = 4'h5;" in out and out.count("initial begin") == 1
+
+
+def test_bad_worker_count_is_one_line_exit_2(capsys):
+    from sim.synth import main
+
+    assert main(["--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers '0'" in err and "1 or more" in err
