@@ -5,6 +5,9 @@ session): the latency of one ``query`` (median and 99th percentile over many cal
 networks, splits, encodings and links) and a full sweep of AlexNet, VGG-16 and ResNet-50 x every split x
 3 encodings x 3 links. Also the cold first sweep (tables and counts built from scratch). Prints a table
 and writes ``build/bench/cost_model.json``. Targets (issue 6): query <= 1 ms, full sweep <= 1 s.
+
+``python -m model.bench --cluster``: 1 against 2 local Dask workers (issue 15) on the default sweep and on
+``make sim`` of AlexNet, side by side in one run; ``build/bench/cluster.json``.
 """
 
 from __future__ import annotations
@@ -64,7 +67,80 @@ def run(query_calls: int = 3000, sweep_repeats: int = 7) -> dict:
     }
 
 
+CLUSTER_OUT = OUT.with_name("cluster.json")
+WALL_FIELDS = ("wall_s", "sim_wall_s", "sim_cycles_per_s")
+
+
+def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
+    import os
+    import subprocess
+
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env},
+                       cwd=Path(__file__).resolve().parents[1])
+    if p.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip().splitlines()[-1:]}")
+    return time.perf_counter() - t, p.stdout
+
+
+def cluster_run(sim_net: str = "alexnet") -> dict:
+    """1 local worker (serial, no Dask) against 2 (a LocalCluster started by the run), each a fresh process run
+    back to back, wall time from the command's start: the default sweep (AlexNet, VGG-16, ResNet-50 x every split
+    x 3 encodings x 3 links: 414 points, in chunks of ``model.api.SWEEP_CHUNK``) and ``make sim NET=sim_net`` (its
+    programs as pieces). The results of the two runs must be identical (the sweep's JSON; make sim's JSON but for
+    the wall-time fields)."""
+    from sim.runner import BUILD_DIR
+
+    py = sys.executable
+    out = {"cores": __import__("os").cpu_count(), "runs": []}
+    sweeps = {}
+    for w in (1, 2):
+        wall, text = _timed([py, "-m", "model.cli", "sweep", "--json", "--workers", str(w)], {})
+        sweeps[w] = json.loads(text)
+        out["runs"].append({"what": f"sweep ({len(sweeps[w])} points)", "workers": w, "wall_s": wall})
+    same_sweep = sweeps[1] == sweeps[2]
+    sims = {}
+    path = BUILD_DIR / "sim" / f"{sim_net}.json"
+    for w in (1, 2):
+        wall, text = _timed([py, "-m", "sim.run", "--net", sim_net, "--workers", str(w)], {})
+        sims[w] = json.loads(path.read_text())
+        import re
+
+        programs = int(re.search(r"simulating (\d+) program", text).group(1))
+        out["runs"].append({"what": f"make sim NET={sim_net}", "workers": w, "wall_s": wall,
+                            "sim_wall_s": sims[w]["sim_wall_s"], "sim_cycles": sims[w]["total"]["cycles"],
+                            "sim_cycles_per_s": sims[w]["sim_cycles_per_s"], "programs": programs})
+    for r in sims.values():
+        for k in WALL_FIELDS:
+            r.pop(k)
+    out["identical"] = {"sweep": same_sweep, "make_sim": sims[1] == sims[2]}
+    by = {(r["what"], r["workers"]): r["wall_s"] for r in out["runs"]}
+    out["speedup_2_over_1"] = {what: by[(what, 1)] / by[(what, 2)] for what, w in by if w == 1}
+    out["note"] = ("wall times on this machine's 2 cores, shared with whatever else runs: noisy; a sweep is "
+                   "seconds of work, so starting a local cluster costs more than it saves")
+    return out
+
+
+def cluster_main() -> int:
+    r = cluster_run()
+    print("1 vs 2 local Dask workers (sim.cluster; each a fresh process, back to back)")
+    print(f"{'run':34} {'workers':>7} {'wall':>9} {'2 vs 1':>7}")
+    for row in r["runs"]:
+        ratio = r["speedup_2_over_1"][row["what"]]
+        print(f"{row['what']:34} {row['workers']:>7} {row['wall_s']:>8.1f}s "
+              f"{f'{ratio:.2f}x' if row['workers'] == 2 else '':>7}")
+    print(f"identical results: sweep {'yes' if r['identical']['sweep'] else 'NO'}, "
+          f"make sim {'yes' if r['identical']['make_sim'] else 'NO'} (but for wall times); {r['note']}")
+    CLUSTER_OUT.parent.mkdir(parents=True, exist_ok=True)
+    CLUSTER_OUT.write_text(json.dumps(r, indent=2))
+    print(f"wrote {CLUSTER_OUT}")
+    return 0 if all(r["identical"].values()) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--cluster"]:
+        return cluster_main()
     r = run()
     print("cost model speed (warm process unless noted)")
     print(f"{'measure':34} {'value':>12} {'target':>10} {'ok':>4}")
