@@ -573,14 +573,39 @@ def scan_bytes(qimg: jpeg.QuantizedImage, n: int, pattern: np.ndarray) -> np.nda
     image = rls.block // per
     bits = np.bincount(image, weights=lengths, minlength=n).astype(np.int64)
     pad = (-bits) % 8
-    ends = np.cumsum(np.bincount(image, minlength=n))
-    words = np.insert(words, ends, (np.int64(1) << pad) - 1)
-    lengths = np.insert(lengths, ends, pad)
-    data, _ = entropy.pack_bits(words, lengths)
     nbytes = (bits + pad) // 8
-    ff = np.concatenate([[0], np.cumsum(np.frombuffer(data, dtype=np.uint8) == 0xFF)])
-    end = np.cumsum(nbytes)
-    return nbytes + ff[end] - ff[end - nbytes]
+    return nbytes + ff_bytes(words, lengths, image, nbytes)
+
+
+def ff_bytes(words: np.ndarray, lengths: np.ndarray, image: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+    """Per image, the 0xFF bytes of its stream (which stuffing doubles): ``words[i]`` (``lengths[i]`` bits, 1..32,
+    MSB first) of image ``image[i]`` (non-decreasing) written one after another, each image padded with 1-bits
+    to its ``nbytes``, the images one after another from a byte boundary. The same count as
+    :func:`golden.entropy.pack_bits` of the padded streams and counting 0xFF bytes, without packing: a byte is
+    0xFF exactly when no word puts a 0 bit into it (the padding is 1-bits), so only each word's 0 bits are
+    placed, and the bytes they touch marked."""
+    words = np.asarray(words, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    n = len(nbytes)
+    first = np.cumsum(nbytes) - nbytes                       # each image's first byte
+    within = np.cumsum(lengths) - lengths                    # bit offset in the concatenation without padding
+    image_bit0 = np.zeros(n, dtype=np.int64)
+    counts = np.bincount(image, minlength=n)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    image_bit0[has] = within[starts[has]]
+    start = within - image_bit0[image] + 8 * first[image]   # bit position in the padded streams
+    zeros = (~words) & ((np.int64(1) << lengths) - 1)        # the word's 0 bits
+    placed = zeros << (40 - (start & 7) - lengths)           # in the 5 bytes from start >> 3
+    byte0 = start >> 3
+    total = int(nbytes.sum())
+    bad = np.zeros(total + 5, dtype=bool)
+    for j in range(5):
+        hit = ((placed >> (32 - 8 * j)) & 0xFF) != 0
+        bad[byte0[hit] + j] = True
+    ff = np.concatenate([[0], np.cumsum(~bad[:total])])
+    end = first + nbytes
+    return ff[end] - ff[first]
 
 
 class SplitCodec:
@@ -914,6 +939,7 @@ def study_split(task: _Task, y: np.ndarray, reference: float, config: StudyConfi
 class _Prefixed(Progress):
     def __init__(self, inner: Progress, prefix: str) -> None:
         self.inner, self.prefix = inner, prefix
+        self.enabled = inner.enabled
 
     def update(self, message: str, force: bool = False) -> None:
         self.inner.update(f"{self.prefix}: {message}", force)
@@ -1070,11 +1096,12 @@ def study_net(net: str | Network | nn.Module, data: Any, splits: Sequence[str] |
         int16_top1 = float(np.mean(cur.argmax(1) == y))
         reference = int16_top1
         rows = []
-        for s in wanted:
+        for k, s in enumerate(wanted):
             values = norm.to_u8(x) if s == INPUT else store.get(s)
             host = (host_modules or {}).get(s) or nw.host_model(module, s)
             task = make_task(qnet, s, values, host, config.host, b, norm)
-            rows.append(study_split(task, y, reference, config, progress))
+            # splits done / total on the progress line
+            rows.append(study_split(task, y, reference, config, _Prefixed(progress, f"split {k + 1}/{len(wanted)}")))
     finally:
         store.close()
     result = _result(name, len(x), float_top1, int16_top1, "int16", reference, config, rows, t0)

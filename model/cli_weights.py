@@ -2,7 +2,7 @@
 
 ``edgesplit weights --net NET [--weights FILE] [--data DIR|FILE.tar.gz [--mean R,G,B] [--std R,G,B] [--resize N]]
 [--input-shape C,H,W] [--budget 0.005] [--qf Q ...] [--search-images N] [--max-evals N] [--test-limit N]
-[--qfs-from FILE] [--out DIR] [--json] [--no-plots] [--quiet]``
+[--qfs-from FILE] [--out DIR] [--json] [--no-plots] [--quiet] [--workers N | --scheduler tcp://HOST:PORT]``
     digits, resnet20, resnet56 and model files (``PATH.onnx``, ``PATH.py:FACTORY``, with ``--data``: they have
     no default data set): for every conv / FC layer the lowest QF of the grid such that the int16 network with
     all decoded weights loses at most the budget (absolute top-1) on the search subset (training split);
@@ -14,6 +14,11 @@
     network, budget outside 0..1, QF outside 1..100, an image count outside 1..1e7, a model file without
     ``--data``, an ``--out`` folder that cannot be written, checked before any work): one line on stderr, exit
     status 2.
+
+    ``--workers N`` / ``--scheduler`` (:mod:`sim.cluster`; default ``$EDGESPLIT_WORKERS`` or one local worker per
+    core, 1 = serially in this process): the layer sweeps (one piece per layer) and every top-1 evaluation (shards
+    of whole batches of images) run on a Dask cluster, whose workers load the images, the int16 network and the
+    decoded weights themselves; the same QFs, sizes and top-1 as the serial run.
 
     ``--qfs-from FILE`` (trained networks): no search; the per-layer QFs of FILE (a previous
     ``build/weights/<net>.json`` of the same network) are re-scored with the current codec: sizes, weight
@@ -31,6 +36,7 @@ import sys
 from golden import limits
 from model import weightqf as WQ
 from model.cli_accuracy import image_options
+from sim import cluster as CL
 
 
 def register(subparsers) -> None:
@@ -70,6 +76,7 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON result")
     p.add_argument("--no-plots", action="store_true", help="write the JSON only")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    CL.add_arguments(p)
     p.set_defaults(func=cmd_weights)
 
 
@@ -86,6 +93,7 @@ def cmd_weights(args) -> int:
     if args.qf:
         WQ.check_grid(args.qf)
     WQ.check_out_dir(args.out)
+    cluster = CL.from_args(args)
     nw = WQ.check_net(load_network(args.net, weights=args.weights, input_shape=args.input_shape))
     norm, resize = image_options(nw, args)
     data = WQ.check_data(nw, WQ.ImageData(args.data, norm, resize))
@@ -109,7 +117,7 @@ def cmd_weights(args) -> int:
             print(f"weights {nw.name}: {msg}", file=sys.stderr, flush=True)
 
     result = WQ.run(nw, budget, grid, args.search_images, args.max_evals, args.test_limit, log,
-                    args.search_split, args.qfs_from, data)
+                    args.search_split, args.qfs_from, data, cluster)
     paths = WQ.write(result, args.out, plots=not args.no_plots)
     if args.json:
         print(json.dumps(result))

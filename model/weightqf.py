@@ -249,13 +249,20 @@ class Evaluator:
     """
 
     def __init__(self, qnet: QNet, cands: dict[str, LayerCandidates], x: np.ndarray, y: np.ndarray,
-                 batch: int = 500) -> None:
+                 batch: int = 500, cluster: Any = None, ref: EvalRef | None = None) -> None:
         self.qnet, self.cands, self.y, self.batch = qnet, cands, np.asarray(y), batch
         self.x_int = qnet.quantize_input(x)
         self.evals = 0
         self.seconds = 0.0
         self._feats: dict[str, np.ndarray] = {}
         self._feats_config: dict[str, int] | None = None
+        # on a cluster (sim.cluster): each evaluation in shards of whole batches of images, run by workers that
+        # load the images, the int16 network and the decoded weights themselves (:func:`_eval_piece`)
+        self.cluster = cluster if cluster is not None and not cluster.serial and ref is not None else None
+        self.ref = ref
+        n = len(self.y)
+        per = max(1, -(-n // (batch * 2 * max(1, cluster.workers if cluster is not None else 1)))) * batch
+        self._shards = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
 
     def network(self, config: dict[str, int | None]) -> QNet:
         return with_weights(self.qnet, {n: self.cands[n].decoded[q] for n, q in config.items() if q is not None})
@@ -266,6 +273,18 @@ class Evaluator:
 
     def top1(self, config: dict[str, int | None], start: str = INPUT) -> float:
         t = time.monotonic()
+        if self.cluster is not None:
+            from sim import cluster as CL
+
+            cfg = tuple(sorted((n, q) for n, q in config.items() if q is not None))
+            feats = None if start == INPUT else tuple(sorted((n, q) for n, q in (self._feats_config or {}).items()
+                                                             if q is not None))
+            counts = CL.run_pieces(_eval_piece, [(self.ref, cfg, start, feats, lo, hi) for lo, hi in self._shards],
+                                   self.cluster, desc="top-1", labels=[f"images {lo}:{hi}" for lo, hi in self._shards],
+                                   quiet=True)
+            self.evals += 1
+            self.seconds += time.monotonic() - t
+            return sum(counts) / len(self.y)
         qnet = self.network(config)
         x = self.x_int if start == INPUT else self._feats[start]
         pred = self._run(qnet, x, start=start).argmax(1)
@@ -276,6 +295,9 @@ class Evaluator:
     def cache_features(self, config: dict[str, int | None], splits: Sequence[str]) -> None:
         """Features at ``splits`` (network order) for ``config``: each computed from the previous one."""
         t = time.monotonic()
+        self._feats_config = dict(config)
+        if self.cluster is not None:
+            return   # the workers compute them where a trial needs them (:func:`_shard_features`)
         qnet = self.network(config)
         prev, x = INPUT, self.x_int
         self._feats = {}
@@ -286,6 +308,128 @@ class Evaluator:
             self._feats[s] = x
             prev = s
         self.seconds += time.monotonic() - t
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalRef:
+    """What a worker needs to evaluate the int16 network with decoded weights on an image set itself (names and
+    numbers, never arrays): the network (a built-in name or a model file spec, a state_dict file), the data,
+    the search set its int16 twin is calibrated on, and the evaluated set (``n`` images of ``split``)."""
+
+    net: str
+    weights: str | None
+    input_shape: tuple[int, int, int] | None
+    data: ImageData
+    calib_n: int | None
+    calib_split: str
+    n: int | None
+    split: str
+    batch: int = 500
+
+
+def eval_ref(nw: Network, data: ImageData, calib_n: int | None, calib_split: str, n: int | None,
+             split: str) -> EvalRef | None:
+    """The :class:`EvalRef` of an image set, or None where a worker could not rebuild the network (weights given
+    as an in-memory state_dict, a network registered in this process only)."""
+    if nw.weights is not None and not isinstance(nw.weights, (str, os.PathLike)):
+        return None
+    if nw.is_builtin:
+        spec, shape = nw.name, None
+    elif nw.source.endswith(".onnx") or ".py:" in nw.source:
+        spec, shape = nw.source, tuple(int(v) for v in nw.input_shape)
+    else:
+        return None
+    return EvalRef(spec, None if nw.weights is None else str(nw.weights), shape, data, calib_n, calib_split, n, split)
+
+
+_WORKER: dict[str, Any] = {}
+"""Per worker process: the network, int16 twin, decoded weights and images of the last :class:`EvalRef`."""
+
+
+def _worker_state(ref: EvalRef) -> dict[str, Any]:
+    key = dataclasses.replace(ref, n=None, split="", batch=0)   # the network and its int16 twin
+    net = _WORKER.get("net")
+    if net is None or net["key"] != key:
+        from golden.network import load_network
+
+        _WORKER.clear()
+        nw = load_network(ref.net, weights=ref.weights, input_shape=ref.input_shape)
+        xs, _, _ = search_data(nw, ref.calib_n, ref.calib_split, ref.data)
+        net = {"key": key, "nw": nw, "qnet": _qnet(nw, ref.data, xs), "prep": {}, "decoded": {}}
+        _WORKER["net"] = net
+    images = _WORKER.get("images")
+    if images is None or images["ref"] != ref:
+        x, y, _ = search_data(net["nw"], ref.n, ref.split, ref.data)
+        images = {"ref": ref, "x_int": net["qnet"].quantize_input(x), "y": np.asarray(y), "feats": {}}
+        _WORKER["images"] = images
+    return {**net, **images}
+
+
+def _decoded(st: dict[str, Any], name: str, qf: int) -> np.ndarray:
+    """Layer ``name``'s weights decoded at ``qf`` (as :func:`layer_candidates`), once per process."""
+    key = (name, qf)
+    if key not in st["decoded"]:
+        prep = st["prep"].get(name)
+        if prep is None:
+            prep = st["prep"][name] = wc.Prepared.of(st["qnet"].layer(name).w)
+        st["decoded"][key] = prep.at_qf(qf)[1]
+    return st["decoded"][key]
+
+
+def _shard_features(st: dict[str, Any], feats: tuple, lo: int, hi: int, batch: int) -> dict[str, np.ndarray]:
+    """Images ``lo:hi`` at every split with the weights of ``feats`` (:meth:`Evaluator.cache_features`)."""
+    key = (feats, lo, hi)
+    have = st["feats"]
+    if key not in have:
+        if any(k[0] != feats for k in have):
+            have.clear()
+        qnet = with_weights(st["qnet"], {n: _decoded(st, n, q) for n, q in feats})
+        prev, x, out = INPUT, st["x_int"][lo:hi], {}
+        for s in qnet.network.split_names:
+            if s == INPUT:
+                continue
+            x = np.concatenate([run_fast(qnet, x[i:i + batch], upto=s, start=prev) for i in range(0, len(x), batch)])
+            out[s], prev = x, s
+        have[key] = out
+    return have[key]
+
+
+def _eval_piece(item: tuple) -> int:
+    """Correct predictions on images ``lo:hi`` of the int16 network with ``config``'s decoded weights, run from
+    ``start`` (the features there under the weights of ``feats``)."""
+    ref, config, start, feats, lo, hi = item
+    st = _worker_state(ref)
+    qnet = with_weights(st["qnet"], {n: _decoded(st, n, q) for n, q in config})
+    x = st["x_int"][lo:hi] if start == INPUT else _shard_features(st, feats, lo, hi, ref.batch)[start]
+    pred = np.concatenate([run_fast(qnet, x[i:i + ref.batch], start=start) for i in range(0, len(x), ref.batch)])
+    return int((pred.argmax(1) == st["y"][lo:hi]).sum())
+
+
+def _layer_piece(item: tuple) -> dict[int, wc.LayerResult]:
+    """One layer's results at every grid QF (:func:`layer_candidates`); its decoded weights stay in the worker."""
+    ref, name, grid = item
+    st = _worker_state(ref)
+    prep = st["prep"].get(name)
+    if prep is None:
+        prep = st["prep"][name] = wc.Prepared.of(st["qnet"].layer(name).w)
+    out = {}
+    for q in grid:
+        out[q], st["decoded"][(name, q)] = prep.at_qf(q)
+    return out
+
+
+def layer_results(qnet: QNet, grid: Sequence[int], cluster: Any = None, ref: EvalRef | None = None
+                  ) -> dict[str, LayerCandidates]:
+    """:func:`layer_candidates`, or on a cluster one piece per layer returning its results only (the decoded
+    weights are the workers' own: :func:`_decoded`)."""
+    if cluster is None or cluster.serial or ref is None:
+        return layer_candidates(qnet, grid)
+    from sim import cluster as CL
+
+    names = weight_layers(qnet)
+    res = CL.run_pieces(_layer_piece, [(ref, n, tuple(grid)) for n in names], cluster, desc="layer sweeps",
+                        labels=[f"layer {n}" for n in names])
+    return {n: LayerCandidates(n, r, {}) for n, r in zip(names, res, strict=True)}
 
 
 def split_before(net: str | Network, layer: str) -> str:
@@ -405,10 +549,13 @@ def _trained_result(net: Network, budget: float, grid: tuple[int, ...], names: l
 
 
 def _test_top1(qnet: QNet, cands: dict[str, LayerCandidates], config: dict[str, int], test_limit: int | None,
-               log: Callable[[str], None], data: ImageData | None = None) -> dict[str, Any]:
-    """Top-1 of the int16 network before and after (``config``'s decoded weights) on the test split."""
+               log: Callable[[str], None], data: ImageData | None = None, cluster: Any = None,
+               ref: EvalRef | None = None) -> dict[str, Any]:
+    """Top-1 of the int16 network before and after (``config``'s decoded weights) on the test split (``ref``:
+    the search set's :class:`EvalRef`, for a cluster)."""
     xt, yt, test_what = search_data(qnet.network, test_limit, "test", data)
-    evt = Evaluator(qnet, cands, xt, yt)
+    evt = Evaluator(qnet, cands, xt, yt, cluster=cluster,
+                    ref=None if ref is None else dataclasses.replace(ref, n=test_limit, split="test"))
     before = evt.top1({})
     after = evt.top1(config)
     log(f"test ({test_what}): top-1 {before:.4f} -> {after:.4f}")
@@ -418,9 +565,10 @@ def _test_top1(qnet: QNet, cands: dict[str, LayerCandidates], config: dict[str, 
 def run_trained(net: str | Network, budget: float = BUDGET, grid: Sequence[int] = QF_GRID,
                 search_images: int | None = -1, max_evals: int | None = -1, test_limit: int | None = None,
                 log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
-                data: ImageData | None = None) -> dict[str, Any]:
+                data: ImageData | None = None, cluster: Any = None) -> dict[str, Any]:
     """The QF choice for a trained network (or a user network on ``data``); ``-1`` = the per-network
-    default."""
+    default. ``cluster`` (:class:`sim.cluster.ClusterSpec`, None = here): where the layer sweeps and each
+    evaluation's shards of images run; the same result."""
     t0 = time.monotonic()
     nw, data = as_network(net), data or ImageData()
     budget, grid = check_budget(budget), check_grid(grid)
@@ -430,16 +578,17 @@ def run_trained(net: str | Network, budget: float = BUDGET, grid: Sequence[int] 
     xs, ys, search_what = search_data(nw, n_search, search_split or d_split, data)
     qnet = _qnet(nw, data, xs)
     names = weight_layers(qnet)
-    cands = layer_candidates(qnet, grid)
+    ref = eval_ref(nw, data, n_search, search_split or d_split, n_search, search_split or d_split)
+    cands = layer_results(qnet, grid, cluster, ref)
     log(f"{nw.name}: {len(names)} layers, grid {list(grid)} swept [{time.monotonic() - t0:.0f} s]")
-    ev = Evaluator(qnet, cands, xs, ys)
+    ev = Evaluator(qnet, cands, xs, ys, cluster=cluster, ref=ref)
     reference = ev.top1({})
     log(f"search subset ({search_what}): int16 top-1 {reference:.4f}")
     found = search(ev, grid, budget, reference, max_evals, log)
     config = found["config"]
     t_search = time.monotonic() - t0
     # final: the whole test split
-    top1 = _test_top1(qnet, cands, config, test_limit, log, data)
+    top1 = _test_top1(qnet, cands, config, test_limit, log, data, cluster, ref)
     top1.update(search_before=reference, search_after=found["top1"], search_drop=reference - found["top1"],
                 search_data=search_what)
     search_info = dict(method="equal relative RMSE level (bisected) then greedy per layer, reverse network order",
@@ -493,7 +642,7 @@ def load_qfs(path: str | os.PathLike, net: str | Network) -> tuple[dict[str, int
 def run_rescored(net: str | Network, qfs_from: str | os.PathLike, grid: Sequence[int] | None = None,
                  search_images: int | None = -1, test_limit: int | None = None,
                  log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
-                 data: ImageData | None = None) -> dict[str, Any]:
+                 data: ImageData | None = None, cluster: Any = None) -> dict[str, Any]:
     """Re-score a previous result's per-layer QFs with the current codec, no search: every layer's size
     and weight error (at its QF and at every grid QF, default the previous grid), and top-1 before / after
     on the search subset (per-network default, as the search used) and on the test split. Budget and the
@@ -513,14 +662,15 @@ def run_rescored(net: str | Network, qfs_from: str | os.PathLike, grid: Sequence
     xs, ys, search_what = search_data(nw, n_search, search_split or d_split, data)
     qnet = _qnet(nw, data, xs)
     names = weight_layers(qnet)
-    cands = layer_candidates(qnet, grid)
+    ref = eval_ref(nw, data, n_search, search_split or d_split, n_search, search_split or d_split)
+    cands = layer_results(qnet, grid, cluster, ref)
     log(f"{nw.name}: {len(names)} layers, QFs from {qfs_from}, grid {list(grid)} swept "
         f"[{time.monotonic() - t0:.0f} s]")
-    ev = Evaluator(qnet, cands, xs, ys)
+    ev = Evaluator(qnet, cands, xs, ys, cluster=cluster, ref=ref)
     reference, after = ev.top1({}), ev.top1(config)
     log(f"search subset ({search_what}): top-1 {reference:.4f} -> {after:.4f}")
     t_search = time.monotonic() - t0
-    top1 = _test_top1(qnet, cands, config, test_limit, log, data)
+    top1 = _test_top1(qnet, cands, config, test_limit, log, data, cluster, ref)
     top1.update(search_before=reference, search_after=after, search_drop=reference - after,
                 search_data=search_what)
     old = prev.get("search") if isinstance(prev.get("search"), dict) else {}
@@ -579,10 +729,12 @@ def check_data(net: Network, data: ImageData) -> ImageData:
 def run(net: str | Network, budget: float = BUDGET, grid: Sequence[int] | None = None,
         search_images: int | None = -1, max_evals: int | None = -1, test_limit: int | None = None,
         log: Callable[[str], None] = lambda m: None, search_split: str | None = None,
-        qfs_from: str | os.PathLike | None = None, data: ImageData | None = None) -> dict[str, Any]:
+        qfs_from: str | os.PathLike | None = None, data: ImageData | None = None, cluster: Any = None
+        ) -> dict[str, Any]:
     """A search (trained networks and user networks on ``data``), a ratio table (untrained ones) or, with
     ``qfs_from``, a re-scoring of a previous result's QFs (:func:`run_rescored`). ``grid`` None:
-    :data:`QF_GRID`, or with ``qfs_from`` the previous file's grid."""
+    :data:`QF_GRID`, or with ``qfs_from`` the previous file's grid. ``cluster``: a
+    :class:`sim.cluster.ClusterSpec` (None: here, serially) for the layer sweeps and the evaluations."""
     nw = check_net(net)
     data = check_data(nw, data or ImageData())
     budget = check_budget(budget)
@@ -597,8 +749,9 @@ def run(net: str | Network, budget: float = BUDGET, grid: Sequence[int] | None =
     if search_split not in (None, "train", "test"):
         raise UserError(f"unknown search split {search_split!r}; allowed: train, test")
     if qfs_from is not None:
-        return run_rescored(nw, qfs_from, grid, search_images, test_limit, log, search_split, data)
-    return run_trained(nw, budget, grid or QF_GRID, search_images, max_evals, test_limit, log, search_split, data)
+        return run_rescored(nw, qfs_from, grid, search_images, test_limit, log, search_split, data, cluster)
+    return run_trained(nw, budget, grid or QF_GRID, search_images, max_evals, test_limit, log, search_split, data,
+                       cluster)
 
 
 # ---- output ------------------------------------------------------------------------------------------------

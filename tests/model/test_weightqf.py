@@ -251,3 +251,21 @@ def test_resnet20_selection(shared_data):
     assert r["ratio"] > 2.5
     assert r["top1"]["test_drop"] < 0.02
     assert r["search"]["evaluations"] <= 20 + 1  # the cap ends the greedy phase
+
+
+def _without_seconds(d):
+    if isinstance(d, dict):
+        return {k: _without_seconds(v) for k, v in d.items() if k != "seconds"}
+    if isinstance(d, list):
+        return [_without_seconds(v) for v in d]
+    return d
+
+
+def test_two_local_workers_choose_what_the_serial_run_chooses(digits_result):
+    """The layer sweeps and every evaluation's shards of images on a 2-worker LocalCluster (the workers load the
+    images, the int16 network and the decoded weights themselves): the same QFs, sizes, top-1 and search trace
+    as the serial run (only the ``seconds`` differ)."""
+    from sim import cluster as CL
+
+    spread = WQ.run("digits", grid=GRID, cluster=CL.resolve(2))
+    assert _without_seconds(spread) == _without_seconds(digits_result)
