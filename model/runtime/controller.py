@@ -243,6 +243,10 @@ class Mix:
     def single(self) -> bool:
         return self.a == self.b
 
+    def share(self, c: Candidate) -> float:
+        """The fraction of the frames that go as ``c``."""
+        return (self.f if c == self.a else 0.0) + (1.0 - self.f if c == self.b else 0.0)
+
     @property
     def label(self) -> str:
         return self.a.label if self.single else f"{self.a.label} {self.f:.0%} + {self.b.label}"
@@ -268,6 +272,22 @@ class Prediction:
         if objective == "balanced":
             return self.fps / self.energy
         return self.fps
+
+
+def mix_period(a, b, f):
+    """(edge, host) period of a mix, per frame: ``a`` and ``b`` are the stage times (inference, encode + transmit,
+    host) of its two candidates (numpy arrays broadcast alike), ``f`` the share of ``a``. The engine hands a
+    frame to the link through one buffer: it starts frame k+1 when frame k is handed over, and frame k is handed
+    over when the link has sent frame k-1, so each frame's transmission overlaps the next frame's inference: the
+    edge spends ``max(inference of the next frame, transmission of this one)`` per frame. The minority candidate's
+    frames are spread out (never two in a row), so with ``g = min(f, 1 - f)``: ``g`` pairs a -> b, ``g`` pairs
+    b -> a and the rest majority -> majority. The host works on its own (the window keeps it fed): the average of
+    the host times."""
+    za, zb = np.maximum(a[0], a[1]), np.maximum(b[0], b[1])
+    xy = np.maximum(b[0], a[1]) + np.maximum(a[0], b[1])
+    g = np.minimum(f, 1 - f)
+    edge = g * xy + (1 - 2 * g) * np.where(f <= 0.5, zb, za)
+    return edge, f * a[2] + (1 - f) * b[2]
 
 
 class Predictor:
@@ -343,17 +363,15 @@ class Predictor:
         return min(near, key=lambda p: (p.energy, p.period))
 
     def predict_mix(self, m: Mix, mbps: float, power_w: float | None = None) -> Prediction:
-        """A mix's frame period: each stage's time averaged over the mix, the slowest stage; its energy the
-        average energy (leakage over that period)."""
+        """A mix's frame period (:func:`mix_period`) and energy: the average energy, leakage over that period."""
         if m.single:
             p = self.predict(m.a, mbps, power_w)
             return Prediction(m.a, p.period, p.energy, p.bottleneck, m)
         st, e, leak = self._stages([m.a, m.b], mbps, power_w)
-        avg = st[:, 0] * m.f + st[:, 1] * (1 - m.f)
-        i = int(np.argmax(avg))
-        period = max(float(avg[i]), 1e-9)
+        edge, host = mix_period(st[:, 0], st[:, 1], m.f)
+        period = max(float(edge), float(host), 1e-9)
         energy = float(e[0] * m.f + e[1] * (1 - m.f) + (leak[0] * m.f + leak[1] * (1 - m.f)) * period)
-        return Prediction(m.a, period, energy, STAGES[i], m)
+        return Prediction(m.a, period, energy, "host" if host > edge else "engine and link", m)
 
     def _stages(self, cands: list[Candidate], mbps: float, power_w: float | None = None):
         """(stage times [3, n]: inference, encode + transmit, host; link-dependent energy [n]; leakage W [n])."""
@@ -371,16 +389,17 @@ class Predictor:
         n = len(cands)
         st, e, leak = self._stages(cands, mbps, power_w)
         sa, sb = st[:, :, None], st[:, None, :]                        # [3, n, 1], [3, 1, n]: a, b
-        d = sa - sb                                                    # stage s of the mix: sb + f d
-        cross = []
-        for s, t in ((0, 1), (0, 2), (1, 2)):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                cross.append(np.clip(np.nan_to_num((sb[t] - sb[s]) / (d[s] - d[t]), nan=0.0, posinf=0.0,
-                                                   neginf=0.0), 0.0, 1.0))
+        za, zb = np.maximum(sa[0], sa[1]), np.maximum(sb[0], sb[1])
+        xy = np.maximum(sb[0], sa[1]) + np.maximum(sa[0], sb[1])
+        with np.errstate(divide="ignore", invalid="ignore"):          # where the host line crosses the edge's
+            f1 = (zb - sb[2]) / ((sa[2] - sb[2]) - (xy - 2 * zb))
+            f2 = 1 - (za - sa[2]) / ((sb[2] - sa[2]) - (xy - 2 * za))
+        cross = [np.clip(np.nan_to_num(f1, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 0.5),
+                 np.clip(np.nan_to_num(f2, nan=1.0, posinf=1.0, neginf=1.0), 0.5, 1.0)]
         f = np.concatenate([np.broadcast_to(np.linspace(0.0, 1.0, grid + 1), (n, n, grid + 1)),
                             np.stack(cross, axis=-1)], axis=-1)         # [n, n, K]
-        stage = sb[..., None] + f[None] * d[..., None]                  # [3, n, n, K]
-        period = np.maximum(stage.max(axis=0), 1e-9)
+        edge, host = mix_period(sa[..., None], sb[..., None], f)
+        period = np.maximum(np.maximum(edge, host), 1e-9)
         ea, eb = e[:, None, None], e[None, :, None]
         la, lb = leak[:, None, None], leak[None, :, None]
         energy = eb + f * (ea - eb) + (lb + f * (la - lb)) * period
@@ -613,5 +632,5 @@ def make_policy(name: str, predictor: Predictor, cands: list[Candidate], trace: 
 
 
 __all__ = ["BASELINES", "OBJECTIVES", "POLICIES", "Candidate", "Cost", "CostTable", "Dynamic", "Estimator", "Mix",
-           "Oracle", "Policy", "PolicyConfig", "Prediction", "Predictor", "candidates", "make_policy",
+           "Oracle", "Policy", "PolicyConfig", "Prediction", "Predictor", "candidates", "make_policy", "mix_period",
            "static_candidate", "study_qfs", "trace_bounds"]

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from golden.errors import UserError
@@ -77,13 +78,13 @@ def test_predictions_and_the_host_stage():
     assert p2.predict(a2, 22.0).bottleneck == "host" and p2.best([a2, b2], 22.0).candidate == b2
 
 
-def _flaps(hysteresis, dwell, objective="throughput", mix=False):
-    p, a, b = _two()
+def _flaps(hysteresis, dwell, objective="throughput", mix=False, toy=None, rates=(2.5, 2.9)):
+    p, a, b = (toy or _two)()
     cfg = C.PolicyConfig(hysteresis=hysteresis, dwell=dwell, history=1, objective=objective, mix=mix)
     pol = C.make_policy("dynamic", p, [a, b], load_trace("2mbps"), cfg)
     e = C.Estimator(history=1)
     for k in range(200):
-        e.add(k, 1000, 8000 / ((2.5 if k % 2 else 2.9) * 1e6))   # noise around the crossover
+        e.add(k, 1000, 8000 / (rates[k % 2] * 1e6))   # noise around the crossover
         pol.decide(k, k + 0.5, e)
     return pol.switches
 
@@ -91,29 +92,55 @@ def _flaps(hysteresis, dwell, objective="throughput", mix=False):
 def test_hysteresis_stops_flapping():
     assert _flaps(0.0, 0) > 50
     assert _flaps(0.10, 5) <= 1
-    assert _flaps(0.0, 0, "throughput", True) > 50     # the best mix's fraction follows the noise
-    assert _flaps(0.10, 5, "throughput", True) <= 1
+    # the best mix's share of images follows the rate (0.5 at 1 Mbit/s, 0.474 at 22, a few % apart)
+    assert _flaps(0.0, 0, "throughput", True, _image_and_edge, (1.0, 22.0)) > 50
+    assert _flaps(0.10, 5, "throughput", True, _image_and_edge, (1.0, 22.0)) <= 1
 
 
-def test_a_mix_keeps_both_stages_busy():
-    """At 1 Mbit/s A alone is transmit-bound (8 ms), B alone inference-bound (3 ms); interleaving them balances
-    the two stages: inference 3 - 2f = transmit 0.08 + 7.92 f at f = 2.92 / 9.92 (period 2.411 ms)."""
-    p, a, b = _two()
-    q = p.best_mix([a, b], 1.0, "throughput")
-    assert q.mix.a == a and q.mix.b == b and q.mix.f == pytest.approx(2.92 / 9.92)
-    assert q.period == pytest.approx((3 - 2 * 2.92 / 9.92) * 1e-3) and q.fps > 1.2 * p.best([a, b], 1.0).fps
-    f = q.mix.f
-    assert q.energy == pytest.approx(f * p.predict(a, 1.0).energy + (1 - f) * p.predict(b, 1.0).energy)
-    assert p.best_mix([a, b], 22.0, "throughput").mix == C.Mix.of(a)      # A alone is best at 22 Mbit/s
-    pol = C.make_policy("dynamic", p, [a, b], load_trace("const_1mbps"), C.PolicyConfig(objective="throughput"))
+def _image_and_edge():
+    """The camera image (no inference, 345 bytes: 2.76 ms at 1 Mbit/s, 2 ms on the host) and an edge split
+    (2 ms of inference, 10 bytes, 0.2 ms on the host)."""
+    table = C.CostTable(network("digits"))
+    img, edge = C.Candidate("input", "lossless", 0, 0), C.Candidate("fc6", "lossless", 0, 6)
+    table.costs[img.key] = C.Cost(0.0, 0.0, 1e-6, 0.0, 784, 345.0)
+    table.costs[edge.key] = C.Cost(2e-3, 0.0, 1.4e-4, 0.0, 20, 10.0)
+    p = C.Predictor(table)
+    p.host[img.key], p.host[edge.key] = 2e-3, 2e-4
+    return p, img, edge
+
+
+def test_mix_period_pairs_each_transmission_with_the_next_inference():
+    a, b = np.array([1.0, 8.0, 0.5]), np.array([3.0, 0.08, 0.1])     # inference, transmit, host (ms)
+    assert [float(v) for v in C.mix_period(a, b, 0.0)] == [3.0, 0.1]            # b alone: max(3, 0.08)
+    assert [float(v) for v in C.mix_period(a, b, 1.0)] == [8.0, 0.5]
+    edge, host = C.mix_period(a, b, 0.25)      # a b b b: a's 8 ms beside b's 3, b's 0.08 beside a's 1, 2 x b b
+    assert float(edge) == pytest.approx(0.25 * 8 + 0.25 * 1 + 0.5 * 3) and float(host) == pytest.approx(0.2)
+    edge, _ = C.mix_period(a, b, 0.75)
+    assert float(edge) == pytest.approx(0.25 * 8 + 0.25 * 1 + 0.5 * 8)
+
+
+def test_a_mix_keeps_engine_and_link_busy():
+    """At 1 Mbit/s the image alone is transmit-bound (2.76 ms), the edge split inference-bound (2 ms); alternating
+    them, each image is sent while the engine computes the next edge frame: 1.42 ms a frame."""
+    p, img, edge = _image_and_edge()
+    q = p.best_mix([img, edge], 1.0, "throughput")
+    assert {q.mix.a, q.mix.b} == {img, edge} and q.mix.share(img) == pytest.approx(0.5)
+    assert q.period == pytest.approx((2.76 + 0.08) / 2 * 1e-3) and q.fps > 1.4 * p.best([img, edge], 1.0).fps
+    assert q.energy == pytest.approx((p.predict(img, 1.0).energy + p.predict(edge, 1.0).energy) / 2)
+    assert p.best_mix([img, edge], 1.0, "throughput").bottleneck == "engine and link"
+    # at 22 Mbit/s the host bounds the share of images: 0.2 + 1.8 f = 2 - (4 - 2 - 0.00364) f
+    q22 = p.best_mix([img, edge], 22.0, "throughput")
+    f = 1.8 / (1.8 + 2 - 0.08 / 22)
+    assert q22.mix.share(img) == pytest.approx(f) and q22.period == pytest.approx((0.2 + 1.8 * f) * 1e-3)
+    pol = C.make_policy("dynamic", p, [img, edge], load_trace("const_1mbps"), C.PolicyConfig(objective="throughput"))
     e = C.Estimator(history=1)
-    e.add(0.0, 1000, 8e-3)
+    e.add(0.0, 345, 2.76e-3)
     picks = [pol.decide(k, 1.0, e)[0] for k in range(100)]
-    assert picks.count(a) == 29 and picks[:5] == [b, a, b, b, b] and pol.switches == 0   # 100 f, interleaved
+    assert picks.count(img) == 50 and picks[:4] in ([img, edge] * 2, [edge, img] * 2) and pol.switches == 0
     for k in range(1000):     # re-solved every frame to a slightly different mix: the shares still hold
-        pol._set(C.Mix.of(a, b, 0.30 if k % 2 else 0.32))
+        pol._set(C.Mix.of(img, edge, 0.30 if k % 2 else 0.32))
         picks.append(pol._next())
-    assert picks[100:].count(a) == 310 and pol.switches == 1000
+    assert picks[100:].count(img) == 310 and pol.switches == 1000
 
 
 def test_the_balanced_objective_pays_no_energy_for_a_small_gain():
@@ -146,10 +173,12 @@ def test_oracle_and_the_baselines():
     oracle = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig(objective="throughput", mix=False))
     e = C.Estimator()
     assert oracle.decide(0, 0.1, e)[0] == a and oracle.decide(1, 1.5, e)[0] == b
-    mixed = C.make_policy("oracle", p, [a, b], tr, C.PolicyConfig(objective="throughput"))
-    assert [mixed.decide(k, 0.1 + k * 1e-3, e)[0] for k in range(10)] == [a] * 10
-    slow = [mixed.decide(k, 1.5 + k * 1e-3, e)[0] for k in range(100)]     # the 1 Mbit/s segment: the mix
-    assert slow.count(a) == 29 and mixed.switches == 1 and mixed.mix.f == pytest.approx(2.92 / 9.92)
+    p2, img, edge = _image_and_edge()
+    mixed = C.make_policy("oracle", p2, [img, edge], tr, C.PolicyConfig(objective="throughput"))
+    fast = [mixed.decide(k, 0.1 + k * 1e-3, e)[0] for k in range(100)]     # 22 Mbit/s: host-bound share
+    slow = [mixed.decide(k, 1.5 + k * 1e-3, e)[0] for k in range(100)]     # 1 Mbit/s: alternate
+    assert fast.count(img) == round(100 * 1.8 / (1.8 + 2 - 0.08 / 22)) and slow.count(img) == 50
+    assert mixed.switches == 1 and mixed.mix.share(img) == pytest.approx(0.5)
     assert C.make_policy("edge-only", p, [a, b], tr, C.PolicyConfig()).fixed == b
     best = C.make_policy("best-static", p, [a, b], tr, C.PolicyConfig())
     assert best.fixed == p.best([a, b], tr.mean_mbps()).candidate and best.name == "best-static"
@@ -170,17 +199,18 @@ def test_a_busy_host_slows_every_candidate_alike():
 
 
 def test_trace_bounds_per_segment_and_static():
-    """22 Mbit/s for 1 s then 1 Mbit/s for 1 s: A alone 1000 then 125 frames/s (transmit 8 ms), B 333.3 always;
-    the best split per segment 1000 then 333.3; the best mix 1000 then 1 / 2.411 ms (test above)."""
-    p, a, b = _two()
+    """22 Mbit/s for 1 s then 1 Mbit/s for 1 s: the image alone 500 (host) then 362.3 frames/s (transmit), the
+    edge split 500 always; the best mix 1 / (0.2 + 1.8 f) ms (test above) then 1 / 1.42 ms."""
+    p, img, edge = _image_and_edge()
     tr = Trace("t", (0.0, 1.0), (22.0, 1.0), (link_power_w(22), link_power_w(1)), 2.0)
-    r = C.trace_bounds(p, [a, b], tr, "throughput")
-    assert r["static"][a.label]["fps"] == pytest.approx((1000 + 125) / 2)
-    assert r["static"][b.label]["fps"] == pytest.approx(1000 / 3)
-    assert r["best_fixed"]["candidate"] == a.label and r["segments"] == 2
-    assert r["per_segment_split"]["fps"] == pytest.approx((1000 + 1000 / 3) / 2)
-    mix = 1e3 / (3 - 2 * 2.92 / 9.92)
-    assert r["per_segment_mix"]["fps"] == pytest.approx((1000 + mix) / 2)
-    ea, em = p.predict(a, 22.0).energy, p.best_mix([a, b], 1.0, "throughput").energy
-    assert r["per_segment_mix"]["energy_j"] == pytest.approx((1000 * ea + mix * em) / (1000 + mix))
+    r = C.trace_bounds(p, [img, edge], tr, "throughput")
+    assert r["static"][img.label]["fps"] == pytest.approx((500 + 1e3 / 2.76) / 2)
+    assert r["static"][edge.label]["fps"] == pytest.approx(500)
+    assert r["best_fixed"]["candidate"] == edge.label and r["segments"] == 2
+    assert r["per_segment_split"]["fps"] == pytest.approx(500)
+    f = 1.8 / (1.8 + 2 - 0.08 / 22)
+    fast, slow = 1e3 / (0.2 + 1.8 * f), 1e3 / 1.42
+    assert r["per_segment_mix"]["fps"] == pytest.approx((fast + slow) / 2)
+    ef, es = p.best_mix([img, edge], 22.0, "throughput").energy, p.best_mix([img, edge], 1.0, "throughput").energy
+    assert r["per_segment_mix"]["energy_j"] == pytest.approx((fast * ef + slow * es) / (fast + slow))
     assert r["objective"] == {"name": "throughput", **r["per_segment_mix"]}
