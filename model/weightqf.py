@@ -686,16 +686,44 @@ def run_rescored(net: str | Network, qfs_from: str | os.PathLike, grid: Sequence
                            dict(search=round(t_search, 1), total=round(time.monotonic() - t0, 1)), data)
 
 
-def run_untrained(net: str | Network, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None
-                  ) -> dict[str, Any]:
+def _untrained_qnet(ref: EvalRef) -> QNet:
+    """The int16 network of an untrained built-in (its default or given weights), once per process."""
+    have = _WORKER.get("untrained")
+    if have is None or have[0] != ref:
+        from golden.network import load_network
+
+        nw = load_network(ref.net, weights=ref.weights, input_shape=ref.input_shape)
+        _WORKER["untrained"] = have = (ref, default_qnet(nw.name if nw.weights is None else nw))
+    return have[1]
+
+
+def _sweep_piece(item: tuple) -> dict[int, wc.LayerResult]:
+    """:func:`sweep_layer` of one layer of an untrained network, in a worker."""
+    ref, name, grid = item
+    return sweep_layer(_untrained_qnet(ref).layer(name).w, grid)
+
+
+def run_untrained(net: str | Network, grid: Sequence[int] = QF_GRID, log: Callable[[str], None] = lambda m: None,
+                  cluster: Any = None) -> dict[str, Any]:
     """Ratio and weight error per layer per grid QF on the default (He-initialised, untrained) weights, or on
-    the weights the Network carries (no accuracy either way: these networks have no data set here)."""
+    the weights the Network carries (no accuracy either way: these networks have no data set here). ``cluster``:
+    one piece per layer there (:func:`sim.cluster.run_pieces`), the same numbers."""
     t0 = time.monotonic()
     nw = as_network(net)
     grid = check_grid(grid)
     qnet = default_qnet(nw.name if nw.weights is None else nw)
     per_qf = {}
-    for name in weight_layers(qnet):
+    ref = eval_ref(nw, ImageData(), None, "test", None, "test")
+    if cluster is not None and not cluster.serial and ref is not None:
+        from sim import cluster as CL
+
+        names = weight_layers(qnet)
+        swept = CL.run_pieces(_sweep_piece, [(ref, n, grid) for n in names], cluster, desc=f"{nw.name} layers",
+                              labels=[f"layer {n}" for n in names])
+        for name, res in zip(names, swept, strict=True):
+            per_qf[name] = {str(q): r.as_dict() for q, r in res.items()}
+        log(f"{len(names)} layers swept on {cluster.describe()}: {time.monotonic() - t0:.0f} s")
+    for name in weight_layers(qnet) if not per_qf else ():
         t = time.monotonic()
         res = sweep_layer(qnet.layer(name).w, grid)
         per_qf[name] = {str(q): r.as_dict() for q, r in res.items()}
@@ -745,7 +773,7 @@ def run(net: str | Network, budget: float = BUDGET, grid: Sequence[int] | None =
     if grid is not None:
         grid = check_grid(grid)
     if not is_trained(nw):
-        return run_untrained(nw, grid or QF_GRID, log)
+        return run_untrained(nw, grid or QF_GRID, log, cluster)
     if search_split not in (None, "train", "test"):
         raise UserError(f"unknown search split {search_split!r}; allowed: train, test")
     if qfs_from is not None:

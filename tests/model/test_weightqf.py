@@ -269,3 +269,14 @@ def test_two_local_workers_choose_what_the_serial_run_chooses(digits_result):
 
     spread = WQ.run("digits", grid=GRID, cluster=CL.resolve(2))
     assert _without_seconds(spread) == _without_seconds(digits_result)
+
+
+def test_sweep_piece_rebuilds_the_network_from_its_reference():
+    """What a worker runs for one layer of an untrained network's table (``run_untrained`` on a cluster): the
+    network rebuilt from its name, the same numbers as sweeping the layer here."""
+    from golden.network import network
+
+    ref = WQ.eval_ref(network("digits"), WQ.ImageData(), None, "test", None, "test")
+    assert ref is not None and ref.net == "digits"
+    got = WQ._sweep_piece((ref, "features.6", (10, 90)))
+    assert got == WQ.sweep_layer(default_qnet("digits").layer("features.6").w, (10, 90))
