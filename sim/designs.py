@@ -41,12 +41,20 @@ def _engine_plain():
     return Engine(**ENGINE_PARAMS, encoder=False, weight_decoder=False)
 
 
+def _engine_tb_sources_registered(name: str):
+    from sim.engine_tb import engine_tb_sources
+
+    return engine_tb_sources(name, registered_inputs=True)
+
+
 # The same engine without the encode unit and the twelve weight decoders: the units a plain run (no ENCODE,
 # no coded weights) never uses. Verilator evaluates every unit every cycle, so this build simulates about 3x
 # faster; the cycles are the same (the units are idle in such a run: checked in tests/hw/test_engine_cocotb.py).
+# Its testbench top registers rst and cmd_addr (sim.engine_tb: Verilator then evaluates the next-state logic
+# with the clock only, not on every input change too); the counters are the full build's, command by command.
 ENGINE_PLAIN = Design("engine_plain", _engine_plain, parameters={**ENGINE_PARAMS, "encoder": False,
                                                                  "weight_decoder": False},
-                      top="engine_tb", wrapper=_engine_tb_sources, depends=ENGINE.depends)
+                      top="engine_tb", wrapper=_engine_tb_sources_registered, depends=ENGINE.depends)
 
 
 def engine_for(prog, small: bool = False) -> Design:
