@@ -198,15 +198,16 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
              cut: bool = True) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
-    weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default
-    ``sim.cluster.resolve()``); ``cut``: cut a plain run's conv head where that changes no counter
+    weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default:
+    serially, here; ``make sim`` passes ``--workers``/``--scheduler``, default one worker per core); ``cut``: cut
+    a plain run's conv head where that changes no counter
     (:func:`cut_head`)."""
     from dataclasses import replace
 
     from golden.network import network as as_network
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
-    from sim.cluster import run_pieces
+    from sim.cluster import ClusterSpec, run_pieces
     from sim.encoding import plan_encoding
     from sim.engine_run import DEFAULT_CONFIG, DramSettings
     from sim.networks import engine_layers
@@ -269,7 +270,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
         metas.append((part, scale, plans, prog))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
-    results = run_pieces(run_piece, pieces, cluster, desc=f"make sim {net}",
+    results = run_pieces(run_piece, pieces, cluster or ClusterSpec(workers=1), desc=f"make sim {net}",
                          labels=[f"{net} program {p.layers[0]}" + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "")
                                  for p in pieces])
     sim_wall = 0.0
