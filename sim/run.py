@@ -6,6 +6,13 @@ calibrated and run on scikit-image's astronaut photo resized to 224 x 224 (``gol
 network is lowered to engine commands (``sim.program``), simulated with the DRAM model at 16 bytes
 per cycle, and every layer's output is compared with the golden integer model.
 
+The network runs as several engine programs (pieces, ``sim.cluster.run_pieces``: ``--workers N`` /
+``WORKERS=N`` local Dask workers, default one per core, 1 = serially; ``--scheduler`` / ``SCHEDULER=`` an
+existing cluster): one per FC layer, each starting from the golden output of the layer before, and the conv
+head cut where that changes no counter (before a layer that reads its input from DRAM anyway: ``cut_head``;
+not in networks with branches, nor in encoding or coded-weight runs). The JSON is the serial run's whichever
+way the pieces ran, but for the wall-time fields.
+
 Prints a per-layer table and writes ``build/sim/<net>.json``: for each layer ``name``, ``macs``,
 ``cycles``, ``utilization`` (MACs / (144 x cycles)), ``bit_exact``, ``counters`` (every counter).
 
