@@ -32,6 +32,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -277,9 +278,12 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
         metas.append((part, scale, plans, prog))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
-    results = run_pieces(run_piece, pieces, cluster or ClusterSpec(workers=1), desc=f"make sim {net}",
-                         labels=[f"{net} program {p.layers[0]}" + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "")
-                                 for p in pieces])
+    with warnings.catch_warnings():
+        # each piece carries its program's DRAM image (weights and input, megabytes): what a piece is, not a slip
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        results = run_pieces(run_piece, pieces, cluster or ClusterSpec(workers=1), desc=f"make sim {net}",
+                             labels=[f"{net} program {p.layers[0]}"
+                                     + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "") for p in pieces])
     sim_wall = 0.0
     for (part, scale, plans, prog), res in zip(metas, results, strict=True):
         sim_wall += res["wall_s"]
