@@ -181,8 +181,11 @@ def sweep(nets: Sequence[Net] | Net | None = None, splits: Sequence[str] | None 
     return SweepTable(out, blocks)
 
 
-# a sweep this long goes to the cluster by default; each piece evaluates this many points of one network
-SWEEP_PARALLEL_POINTS = 5000
+# a sweep this long goes to the cluster by default; each piece evaluates this many points of one network. A warm
+# point costs about 0.13 ms and a network's tables about a second, while starting a local cluster and its workers
+# (each imports torch and builds its own tables) costs 10-20 s here (make bench: the 414-point default sweep is
+# about 4x slower on 2 workers than serially), so only very long sweeps gain
+SWEEP_PARALLEL_POINTS = 200_000
 SWEEP_CHUNK = 200
 
 

@@ -6,7 +6,7 @@
 ``edgesplit sweep [--net N ...] [--split S ...] [--encoding E ...] [--link L ...] [--qf Q] [--json] [--plot FILE]
 [--workers N] [--scheduler tcp://HOST:PORT]``
     every combination (defaults: alexnet, vgg16, resnet50 x every split x 3 encodings x 3 links); with
-    ``--workers``/``--scheduler`` (or a sweep of 5,000 points or more) in chunks of points on a Dask cluster
+    ``--workers``/``--scheduler`` (or a sweep of 200,000 points or more) in chunks of points on a Dask cluster
     (``sim.cluster``), the same table.
 ``edgesplit best --net N --link L [--encoding E] --objective energy|throughput [--accuracy-loss 0.01]
 [--json] [--plot FILE]``
