@@ -33,6 +33,10 @@ endif
 ifdef INPUT_SHAPE
 SIMARGS += --input-shape $(INPUT_SHAPE)
 endif
+# CUT=1: the conv head in more programs, to run in parallel (sim/run.py: a layer at a cut can count a cycle fewer)
+ifdef CUT
+SIMARGS += --cut
+endif
 # where the pieces of make sim / make synth run (sim.cluster, docs/cluster.md): WORKERS=n local Dask workers
 # (1: serially, no Dask; default $$EDGESPLIT_WORKERS or one per core), SCHEDULER=tcp://HOST:PORT an existing cluster
 CLUSTERARGS :=

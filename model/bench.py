@@ -86,8 +86,9 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
 def cluster_run(sim_net: str = "alexnet") -> dict:
     """1 local worker (serial, no Dask) against 2 (a LocalCluster started by the run), each a fresh process run
     back to back, wall time from the command's start: the default sweep (AlexNet, VGG-16, ResNet-50 x every split
-    x 3 encodings x 3 links: 414 points, in chunks of ``model.api.SWEEP_CHUNK``) and ``make sim NET=sim_net`` (its
-    programs as pieces). The results of the two runs must be identical (the sweep's JSON; make sim's JSON but for
+    x 3 encodings x 3 links: 414 points, in chunks of ``model.api.SWEEP_CHUNK``) and ``make sim NET=sim_net CUT=1`` (its
+    programs as pieces; AlexNet's conv head cut in two, every counter as uncut). It writes build/sim/<net>.json
+    as make sim does. The results of the two runs must be identical (the sweep's JSON; make sim's JSON but for
     the wall-time fields)."""
     from sim.runner import BUILD_DIR
 
@@ -102,12 +103,12 @@ def cluster_run(sim_net: str = "alexnet") -> dict:
     sims = {}
     path = BUILD_DIR / "sim" / f"{sim_net}.json"
     for w in (1, 2):
-        wall, text = _timed([py, "-m", "sim.run", "--net", sim_net, "--workers", str(w)], {})
+        wall, text = _timed([py, "-m", "sim.run", "--net", sim_net, "--cut", "--workers", str(w)], {})
         sims[w] = json.loads(path.read_text())
         import re
 
         programs = int(re.search(r"simulating (\d+) program", text).group(1))
-        out["runs"].append({"what": f"make sim NET={sim_net}", "workers": w, "wall_s": wall,
+        out["runs"].append({"what": f"make sim NET={sim_net} CUT=1", "workers": w, "wall_s": wall,
                             "sim_wall_s": sims[w]["sim_wall_s"], "sim_cycles": sims[w]["total"]["cycles"],
                             "sim_cycles_per_s": sims[w]["sim_cycles_per_s"], "programs": programs})
     for r in sims.values():

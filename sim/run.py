@@ -8,10 +8,12 @@ per cycle, and every layer's output is compared with the golden integer model.
 
 The network runs as several engine programs (pieces, ``sim.cluster.run_pieces``: ``--workers N`` /
 ``WORKERS=N`` local Dask workers, default one per core, 1 = serially; ``--scheduler`` / ``SCHEDULER=`` an
-existing cluster): one per FC layer, each starting from the golden output of the layer before, and the conv
-head cut where that changes no counter (before a layer that reads its input from DRAM anyway: ``cut_head``;
-not in networks with branches, nor in encoding or coded-weight runs). The JSON is the serial run's whichever
-way the pieces ran, but for the wall-time fields.
+existing cluster): one per FC layer, each starting from the golden output of the layer before. The JSON is the serial
+run's whichever way the pieces ran, but for the wall-time fields. ``--cut`` (``CUT=1``) also cuts the conv head
+before each layer that reads its input from DRAM anyway (``cut_head``; not in networks with branches, nor in
+encoding or coded-weight runs): outputs stay bit-exact, but a layer at a cut can count one cycle fewer than in
+the uncut run (measured: AlexNet none; VGG-16 6 of its 14 cut layers, -1 cycle each, against the pinned
+serial cycles of tests/model/test_cost_counts.py), so it is not the default.
 
 Prints a per-layer table and writes ``build/sim/<net>.json``: for each layer ``name``, ``macs``,
 ``cycles``, ``utilization`` (MACs / (144 x cycles)), ``bit_exact``, ``counters`` (every counter).
@@ -155,10 +157,12 @@ def _layer_commands(prog, name: str) -> list:
 
 def cut_head(head: list, x, refs: dict, config) -> list[list]:
     """Cut a linear run of layers into programs that each start from the golden output of the layer before,
-    only where that changes nothing: before a layer whose input the whole program reads from DRAM anyway (its
-    first command a counted LOAD: the previous layer's output was banded out, not resident in the feature
-    buffer) and whose commands, compiled on their own from that input, are the whole program's (addresses
-    aside). A layer whose input stays resident is never a cut: on its own it would LOAD the input first."""
+    only before a layer whose input the whole program reads from DRAM anyway (its first command a counted LOAD:
+    the previous layer's output was banded out, not resident in the feature buffer) and whose commands, compiled
+    on their own from that input, are the whole program's (addresses aside). A layer whose input stays resident is
+    never a cut: on its own it would LOAD the input first. The commands are the same; the timing at the cut can
+    differ by a cycle (the first LOAD of the uncut program may wait behind the previous layer's last STOREs):
+    measured equal on AlexNet and tests/sim/test_sim_pieces.py, one cycle fewer on 6 of VGG-16's 14 cuts."""
     from dataclasses import replace
 
     from hw.descriptor import Op
@@ -204,12 +208,12 @@ def run_piece(piece: Piece) -> dict:
 
 def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 16.0, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
-             cut: bool = True) -> dict:
+             cut: bool = False) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
     weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default:
     serially, here; ``make sim`` passes ``--workers``/``--scheduler``, default one worker per core); ``cut``: cut
-    a plain run's conv head where that changes no counter
-    (:func:`cut_head`)."""
+    a plain run's conv head into more programs (:func:`cut_head`; opt-in: a layer at a cut can count one cycle
+    fewer)."""
     from dataclasses import replace
 
     from golden.network import network as as_network
@@ -242,8 +246,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
     totals = {n: 0 for n in COUNTERS}
     t0 = time.monotonic()
     parts = _programs(layers)
-    # cut only in plain runs at make sim's DRAM rate (where the cuts were measured to leave every counter alone:
-    # AlexNet, tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
+    # cuts only in plain runs at make sim's DRAM rate (where they were measured: AlexNet, VGG-16,
+    # tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
     if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
             and is_linear(layers) \
             and not getattr(parts[0][0], "flatten", False):
@@ -452,8 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--qf", help="JPEG quality factor 1..100 (default 75)")
     p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
     p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
-    p.add_argument("--no-cut", action="store_true",
-                   help="run the conv head as one program (default: cut where no layer's counters change)")
+    p.add_argument("--cut", action="store_true",
+                   help="cut the conv head into more programs (more pieces to run in parallel) before layers that "
+                        "read their input from DRAM anyway; a layer at a cut can count one cycle fewer (CUT=1)")
     cluster_args(p)
     args = p.parse_args(argv)
     try:
@@ -491,9 +496,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
             plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle, cluster=cluster,
-                             cut=not args.no_cut)
+                             cut=args.cut)
         result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
-                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=not args.no_cut)
+                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2
