@@ -15,20 +15,28 @@ load factor that every reply updates (:meth:`Predictor.observe_host`).
 
 Predicted frame period of candidate ``c`` at rate ``R``: ``max(t_inf, t_enc + 8 B / R, t_host)`` (the paper's
 two-stage pipeline plus the host as a third stage); energy per frame ``e_fixed + P(R) 8 B / R + P_leak x period``.
+The host's time is the candidate's own measured time once it ran, else its probe time x the load factor. A
+:class:`Mix` interleaves two candidates (a share ``f`` of ``a``): its period is :func:`mix_period` (each
+transmission overlaps the next frame's inference through the one hand-over buffer; the host adds the average of
+the host times), its energy the average.
 
 Policies (:data:`POLICIES`):
 
 * ``static``: the split, codec and QF given.
 * ``dynamic``: the controller. Bandwidth estimate = harmonic mean of the rates of the last ``history``
-  transfers (bytes / airtime, as a sender measures them; ``initial_mbps`` before the first). Each frame it
-  picks the admissible candidate with the most predicted frames/s (``objective`` throughput; candidates within
-  ``tie`` of the best are then ranked by energy) or the least energy per frame (``energy``), and switches
-  only when the new choice is predicted ``hysteresis`` better than the current one under the same estimate
-  and ``dwell`` frames have passed since the last switch: no flapping.
+  transfers (bytes / airtime, as a sender measures them; ``initial_mbps`` before the first). It picks the best
+  mix of at most two admissible candidates (:meth:`Predictor.best_mix`; ``mix=False``: one candidate) by the
+  ``objective``: ``balanced`` (default) the most frames/s per energy per frame (the inverse of the energy-delay
+  product), ``throughput`` the most frames/s (then the least energy within ``tie``), ``energy`` the least energy;
+  and switches only when the new choice is predicted ``hysteresis`` better than the current one under the same
+  estimate and ``dwell`` frames have passed since the last switch: no flapping. Frames of a mix are interleaved
+  by smooth weighted round robin.
 * ``edge-only`` (the last split, lossless), ``host-only`` (the camera image: JPEG at the budget QF when the
-  study has one, else lossless), ``best-static`` (the candidate the controller would pick at the trace's
-  time-averaged rate, fixed for the run), ``oracle`` (knows the trace: for each frame the best candidate at
-  the true mean rate over its own transmission, no hysteresis).
+  study has one, else lossless), ``best-static`` (the candidate with the most predicted frames/s at the trace's
+  time-averaged rate, fixed for the run), ``oracle`` (knows the trace: the controller's own choice at the true
+  rate and power of the segment each frame starts in, no hysteresis).
+
+:func:`trace_bounds`: what each kind of policy could reach on a trace according to the predictor.
 """
 
 from __future__ import annotations
