@@ -118,7 +118,7 @@ def _local_cluster(workers: int):
 
     # one thread per worker process: pieces are CPU-bound Python/Verilator; the repository's own code is
     # imported by each worker from this checkout (the workers inherit cwd, sys.path and the environment)
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=40)
 
 
