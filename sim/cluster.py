@@ -113,13 +113,24 @@ def _progress(total: int, desc: str, quiet: bool):
                 dynamic_ncols=True, leave=False)
 
 
+# The environment each worker process starts with (Dask's nanny sets it before spawning). Dask's own default,
+# MALLOC_TRIM_THRESHOLD_=65536, also turns off glibc's dynamic mmap threshold, so every large numpy temporary is
+# mapped, faulted in and unmapped again: the accuracy study's pieces spent 183 s in sys against 9 s serially
+# (docs/profile-accuracy.md). One BLAS/OpenMP thread per worker: a worker is one core's worth of pieces.
+WORKER_ENVIRON = {"MALLOC_TRIM_THRESHOLD_": "134217728", "MALLOC_MMAP_THRESHOLD_": "33554432",
+                  "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                  WORKERS_ENV: "1"}
+
+
 def _local_cluster(workers: int):
+    import dask
     from distributed import LocalCluster
 
     # one thread per worker process: pieces are CPU-bound Python/Verilator; the repository's own code is
     # imported by each worker from this checkout (the workers inherit cwd, sys.path and the environment)
-    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                        silence_logs=40)
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRON}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                            silence_logs=40)
 
 
 def _worker_env() -> None:

@@ -32,3 +32,8 @@ def die_once(job: tuple[str, int]) -> int:
     if k == 0 and attempts == 1:
         os._exit(13)
     return 10 * k
+
+
+def environ(_: int) -> dict[str, str | None]:
+    """The worker's malloc and thread settings."""
+    return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")}

@@ -51,6 +51,13 @@ def test_serial_and_local_cluster_agree():
     assert os.getpid() not in {pid for _, pid in local}
 
 
+def test_local_workers_get_their_environment():
+    from sim.cluster import WORKER_ENVIRON
+
+    got = run_pieces(pieces.environ, [0, 1], ClusterSpec(workers=2), quiet=True)
+    assert got == [{k: WORKER_ENVIRON[k] for k in got[0]}] * 2     # not Dask's MALLOC_TRIM_THRESHOLD_=65536
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failing_piece_is_named(workers):
     labels = [f"shard {i}" for i in range(4)]
