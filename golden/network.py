@@ -426,6 +426,20 @@ def load_network(spec: str | Network, weights: str | os.PathLike | Mapping | Non
     return net.with_weights(weights)
 
 
+def load_args(nw: Network) -> tuple[str, str | None, tuple[int, int, int] | None] | None:
+    """``(spec, weights, input_shape)`` for :func:`load_network` to rebuild ``nw`` in another process (a cluster
+    worker, ``sim.cluster``), or None where it cannot: weights given as an in-memory state_dict, a network
+    registered in this process only."""
+    if nw.weights is not None and not isinstance(nw.weights, (str, os.PathLike)):
+        return None
+    weights = None if nw.weights is None else str(nw.weights)
+    if nw.is_builtin:
+        return nw.name, weights, None
+    if nw.source.endswith(".onnx") or ".py:" in nw.source:
+        return nw.source, weights, tuple(int(v) for v in nw.input_shape)
+    return None
+
+
 def _file_key(p: Path) -> tuple:
     try:
         st = p.stat()

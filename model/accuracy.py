@@ -1474,16 +1474,13 @@ def study_ref(net: str | Network, data: str | os.PathLike | None, limit: int | N
               resize: int | None, config: StudyConfig) -> StudyRef | None:
     """The :class:`StudyRef` of a study, or None where a worker could not rebuild it (weights given as an
     in-memory state_dict, a network registered in this process only)."""
-    nw = as_network(net)
-    if nw.weights is not None and not isinstance(nw.weights, (str, os.PathLike)):
+    from golden.network import load_args
+
+    args = load_args(as_network(net))
+    if args is None:
         return None
-    if nw.is_builtin:
-        spec, shape = nw.name, None
-    elif nw.source.endswith(".onnx") or ".py:" in nw.source:
-        spec, shape = nw.source, tuple(int(v) for v in nw.input_shape)
-    else:
-        return None
-    return StudyRef(net=spec, weights=None if nw.weights is None else str(nw.weights), input_shape=shape,
+    spec, weights, shape = args
+    return StudyRef(net=spec, weights=weights, input_shape=shape,
                     data=None if data is None else str(data), limit=limit, norm=norm, resize=resize, config=config)
 
 

@@ -331,15 +331,12 @@ def eval_ref(nw: Network, data: ImageData, calib_n: int | None, calib_split: str
              split: str) -> EvalRef | None:
     """The :class:`EvalRef` of an image set, or None where a worker could not rebuild the network (weights given
     as an in-memory state_dict, a network registered in this process only)."""
-    if nw.weights is not None and not isinstance(nw.weights, (str, os.PathLike)):
+    from golden.network import load_args
+
+    args = load_args(nw)
+    if args is None:
         return None
-    if nw.is_builtin:
-        spec, shape = nw.name, None
-    elif nw.source.endswith(".onnx") or ".py:" in nw.source:
-        spec, shape = nw.source, tuple(int(v) for v in nw.input_shape)
-    else:
-        return None
-    return EvalRef(spec, None if nw.weights is None else str(nw.weights), shape, data, calib_n, calib_split, n, split)
+    return EvalRef(*args, data, calib_n, calib_split, n, split)
 
 
 _WORKER: dict[str, Any] = {}
