@@ -83,6 +83,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache, partial
 from pathlib import Path
 
+from golden.arch import DEFAULT_ARCH, EngineArch
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
@@ -118,22 +119,24 @@ RTL_COMPARED = (
 
 @dataclass(frozen=True)
 class EngineParams:
-    """The engine as the model sees it (defaults = ``hw.engine.Engine()`` and ``make sim``'s DRAM model)."""
+    """The engine as the model sees it. Its size (lanes, buffers, DRAM, clock) comes from one
+    :class:`golden.arch.EngineArch` (:meth:`from_arch`; the defaults are ``DEFAULT_ARCH``'s, the engine ``make
+    sim`` builds); the rest are the RTL's timing facts the model is calibrated on."""
 
-    lanes: int = 12
+    lanes: int = DEFAULT_ARCH.lanes
     seg_rows: int = 3
-    fb_words: int = 2**18
-    fb_banks: int = 16
-    wb_depth: int = 4608
-    dram_beat_words: int = 12
-    dram_bytes_per_cycle: float = 16.0
-    dram_latency_cycles: int = 20
+    fb_words: int = DEFAULT_ARCH.fb_words
+    fb_banks: int = DEFAULT_ARCH.fb_banks
+    wb_depth: int = DEFAULT_ARCH.wb_depth
+    dram_bytes_per_cycle: float = DEFAULT_ARCH.dram_bytes_per_cycle
+    dram_latency_cycles: int = DEFAULT_ARCH.dram_latency_cycles
+    clock_hz: float = DEFAULT_ARCH.clock_hz
     desc_beats: int = 3
     decode_cycles: float = 2.5
     drain_cycles: int = 15
     bias_beats: int = 3
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
-    dw_unit: bool = True           # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
+    dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
     overlap_dma: bool = True       # double-buffered bands of branchy networks (hw/plan.py, background transfers)
     resident: bool = True          # branchy networks: maps kept in the buffer where they fit (hw.plan.plan_dag)
     dw_start_cycles: float = 2.0   # DWCONV: dispatch to the unit's first weight read, and done to the next fetch
@@ -145,6 +148,25 @@ class EngineParams:
     wdec_table_cycles_per_beat: float = 5.0  # accept the beat, then 4 table-port writes
     wdec_start_cycles: float = 164.0        # first weight row after the tables: Huffman + IDCT pipeline, hand-off
     wdec_group_cycles: float = 4.0          # per group (bank): reserve + 3 bias beats from the bias FIFO
+
+    @classmethod
+    def from_arch(cls, arch: EngineArch, **timing) -> EngineParams:
+        """The model of the engine ``arch`` describes (``timing``: any of the calibrated fields above)."""
+        return cls(lanes=arch.lanes, fb_words=arch.fb_words, fb_banks=arch.fb_banks, wb_depth=arch.wb_depth,
+                   dram_bytes_per_cycle=arch.dram_bytes_per_cycle, dram_latency_cycles=arch.dram_latency_cycles,
+                   clock_hz=arch.clock_hz, dw_unit=arch.dw_unit, **timing)
+
+    @property
+    def arch(self) -> EngineArch:
+        """The architecture these parameters describe (the cost model refuses RTL counts of another)."""
+        return replace(DEFAULT_ARCH, rows=self.lanes, cols=self.lanes, fb_words=self.fb_words,
+                       fb_banks=self.fb_banks, wb_depth=self.wb_depth, dram_bytes_per_cycle=self.dram_bytes_per_cycle,
+                       dram_latency_cycles=self.dram_latency_cycles, clock_hz=self.clock_hz, dw_unit=self.dw_unit)
+
+    @property
+    def dram_beat_words(self) -> int:
+        """16-bit words per DRAM beat: one weight row of ``lanes`` output channels."""
+        return self.lanes
 
     @property
     def words_per_cycle(self) -> float:
