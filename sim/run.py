@@ -507,9 +507,9 @@ def main(argv: list[str] | None = None) -> int:
         attach_plain(result, plain)
         print_weights(result)
     if spec is not None:
-        from model.tech import load_tech
+        from golden.arch import DEFAULT_ARCH
 
-        print_encoding(result, load_tech().clock_hz)
+        print_encoding(result, DEFAULT_ARCH.clock_hz)
     # the default run of a network is build/sim/<net>.json (what the cost model reads); another split
     # goes to build/sim/<net>_<split>.json; encoding runs add _<mode>
     default = args.split is None or args.split == DEFAULT_SPLITS.get(nw.name)

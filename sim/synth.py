@@ -1,4 +1,4 @@
-"""``make synth``: generic Yosys synthesis of every block, area and power per block.
+"""``make synth``: generic Yosys synthesis of every block, area (and leakage) per block.
 
 Blocks (Verilog from ``sim.runner.generate_verilog``, the same files ``make verilog`` writes):
 
@@ -20,14 +20,13 @@ synthesise):
   ``abc`` to generic gates): every gate counted, so the logic area is known. Memories that an SRAM compiler
   cannot make (more than one read or write port, e.g. the window loader's 16-write / 12-read segment
   buffer) are register files: ``memory_map`` turns exactly those into flip-flops and gates; every other
-  memory stays a ``$mem_v2`` cell and is costed as an SRAM macro (``model/tech/28nm.yaml``, ``area``).
+  memory stays a ``$mem_v2`` cell and is costed as an SRAM macro (``hw/tech/28nm.yaml``, ``area``).
 
 Area: generic gates and flip-flops in NAND2 equivalents (``area.gate_ge``) x ``area.ge_m2``; SRAM macros
-``bits x bitcell x two-port factor / array efficiency(bits)``. Power, over ``make sim``'s AlexNet run
-(``build/sim/alexnet.json``): dynamic energy per block from the engine's counters and the per-action energies
-that ``model.system`` uses for the cost model (nothing re-derived here), divided by the run time at the clock
-of the technology file; leakage from the synthesised areas (``area.leakage_per_ge_w``,
-``area.leakage_per_sram_bit_w``).
+``bits x bitcell x two-port factor / array efficiency(bits)``; leakage from the synthesised areas
+(``area.leakage_per_ge_w``, ``area.leakage_per_sram_bit_w``). The power table over ``make sim``'s AlexNet run
+needs the cost model's per-action energies, so it is the next step of ``make synth``, one floor up:
+``python -m model.synth_power`` reads ``synth.json`` and adds it (``power`` there, a section of ``synth.md``).
 
 Outputs under ``build/synth/``: per block and flow the Yosys script, log, ``stat -json`` and the coarse netlist
 (JSON, memory init values dropped); ``synth.json`` and ``synth.md`` (tables). Each run records its wall time,
@@ -51,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from golden.errors import UserError
+from hw.tech import load_tech
 from sim.runner import BUILD_DIR, REPO_ROOT, Design, generate_verilog
 
 SYNTH_DIR = BUILD_DIR / "synth"
@@ -284,8 +284,6 @@ def _instances(top: str, subs_of: dict[str, dict]) -> Counter:
 def synth_block(block: Block, flow: str, out_dir: Path = SYNTH_DIR, force: bool = False, tech=None) -> dict:
     """Synthesise ``block`` with ``flow`` and return its report. Yosys is not rerun when the Verilog, the script
     and the Yosys version are those of its outputs on disk (``cached``; the run time is the recorded one)."""
-    from model.tech import load_tech
-
     if flow not in FLOWS:
         raise SynthError(f"unknown flow {flow!r}; allowed: {', '.join(FLOWS)}")
     t = load_tech(tech)
@@ -406,7 +404,7 @@ def _total(rows, area) -> dict:
     return tot
 
 
-# ---- the chip: per-block breakdown (Fig. 6(b)) and power ---------------------------------------------------
+# ---- the chip: per-block breakdown (Fig. 6(b)), area and leakage (power: model.synth_power) ----------------
 
 
 # The engine's parts: a module prefix (its own logic and memories) or a memory of the engine module itself.
@@ -471,48 +469,6 @@ def breakdown(engine: dict, encoder: dict, area) -> list[dict]:
     return rows
 
 
-def power(rows: list[dict], tech, sim_json: Path) -> dict:
-    """Average power per block over ``make sim``'s run: dynamic (counters x the cost model's per-action
-    energies, ``model.system``) + leakage (from the synthesised areas)."""
-    from model.counts import DEFAULT_ENGINE, rtl_layer_counts, rtl_result
-    from model.system import _energies, encoder_samples
-
-    data = rtl_result("alexnet", sim_json)
-    if data is None:
-        raise SynthError(f"no activity counts at {sim_json}: run `make sim` first")
-    net = data["net"]
-    layers = rtl_layer_counts(net, sim_json)
-    if not layers:
-        raise SynthError(f"{sim_json}: no layer matches the engine and the golden network (stale run? `make sim`)")
-    c = Counter()
-    for lc in layers.values():
-        for f in ("cycles", "busy", "macs", "pool_ops", "outputs", "fb_read_words", "fb_write_words",
-                  "wb_read_words", "wb_write_words", "seg_read_words", "seg_write_words", "dram_read_words",
-                  "dram_write_words"):
-            c[f] += getattr(lc, f)
-    en = _energies(tech, DEFAULT_ENGINE)
-    seconds = c["cycles"] / tech.clock_hz
-    samples = encoder_samples(net, data["split"], "jpeg")
-    dyn = {
-        "MAC array": c["macs"] * (en.mac + en.acc) + c["busy"] * en.beat + c["outputs"] * en.requant,
-        "feature buffer": c["fb_read_words"] * en.fb_r + c["fb_write_words"] * en.fb_w,
-        "weight buffers": c["wb_read_words"] * en.wb_r + c["wb_write_words"] * en.wb_w,
-        "control (sequencer, DMA, window loader, pool/vector unit)":
-            c["pool_ops"] * en.cmp + c["seg_read_words"] * en.rf_r + c["seg_write_words"] * en.rf_w,
-        ENCODER: samples * en.enc["jpeg"],
-    }
-    out = []
-    for r in rows:
-        e = dyn.get(r["block"])   # None: no activity model for the block (leakage only)
-        out.append({"block": r["block"], "dynamic_j": e, "dynamic_w": None if e is None else e / seconds,
-                    "leakage_w": r["leakage_w"], "total_w": (e or 0.0) / seconds + r["leakage_w"]})
-    dram_w = (c["dram_read_words"] + c["dram_write_words"]) * en.dram_word / seconds
-    return {"source": str(sim_json), "net": net, "split": data["split"], "cycles": c["cycles"],
-            "seconds": seconds, "clock_hz": tech.clock_hz, "encoder_samples": samples,
-            "encoder_note": f"The encoder codes the {data['split']} feature once per frame (JPEG)",
-            "blocks": out, "on_chip_w": sum(r["total_w"] for r in out), "dram_w": dram_w, "counts": dict(c)}
-
-
 # ---- report ---------------------------------------------------------------------------------------------------
 
 
@@ -520,7 +476,7 @@ def _mm2(x) -> str:
     return "-" if x is None else f"{x * 1e6:.4f}"
 
 
-def tables(reports: dict[str, dict], chip: list[dict] | None, pw: dict | None) -> str:
+def tables(reports: dict[str, dict], chip: list[dict] | None) -> str:
     lines = []
     lines.append("## Blocks\n")
     lines.append("| block | flow | coarse cells | multipliers | FF bits | SRAM macros | SRAM bits | regfile bits "
@@ -583,19 +539,6 @@ def tables(reports: dict[str, dict], chip: list[dict] | None, pw: dict | None) -
         if not chip[0]["logic_known"]:
             lines.append("\nCoarse flow: combinational logic is not mapped to gates, so areas are flip-flops and "
                          "SRAM only (`make synth SYNTH=full` for the logic).")
-    if pw:
-        lines.append(f"\n## Power over `make sim` ({pw['net']} input..{pw['split']}, {pw['cycles']:,.0f} cycles = "
-                     f"{pw['seconds'] * 1e3:.2f} ms at {pw['clock_hz'] / 1e6:.0f} MHz)\n")
-        lines.append("| block | dynamic mW | leakage mW | total mW | share |")
-        lines.append("|---|---|---|---|---|")
-        for r in pw["blocks"]:
-            dw = "- (no activity model)" if r["dynamic_w"] is None else f"{r['dynamic_w'] * 1e3:.2f}"
-            lines.append(f"| {r['block']} | {dw} | {r['leakage_w'] * 1e3:.3f} | "
-                         f"{r['total_w'] * 1e3:.2f} | {r['total_w'] / pw['on_chip_w']:.1%} |")
-        lines.append(f"| **on chip** | | | **{pw['on_chip_w'] * 1e3:.2f}** | 100% |")
-        lines.append(f"\nOff chip: DRAM traffic {pw['dram_w'] * 1e3:.2f} mW. {pw['encoder_note']}; "
-                     "leakage from the synthesised areas, dynamic energy from the counters and `model.system`'s "
-                     "per-action energies.")
     return "\n".join(lines) + "\n"
 
 
@@ -606,14 +549,10 @@ def synth_piece(item: tuple[str, str, str, bool]) -> dict:
 
 
 def main(argv=None) -> int:
-    from model.tech import load_tech
-
     ap = argparse.ArgumentParser(prog="python -m sim.synth", description=__doc__.split("\n\n")[0])
     ap.add_argument("--flow", choices=FLOWS, default=os.environ.get("SYNTH", "coarse") or "coarse")
     ap.add_argument("--blocks", default="", help="comma-separated subset (default: all; the engine last)")
     ap.add_argument("--force", action="store_true", help="resynthesise even when nothing changed")
-    ap.add_argument("--sim-json", default=str(BUILD_DIR / "sim" / "alexnet.json"),
-                    help="make sim's counters for the power breakdown")
     ap.add_argument("--out", default=str(SYNTH_DIR))
     from sim.cluster import ClusterSpec, add_arguments, from_args
 
@@ -647,22 +586,17 @@ def main(argv=None) -> int:
             print(f"synth: {n} ({args.flow}{', cached' if r['cached'] else ''}): "
                   f"{r['total']['coarse_cell_count']:,} coarse cells, {r['total']['ff_bits']:,} FF bits, "
                   f"{r['total']['sram_bits']:,} SRAM bits in {len(r['total']['srams'])} macros", flush=True)
-        chip = pw = None
+        chip = None
         if "engine" in reports:
             chip = breakdown(reports["engine"], reports.get("jpeg_encoder_w4"), tech.area)
-            sim_json = Path(args.sim_json)
-            if sim_json.exists():
-                pw = power(chip, tech, sim_json)
-            else:
-                print(f"synth: no {sim_json}: power breakdown skipped (run `make sim` first)", file=sys.stderr)
     except (SynthError, UserError) as e:   # UserError: a piece that failed on a worker (sim.cluster.PieceFailed)
         print(f"synth: {e}", file=sys.stderr)
         return 1
-    md = f"# Synthesis ({args.flow} flow, {yosys_version()}, technology {tech.name})\n\n" + tables(reports, chip, pw)
+    md = f"# Synthesis ({args.flow} flow, {yosys_version()}, technology {tech.name})\n\n" + tables(reports, chip)
     print()
     print(md)
     doc = {"flow": args.flow, "yosys": yosys_version(), "tech": tech.path, "blocks": reports, "chip_area": chip,
-           "power": pw, "wall_s": time.monotonic() - t0}
+           "power": None, "wall_s": time.monotonic() - t0}
     (out / "synth.json").write_text(json.dumps(doc, indent=1))
     (out / "synth.md").write_text(md)
     print(f"wrote {out / 'synth.json'} and {out / 'synth.md'}")

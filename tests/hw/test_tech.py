@@ -1,4 +1,4 @@
-"""model.tech: the 28 nm technology file, its schema check and the SRAM energy interpolation."""
+"""hw.tech: the 28 nm technology file, its schema check and the SRAM energy interpolation."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import copy
 import pytest
 import yaml
 
+from golden.arch import DEFAULT_ARCH
 from golden.errors import UserError
-from model.tech import DEFAULT_TECH, check_tech, load_tech
+from hw.tech import DEFAULT_TECH, check_tech, load_tech
 
 
 @pytest.fixture(scope="module")
@@ -18,9 +19,10 @@ def doc():
 
 def test_default_file_loads_with_provenance():
     t = load_tech()
-    assert t.name == "28nm" and t.clock_hz == 200e6
+    assert t.name == "28nm" and not hasattr(t, "clock_hz")     # the clock is the architecture's
     assert t.e("mac_16b") == pytest.approx(0.48e-12)
     assert t.e("dram_bit") * 32 == pytest.approx(640e-12)     # the paper's 640 pJ per 32-bit access
+    assert "clock" not in {row["group"] for row in t.table()}
     for row in t.table():
         assert row["source"].strip() and row["scaling"].strip() and row["unit"].strip()
 
@@ -56,7 +58,6 @@ def _broken(doc, path, value):
     (("energy", "mac_16b", "source"), "", "energy.mac_16b.source: expected a non-empty string"),
     (("energy", "mac_16b", "colour"), "red", "unknown field 'colour'"),
     (("energy", "fancy_op"), {"value": 1, "unit": "J", "source": "s", "scaling": "x"}, "energy.fancy_op: unknown key"),
-    (("clock", "frequency_hz", "value"), 0, "clock.frequency_hz.value: 0 must be > 0"),
     (("leakage", "encoder_w"), KeyError, "leakage.encoder_w: missing"),
     (("sram", "read_pj", "sizes_bytes"), [262144, 131072, 524288, 1048576], "strictly increasing"),
     (("sram", "read_pj", "values"), [[1, 2, 3]], "expected 4 rows"),
@@ -82,17 +83,41 @@ def test_file_errors(tmp_path):
         load_tech(scalar)
 
 
-def test_another_tech_file_changes_results(tmp_path, doc):
+def test_a_clock_in_the_tech_file_is_a_one_line_error(tmp_path, doc):
+    """The clock moved to the engine architecture (golden.arch.EngineArch.clock_hz, issue 16)."""
+    assert "clock" not in doc and DEFAULT_ARCH.clock_hz == 200e6
+    d = copy.deepcopy(doc)
+    d["clock"] = {"frequency_hz": {"value": 100e6, "unit": "Hz", "source": "s", "scaling": "none"}}
+    with pytest.raises(UserError) as e:
+        check_tech(d, "t.yaml")
+    msg = str(e.value)
+    assert msg.startswith("technology file t.yaml: clock: ") and "\n" not in msg
+    assert "engine architecture (golden.arch.EngineArch.clock_hz)" in msg and "remove" in msg
+    p = tmp_path / "clocked.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(UserError, match="golden.arch.EngineArch.clock_hz"):
+        load_tech(p)
+
+
+def test_another_tech_file_and_another_clock_change_results(tmp_path, doc):
+    from dataclasses import replace
+
     from model.api import query
+    from model.counts import DEFAULT_ENGINE
 
     d = copy.deepcopy(doc)
-    d["name"] = "slow-clock"
-    d["clock"]["frequency_hz"]["value"] = 100e6
-    p = tmp_path / "slow.yaml"
+    d["name"] = "costly-mac"
+    d["energy"]["mac_16b"]["value"] *= 2
+    p = tmp_path / "costly.yaml"
     p.write_text(yaml.safe_dump(d))
     a = query("alexnet", "fc8", "none", counts_source="analytical")
     b = query("alexnet", "fc8", "none", tech=p, counts_source="analytical")
-    assert b.tech == "slow-clock" and b.fps == pytest.approx(a.fps / 2, rel=1e-9)
+    assert b.tech == "costly-mac" and b.fps == a.fps and b.energy_per_frame_j > a.energy_per_frame_j
+    # the clock is the engine's (EngineParams.clock_hz, from golden.arch.EngineArch): half the clock, half the fps
+    assert DEFAULT_ENGINE.clock_hz == DEFAULT_ARCH.clock_hz
+    slow = query("alexnet", "fc8", "none", engine=replace(DEFAULT_ENGINE, clock_hz=100e6),
+                 counts_source="analytical")
+    assert slow.fps == pytest.approx(a.fps / 2, rel=1e-9)
 
 
 # ---- the area section (make synth) -------------------------------------------------------------------------

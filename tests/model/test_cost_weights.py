@@ -291,7 +291,7 @@ def test_missing_weight_table_is_a_one_line_error(tmp_path):
 def test_tech_file_without_weight_decoder(tmp_path, wdir):
     import yaml
 
-    from model.tech import DEFAULT_TECH, check_tech, load_tech
+    from hw.tech import DEFAULT_TECH, check_tech, load_tech
 
     assert load_tech().e("weight_decoder") == pytest.approx(18.5e-12)
     doc = yaml.safe_load(DEFAULT_TECH.read_text())

@@ -33,9 +33,9 @@ from PIL import Image
 from golden import data as D
 from golden import featpack, files, jpeg, lossless
 from golden.errors import UserError
+from hw.tech import DEFAULT_TECH
 from model import cli_codec
 from model.cli import main
-from model.tech import DEFAULT_TECH
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -115,7 +115,7 @@ def ws(tmp_path_factory) -> Path:
     doc["energy"]["mac_16b"]["value"] = 1e300
     (w / "bigtech.yaml").write_text(yaml.safe_dump(doc))
     doc = yaml.safe_load(DEFAULT_TECH.read_text())
-    doc["clock"]["frequency_hz"]["value"] = 1e-3
+    doc["clock"] = {"frequency_hz": {"value": 1e-3, "unit": "Hz", "source": "s", "scaling": "none"}}
     (w / "slowtech.yaml").write_text(yaml.safe_dump(doc))
     (w / "nonutf8.yaml").write_bytes(b"\xff\xfe\x00name: x\n")
     shutil.copy(DEFAULT_TECH, w / "tech.png")     # a valid technology file with a plot's name
@@ -228,7 +228,7 @@ CASES = [
     ("query-ratio-1e-9", [*Q, "--ratio", "1e-9"], "compression ratio 1e-09 is outside"),
     ("query-ratio-text", [*Q, "--ratio", "many"], "is not a number"),
     ("query-tech-1e300", [*Q, "--tech", "{W}/bigtech.yaml"], "energy.mac_16b.value: 1e+300 must be <= 1e-08"),
-    ("query-tech-slow-clock", [*Q, "--tech", "{W}/slowtech.yaml"], "clock.frequency_hz.value"),
+    ("query-tech-clock", [*Q, "--tech", "{W}/slowtech.yaml"], "golden.arch.EngineArch.clock_hz"),
     ("query-tech-not-utf8", [*Q, "--tech", "{W}/nonutf8.yaml"], "not UTF-8"),
     ("query-tech-folder", [*Q, "--tech", "{W}/outdir"], "cannot be read"),
     ("query-qf-inf", [*Q, "--encoding", "jpeg", "--qf", "1e400"], "outside the allowed range 1..100"),

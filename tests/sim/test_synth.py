@@ -2,7 +2,7 @@
 
 import pytest
 
-from model.tech import load_tech
+from hw.tech import load_tech
 from sim.designs import ENGINE_PARAMS, FEATURE_BUFFER
 from sim.synth import SynthError, blocks, gate_ge, synth_block, synthesis_verilog
 
