@@ -27,7 +27,7 @@ import sys
 from model.errors import UserError
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy", "model.cli_weights",
-                                       "model.cli_train", "model.cli_splits", "model.cli_runtime")
+                                       "model.cli_train", "model.cli_splits", "model.cli_runtime", "model.cli_dse")
 
 INTERRUPTED = 130
 
