@@ -85,6 +85,7 @@ synth: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m sim.benchmark
 	$(PY) -m model.bench
+	$(PY) -m model.bench --dse
 	$(PY) -m model.bench --cluster
 	$(PY) -m model.bench_networks
 
