@@ -9,7 +9,7 @@ TORCH  := torch==2.13.0
 
 # make sim options (see README): NET=alexnet|PATH.onnx|PATH.py:FACTORY SPLIT=conv5 WEIGHTS=path
 #                                   ENCODE=jpeg|lossless QF=1..100 WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
-#                                   INPUT_SHAPE=C,H,W
+#                                   INPUT_SHAPE=C,H,W ARCH=12x12|PATH.yaml (golden.arch.EngineArch)
 NET    ?= alexnet
 SIMARGS :=
 ifdef SPLIT
@@ -32,6 +32,9 @@ SIMARGS += --weights-qf $(WEIGHTS_QF)
 endif
 ifdef INPUT_SHAPE
 SIMARGS += --input-shape $(INPUT_SHAPE)
+endif
+ifdef ARCH
+SIMARGS += --arch $(ARCH)
 endif
 # CUT=1: the conv head in more programs, to run in parallel (sim/run.py: a layer at a cut can count a cycle fewer)
 ifdef CUT

@@ -98,6 +98,13 @@ class EngineArch:
         """What files of this architecture carry after the network's name: ``""`` for the default."""
         return "" if self == DEFAULT_ARCH else "_" + self.name
 
+    @property
+    def rtl(self) -> EngineArch:
+        """This architecture with the fields that do not change the RTL (DRAM timing: the testbench's DRAM model;
+        the clock) at their defaults: what keys a Verilog build."""
+        return replace(self, dram_bytes_per_cycle=DEFAULT_ARCH.dram_bytes_per_cycle,
+                       dram_latency_cycles=DEFAULT_ARCH.dram_latency_cycles, clock_hz=DEFAULT_ARCH.clock_hz)
+
     def as_dict(self) -> dict:
         return asdict(self)
 

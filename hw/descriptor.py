@@ -56,7 +56,9 @@ from dataclasses import asdict, dataclass, fields
 from amaranth.hdl import Shape
 from amaranth.lib import data, enum
 
-DRAM_BEAT_WORDS = 12  # 16-bit words per DRAM beat (one weight row of 12 output channels)
+from golden.arch import DEFAULT_ARCH
+
+DRAM_BEAT_WORDS = DEFAULT_ARCH.lanes  # 16-bit words per DRAM beat (one weight row of a group of output channels)
 
 
 class Op(enum.Enum, shape=4):

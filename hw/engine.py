@@ -64,6 +64,7 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.arch import DEFAULT_ARCH, EngineArch
 from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
 from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
@@ -129,8 +130,9 @@ class Engine(wiring.Component):
     """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of 12
     weights per weight-buffer bank (two banks)."""
 
-    def __init__(self, fb_words: int = 2**18, wb_depth: int = 4608, encoder: bool = True,
-                 weight_decoder: bool = True, dw_unit: bool = True):
+    def __init__(self, fb_words: int = DEFAULT_ARCH.fb_words, wb_depth: int = DEFAULT_ARCH.wb_depth,
+                 encoder: bool = DEFAULT_ARCH.encoder, weight_decoder: bool = DEFAULT_ARCH.weight_decoders,
+                 dw_unit: bool = DEFAULT_ARCH.dw_unit):
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 32 or fb_words > 2**24:
             raise ValueError(f"Engine fb_words must be a multiple of 32 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
@@ -161,6 +163,15 @@ class Engine(wiring.Component):
         }
         sig.update({f"ctr_{n}": Out(COUNTER_BITS) for n in COUNTERS})
         super().__init__(sig)
+
+    @classmethod
+    def from_arch(cls, arch: EngineArch, *, plain: bool = False) -> "Engine":
+        """The engine ``arch`` describes (``golden.arch``); ``plain``: without the encode unit and the weight
+        decoders (the build a run that neither encodes nor reads coded weights needs)."""
+        if arch.lanes != LANES:
+            raise ValueError(f"Engine: the RTL is built for {LANES}x{LANES} arrays, got {arch.array}")
+        return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, encoder=arch.encoder and not plain,
+                   weight_decoder=arch.weight_decoders and not plain, dw_unit=arch.dw_unit)
 
     def elaborate(self, platform):
         m = Module()

@@ -84,6 +84,7 @@ from functools import cache, partial
 from pathlib import Path
 
 from golden.arch import DEFAULT_ARCH, EngineArch
+from golden.arch import from_dict as arch_from_dict
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
@@ -1211,6 +1212,37 @@ def rtl_result(net: Net, path: str | Path | None = None) -> dict | None:
     return _rtl_cached(str(p), mtime)
 
 
+def rtl_refusal(data: dict, eng: EngineParams = DEFAULT_ENGINE, path: str | Path = "") -> str | None:
+    """Why the counts of the ``make sim`` result ``data`` cannot be used for ``eng`` (None: they can): it
+    records another architecture (``"arch"``, golden.arch) or an older RTL (``"rtl_hash"``, hw.sources). Files
+    from before these records carry neither and are judged by their engine fields alone. A refusal is warned
+    about once per file."""
+    from hw.sources import rtl_sources_hash
+
+    why = None
+    rec = data.get("arch")
+    if rec is not None:
+        try:
+            theirs = arch_from_dict(rec, where=f"{path} arch")
+        except UserError as e:
+            why = str(e)
+        else:
+            if theirs != eng.arch:
+                why = f"counts of architecture {theirs.name}, not {eng.arch.name}"
+    if why is None and data.get("rtl_hash") not in (None, rtl_sources_hash()):
+        why = (f"counts of an older RTL (sources {data.get('rtl_hash')}, today {rtl_sources_hash()}): rerun make sim "
+               f"for counts of today's RTL")
+    if why is not None and path:
+        _warn_once(str(path), why)
+    return why
+
+
+@cache
+def _warn_once(path: str, why: str) -> None:
+    import warnings
+    warnings.warn(f"{path}: not used: {why}", stacklevel=3)
+
+
 def _rtl_weights(row: dict) -> tuple | None:
     """(stream words, decoder table entries, QF[, lane-stream area words]) of a ``make sim
     WEIGHTS_CODEC=jpeg`` layer row (None: int16)."""
@@ -1239,6 +1271,8 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
         return {}
     e = data.get("engine", {})
     if e.get("fb_words", eng.fb_words) != eng.fb_words or e.get("wb_depth", eng.wb_depth) != eng.wb_depth:
+        return {}
+    if rtl_refusal(data, eng, path):
         return {}
     if any(isinstance(r.get("weights"), dict) and "table_entries" not in r["weights"]
            for r in data.get("layers", [])):
@@ -1499,7 +1533,8 @@ __all__ = [
     "LayerCounts", "LayerError", "LayerWeights", "MODELLED_TYPES", "NetCounts", "analytical_layer_counts", "arch",
     "check_weights",
     "check_weights_qf", "ci_requires_rtl", "compressed_weight_words", "format_rtl_error", "net_counts", "rtl_error",
-    "rtl_error_auto", "rtl_json_paths", "rtl_layer_counts", "rtl_json_path", "rtl_result", "same_network",
+    "rtl_error_auto", "rtl_json_paths", "rtl_refusal", "rtl_layer_counts", "rtl_json_path", "rtl_result",
+    "same_network",
     "step_cycles",
     "weight_table", "weight_table_path",
 ]

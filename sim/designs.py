@@ -1,7 +1,9 @@
 """The RTL designs the simulators run, by name (one place, so every runner and target agrees)."""
 
+from functools import cache, partial
 from pathlib import Path
 
+from golden.arch import DEFAULT_ARCH, EngineArch
 from sim.runner import REPO_ROOT, Design
 
 
@@ -15,7 +17,7 @@ MAC_ARRAY = Design("mac_array", _mac_array, parameters={"rows": 12, "cols": 12})
 
 # The engine's default configuration: a 256 K-word (512 KB) feature buffer and two 4608-row weight-buffer
 # banks (4608 = 512 x 3 x 3, the deepest convolution of VGG-16 and ResNet-50).
-ENGINE_PARAMS = {"fb_words": 2**18, "wb_depth": 4608}
+ENGINE_PARAMS = {"fb_words": DEFAULT_ARCH.fb_words, "wb_depth": DEFAULT_ARCH.wb_depth}
 
 
 def _engine():
@@ -57,14 +59,33 @@ ENGINE_PLAIN = Design("engine_plain", _engine_plain, parameters={**ENGINE_PARAMS
                       top="engine_tb", wrapper=_engine_tb_sources_registered, depends=ENGINE.depends)
 
 
-def engine_for(prog, small: bool = False) -> Design:
-    """The engine build a program needs: the plain one unless it encodes or has coded weights."""
+def _engine_of(arch: EngineArch, plain: bool):
+    from hw.engine import Engine
+
+    return Engine.from_arch(arch, plain=plain)
+
+
+@cache
+def engine_design(arch: EngineArch = DEFAULT_ARCH, plain: bool = False) -> Design:
+    """The engine build of ``arch`` (``golden.arch``): ``ENGINE`` / ``ENGINE_PLAIN`` for the default, else its
+    own design ``engine[_plain]_<arch name>`` (its own Verilog and simulator build, cached like any other)."""
+    arch = arch.rtl
+    if arch == DEFAULT_ARCH:
+        return ENGINE_PLAIN if plain else ENGINE
+    base = ENGINE_PLAIN if plain else ENGINE
+    return Design(f"{base.name}_{arch.name.replace('-', '_')}", partial(_engine_of, arch, plain),
+                  parameters={"arch": arch.as_dict(), "plain": plain}, top="engine_tb", wrapper=base.wrapper,
+                  depends=base.depends)
+
+
+def engine_for(prog, small: bool = False, arch: EngineArch = DEFAULT_ARCH) -> Design:
+    """The engine build a program needs: the plain one unless it encodes or has coded weights (of ``arch``)."""
     from hw.descriptor import Op
 
     if small:
         return ENGINE_SMALL
     needs_units = any(c.op in (Op.ENCODE, Op.ENC_TABLES) or c.w_codec for c in prog.commands)
-    return ENGINE if needs_units else ENGINE_PLAIN
+    return engine_design(arch, plain=not needs_units)
 
 # A small engine for the random-layer tests: maps larger than 4 K words are tiled in bands through
 # DRAM, and dot products deeper than 1024 rows (FC heads) stream through the weight banks in chunks.

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from golden.arch import DEFAULT_ARCH, EngineArch
 from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
@@ -50,7 +51,7 @@ from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, O
 from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 from sim import encoding
 
-LANES = 12
+LANES = DEFAULT_ARCH.lanes
 BIAS_BEATS = 3
 
 
@@ -60,11 +61,23 @@ class EngineLimitError(UserError):
 
 @dataclass
 class EngineConfig:
-    fb_words: int = 2**18
-    wb_depth: int = 4608
-    dw_unit: bool = True      # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there, not in packs
+    """What the compiler needs to know of the engine (its size from ``golden.arch``: :meth:`from_arch`)."""
+
+    fb_words: int = DEFAULT_ARCH.fb_words
+    wb_depth: int = DEFAULT_ARCH.wb_depth
+    dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there
     overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
     resident: bool = True     # branchy networks: maps stay in the buffer where they fit (``hw.plan.plan_dag``)
+
+    @classmethod
+    def from_arch(cls, arch: EngineArch, **options) -> EngineConfig:
+        if arch.lanes != LANES:
+            raise UserError(f"architecture {arch.array}: the compiler lays out weights for {LANES}-lane arrays "
+                            f"only today; allowed: {LANES}x{LANES} with any buffer, DRAM or clock (issue 16)")
+        if arch.fb_banks != DEFAULT_ARCH.fb_banks:
+            raise UserError(f"architecture fb_banks {arch.fb_banks}: the feature buffer has {DEFAULT_ARCH.fb_banks} "
+                            f"banks (the window loader reads 16 words per cycle); allowed: {DEFAULT_ARCH.fb_banks}")
+        return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, dw_unit=arch.dw_unit, **options)
 
 
 @dataclass

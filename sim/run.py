@@ -44,7 +44,6 @@ from sim.cluster import add_arguments as cluster_args
 from sim.cluster import from_args as cluster_spec
 from sim.runner import BUILD_DIR
 
-ARRAY_MACS = 144
 DEFAULT_SPLITS = {"alexnet": "conv5"}
 
 
@@ -191,40 +190,54 @@ class Piece:
     dram: object                    # sim.engine_run.DramSettings
     layers: tuple[str, ...]         # the layers whose outputs come back
     plans: dict                     # layer -> sim.encoding.LayerEncoding: the encodings read back
+    arch: object = None             # golden.arch.EngineArch (None: the default)
 
 
 def run_piece(piece: Piece) -> dict:
     """Simulate one program (on whichever worker); return its per-layer counters, the layers' outputs, the
     encodings read back and the simulation's wall time (not the whole DRAM dump)."""
+    from golden.arch import DEFAULT_ARCH
+    from sim.designs import engine_for
     from sim.encoding import read_encoding
     from sim.engine_run import run_program
 
-    res = run_program(piece.prog, piece.work, piece.dram)
+    design = engine_for(piece.prog, arch=piece.arch or DEFAULT_ARCH)
+    res = run_program(piece.prog, piece.work, piece.dram, design=design)
     return {"per_layer": res.per_layer(piece.prog),
             "outputs": {n: piece.prog.read_output(res.dram, n) for n in piece.layers},
             "encodings": {n: read_encoding(res.dram, plan) for n, plan in piece.plans.items()},
             "wall_s": res.wall_s}
 
 
-def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 16.0, encode=None,
+def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | None = None, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
-             cut: bool = False) -> dict:
+             cut: bool = False, arch=None) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
     weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default:
     serially, here; ``make sim`` passes ``--workers``/``--scheduler``, default one worker per core); ``cut``: cut
     a plain run's conv head into more programs (:func:`cut_head`; opt-in: a layer at a cut can count one cycle
-    fewer)."""
+    fewer); ``arch``: the engine's architecture (``golden.arch``; default ``DEFAULT_ARCH``), recorded in the
+    result with the RTL sources' hash (``hw.sources``)."""
     from dataclasses import replace
 
+    from golden.arch import DEFAULT_ARCH
     from golden.network import network as as_network
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
+    from hw.sources import rtl_sources_hash
     from sim.cluster import ClusterSpec, run_pieces
     from sim.encoding import plan_encoding
-    from sim.engine_run import DEFAULT_CONFIG, DramSettings
+    from sim.engine_run import DramSettings
     from sim.networks import engine_layers
-    from sim.program import compile_program, is_linear, reference_outputs
+    from sim.program import EngineConfig, compile_program, is_linear, reference_outputs
 
+    arch = arch or DEFAULT_ARCH
+    if bytes_per_cycle is None:
+        bytes_per_cycle = arch.dram_bytes_per_cycle
+    else:   # the run's DRAM is part of the architecture it records
+        arch = replace(arch, dram_bytes_per_cycle=float(bytes_per_cycle))
+    config = EngineConfig.from_arch(arch)
+    array_macs = arch.macs
     nw = as_network(network).with_weights(weights)
     net = nw.name
     weights = nw.weights
@@ -251,7 +264,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
     if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
             and is_linear(layers) \
             and not getattr(parts[0][0], "flatten", False):
-        parts = cut_head(parts[0], x, refs, DEFAULT_CONFIG) + parts[1:]
+        parts = cut_head(parts[0], x, refs, config) + parts[1:]
     pieces, metas = [], []
     for part in parts:
         first = part[0]
@@ -270,15 +283,16 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
             for layer in part:
                 if encode.layers is None or layer.name in encode.layers:
                     plans[layer.name] = plan_encoding(layer.name, refs[layer.name], encode)
-        prog = compile_program(part, px, DEFAULT_CONFIG, encode=plans)
+        prog = compile_program(part, px, config, encode=plans)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
               f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
               flush=True)
         # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
         variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
-        pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}",
-                            DramSettings(bytes_per_cycle=bytes_per_cycle), tuple(ly.name for ly in part), plans))
+        pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}{arch.suffix}",
+                            DramSettings(bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles),
+                            tuple(ly.name for ly in part), plans, arch))
         metas.append((part, scale, plans, prog))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
@@ -300,7 +314,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
             row = {
                 "name": names[layer.name], "module": layer.name, "type": type(layer).__name__[:-5].lower(),
                 "shape": list(refs[layer.name].shape), "macs": macs, "cycles": c["cycles"],
-                "utilization": macs / (ARRAY_MACS * c["cycles"]) if c["cycles"] else 0.0,
+                "utilization": macs / (array_macs * c["cycles"]) if c["cycles"] else 0.0,
                 "bit_exact": bool(np.array_equal(got, ref)), "bands": prog.banded[layer.name], "counters": c,
             }
             if scale != 1:
@@ -330,9 +344,10 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float = 
     return {**extra, "net": net, "source": nw.source, "split": split,
             "weights": str(weights) if weights is not None else f"default ({nw.default_weights})",
             "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
-            "engine": DEFAULT_CONFIG.__dict__, "layers": rows,
+            "arch": arch.as_dict(), "rtl_hash": rtl_sources_hash(),
+            "engine": config.__dict__, "layers": rows,
             "total": {"cycles": totals["cycles"], "macs": sum(r["macs"] for r in rows), "counters": totals,
-                      "utilization": sum(r["macs"] for r in rows) / (ARRAY_MACS * totals["cycles"])},
+                      "utilization": sum(r["macs"] for r in rows) / (array_macs * totals["cycles"])},
             "wall_s": wall, "sim_wall_s": sim_wall, "sim_cycles_per_s": totals["cycles"] / max(sim_wall, 1e-9)}
 
 
@@ -451,7 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-shape", help="C,H,W for a model that does not fix its input shape")
     p.add_argument("--split", help="run the network up to this split point (default: conv5 for alexnet)")
     p.add_argument("--weights", help="a torchvision-format state_dict file (default: He-initialised, seed 0)")
-    p.add_argument("--dram-bytes-per-cycle", type=float, default=16.0)
+    p.add_argument("--dram-bytes-per-cycle", type=float,
+                   help="DRAM bandwidth of the testbench's model (default: the architecture's, 16)")
+    p.add_argument("--arch", help="the engine's architecture: ROWSxCOLS or a YAML/JSON file of golden.arch.EngineArch "
+                                  "fields (default 12x12; results go to build/sim/<net>_<arch>.json)")
     p.add_argument("--encode", help="also encode every layer's output: jpeg or lossless")
     p.add_argument("--qf", help="JPEG quality factor 1..100 (default 75)")
     p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
@@ -463,6 +481,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         cluster = cluster_spec(args)
+        from golden.arch import parse_arch
+        from sim.program import EngineConfig
+
+        arch = parse_arch(args.arch)
+        EngineConfig.from_arch(arch)   # an architecture the compiler cannot target: refused before any work
         from golden.network import load_network
         from sim.encoding import EncodeSpec
 
@@ -496,9 +519,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
             plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle, cluster=cluster,
-                             cut=args.cut)
+                             cut=args.cut, arch=arch)
         result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
-                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut)
+                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut,
+                          arch=arch)
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2
@@ -507,13 +531,12 @@ def main(argv: list[str] | None = None) -> int:
         attach_plain(result, plain)
         print_weights(result)
     if spec is not None:
-        from golden.arch import DEFAULT_ARCH
-
-        print_encoding(result, DEFAULT_ARCH.clock_hz)
+        print_encoding(result, arch.clock_hz)
     # the default run of a network is build/sim/<net>.json (what the cost model reads); another split
-    # goes to build/sim/<net>_<split>.json; encoding runs add _<mode>
+    # goes to build/sim/<net>_<split>.json; encoding runs add _<mode>, another architecture _<arch name>
     default = args.split is None or args.split == DEFAULT_SPLITS.get(nw.name)
-    stem = nw.name if default else f"{nw.name}_{args.split}"
+    stem = nw.name + arch.suffix     # another architecture than the default: build/sim/<net>_16x16.json
+    stem += "" if default else f"_{args.split}"
     if spec is not None:
         stem += f"_jpeg{spec.qf}" if spec.mode == "jpeg" else "_lossless"
     if args.weights_codec:
