@@ -1,7 +1,7 @@
 """``edgesplit dse``: the design-space search (:mod:`model.dse`; docs/dse.md).
 
 ``edgesplit dse --net NET [--arrays 8x8,12x12,16x16,24x24] [--buffers 2**17,2**18,2**19]
-[--links 1mbps,2mbps,22mbps] [--budget 0.01] [--counts auto|analytical] [--tech FILE] [--json PATH]
+[--links 1mbps,2mbps,22mbps] [--budget 0.01] [--counts auto|analytical] [--tech FILE] [--synth DIR] [--json PATH]
 [--plot PATH | --no-plot] [--verify K]``
 
 For every array size x feature-buffer size (an :class:`golden.arch.EngineArch`): the area from ``make synth``'s
@@ -59,6 +59,8 @@ def register(subparsers) -> None:
                    help="auto (the default 12x12 engine with RTL counters where build/sim/<net>.json has them, "
                         "others analytical) or analytical (every architecture)")
     d.add_argument("--tech", metavar="FILE", help="technology file (default: hw/tech/28nm.yaml)")
+    d.add_argument("--synth", metavar="DIR", help="make synth's output folder with the engine's 28 nm table "
+                                                  "(default build/synth)")
     d.add_argument("--json", metavar="PATH", help="write every point, the areas and the fronts as JSON")
     d.add_argument("--plot", metavar="PATH", help="the plot (default build/dse/<net>_dse.png; "
                                                   f"{', '.join(files.PLOT_EXTS)})")
@@ -98,7 +100,7 @@ def cmd_dse(args) -> int:
 
     tech = load_tech(args.tech)
     dse.architectures(arrays, buffers)          # every combination is an engine the arch description allows
-    dse.load_table()                            # no synthesis table: one line, run make synth
+    dse.load_table(args.synth)                  # no synthesis table: one line, run make synth
     from golden.network import load_network
 
     net = load_network(args.net, input_shape=args.input_shape)
@@ -117,7 +119,7 @@ def cmd_dse(args) -> int:
 
     bar = _bar(len(arrays) * len(buffers))
     try:
-        res = dse.search(net, arrays, buffers, links, budget, tech=tech, counts=args.counts,
+        res = dse.search(net, arrays, buffers, links, budget, tech=tech, counts=args.counts, synth_dir=args.synth,
                          progress=lambda done, total: bar.update(1))
     finally:
         bar.close()
