@@ -623,11 +623,18 @@ def _gap_cmd(acc: _Acc, channels: int, hw: int) -> None:
     c.outputs += channels
 
 
+def dw_seg_reads(stride: int, lanes: int = 12) -> int:
+    """``hw.dw_unit.seg_reads``: 16-word feature-buffer reads per row segment of ``lanes * stride + 2`` words
+    (1 at stride 1 and 2 at stride 2 up to 14 lanes)."""
+    return -(-(lanes * stride + 2) // 16)
+
+
 def dw_cycles(channels: int, out_w: int, out_h: int, stride: int, lanes: int = 12, maxpool: bool = False) -> int:
     """The depthwise unit's schedule (``hw.dw_unit.ref_dw_cycles``): per group of 12 channels 9 weight-row
     reads and a release (one cycle in max-pool mode); per channel a tap select and, per strip of 12 output
-    columns, ``3 + (rows - 1) * s`` input rows of ``s`` 16-word reads each; 4 cycles of pipeline at the end."""
-    reads = 1 if stride == 1 else 2
+    columns, ``3 + (rows - 1) * s`` input rows of :func:`dw_seg_reads` 16-word reads each; 4 cycles of pipeline
+    at the end."""
+    reads = dw_seg_reads(stride, lanes)
     strips = -(-out_w // lanes)
     return (-(-channels // lanes) * (1 if maxpool else 10)
             + channels * (1 + strips * (3 + (out_h - 1) * stride) * reads) + 4)
@@ -656,7 +663,7 @@ def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, maxpool: bool = False) -
     unit = dw_cycles(g.oc, g.ow, rows, g.s, eng.lanes, maxpool)
     strips = -(-g.ow // eng.lanes)
     beats = g.oc * strips * rows
-    reads = 1 if g.s == 1 else 2
+    reads = dw_seg_reads(g.s, eng.lanes)
     in_rows = 0  # input rows inside the map that a strip loads (the others read nothing)
     for oy in range(oy_a, oy_b):
         top = oy * g.s - g.pad

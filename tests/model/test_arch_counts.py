@@ -68,3 +68,16 @@ def test_make_sim_refuses_an_arch_it_cannot_build(tmp_path, arch, words):
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in r.stderr
+
+
+def test_depthwise_schedule_of_any_lane_count():
+    """The cost model's depthwise schedule is the unit's (hw.dw_unit) at every lane count."""
+    from hw.dw_unit import ref_dw_cycles, seg_reads
+    from model.counts import dw_cycles, dw_seg_reads
+
+    for lanes in range(4, 25):
+        for s in (1, 2):
+            assert dw_seg_reads(s, lanes) == seg_reads(s, lanes)
+            for c, w, h in ((1, 1, 1), (13, 29, 5), (lanes * 3 + 1, lanes + 1, 2)):
+                assert dw_cycles(c, w, h, s, lanes) == ref_dw_cycles(c, w, h, s, False, lanes)
+                assert dw_cycles(c, w, h, s, lanes, True) == ref_dw_cycles(c, w, h, s, True, lanes)
