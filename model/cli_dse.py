@@ -113,7 +113,7 @@ def cmd_dse(args) -> int:
         plot_path = Path(args.plot) if args.plot else dse.DSE_DIR / f"{net.name}_dse.png"
         files.check_output_file(plot_path, "--plot file", files.PLOT_EXTS, inputs=inputs, create_parent=default)
     if args.json:
-        files.check_output_file(args.json, "--json file", (".json",), inputs=inputs)
+        files.check_output_file(args.json, "--json file", inputs=inputs)
         if plot_path is not None and files.same_file(args.json, plot_path):
             raise UserError(f"--json file {args.json} is also the plot; give two files")
 
@@ -143,7 +143,7 @@ def cmd_dse(args) -> int:
 
 
 def _bar(total: int):
-    """A tqdm bar on stderr, shown only when the search takes more than 2 s (a no-op without tqdm)."""
+    """A tqdm bar on a terminal's stderr, shown only when the search takes more than 2 s."""
     try:
         from tqdm import tqdm
     except ImportError:   # pragma: no cover
@@ -154,7 +154,9 @@ def _bar(total: int):
             def close(self):
                 pass
         return _No()
-    return tqdm(total=total, desc="dse architectures", unit="arch", delay=2.0, leave=False, file=sys.stderr)
+    # disable=None: no bar where stderr is not a terminal (logs, make bench, pipes)
+    return tqdm(total=total, desc="dse architectures", unit="arch", delay=2.0, leave=False, file=sys.stderr,
+                disable=None)
 
 
 # ---- --verify: the front's points on the RTL -------------------------------------------------------------------
