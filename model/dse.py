@@ -583,6 +583,7 @@ def plot(res: DseResult, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     links = res.links
     fps = [p.fps for p in res.points if p.fps > 0 and math.isfinite(p.fps)]
@@ -601,10 +602,13 @@ def plot(res: DseResult, path: str | Path) -> Path:
             ax.annotate(f"{p.array}/{words_text(p.fb_words)} {p.split}", (p.area_m2 * 1e6, p.energy_j * 1e3),
                         fontsize=5.5, xytext=(4, 6 if j % 2 else -9), textcoords="offset points")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.set_xlabel("engine area (mm$^2$, 28 nm)")
         ax.set_ylabel("energy per frame (mJ)")
         ax.set_title(f"{res.net}, {lk}: {len(front)} Pareto points", fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
+        ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper right", fontsize=7)
     if sc is not None:
         fig.colorbar(sc, ax=axes[0].tolist(), label="frames per second", shrink=0.9)
