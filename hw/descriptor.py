@@ -111,8 +111,20 @@ FIELDS: dict[str, int] = {
 layout = data.StructLayout({name: (Op if name == "op" else width) for name, width in FIELDS.items()})
 DESC_BITS = Shape.cast(layout).width
 DESC_WORDS = -(-DESC_BITS // 16)
-DESC_BEATS = -(-DESC_WORDS // DRAM_BEAT_WORDS)
-DESC_WORDS_PADDED = DESC_BEATS * DRAM_BEAT_WORDS
+
+
+def desc_beats(lanes: int = DRAM_BEAT_WORDS) -> int:
+    """DRAM beats of one descriptor on an engine of ``lanes`` lanes (a beat is ``lanes`` words): 3 at 12 lanes."""
+    return -(-DESC_WORDS // lanes)
+
+
+def desc_words_padded(lanes: int = DRAM_BEAT_WORDS) -> int:
+    """Words a descriptor takes in DRAM on an engine of ``lanes`` lanes (whole beats): 36 at 12 lanes."""
+    return desc_beats(lanes) * lanes
+
+
+DESC_BEATS = desc_beats(DRAM_BEAT_WORDS)
+DESC_WORDS_PADDED = desc_words_padded(DRAM_BEAT_WORDS)
 
 
 @dataclass
@@ -179,10 +191,11 @@ class Command:
             word |= value << layout[f.name].offset
         return word
 
-    def to_words(self) -> list[int]:
-        """The descriptor as DESC_WORDS_PADDED little-endian 16-bit words (its DRAM image)."""
+    def to_words(self, lanes: int = DRAM_BEAT_WORDS) -> list[int]:
+        """The descriptor as ``desc_words_padded(lanes)`` little-endian 16-bit words (its DRAM image on an
+        engine of ``lanes`` lanes; DESC_WORDS_PADDED at the default)."""
         v = self.to_int()
-        return [(v >> (16 * i)) & 0xFFFF for i in range(DESC_WORDS_PADDED)]
+        return [(v >> (16 * i)) & 0xFFFF for i in range(desc_words_padded(lanes))]
 
     @classmethod
     def from_int(cls, word: int) -> Command:

@@ -64,18 +64,18 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.arch import DEFAULT_ARCH, EngineArch
+from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch
 from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
-from .descriptor import DESC_BEATS, DESC_BITS, DESC_WORDS_PADDED, DRAM_BEAT_WORDS, Op
+from .descriptor import DESC_BITS, DRAM_BEAT_WORDS, Op, desc_beats, desc_words_padded
 from .descriptor import layout as desc_layout
-from .dma import Dma
+from .dma import Dma, count_bits, min_beat
 from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
 from .requant import requantize, round_const
-from .tile_geometry import LANES, SEG_ROWS, SEG_WIDTH, TileGeometry
+from .tile_geometry import LANES, LOAD_WORDS, SEG_ROWS, TileGeometry
 
 COUNTERS = (
     "cycles", "busy", "macs", "pool_ops",
@@ -94,45 +94,75 @@ LANE_TABLE_BASE = 0x300
 """Weight-decoder table entries at 0x300 + j (lane j's stream start, in beats after ``dram_addr``) and
 0x310 + j (its length in words) set the engine's lane registers instead of the decoders' tables."""
 
-DRAM_REQ = data.StructLayout({
-    "addr": 32,          # element (16-bit word) address
-    "write": 1,
-    "count": 4,          # words in this beat, 1..12
-    "wdata": data.ArrayLayout(16, DRAM_BEAT_WORDS),
-})
-DRAM_RESP = data.StructLayout({"rdata": data.ArrayLayout(16, DRAM_BEAT_WORDS)})
+MAX_RTL_LANES = 16
+"""The widest array the RTL takes today: the engine reads ``lanes`` words of the feature buffer in one 16-word
+read (16 banks; the ADD unit, the STORE engine, a DRAM beat's write), so 17..24 lanes (``golden.arch`` allows
+them) would need two reads there."""
+CODEC_LANES = 12
+"""The weight decoders and the encode unit are built for 12 lanes (``golden.weightcodec.LANES``): an engine of
+another lane count is built without them."""
 
 
-def _min12(x):
-    """min(x, 12) as an unsigned 4-bit value (x is never negative here)."""
-    return Mux(x > DRAM_BEAT_WORDS, DRAM_BEAT_WORDS, x)[:4]
+def dram_req_layout(lanes: int = DRAM_BEAT_WORDS) -> data.StructLayout:
+    """A DRAM request of an engine of ``lanes`` lanes (a beat is ``lanes`` words)."""
+    return data.StructLayout({
+        "addr": 32,                  # element (16-bit word) address
+        "write": 1,
+        "count": count_bits(lanes),  # words in this beat, 1..lanes
+        "wdata": data.ArrayLayout(16, lanes),
+    })
+
+
+def dram_resp_layout(lanes: int = DRAM_BEAT_WORDS) -> data.StructLayout:
+    """A DRAM read response of an engine of ``lanes`` lanes."""
+    return data.StructLayout({"rdata": data.ArrayLayout(16, lanes)})
+
+
+DRAM_REQ = dram_req_layout(DRAM_BEAT_WORDS)
+DRAM_RESP = dram_resp_layout(DRAM_BEAT_WORDS)
+
+
+def arch_refusal(arch: EngineArch, *, plain: bool = False, coded: bool = False) -> str | None:
+    """Why the RTL cannot build ``arch`` (one line), or None. ``plain``: without the encode unit and the weight
+    decoders; ``coded``: the program also encodes or reads coded weights (needs them)."""
+    lanes = arch.lanes
+    if lanes > MAX_RTL_LANES:
+        return (f"array {arch.array} is not built yet: the RTL takes {MIN_LANES}..{MAX_RTL_LANES} lanes today "
+                f"(more than 16 lanes need two feature-buffer reads per cycle)")
+    if lanes != CODEC_LANES and (coded or (not plain and (arch.encoder or arch.weight_decoders))):
+        return (f"array {arch.array}: ENCODE and coded weights need the {CODEC_LANES}-lane encode unit and weight "
+                f"decoders; on {arch.array} only plain programs run (no --encode, no coded weights)")
+    return None
 
 
 class _LaneWrites:
     """The write side of one weight bank: an address, data and enable per lane."""
 
-    def __init__(self, name):
-        self.addr = [Signal(16, name=f"{name}_addr{j}") for j in range(LANES)]
-        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(LANES)]
-        self.en = Signal(LANES, name=f"{name}_en")
+    def __init__(self, name, lanes=LANES):
+        self.addr = [Signal(16, name=f"{name}_addr{j}") for j in range(lanes)]
+        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(lanes)]
+        self.en = Signal(lanes, name=f"{name}_en")
 
 
 class _LaneReads:
     """The read side of one weight bank: one address for all lanes, a weight per lane."""
 
-    def __init__(self, name):
+    def __init__(self, name, lanes=LANES):
         self.addr = Signal(16, name=f"{name}_addr")
         self.en = Signal(name=f"{name}_en")
-        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(LANES)]
+        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(lanes)]
 
 
 class Engine(wiring.Component):
-    """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of 12
-    weights per weight-buffer bank (two banks)."""
+    """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of ``lanes``
+    weights per weight-buffer bank (two banks); ``lanes``: the array's rows = columns = words per DRAM beat
+    (``golden.arch.EngineArch.lanes``; 4..16 today, the encode unit and the weight decoders at 12 only)."""
 
     def __init__(self, fb_words: int = DEFAULT_ARCH.fb_words, wb_depth: int = DEFAULT_ARCH.wb_depth,
                  encoder: bool = DEFAULT_ARCH.encoder, weight_decoder: bool = DEFAULT_ARCH.weight_decoders,
-                 dw_unit: bool = DEFAULT_ARCH.dw_unit):
+                 dw_unit: bool = DEFAULT_ARCH.dw_unit, lanes: int = DEFAULT_ARCH.lanes):
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or not MIN_LANES <= lanes <= MAX_RTL_LANES:
+            raise ValueError(f"Engine lanes must be an integer in {MIN_LANES}..{MAX_RTL_LANES}, got {lanes!r}")
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 32 or fb_words > 2**24:
             raise ValueError(f"Engine fb_words must be a multiple of 32 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
@@ -144,6 +174,12 @@ class Engine(wiring.Component):
         if not isinstance(dw_unit, bool):
             raise ValueError(f"Engine dw_unit must be True or False, got {dw_unit!r}")
         self.dw_unit = dw_unit
+        if lanes != CODEC_LANES and (encoder or weight_decoder):
+            raise ValueError(f"Engine: the encode unit and the weight decoders are built for {CODEC_LANES} lanes "
+                             f"only, got lanes={lanes} with encoder={encoder}, weight_decoder={weight_decoder}")
+        self.lanes = lanes
+        self.req_layout = dram_req_layout(lanes)
+        self.resp_layout = dram_resp_layout(lanes)
         if weight_decoder and wb_depth % 64:
             raise ValueError(f"Engine wb_depth must be a multiple of 64 with the weight decoder (its blocks "
                              f"fill 64 rows), got {wb_depth!r}")
@@ -158,8 +194,8 @@ class Engine(wiring.Component):
             "running": Out(1),
             "cmd_done": Out(1),
             "cmd_index": Out(16),
-            "dram_req": Out(stream.Signature(DRAM_REQ)),
-            "dram_resp": In(stream.Signature(DRAM_RESP)),
+            "dram_req": Out(stream.Signature(self.req_layout)),
+            "dram_resp": In(stream.Signature(self.resp_layout)),
         }
         sig.update({f"ctr_{n}": Out(COUNTER_BITS) for n in COUNTERS})
         super().__init__(sig)
@@ -167,23 +203,28 @@ class Engine(wiring.Component):
     @classmethod
     def from_arch(cls, arch: EngineArch, *, plain: bool = False) -> "Engine":
         """The engine ``arch`` describes (``golden.arch``); ``plain``: without the encode unit and the weight
-        decoders (the build a run that neither encodes nor reads coded weights needs)."""
-        if arch.lanes != LANES:
-            raise ValueError(f"Engine: the RTL is built for {LANES}x{LANES} arrays, got {arch.array}")
+        decoders (the build a run that neither encodes nor reads coded weights needs). An array of other than
+        12 lanes is built plain only (the encode unit and the weight decoders are 12-lane units)."""
+        refusal = arch_refusal(arch, plain=plain)
+        if refusal:
+            raise ValueError(f"Engine: {refusal}")
         return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, encoder=arch.encoder and not plain,
-                   weight_decoder=arch.weight_decoders and not plain, dw_unit=arch.dw_unit)
+                   weight_decoder=arch.weight_decoders and not plain, dw_unit=arch.dw_unit, lanes=arch.lanes)
 
     def elaborate(self, platform):
         m = Module()
         W = self.wb_depth
+        L = self.lanes
+        DESC_BEATS = desc_beats(L)
+        DRAM_REQ, DRAM_RESP = self.req_layout, self.resp_layout
         # two halves: the DMA engines (port B) move a band in one half while the compute units (port A) work
         # in the other (hw.feature_buffer)
-        m.submodules.fb = fb = FeatureBuffer(self.fb_words, halves=2)
-        m.submodules.array = array = MacArray(LANES, LANES)
-        m.submodules.geom = geom = TileGeometry()
+        m.submodules.fb = fb = FeatureBuffer(self.fb_words, halves=2, write_lanes=L)
+        m.submodules.array = array = MacArray(L, L)
+        m.submodules.geom = geom = TileGeometry(L)
 
         d = Signal(desc_layout)                      # the command being executed
-        raw = Signal(DESC_BEATS * DRAM_BEAT_WORDS * 16)
+        raw = Signal(DESC_BEATS * L * 16)
         cmd_ptr = Signal(32)
 
         # The units below that work for the command being executed (and the descriptor fetch) drive `fgreq` and
@@ -257,8 +298,8 @@ class Engine(wiring.Component):
             with m.State("FETCH"):
                 m.d.comb += [
                     fgreq.valid.eq(fetch_req < DESC_BEATS),
-                    fgreq.payload.addr.eq(cmd_ptr + fetch_req * DRAM_BEAT_WORDS),
-                    fgreq.payload.count.eq(DRAM_BEAT_WORDS),
+                    fgreq.payload.addr.eq(cmd_ptr + fetch_req * L),
+                    fgreq.payload.count.eq(L),
                     fresp.ready.eq(1),
                 ]
                 with m.If(fg_accept):
@@ -267,7 +308,7 @@ class Engine(wiring.Component):
                     m.d.sync += fetch_rsp.eq(fetch_rsp + 1)
                     for b in range(DESC_BEATS):
                         with m.If(fetch_rsp == b):
-                            m.d.sync += raw.word_select(b, 16 * DRAM_BEAT_WORDS).eq(fresp.payload.rdata.as_value())
+                            m.d.sync += raw.word_select(b, 16 * L).eq(fresp.payload.rdata.as_value())
                 with m.If(fetch_rsp == DESC_BEATS):
                     m.next = "DECODE"
             with m.State("DECODE"):
@@ -290,7 +331,7 @@ class Engine(wiring.Component):
                 m.d.comb += exec_state.eq(1)
                 with m.If(unit_done):
                     m.d.sync += [self.cmd_done.eq(1), self.cmd_index.eq(self.cmd_index + 1),
-                                 cmd_ptr.eq(cmd_ptr + DESC_WORDS_PADDED), fetch_req.eq(0), fetch_rsp.eq(0)]
+                                 cmd_ptr.eq(cmd_ptr + desc_words_padded(L)), fetch_req.eq(0), fetch_rsp.eq(0)]
                     m.next = "FETCH"
 
         is_load = exec_state & (d.op == Op.LOAD)
@@ -302,8 +343,8 @@ class Engine(wiring.Component):
         m.d.comb += is_wconv.eq(is_conv | is_dw)
 
         # ---- DMA: LOAD (DRAM -> feature buffer) and STORE (feature buffer -> DRAM) engines ------------------
-        m.submodules.ld = ld = Dma(DRAM_REQ, store=False, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks)
-        m.submodules.st = st = Dma(DRAM_REQ, store=True, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks)
+        m.submodules.ld = ld = Dma(DRAM_REQ, store=False, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks, lanes=L)
+        m.submodules.st = st = Dma(DRAM_REQ, store=True, fb_addr_bits=fb.addr_bits, fb_banks=fb.banks, lanes=L)
         for eng_, op in ((ld, Op.LOAD), (st, Op.STORE)):
             m.d.comb += [eng_.start.eq(unit_start & (d.op == op)), eng_.p.dram_addr.eq(d.dram_addr),
                          eng_.p.fb_addr.eq(d.fb_addr), eng_.p.rows.eq(d.rows), eng_.p.row_len.eq(d.row_len),
@@ -336,14 +377,16 @@ class Engine(wiring.Component):
         steps_c = Signal(16)         # input channels summed per tile (1 for pool)
         with m.If(unit_start):
             m.d.sync += [
-                groups.eq(Mux(pool_mode, d.out_c, (d.out_c + LANES - 1) // LANES)),
+                groups.eq(Mux(pool_mode, d.out_c, (d.out_c + L - 1) // L)),
                 m_pixels.eq(d.out_h * d.out_w),
                 steps_c.eq(Mux(pool_mode, 1, d.in_c)),
             ]
 
         # -- window loader: iterates (g, tile, c, ky) and fills segment buffers ------------------------
         l_g, l_p0, l_oy0, l_ox0 = Signal(16), Signal(32), Signal(16), Signal(16)
-        l_c, l_ky, l_row, l_chunk = Signal(16), Signal(4), Signal(range(SEG_ROWS)), Signal(2)
+        # 16-word loads per segment row: 0..seg_width / 16 - 1 (2 bits at 12 lanes)
+        chunk_bits = max(1, (geom.seg_width // LOAD_WORDS - 1).bit_length())
+        l_c, l_ky, l_row, l_chunk = Signal(16), Signal(4), Signal(range(SEG_ROWS)), Signal(chunk_bits)
         l_buf = Signal()
         l_done = Signal()
         l_active = Signal()
@@ -355,19 +398,20 @@ class Engine(wiring.Component):
             m.d.sync += [l_g.eq(0), l_p0.eq(0), l_oy0.eq(0), l_ox0.eq(0), l_c.eq(0), l_ky.eq(0),
                          l_row.eq(0), l_chunk.eq(0), l_buf.eq(0), l_done.eq(0), l_active.eq(1)]
 
-        # segment buffers: 2 x SEG_ROWS x SEG_WIDTH words; written 16 words per cycle, read by 12 lanes
+        # segment buffers: 2 x SEG_ROWS x seg_width words; written 16 words per cycle, read by the lanes
+        SEG_WIDTH = geom.seg_width
         seg_size = SEG_ROWS * SEG_WIDTH
         seg = Memory(shape=signed(ACT_BITS), depth=2 * seg_size, init=[])
         m.submodules.seg = seg
         seg_w = [seg.write_port() for _ in range(16)]
-        seg_r = [seg.read_port(domain="comb") for _ in range(LANES)]
+        seg_r = [seg.read_port(domain="comb") for _ in range(L)]
         rec_full = Signal(2)
         rec_set = Signal(2)   # a segment buffer was filled (loader) this cycle
         rec_clr = Signal(2)   # a segment buffer was consumed (compute) this cycle
         rec_layout = data.StructLayout({
-            "base": data.ArrayLayout(unsigned(8), LANES), "n": range(LANES + 1),
+            "base": data.ArrayLayout(unsigned(max(8, (seg_size - 1).bit_length())), L), "n": range(L + 1),
             "first_step": 1, "last_step": 1, "first_tile": 1, "last_tile": 1,
-            "g": 16, "p0": 32, "rows_valid": range(LANES + 1),
+            "g": 16, "p0": 32, "rows_valid": range(L + 1),
         })
         recs = [Signal(rec_layout, name=f"rec{i}") for i in range(2)]
 
@@ -404,7 +448,8 @@ class Engine(wiring.Component):
         m.d.comb += l_issue.eq(conv_or_pool & l_active & ~unit_start & l_buf_free)
         # the read lands one cycle later: remember where it goes
         p_valid, p_buf, p_row, p_chunk, p_x, p_yv, p_last = (Signal(), Signal(), Signal(range(SEG_ROWS)),
-                                                              Signal(2), Signal(signed(24)), Signal(), Signal())
+                                                              Signal(chunk_bits), Signal(signed(24)), Signal(),
+                                                              Signal())
         m.d.sync += p_valid.eq(l_issue)
         with m.If(l_issue):
             m.d.comb += [rd_en_main.eq(y_valid), rd_addr_main.eq(rd_addr[:fb.addr_bits])]
@@ -425,7 +470,7 @@ class Engine(wiring.Component):
                             recs[i].last_step.eq(tile_last_step),
                             recs[i].first_tile.eq(l_p0 == 0), recs[i].last_tile.eq(tile_last),
                             recs[i].g.eq(l_g), recs[i].p0.eq(l_p0),
-                            recs[i].rows_valid.eq(Mux(d.out_c - l_g * LANES > LANES, LANES, d.out_c - l_g * LANES)),
+                            recs[i].rows_valid.eq(Mux(d.out_c - l_g * L > L, L, d.out_c - l_g * L)),
                         ]
                 m.d.sync += [l_row.eq(0), l_chunk.eq(0), l_buf.eq(~l_buf)]
                 # advance (ky, c, tile, group)
@@ -465,10 +510,10 @@ class Engine(wiring.Component):
         # Each bank is 12 lane memories (one 16-bit weight per row) with their own write ports: the plain
         # fetch writes a whole row (all lanes, one address), the weight decoders (one per lane) write each
         # lane at its own address in the same cycle. The compute side reads all lanes at one address.
-        wbank_w = [_LaneWrites(f"wbw{i}") for i in range(2)]
-        wb_r = [_LaneReads(f"wbr{i}") for i in range(2)]
+        wbank_w = [_LaneWrites(f"wbw{i}", L) for i in range(2)]
+        wb_r = [_LaneReads(f"wbr{i}", L) for i in range(2)]
         for i in range(2):
-            for j in range(LANES):
+            for j in range(L):
                 mem = Memory(shape=signed(16), depth=W, init=[])
                 m.submodules[f"wb{i}_{j}"] = mem
                 wp, rp = mem.write_port(), mem.read_port()
@@ -480,7 +525,7 @@ class Engine(wiring.Component):
         wb_release = Signal(2)
         wb_set_full = Signal(2)
         wb_fill_set = Signal(2)
-        bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES), name=f"bias{i}") for i in range(2)]
+        bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), L), name=f"bias{i}") for i in range(2)]
         k_rows = Signal(24)   # rows per group: in_c * k * k (DWCONV: k * k, one tap per row)
         with m.If(unit_start):
             m.d.sync += k_rows.eq(Mux(d.op == Op.DWCONV, d.k * d.k, d.in_c * d.k * d.k))
@@ -510,9 +555,9 @@ class Engine(wiring.Component):
                     m.d.comb += wb_fill_set.eq(Mux(fq_bank, 0b10, 0b01))
             with m.Else():
                 m.d.comb += [fgreq.valid.eq(1), fgreq.payload.addr.eq(fq_addr),
-                             fgreq.payload.count.eq(DRAM_BEAT_WORDS)]
+                             fgreq.payload.count.eq(L)]
                 with m.If(fg_accept):
-                    m.d.sync += [fq_addr.eq(fq_addr + DRAM_BEAT_WORDS), fq_beat.eq(fq_beat + 1)]
+                    m.d.sync += [fq_addr.eq(fq_addr + L), fq_beat.eq(fq_beat + 1)]
                     is_row = fq_beat >= BIAS_BEATS
                     chunk_end = is_row & (fq_chunk_rows == W - 1)
                     group_end = fq_beat == group_beats - 1
@@ -531,15 +576,15 @@ class Engine(wiring.Component):
                 with m.If(fr_beat < BIAS_BEATS):
                     for i in range(2):
                         with m.If(fr_bank == i):
-                            for j in range(LANES):
+                            for j in range(L):
                                 m.d.sync += bias[i][j].word_select(fr_beat[:2], 16).eq(fresp.payload.rdata[j])
                 with m.Else():
-                    m.d.comb += [inc["wb_write_words"].eq(LANES)]
+                    m.d.comb += [inc["wb_write_words"].eq(L)]
                     for i in range(2):
-                        for j in range(LANES):
+                        for j in range(L):
                             m.d.comb += [wbank_w[i].addr[j].eq(fr_row_in_chunk),
                                          wbank_w[i].data[j].eq(fresp.payload.rdata[j])]
-                        m.d.comb += wbank_w[i].en.eq(Mux(fr_bank == i, (1 << LANES) - 1, 0))
+                        m.d.comb += wbank_w[i].en.eq(Mux(fr_bank == i, (1 << L) - 1, 0))
                     r_chunk_end = fr_row_in_chunk == W - 1
                     r_group_end = fr_beat == group_beats - 1
                     m.d.sync += fr_row_in_chunk.eq(fr_row_in_chunk + 1)
@@ -563,7 +608,7 @@ class Engine(wiring.Component):
         c_kx = Signal(4)
         c_row = Signal(24)         # weight row within the current chunk
         c_bank = Signal()          # weight bank in use
-        g_bias = Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), LANES))
+        g_bias = Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), L))
         with m.If(unit_start):
             m.d.sync += [c_buf.eq(0), c_kx.eq(0), c_row.eq(0), c_bank.eq(0)]
         cur = Signal(rec_layout)
@@ -573,15 +618,15 @@ class Engine(wiring.Component):
 
         # pipeline stage B: the beat presented to the array / max unit
         b_valid = Signal()
-        b_a = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
-        b_last, b_first, b_n, b_rows, b_g, b_p0 = (Signal(), Signal(), Signal(range(LANES + 1)),
-                                                   Signal(range(LANES + 1)), Signal(16), Signal(32))
+        b_a = Signal(data.ArrayLayout(signed(ACT_BITS), L))
+        b_last, b_first, b_n, b_rows, b_g, b_p0 = (Signal(), Signal(), Signal(range(L + 1)),
+                                                   Signal(range(L + 1)), Signal(16), Signal(32))
         b_take = Signal()  # stage B is consumed this cycle
         a_go = Signal()    # stage A issues a beat this cycle
         m.d.comb += a_go.eq(conv_or_pool & ~unit_start & rec_ready & w_ready & (~b_valid | b_take))
 
         # lane select: word base[j] + kx of the current segment buffer (lanes beyond n read zero)
-        for j in range(LANES):
+        for j in range(L):
             m.d.comb += seg_r[j].addr.eq(c_buf * seg_size + cur.base[j] + c_kx)
         dw = self._elaborate_dw(m, d, fb, fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data), inc=inc, is_dw=is_dw,
                                 unit_start=unit_start, unit_done=unit_done,
@@ -591,7 +636,7 @@ class Engine(wiring.Component):
             m.d.comb += [wb_r[i].addr.eq(Mux(is_dw, dw.w_addr, c_row)),
                          wb_r[i].en.eq(Mux(is_dw, dw.w_en, a_go & ~pool_mode) & (c_bank == i))]
         with m.If(a_go & ~pool_mode):
-            m.d.comb += inc["wb_read_words"].eq(LANES)
+            m.d.comb += inc["wb_read_words"].eq(L)
 
         step_last_beat = c_kx == d.k - 1
         with m.If(a_go):
@@ -601,7 +646,7 @@ class Engine(wiring.Component):
                 b_last.eq(cur.last_step & step_last_beat),
                 b_n.eq(cur.n), b_rows.eq(cur.rows_valid), b_g.eq(cur.g), b_p0.eq(cur.p0),
             ]
-            for j in range(LANES):
+            for j in range(L):
                 m.d.sync += b_a[j].eq(Mux(j < cur.n, seg_r[j].data, 0))
             with m.If(cur.first_step & cur.first_tile & (c_kx == 0) & ~pool_mode):
                 m.d.sync += g_bias.eq(Mux(c_bank, bias[1].as_value(), bias[0].as_value()))
@@ -629,7 +674,7 @@ class Engine(wiring.Component):
             m.d.sync += b_valid.eq(0)
 
         # MAC array input
-        w_data = Signal(data.ArrayLayout(signed(16), LANES))
+        w_data = Signal(data.ArrayLayout(signed(16), L))
         c_bank_d = Signal()  # the bank the weight row in stage B was read from
         m.d.comb += w_data.eq(Mux(c_bank_d, Cat(*wb_r[1].data), Cat(*wb_r[0].data)))
         with m.If(a_go):
@@ -644,7 +689,7 @@ class Engine(wiring.Component):
             array.clamp_en.eq(d.clamp_en),
             array.clamp.eq(d.clamp),
         ]
-        for j in range(LANES):
+        for j in range(L):
             m.d.comb += array.bias[j].eq(g_bias[j][:BIAS_BITS])
         with m.If(is_conv):
             m.d.comb += b_take.eq(b_valid & array.inp.ready)
@@ -654,7 +699,7 @@ class Engine(wiring.Component):
             m.d.comb += inc["macs"].eq(b_n * b_rows)
 
         # tile info for the write-back of drained rows: pushed with the last beat
-        info_layout = data.StructLayout({"g": 16, "p0": 32, "n": range(LANES + 1)})
+        info_layout = data.StructLayout({"g": 16, "p0": 32, "n": range(L + 1)})
         m.submodules.info = info = SyncFIFOBuffered(width=info_layout.size, depth=4)
         info_w = data.View(info_layout, info.w_data)
         info_r = data.View(info_layout, info.r_data)
@@ -664,20 +709,20 @@ class Engine(wiring.Component):
         ]
         m.d.comb += array.out.ready.eq(1)
         with m.If(array.out.valid & is_conv):
-            chan = info_r.g * LANES + array.out.payload.row
+            chan = info_r.g * L + array.out.payload.row
             m.d.comb += [
                 fgw_en.eq(chan < d.out_c),
                 fgw_addr.eq(d.out_addr + chan * d.out_ch_stride + info_r.p0),
-                fgw_mask.eq((Const(1, 13) << info_r.n) - 1),
+                fgw_mask.eq((Const(1, L + 1) << info_r.n) - 1),
             ]
-            m.d.comb += [fgw_data[j].eq(array.out.payload.data[j]) for j in range(LANES)]
-            with m.If(array.out.payload.row == LANES - 1):
+            m.d.comb += [fgw_data[j].eq(array.out.payload.data[j]) for j in range(L)]
+            with m.If(array.out.payload.row == L - 1):
                 m.d.comb += info.r_en.eq(1)
 
         # max unit (POOL)
-        mx = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
-        new_mx = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
-        for j in range(LANES):
+        mx = Signal(data.ArrayLayout(signed(ACT_BITS), L))
+        new_mx = Signal(data.ArrayLayout(signed(ACT_BITS), L))
+        for j in range(L):
             m.d.comb += new_mx[j].eq(Mux(b_first | (b_a[j] > mx[j]), b_a[j], mx[j]))
         with m.If(is_pool & b_take):
             m.d.sync += mx.eq(new_mx)
@@ -686,9 +731,9 @@ class Engine(wiring.Component):
                 m.d.comb += [
                     fgw_en.eq(1),
                     fgw_addr.eq(d.out_addr + b_g * d.out_ch_stride + b_p0),
-                    fgw_mask.eq((Const(1, 13) << b_n) - 1),
+                    fgw_mask.eq((Const(1, L + 1) << b_n) - 1),
                 ]
-                m.d.comb += [fgw_data[j].eq(new_mx[j]) for j in range(LANES)]
+                m.d.comb += [fgw_data[j].eq(new_mx[j]) for j in range(L)]
 
         # ---- vector unit: ADD and GAP -------------------------------------------------------------------
         # ADD alternates reads of the two inputs (12 outputs per 2 cycles); GAP reads 16 words of one
@@ -696,8 +741,8 @@ class Engine(wiring.Component):
         is_add = exec_state & (d.op == Op.ADD)
         is_gap = exec_state & (d.op == Op.GAP)
         v_off, v_c, v_phase = Signal(24), Signal(16), Signal()
-        a_lat = Signal(data.ArrayLayout(signed(ACT_BITS), LANES))
-        w_pend, w_off, w_cnt = Signal(), Signal(24), Signal(4)
+        a_lat = Signal(data.ArrayLayout(signed(ACT_BITS), L))
+        w_pend, w_off, w_cnt = Signal(), Signal(24), Signal(count_bits(L))
         g_pend, g_cnt, g_last, g_c = Signal(), Signal(5), Signal(), Signal(16)
         g_acc = Signal(signed(COUNTER_BITS))
         with m.If(unit_start):
@@ -711,9 +756,9 @@ class Engine(wiring.Component):
                 with m.If(w_pend):
                     # B's data for chunk w_off is on the read port now, A's was latched
                     m.d.comb += [fgw_en.eq(1), fgw_addr.eq(d.out_addr + w_off),
-                                 fgw_mask.eq((Const(1, 13) << w_cnt) - 1),
+                                 fgw_mask.eq((Const(1, L + 1) << w_cnt) - 1),
                                  inc["macs"].eq(2 * w_cnt)]
-                    for t in range(LANES):
+                    for t in range(L):
                         q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,
                                        name=f"add{t}", clamp_en=d.clamp_en, clamp=d.clamp)
                         m.d.comb += fgw_data[t].eq(q)
@@ -724,9 +769,9 @@ class Engine(wiring.Component):
                 with m.Elif(~w_pend):
                     m.d.comb += unit_done.eq(1)
             with m.Else():
-                m.d.sync += [a_lat.eq(Cat(*(fb.rd_data[t] for t in range(LANES)))),
-                             w_pend.eq(1), w_off.eq(v_off), w_cnt.eq(_min12(d.row_len - v_off)),
-                             v_off.eq(v_off + LANES), v_phase.eq(0)]
+                m.d.sync += [a_lat.eq(Cat(*(fb.rd_data[t] for t in range(L)))),
+                             w_pend.eq(1), w_off.eq(v_off), w_cnt.eq(min_beat(d.row_len - v_off, L)),
+                             v_off.eq(v_off + L), v_phase.eq(0)]
                 m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in2_addr + v_off)]
         with m.If(is_gap & ~unit_start):
             m.d.comb += cls_busy.eq(1)
@@ -827,7 +872,8 @@ class Engine(wiring.Component):
             with m.If(is_dw):
                 m.d.comb += unit_done.eq(1)
             return None
-        m.submodules.dw = dw = DwUnit(fb.addr_bits)
+        L = self.lanes
+        m.submodules.dw = dw = DwUnit(fb.addr_bits, lanes=L)
         cls_busy, cls_dram, cls_fetch = cls
         fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
         m.d.comb += [
@@ -844,15 +890,15 @@ class Engine(wiring.Component):
             dw.rd_data.eq(fb.rd_data),
         ]
         # (the banks hold 48-bit bias words, as fetched; the unit takes BIAS_BITS)
-        m.d.comb += [dw.bias[j].eq(Mux(c_bank, bias[1][j], bias[0][j])[:BIAS_BITS]) for j in range(LANES)]
+        m.d.comb += [dw.bias[j].eq(Mux(c_bank, bias[1][j], bias[0][j])[:BIAS_BITS]) for j in range(L)]
         with m.If(is_dw):
             m.d.comb += [rd_en_main.eq(dw.rd_en), rd_addr_main.eq(dw.rd_addr),
                          fgw_en.eq(dw.wr_en), fgw_addr.eq(dw.wr_addr), fgw_mask.eq(dw.wr_mask),
                          inc["macs"].eq(Mux(dw.p.maxpool, 0, dw.macs)),
                          inc["pool_ops"].eq(Mux(dw.p.maxpool, dw.macs, 0)),
-                         inc["wb_read_words"].eq(Mux(dw.w_en, LANES, 0)),
+                         inc["wb_read_words"].eq(Mux(dw.w_en, L, 0)),
                          cls_busy.eq(dw.beat), cls_dram.eq(dw.wait_w), cls_fetch.eq(~dw.beat & ~dw.wait_w)]
-            m.d.comb += [fgw_data[j].eq(dw.wr_data[j]) for j in range(LANES)]
+            m.d.comb += [fgw_data[j].eq(dw.wr_data[j]) for j in range(L)]
             with m.If(dw.grp_release):
                 m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
                 m.d.sync += c_bank.eq(~c_bank)
@@ -1132,7 +1178,7 @@ class Engine(wiring.Component):
         # thousand cycles) and cost the engine one cycle of back-pressure each, which every unit above
         # already handles (the DRAM refuses requests too); the other way round, a weight stream that
         # holds the port for thousands of cycles would stall the encoder.
-        enc_req = Signal(DRAM_REQ)
+        enc_req = Signal(self.req_layout)
         m.d.comb += [enc_req.addr.eq(unit.wr.payload.addr), enc_req.write.eq(1),
                      enc_req.count.eq(unit.wr.payload.count), enc_req.wdata.eq(unit.wr.payload.wdata)]
         m.d.comb += [port.valid.eq(req.valid | unit.wr.valid),
