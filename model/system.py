@@ -82,7 +82,7 @@ ENCODER_SAMPLES_PER_CYCLE = {"jpeg": 1.0, "lossless": 1.0}
 IMAGE_BYTES_PER_SAMPLE = 1
 FEATURE_BYTES_PER_VALUE = 2
 ACC_BITS = 48
-BEAT_OPERAND_BITS = 2 * 12 * 16           # 12 activations + 12 weights registered per beat
+BEAT_OPERAND_BITS = 2 * 12 * 16           # 12 activations + 12 weights registered per beat (of a 12-lane array)
 BREAKDOWN_KEYS = ("compute_j", "onchip_memory_j", "dram_j", "encoder_j", "radio_j", "leakage_j", "weight_decoder_j")
 STAGES = ("inference", "transmit")
 
@@ -454,15 +454,22 @@ def _energies(tech: Tech, eng: EngineParams) -> _Energies:
     fb_bank_bytes = eng.fb_words * 2 / eng.fb_banks
     wb_bank_bytes = eng.wb_depth * eng.lanes * 2
     lk = tech.leakage_w
+    # the technology file's leakage is of the default engine (golden.arch.DEFAULT_ARCH); another architecture's
+    # scales with what leaks: the MAC array with its MACs, each buffer with its bits; a beat registers
+    # ``lanes`` activations and weights
+    base = DEFAULT_ENGINE
+    leak_engine_w = (lk["feature_buffer_w"] * eng.fb_words / base.fb_words
+                     + lk["weight_buffer_w"] * eng.wb_depth * eng.lanes / (base.wb_depth * base.lanes)
+                     + lk["mac_array_w"] * eng.lanes ** 2 / base.lanes ** 2 + lk["control_w"])
     return _Energies(
-        mac=tech.e("mac_16b"), acc=ACC_BITS * reg, beat=BEAT_OPERAND_BITS * reg,
+        mac=tech.e("mac_16b"), acc=ACC_BITS * reg, beat=BEAT_OPERAND_BITS * eng.lanes / base.lanes * reg,
         cmp=tech.e("compare_16b") + 16 * reg, requant=tech.e("requantize") + ACC_BITS * reg,
         fb_r=tech.sram_word_energy_j(fb_bank_bytes, 16), fb_w=tech.sram_word_energy_j(fb_bank_bytes, 16, True),
         wb_r=tech.sram_word_energy_j(wb_bank_bytes, 16 * eng.lanes),
         wb_w=tech.sram_word_energy_j(wb_bank_bytes, 16 * eng.lanes, True),
         rf_r=tech.e("rf_read_word"), rf_w=tech.e("rf_write_word"), dram_word=16 * tech.e("dram_bit"),
         enc={"jpeg": tech.e("encoder_jpeg_sample"), "lossless": tech.e("encoder_lossless_sample"), "none": 0.0},
-        leak_engine_w=lk["feature_buffer_w"] + lk["weight_buffer_w"] + lk["mac_array_w"] + lk["control_w"],
+        leak_engine_w=leak_engine_w,
         leak_encoder_w=lk["encoder_w"], clock_hz=eng.clock_hz,
         wdec=tech.energy["weight_decoder"].value if "weight_decoder" in tech.energy else None,
     )

@@ -81,3 +81,20 @@ def test_depthwise_schedule_of_any_lane_count():
             for c, w, h in ((1, 1, 1), (13, 29, 5), (lanes * 3 + 1, lanes + 1, 2)):
                 assert dw_cycles(c, w, h, s, lanes) == ref_dw_cycles(c, w, h, s, False, lanes)
                 assert dw_cycles(c, w, h, s, lanes, True) == ref_dw_cycles(c, w, h, s, True, lanes)
+
+
+def test_energies_scale_with_the_architecture():
+    """Leakage and per-beat register energy of another architecture scale from the default engine's."""
+    from hw.tech import load_tech
+    from model.system import _energies
+
+    tech = load_tech()
+    base = _energies(tech, DEFAULT_ENGINE)
+    lk = tech.leakage_w
+    assert base.leak_engine_w == pytest.approx(lk["feature_buffer_w"] + lk["weight_buffer_w"] + lk["mac_array_w"]
+                                               + lk["control_w"])
+    big = _energies(tech, EngineParams.from_arch(replace(parse_arch("24x24"), fb_words=2**19)))
+    assert big.beat == pytest.approx(2 * base.beat)
+    assert big.leak_engine_w == pytest.approx(2 * lk["feature_buffer_w"] + 2 * lk["weight_buffer_w"]
+                                              + 4 * lk["mac_array_w"] + lk["control_w"])
+    assert big.mac == base.mac and big.fb_r > base.fb_r    # a bigger bank costs more per access
