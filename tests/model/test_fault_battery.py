@@ -243,6 +243,12 @@ CASES = [
     ("sweep-plot-is-folder", [*S, "--plot", "{W}/p.png"], "is a folder"),
     ("sweep-plot-onto-tech", [*S, "--tech", "{W}/tech.png", "--plot", "{W}/tech.png"], "is also the input --tech"),
     ("sweep-link-1e13", [*S[:3], "--link", "1e13:1"], "1000..1e+12 bit/s"),
+    # dse: architectures, buffers, links, budget and outputs refused before the search
+    ("dse-array-not-square", ["dse", "--net", "digits", "--arrays", "7x9"], "square arrays"),
+    ("dse-buffer-100", ["dse", "--net", "digits", "--buffers", "100"], "buffer size '100'"),
+    ("dse-link-3mbps", ["dse", "--net", "digits", "--links", "3mbps"], "unknown link '3mbps'"),
+    ("dse-budget-2", ["dse", "--net", "digits", "--budget", "2"], "budget 2.0 is not allowed"),
+    ("dse-plot-missing-folder", ["dse", "--net", "digits", "--plot", "{W}/nowhere/x.png"], "does not exist"),
     # best
     ("best-loss-2", [*B, "--accuracy-loss", "2"], "[0, 1)"),
     ("best-loss-nan", [*B, "--accuracy-loss", "nan"], "[0, 1)"),
