@@ -461,6 +461,31 @@ def weights_section(link: str = "2mbps") -> str:
     return "\n".join(out)
 
 
+def dse_section(out_dir: Path, group, figs: dict, net: str = "alexnet", link: str = "2mbps") -> str:
+    """The Pareto front of area x energy x frames/s over ``model.dse``'s default arrays and buffers, and its
+    figure (``fig13_dse_<net>.png``, added to ``figs``); a note instead where ``make synth`` has not run."""
+    from model import dse
+
+    try:
+        res = dse.search(net, links=[link])
+    except dse.SynthTableMissing as e:
+        return f"Not drawn: {e}"
+    name = f"fig13_dse_{net}.png"
+    dse.plot(res, group.path(out_dir / name, "figure"))
+    figs[name] = None
+    front = sorted((p for p in res.points if p.pareto), key=lambda p: p.area_m2)
+    rows = [[p.array, dse.words_text(p.fb_words), p.label, _f(p.fps), f"{p.energy_j * 1e3:.3f}",
+             f"{p.area_m2 * 1e6:.3f}", p.counts_source] for p in front]
+    return "\n".join([
+        f"{len(res.archs)} architectures (arrays {', '.join(dse.DEFAULT_ARRAYS)} x feature buffers "
+        f"{', '.join(dse.words_text(b) for b in dse.DEFAULT_BUFFERS)} words) x every split and encoding within "
+        f"a {res.budget:g} top-1 budget; areas from `make synth`'s 28 nm table scaled per block (`docs/dse.md`). "
+        f"The Pareto front, smallest area first:", "",
+        _md_table(["array", "buffer", "split", "fps", "mJ/frame", "area mm2", "counts"], rows), "",
+        "`counts`: `rtl` where a `make sim` result of that very architecture and RTL exists, else the analytical "
+        "model. `edgesplit dse --net alexnet --links 2mbps --verify K` runs K of these points on the RTL."])
+
+
 def _rel(e, key):
     r, m = e.counters[key]
     return f"{(m - r) / r:+.2%}" if r else "-"
@@ -532,6 +557,8 @@ def _write_report(out_dir: Path, figs: dict, group: files.AtomicGroup) -> None:
                       "vs host-only (E / T)"], best_rows), "",
            "E: baseline energy / best energy; T: best fps / baseline fps. Host-only sends the image raw (encoding "
            "none) or coded with the encoding allowed.", ""]
+    md += ["## Design-space search: AlexNet at 2 Mbps (`edgesplit dse`, issue 16)", "",
+           dse_section(out_dir, group, figs), ""]
     md += ["## Compressed weights (JPEG-coded in DRAM, issue #8)", "", weights_section(), ""]
     md += ["## The paper's claims beside ours (2 Mbps unless stated)", "",
            _md_table(["paper", "ours", "why they differ / agree"],
