@@ -12,7 +12,6 @@ from collections import deque
 import numpy as np
 from amaranth.sim import Simulator
 
-from hw.descriptor import DRAM_BEAT_WORDS
 from hw.engine import COUNTERS, Engine
 from sim.program import EngineConfig, Program
 
@@ -27,7 +26,8 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
     if encoder is None:
         encoder = bool(prog.encodings)
     dut = Engine(fb_words=config.fb_words, wb_depth=config.wb_depth, encoder=encoder,
-                 weight_decoder=any(c.w_codec for c in prog.commands))
+                 weight_decoder=any(c.w_codec for c in prog.commands), lanes=config.lanes)
+    beat = config.lanes    # words per DRAM beat
     dram = prog.dram.astype(np.int64).copy()
     dram = np.concatenate([dram, np.zeros(64, np.int64)])
     rng = random.Random(seed)
@@ -46,7 +46,7 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
             if pending and pending[0][0] <= cycle:
                 words = pending[0][1]
                 ctx.set(dut.dram_resp.valid, 1)
-                for i in range(DRAM_BEAT_WORDS):
+                for i in range(beat):
                     ctx.set(dut.dram_resp.payload.rdata[i], int(words[i]) & 0xFFFF)
             else:
                 ctx.set(dut.dram_resp.valid, 0)
@@ -61,7 +61,7 @@ def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, g
                 else:
                     t = max(cycle + latency + (rng.randint(0, jitter) if jitter else 0),
                             pending[-1][0] if pending else 0)
-                    pending.append((t, dram[addr:addr + DRAM_BEAT_WORDS].copy()))
+                    pending.append((t, dram[addr:addr + beat].copy()))
             if pending and pending[0][0] <= cycle and resp_ready:
                 pending.popleft()
             if ctx.get(dut.cmd_done):

@@ -1,6 +1,7 @@
 """The RTL designs the simulators run, by name (one place, so every runner and target agrees)."""
 
-from functools import cache, partial
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from golden.arch import DEFAULT_ARCH, EngineArch
@@ -59,22 +60,44 @@ ENGINE_PLAIN = Design("engine_plain", _engine_plain, parameters={**ENGINE_PARAMS
                       top="engine_tb", wrapper=_engine_tb_sources_registered, depends=ENGINE.depends)
 
 
-def _engine_of(arch: EngineArch, plain: bool):
-    from hw.engine import Engine
+@dataclass(frozen=True)
+class _EngineOf:
+    """The factory of the engine of ``arch`` (a callable with a stable repr: the design's source key hashes it)."""
 
-    return Engine.from_arch(arch, plain=plain)
+    arch: EngineArch
+    plain: bool
+
+    def __call__(self):
+        from hw.engine import Engine
+
+        return Engine.from_arch(self.arch, plain=self.plain)
+
+
+@dataclass(frozen=True)
+class _TbOf:
+    """The testbench sources of an engine of ``lanes`` lanes (``sim.engine_tb``; a stable repr, as above)."""
+
+    lanes: int
+    registered_inputs: bool
+
+    def __call__(self, name: str):
+        from sim.engine_tb import engine_tb_sources
+
+        return engine_tb_sources(name, registered_inputs=self.registered_inputs, lanes=self.lanes)
 
 
 @cache
 def engine_design(arch: EngineArch = DEFAULT_ARCH, plain: bool = False) -> Design:
     """The engine build of ``arch`` (``golden.arch``): ``ENGINE`` / ``ENGINE_PLAIN`` for the default, else its
-    own design ``engine[_plain]_<arch name>`` (its own Verilog and simulator build, cached like any other)."""
+    own design ``engine[_plain]_<arch name>`` (its own Verilog and simulator build, cached like any other).
+    Arrays of other than 12 lanes are built plain only (``hw.engine.Engine.from_arch``)."""
     arch = arch.rtl
     if arch == DEFAULT_ARCH:
         return ENGINE_PLAIN if plain else ENGINE
     base = ENGINE_PLAIN if plain else ENGINE
-    return Design(f"{base.name}_{arch.name.replace('-', '_')}", partial(_engine_of, arch, plain),
-                  parameters={"arch": arch.as_dict(), "plain": plain}, top="engine_tb", wrapper=base.wrapper,
+    wrapper = base.wrapper if arch.lanes == DEFAULT_ARCH.lanes else _TbOf(arch.lanes, plain)
+    return Design(f"{base.name}_{arch.name.replace('-', '_')}", _EngineOf(arch, plain),
+                  parameters={"arch": arch.as_dict(), "plain": plain}, top="engine_tb", wrapper=wrapper,
                   depends=base.depends)
 
 
@@ -83,7 +106,7 @@ def engine_for(prog, small: bool = False, arch: EngineArch = DEFAULT_ARCH) -> De
     from hw.descriptor import Op
 
     if small:
-        return ENGINE_SMALL
+        return engine_small_design(arch.lanes)
     needs_units = any(c.op in (Op.ENCODE, Op.ENC_TABLES) or c.w_codec for c in prog.commands)
     return engine_design(arch, plain=not needs_units)
 
@@ -100,6 +123,18 @@ def _engine_small():
 
 ENGINE_SMALL = Design("engine_small", _engine_small, parameters=ENGINE_SMALL_PARAMS, top="engine_tb",
                       wrapper=_engine_tb_sources, depends=ENGINE.depends)
+
+
+@cache
+def engine_small_design(lanes: int = DEFAULT_ARCH.lanes) -> Design:
+    """The small engine (``ENGINE_SMALL_PARAMS``) of a ``lanes x lanes`` array: ``ENGINE_SMALL`` at 12 lanes, else
+    the plain build ``engine_small_<lanes>x<lanes>`` (other arrays have no encode unit and weight decoders)."""
+    if lanes == DEFAULT_ARCH.lanes:
+        return ENGINE_SMALL
+    arch = EngineArch(rows=lanes, cols=lanes, **ENGINE_SMALL_PARAMS)
+    return Design(f"engine_small_{lanes}x{lanes}", _EngineOf(arch, True),
+                  parameters={"arch": arch.as_dict(), "plain": True}, top="engine_tb", wrapper=_TbOf(lanes, True),
+                  depends=ENGINE.depends)
 
 
 

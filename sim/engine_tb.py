@@ -6,13 +6,17 @@ with ``hw.engine.COUNTERS``); the DRAM model is hand-written simulation Verilog 
 
 from pathlib import Path
 
+from hw.descriptor import DRAM_BEAT_WORDS
+from hw.dma import count_bits
 from hw.engine import COUNTER_BITS, COUNTERS
 
 HDL = Path(__file__).resolve().parent / "hdl"
 
 
-def engine_tb_sources(engine_module: str = "engine", registered_inputs: bool = False) -> dict[str, str]:
-    """{file name: Verilog} of the testbench top ``engine_tb`` around the Amaranth module ``engine_module``.
+def engine_tb_sources(engine_module: str = "engine", registered_inputs: bool = False,
+                      lanes: int = DRAM_BEAT_WORDS) -> dict[str, str]:
+    """{file name: Verilog} of the testbench top ``engine_tb`` around the Amaranth module ``engine_module``, an
+    engine of ``lanes`` lanes (its DRAM beat: ``lanes`` words, ``hw.engine.dram_req_layout``).
 
     ``registered_inputs``: the engine and the DRAM model see ``rst`` and ``cmd_addr`` through a register. Amaranth
     puts the reset into every flip-flop's next-state logic, so with ``rst`` a top-level input Verilator re-evaluates
@@ -21,6 +25,10 @@ def engine_tb_sources(engine_module: str = "engine", registered_inputs: bool = F
     only. The reset then ends one cycle later, in the idle cycle between reset and ``start`` that the testbench
     leaves (``sim.tb_engine``): the counters count only while the engine runs, so no counter changes (checked
     against the build without it, tests/hw/test_engine_cocotb.py)."""
+    cw = count_bits(lanes)
+    req_bits = 32 + 1 + cw + 16 * lanes     # hw.engine.dram_req_layout: addr, write, count, wdata
+    # the DRAM model's beat (its defaults are the 12-lane engine's: that wrapper names no parameters)
+    dram_params = "" if lanes == DRAM_BEAT_WORDS else f" #(.BEAT({lanes}), .CW({cw}))"
     ctr_ports = "".join(f"    output [{COUNTER_BITS - 1}:0] ctr_{n},\n" for n in COUNTERS)
     ctr_conn = "".join(f"        .ctr_{n}(ctr_{n}),\n" for n in COUNTERS)
     if registered_inputs:
@@ -48,18 +56,18 @@ module engine_tb (
 {ctr_ports.rstrip().rstrip(',')}
 );
     wire req_valid, req_ready, resp_valid, resp_ready;
-    wire [228:0] req_payload;
-    wire [191:0] resp_payload;
+    wire [{req_bits - 1}:0] req_payload;
+    wire [{16 * lanes - 1}:0] resp_payload;
 {regs}    {engine_module} dut (
         .clk(clk), .rst({rst}), .start(start), .cmd_addr({addr}), .done(done), .running(running),
         .cmd_done(cmd_done), .cmd_index(cmd_index),
 {ctr_conn}        .dram_req__valid(req_valid), .dram_req__ready(req_ready), .dram_req__payload(req_payload),
         .dram_resp__valid(resp_valid), .dram_resp__ready(resp_ready), .dram_resp__payload(resp_payload)
     );
-    dram_model dram (
+    dram_model{dram_params} dram (
         .clk(clk), .rst({rst}),
         .req_valid(req_valid), .req_ready(req_ready), .req_addr(req_payload[31:0]), .req_write(req_payload[32]),
-        .req_count(req_payload[36:33]), .req_wdata(req_payload[228:37]),
+        .req_count(req_payload[{32 + cw}:33]), .req_wdata(req_payload[{req_bits - 1}:{33 + cw}]),
         .resp_valid(resp_valid), .resp_ready(resp_ready), .resp_rdata(resp_payload),
         .dump(dump)
     );

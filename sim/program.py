@@ -47,12 +47,14 @@ from golden.arch import DEFAULT_ARCH, EngineArch
 from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
-from hw.descriptor import DESC_WORDS_PADDED, DRAM_BEAT_WORDS, FIELDS, Command, Op
+from hw.descriptor import FIELDS, Command, Op, desc_words_padded
 from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
 from sim import encoding
 
-LANES = DEFAULT_ARCH.lanes
+LANES = DEFAULT_ARCH.lanes   # the default lane count (EngineConfig.lanes: the engine's)
 BIAS_BEATS = 3
+MAX_RTL_LANES = 16           # hw.engine.MAX_RTL_LANES: the widest array the RTL takes today
+CODEC_LANES = 12             # hw.engine.CODEC_LANES: the encode unit and weight decoders' lane count
 
 
 class EngineLimitError(UserError):
@@ -68,16 +70,26 @@ class EngineConfig:
     dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there
     overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
     resident: bool = True     # branchy networks: maps stay in the buffer where they fit (``hw.plan.plan_dag``)
+    # the array's rows = columns = words per DRAM beat: groups of ``lanes`` output channels, tiles of ``lanes``
+    # pixels (``golden.arch.EngineArch.lanes``)
+    lanes: int = DEFAULT_ARCH.lanes
 
     @classmethod
-    def from_arch(cls, arch: EngineArch, **options) -> EngineConfig:
-        if arch.lanes != LANES:
-            raise UserError(f"architecture {arch.array}: the compiler lays out weights for {LANES}-lane arrays "
-                            f"only today; allowed: {LANES}x{LANES} with any buffer, DRAM or clock (issue 16)")
+    def from_arch(cls, arch: EngineArch, *, encode: bool = False, coded: bool = False, **options) -> EngineConfig:
+        """The compiler's view of ``arch``; ``encode`` / ``coded``: the run encodes maps / reads coded weights
+        (12-lane units: refused on other arrays)."""
+        if arch.lanes > MAX_RTL_LANES:
+            raise UserError(f"architecture {arch.array}: arrays of more than {MAX_RTL_LANES} lanes are not built yet "
+                            f"(the engine reads a tile's {arch.lanes} words in one 16-word feature-buffer read); "
+                            f"allowed: 4x4 .. {MAX_RTL_LANES}x{MAX_RTL_LANES}")
+        if arch.lanes != CODEC_LANES and (encode or coded):
+            raise UserError(f"architecture {arch.array}: "
+                            f"{'ENCODE' if encode else 'coded weights (WEIGHTS_CODEC)'} needs the {CODEC_LANES}-lane "
+                            f"encode unit and weight decoders; allowed on {arch.array}: plain runs only")
         if arch.fb_banks != DEFAULT_ARCH.fb_banks:
             raise UserError(f"architecture fb_banks {arch.fb_banks}: the feature buffer has {DEFAULT_ARCH.fb_banks} "
                             f"banks (the window loader reads 16 words per cycle); allowed: {DEFAULT_ARCH.fb_banks}")
-        return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, dw_unit=arch.dw_unit, **options)
+        return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, dw_unit=arch.dw_unit, lanes=arch.lanes, **options)
 
 
 @dataclass
@@ -132,16 +144,17 @@ def pool_on_dw_unit(layer, config: EngineConfig) -> bool:
             and layer.pad in (0, 1))
 
 
-def conv_packs(layer: ConvLayer) -> list[tuple[int, int, ConvLayer]]:
+def conv_packs(layer: ConvLayer, lanes: int = LANES) -> list[tuple[int, int, ConvLayer]]:
     """The dense convolutions a (grouped) conv runs as: ``(first input channel, first output channel, dense
-    layer)``. A pack takes ``max(1, 12 // (O / groups))`` consecutive groups (12 for a depthwise layer), with
-    block-diagonal weights, so its output channels fill the MAC array's 12 rows; a plain conv is one pack."""
+    layer)``. A pack takes ``max(1, lanes // (O / groups))`` consecutive groups (``lanes`` for a depthwise layer),
+    with block-diagonal weights, so its output channels fill the MAC array's ``lanes`` rows (12 by default); a
+    plain conv is one pack."""
     g = layer.groups
     if g == 1:
         return [(0, 0, layer)]
     o, cg, k, k2 = layer.weight.shape
     og = o // g
-    per = max(1, LANES // og)
+    per = max(1, lanes // og)
     bias = np.asarray(layer.bias, dtype=np.int64)
     out = []
     for g0 in range(0, g, per):
@@ -241,19 +254,20 @@ class Program:
 
 
 class _Dram:
-    def __init__(self):
+    def __init__(self, lanes: int = LANES):
         self.chunks: list[tuple[int, np.ndarray]] = []
         self.top = 0
+        self.beat = lanes     # words per DRAM beat
 
     def alloc(self, words: int, data: np.ndarray | None = None) -> int:
         addr = self.top
-        self.top += -(-words // DRAM_BEAT_WORDS) * DRAM_BEAT_WORDS  # keep beats tidy
+        self.top += -(-words // self.beat) * self.beat  # keep beats tidy
         if data is not None:
             self.chunks.append((addr, np.asarray(data).astype(np.int64).astype(np.uint16).ravel()))
         return addr
 
     def image(self, extra: int = 0) -> np.ndarray:
-        img = np.zeros(self.top + extra + DRAM_BEAT_WORDS, dtype=np.uint16)
+        img = np.zeros(self.top + extra + self.beat, dtype=np.uint16)
         for addr, d in self.chunks:
             img[addr:addr + d.size] = d
         return img
@@ -264,24 +278,24 @@ def _check(layer: str, field_name: str, value: int, lo: int, hi: int) -> None:
         raise EngineLimitError(f"layer {layer}: {field_name} {value} is outside the engine's range {lo}..{hi}")
 
 
-def weight_image(layer: ConvLayer) -> np.ndarray:
-    """A conv layer's weights in DRAM order: per group of 12 output channels, 3 bias beats (word t of
-    each channel's 48-bit two's-complement bias) then K rows of 12 weights (K = C*k*k in im2col order;
-    channels beyond O are zero)."""
+def weight_image(layer: ConvLayer, lanes: int = LANES) -> np.ndarray:
+    """A conv layer's weights in DRAM order: per group of ``lanes`` (12) output channels, 3 bias beats (word t
+    of each channel's 48-bit two's-complement bias) then K rows of ``lanes`` weights (K = C*k*k in im2col
+    order; channels beyond O are zero)."""
     o = layer.weight.shape[0]
     wmat = layer.weight.reshape(o, -1).astype(np.int64)          # [O, K]
     k_rows = wmat.shape[1]
-    groups = -(-o // LANES)
+    groups = -(-o // lanes)
     out = []
     bias = np.asarray(layer.bias, dtype=np.int64)
     for g in range(groups):
-        chans = range(g * LANES, min(o, (g + 1) * LANES))
-        b = np.zeros(LANES, dtype=np.int64)
+        chans = range(g * lanes, min(o, (g + 1) * lanes))
+        b = np.zeros(lanes, dtype=np.int64)
         b[:len(chans)] = bias[list(chans)]
         b48 = b & ((1 << 48) - 1)
         for t in range(BIAS_BEATS):
             out.append((b48 >> (16 * t)) & 0xFFFF)
-        rows = np.zeros((k_rows, LANES), dtype=np.int64)
+        rows = np.zeros((k_rows, lanes), dtype=np.int64)
         rows[:, :len(chans)] = wmat[list(chans)].T
         out.append((rows & 0xFFFF).ravel())
     return np.concatenate([np.ravel(x) for x in out]).astype(np.uint16)
@@ -293,7 +307,7 @@ def without_first_group(enc):
     from golden import weightcodec as wc
 
     zz = wc.decode_zz(enc)[wc.blocks_per_group(enc.k):]
-    return wc.encode_quantized(zz, enc.p, enc.qf, enc.out_channels - LANES, enc.k, (enc.dc_table, enc.ac_table))
+    return wc.encode_quantized(zz, enc.p, enc.qf, enc.out_channels - CODEC_LANES, enc.k, (enc.dc_table, enc.ac_table))
 
 
 def raw_first_group(layer: ConvLayer, out_pixels: int) -> bool:
@@ -301,7 +315,7 @@ def raw_first_group(layer: ConvLayer, out_pixels: int) -> bool:
     tiles, the array would otherwise wait while the decoders restore the whole first group (K / 64
     blocks per lane, about K cycles plus the tables); the plain fetch delivers a row per beat and the
     tables load behind it. Fully-connected layers (one tile per group) keep every group coded."""
-    return out_pixels > 1 and layer.weight.shape[0] > LANES
+    return out_pixels > 1 and layer.weight.shape[0] > CODEC_LANES
 
 
 LANE_WORDS_MAX = (1 << 24) - 1   # a lane stream's length in words: a 24-bit table entry
@@ -315,11 +329,11 @@ def lane_layout(enc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if lens.max() > LANE_WORDS_MAX:
         raise EngineLimitError(f"a lane stream of {int(lens.max())} words exceeds the engine's "
                                f"{LANE_WORDS_MAX} (24-bit lane length)")
-    beats = -(-lens // DRAM_BEAT_WORDS)
+    beats = -(-lens // CODEC_LANES)
     starts = np.concatenate([[0], np.cumsum(beats)[:-1]])
-    area = np.zeros(int(beats.sum()) * DRAM_BEAT_WORDS, dtype=np.uint16)
-    for j in range(LANES):
-        w0 = int(starts[j]) * DRAM_BEAT_WORDS
+    area = np.zeros(int(beats.sum()) * CODEC_LANES, dtype=np.uint16)
+    for j in range(CODEC_LANES):
+        w0 = int(starts[j]) * CODEC_LANES
         area[w0:w0 + lens[j]] = enc.lane_words(j)
     return starts, lens, area
 
@@ -343,13 +357,13 @@ def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.nd
     head = np.zeros(0, dtype=np.int64)
     bias_all = np.asarray(layer.bias, dtype=np.int64)
     if raw0:
-        head = weight_image(replace(layer, weight=layer.weight[:LANES], bias=bias_all[:LANES], wcodec=None))
+        head = weight_image(replace(layer, weight=layer.weight[:CODEC_LANES], bias=bias_all[:CODEC_LANES], wcodec=None))
         enc = without_first_group(enc)
-        bias_all = bias_all[LANES:]
+        bias_all = bias_all[CODEC_LANES:]
     starts, lens, area = lane_layout(enc)
     tables = whost.table_writes(enc.dc_table, enc.ac_table, enc.qtable, enc.p, enc.lane_group_blocks)
-    lanes = [(LANE_TABLE_BASE + j, int(starts[j])) for j in range(LANES)]
-    lanes += [(LANE_TABLE_BASE + 16 + j, int(lens[j])) for j in range(LANES)]
+    lanes = [(LANE_TABLE_BASE + j, int(starts[j])) for j in range(CODEC_LANES)]
+    lanes += [(LANE_TABLE_BASE + 16 + j, int(lens[j])) for j in range(CODEC_LANES)]
     tables = np.concatenate([tables, np.array(lanes, dtype=np.int64)])
     n = len(tables)
     entries = np.zeros((-(-n // 4) * 4, 3), dtype=np.int64)
@@ -357,19 +371,23 @@ def compressed_weight_image(layer: ConvLayer, raw0: bool = False) -> tuple[np.nd
     entries[:n, 1] = tables[:, 1] & 0xFFFF
     entries[:n, 2] = tables[:, 1] >> 16
     o = enc.out_channels
-    bias = np.zeros(-(-o // LANES) * LANES, dtype=np.int64)
+    bias = np.zeros(-(-o // CODEC_LANES) * CODEC_LANES, dtype=np.int64)
     bias[:o] = bias_all
-    b48 = bias.reshape(-1, LANES) & ((1 << 48) - 1)
+    b48 = bias.reshape(-1, CODEC_LANES) & ((1 << 48) - 1)
     bias_beats = np.stack([(b48 >> (16 * t)) & 0xFFFF for t in range(BIAS_BEATS)], axis=1)  # [g, 3, 12]
     image = np.concatenate([head, entries.ravel(), bias_beats.ravel()]).astype(np.int64).astype(np.uint16)
     return image, n, area, enc
 
 
 def alloc_weights(dram: _Dram, layer: ConvLayer, out_pixels: int) -> dict:
-    """Place a conv layer's weights in DRAM; returns the CONV descriptor fields that point at them."""
+    """Place a conv layer's weights in DRAM (groups of ``dram.beat`` lanes); returns the CONV descriptor fields
+    that point at them."""
     if layer.wcodec is None:
-        img = weight_image(layer)
+        img = weight_image(layer, dram.beat)
         return {"w_addr": dram.alloc(img.size, img)}
+    if dram.beat != CODEC_LANES:
+        raise EngineLimitError(f"layer {layer.name}: coded weights need the {CODEC_LANES}-lane weight decoders; "
+                               f"this engine has {dram.beat} lanes")
     raw0 = raw_first_group(layer, out_pixels)
     image, entries, area, enc = compressed_weight_image(layer, raw0)
     return {"w_codec": 1, "w_raw0": int(raw0), "w_addr": dram.alloc(image.size, image), "rows": entries,
@@ -409,7 +427,7 @@ def validate_layer(layer, in_shape, config: EngineConfig) -> tuple[int, int, int
         out = layer.out_shape(in_shape)
         if out[1] < 1 or out[2] < 1:
             raise EngineLimitError(f"layer {name}: kernel {k} does not fit input {h}x{w} with padding {layer.pad}")
-        k_rows = max(p.weight[0].size for _, _, p in conv_packs(layer))
+        k_rows = max(p.weight[0].size for _, _, p in conv_packs(layer, config.lanes))
         if layer.wcodec is not None:
             enc = layer.wcodec
             if (enc.out_channels, enc.k) != (o, k_rows):
@@ -583,9 +601,12 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
         if unknown:
             raise EngineLimitError(f"cannot encode {unknown[0]!r}: not a layer of this program "
                                    f"(layers: {', '.join(ly.name for ly in layers)})")
+    if config.lanes != CODEC_LANES and encode:
+        raise EngineLimitError(f"cannot encode on a {config.lanes}-lane engine: the encode unit is built for "
+                               f"{CODEC_LANES} lanes only")
     if not is_linear(layers):
         return _compile_dag(layers, x, config, encode, verify)
-    dram = _Dram()
+    dram = _Dram(config.lanes)
     cmds: list[Command] = []
     tags: list[str] = []
     enc = _Encoder(encode, dram, cmds, tags, config.fb_words)
@@ -723,13 +744,13 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
     add_encode_sync(cmds)
     cmds.append(Command(Op.END))
     # place the command list at the top of DRAM (its address goes to the engine's cmd_addr port)
-    words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
+    words = np.concatenate([np.array(c.to_words(config.lanes), dtype=np.uint16) for c in cmds])
     cmd_addr = dram.alloc(words.size, words)
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
                    out_shapes=shapes, out_dram=out_dram, macs=macs, banded=banded, encodings=dict(encode or {}),
                    array_macs=dict(macs))
     prog.cmd_addr = cmd_addr
-    assert len(words) == len(cmds) * DESC_WORDS_PADDED
+    assert len(words) == len(cmds) * desc_words_padded(config.lanes)
     return prog
 
 
@@ -753,7 +774,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
     run pack by pack (:func:`conv_packs`), each on its slice of the input and output channels; a
     concatenation's inputs are stored straight into its output (module docstring)."""
     fbw = config.fb_words
-    dram = _Dram()
+    dram = _Dram(config.lanes)
     cmds: list[Command] = []
     tags: list[str] = []
     shapes: dict[str, tuple] = {"input": tuple(int(v) for v in x.shape)}
@@ -783,14 +804,15 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
         shapes[layer.name] = validate_layer(layer, in_shape, config)
         c, h, w = shapes[layer.name]
         if on_dw_unit(layer, config):
-            weights_at[(layer.name, 0)] = {"w_addr": dram.alloc(weight_image(layer).size, weight_image(layer))}
+            img = weight_image(layer, config.lanes)
+            weights_at[(layer.name, 0)] = {"w_addr": dram.alloc(img.size, img)}
             macs[layer.name] = array_macs[layer.name] = int(c * h * w * 9)
         elif isinstance(layer, ConvLayer):
-            for j, (_, _, pack) in enumerate(conv_packs(layer)):
+            for j, (_, _, pack) in enumerate(conv_packs(layer, config.lanes)):
                 weights_at[(layer.name, j)] = alloc_weights(dram, pack, h * w)
             macs[layer.name] = int(c * h * w * layer.weight[0].size)
             array_macs[layer.name] = sum(h * w * pk.weight.shape[0] * pk.weight[0].size for _, _, pk in
-                                         conv_packs(layer))
+                                         conv_packs(layer, config.lanes))
         elif isinstance(layer, AddLayer):
             macs[layer.name] = 2 * c * h * w
         elif isinstance(layer, GapLayer):
@@ -888,18 +910,19 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
             if on_dw_unit(layer, config):
                 parts = [(0, 0, layer, {**weights_at[(name, 0)], "op": Op.DWCONV})]
             elif isinstance(layer, ConvLayer):
-                parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
+                parts = [(c0, o0, pk, weights_at[(name, j)])
+                         for j, (c0, o0, pk) in enumerate(conv_packs(layer, config.lanes))]
             else:
                 parts = [(0, 0, layer, {"op": Op.DWPOOL} if pool_on_dw_unit(layer, config) else {})]
             for c0, o0, part, wfields in parts:
                 nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit,
-                                 config.overlap_dma)
+                                 config.overlap_dma, config.lanes)
         banded[name] = nb
         enc.from_dram(name, out)
 
     add_encode_sync(cmds)
     cmds.append(Command(Op.END))
-    words = np.concatenate([np.array(c.to_words(), dtype=np.uint16) for c in cmds])
+    words = np.concatenate([np.array(c.to_words(config.lanes), dtype=np.uint16) for c in cmds])
     cmd_addr = dram.alloc(words.size, words)
     del shapes["input"]
     prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[ly.name for ly in layers],
@@ -947,7 +970,7 @@ def band_shape(layer, in_shape: tuple, out_shape: tuple, config: EngineConfig) -
         kind, cin, oc = "conv", layer.weight.shape[1], layer.weight.shape[0]
     else:
         kind = "dwpool" if pool_on_dw_unit(layer, config) else "pool"
-    return BandShape(kind, oh, gh, s, k, pad, cin, gw, oc, ow)
+    return BandShape(kind, oh, gh, s, k, pad, cin, gw, oc, ow, lanes=config.lanes)
 
 
 def _resident_cmds(layer, ins: tuple[str, ...], shapes: dict, fb: dict, weights_at: dict, config: EngineConfig,
@@ -977,7 +1000,8 @@ def _resident_cmds(layer, ins: tuple[str, ...], shapes: dict, fb: dict, weights_
     if on_dw_unit(layer, config):
         parts = [(0, 0, layer, {**weights_at[(name, 0)], "op": Op.DWCONV})]
     elif isinstance(layer, ConvLayer):
-        parts = [(c0, o0, pk, weights_at[(name, j)]) for j, (c0, o0, pk) in enumerate(conv_packs(layer))]
+        parts = [(c0, o0, pk, weights_at[(name, j)])
+                 for j, (c0, o0, pk) in enumerate(conv_packs(layer, config.lanes))]
     else:
         parts = [(0, 0, layer, {"op": Op.DWPOOL} if pool_on_dw_unit(layer, config) else {})]
     for c0, o0, part, wfields in parts:
@@ -1024,7 +1048,7 @@ def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_
 
 
 def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, out: int, c0: int, o0: int,
-               wfields: dict, fbw: int, emit, overlap: bool = True) -> int:
+               wfields: dict, fbw: int, emit, overlap: bool = True, lanes: int = LANES) -> int:
     """The bands of a conv (pack), depthwise conv or pool from DRAM to DRAM: its input channels start at channel
     ``c0`` of the map at ``src``, its output channels at channel ``o0`` of the map at ``out``. Returns the bands.
 
@@ -1049,7 +1073,7 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
     base.update(wfields)
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
     kind = {Op.DWCONV: "dw", Op.DWPOOL: "dwpool", Op.POOL: "pool"}.get(base["op"], "conv")
-    row_cycles, weight_beats = band_work(kind, cin, oc, ow, k, s)
+    row_cycles, weight_beats = band_work(kind, cin, oc, ow, k, s, lanes)
     plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
     if plan is None:
         raise EngineLimitError(f"layer {name}: one output row needs {cin * min(gh, k) * gw + oc * ow} buffer words; "

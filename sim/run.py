@@ -70,9 +70,15 @@ def display_names(qnet, layers) -> dict[str, str]:
 
 
 # FC layers with more weights than this run as a slice of SLICE_CHANNELS output channels whose counts
-# are scaled up (every group of 12 output channels streams the same K rows: identical work per group)
+# are scaled up (every group of 12 output channels streams the same K rows: identical work per group); on an
+# array of other than 12 lanes the slice is ten groups of its lanes (slice_channels)
 FC_SLICE_WORDS = 4_000_000
 SLICE_CHANNELS = 120
+
+
+def slice_channels(lanes: int) -> int:
+    """Output channels of a sliced FC layer: whole weight groups of ``lanes`` (SLICE_CHANNELS at 12 lanes)."""
+    return SLICE_CHANNELS // 12 * lanes
 
 
 def _programs(layers):
@@ -236,8 +242,9 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         bytes_per_cycle = arch.dram_bytes_per_cycle
     else:   # the run's DRAM is part of the architecture it records
         arch = replace(arch, dram_bytes_per_cycle=float(bytes_per_cycle))
-    config = EngineConfig.from_arch(arch)
+    config = EngineConfig.from_arch(arch, encode=encode is not None, coded=weights_codec is not None)
     array_macs = arch.macs
+    n_slice = slice_channels(config.lanes)
     nw = as_network(network).with_weights(weights)
     net = nw.name
     weights = nw.weights
@@ -273,9 +280,9 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         scale = 1.0
         if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS:
             o = first.weight.shape[0]
-            part = [replace(first, weight=first.weight[:SLICE_CHANNELS], bias=first.bias[:SLICE_CHANNELS],
-                            wcodec=slice_encoded(first.wcodec, SLICE_CHANNELS) if first.wcodec else None)]
-            scale = o / SLICE_CHANNELS
+            part = [replace(first, weight=first.weight[:n_slice], bias=first.bias[:n_slice],
+                            wcodec=slice_encoded(first.wcodec, n_slice) if first.wcodec else None)]
+            scale = o / n_slice
         if len(layers) != len(part):  # a part starts from the program input: the previous golden output
             part = [replace(part[0], inputs=None), *part[1:]]
         plans = {}
@@ -286,7 +293,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         prog = compile_program(part, px, config, encode=plans)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
-              f"{f' (a slice of {SLICE_CHANNELS} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
+              f"{f' (a slice of {n_slice} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
               flush=True)
         # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
         variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
@@ -307,7 +314,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         sim_wall += res["wall_s"]
         per_layer = res["per_layer"]
         for layer in part:
-            ref = refs[layer.name][:SLICE_CHANNELS] if scale != 1 else refs[layer.name]
+            ref = refs[layer.name][:n_slice] if scale != 1 else refs[layer.name]
             got = res["outputs"][layer.name]
             c = {n: round(v * scale) for n, v in per_layer[layer.name].items()}
             macs = round(prog.macs[layer.name] * scale)
@@ -318,7 +325,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
                 "bit_exact": bool(np.array_equal(got, ref)), "bands": prog.banded[layer.name], "counters": c,
             }
             if scale != 1:
-                row["scaled_from_slice"] = {"simulated_output_channels": SLICE_CHANNELS, "scale": scale}
+                row["scaled_from_slice"] = {"simulated_output_channels": n_slice, "scale": scale}
             if layer.name in plans:
                 row["encoding"] = _encoding_row(plans[layer.name], res["encodings"][layer.name])
             enc = getattr(layer, "wcodec", None)
@@ -485,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         from sim.program import EngineConfig
 
         arch = parse_arch(args.arch)
-        EngineConfig.from_arch(arch)   # an architecture the compiler cannot target: refused before any work
+        # an architecture the compiler cannot target (or a run its units cannot do): refused before any work
+        EngineConfig.from_arch(arch, encode=bool(args.encode), coded=bool(args.weights_codec))
         from golden.network import load_network
         from sim.encoding import EncodeSpec
 

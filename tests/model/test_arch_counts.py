@@ -56,14 +56,17 @@ def test_refusals():
 
 
 @pytest.mark.parametrize("arch, words", [
-    ("16x16", "12-lane arrays only today"),
+    ("20x20", "arrays of more than 16 lanes are not built yet"),
+    ("16x16 --encode jpeg", "ENCODE needs the 12-lane encode unit"),
+    ("8x8 --weights-codec jpeg", "coded weights (WEIGHTS_CODEC) needs the 12-lane"),
     ("7x9", "square arrays"),
     ("banks.yaml", "fb_banks 8"),
 ])
 def test_make_sim_refuses_an_arch_it_cannot_build(tmp_path, arch, words):
     (tmp_path / "banks.yaml").write_text("fb_banks: 8\n")
+    arch, *more = arch.split()
     r = subprocess.run([sys.executable, "-m", "sim.run", "--net", "digits", "--workers", "1", "--arch",
-                        str(tmp_path / arch) if arch.endswith(".yaml") else arch],
+                        str(tmp_path / arch) if arch.endswith(".yaml") else arch, *more],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
