@@ -82,8 +82,8 @@ lint: $(STAMP)
 # then the cost model adds the power table over make sim's AlexNet run (model.synth_power)
 SYNTH ?= coarse
 synth: $(STAMP)
-	$(PY) -m sim.synth --flow $(SYNTH) $(CLUSTERARGS)
-	$(PY) -m model.synth_power
+	$(PY) -m sim.synth --flow $(SYNTH) $(CLUSTERARGS) $(if $(ARCH),--arch $(ARCH))
+	$(if $(ARCH),@echo "synth: ARCH=$(ARCH): areas only (the power table is of the default engine's make sim run)",$(PY) -m model.synth_power)
 
 bench: $(STAMP)
 	$(PY) -m sim.benchmark

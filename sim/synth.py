@@ -75,9 +75,53 @@ class Block:
     what: str
 
 
-def blocks() -> dict[str, Block]:
+def _arch_block(kind: str, arch_dict: dict):
+    """The block ``kind`` of the architecture ``arch_dict`` (``golden.arch``; a module-level factory, so that a
+    design can go to a worker)."""
+    from golden.arch import from_dict
+
+    arch = from_dict(arch_dict)
+    lanes = arch.lanes
+    if kind == "mac_array":
+        from hw.mac_array import MacArray
+
+        return MacArray(rows=arch.rows, cols=arch.cols)
+    if kind == "feature_buffer":
+        from hw.feature_buffer import FeatureBuffer
+
+        return FeatureBuffer(arch.fb_words, banks=arch.fb_banks, write_lanes=lanes, halves=2)
+    if kind == "dw_unit":
+        from hw.dw_unit import DwUnit
+
+        return DwUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
+    from hw.engine import CODEC_LANES, Engine
+
+    # an array of other than 12 lanes has no encode unit or weight decoders (12-lane units): the plain engine
+    return Engine.from_arch(arch, plain=lanes != CODEC_LANES)
+
+
+def blocks(arch=None) -> dict[str, Block]:
+    """The blocks ``make synth`` reports: today's engine, or (``arch``, a ``golden.arch.EngineArch`` other than
+    the default) the same blocks built for that architecture (``make synth ARCH=16x16``)."""
+    from functools import partial
+
+    from golden.arch import DEFAULT_ARCH
     from sim.designs import DW_UNIT, ENGINE, FEATURE_BUFFER, JPEG_ENCODER_W4, MAC_ARRAY
 
+    if arch is not None and arch.rtl != DEFAULT_ARCH:
+        a, tag = arch.rtl, arch.rtl.name.replace("-", "_")
+        d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
+                       depends=ENGINE.depends if k == "engine" else ())
+             for k in ("mac_array", "feature_buffer", "dw_unit", "engine")}
+        plain = a.lanes != 12
+        return {b.name: b for b in (
+            Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
+            Block("feature_buffer", d["feature_buffer"], f"{a.fb_words} x 16-bit words in {a.fb_banks} banks"),
+            Block("dw_unit", d["dw_unit"], f"depthwise unit: {a.lanes} lanes x 9 taps of 16 x 16-bit multipliers"),
+            Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
+            Block("engine", d["engine"], f"engine top ({a.name}"
+                  + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
+        )}
     return {b.name: b for b in (
         Block("mac_array", MAC_ARRAY, "12 x 12 array of 16 x 16-bit MACs, 48-bit accumulators, requantize"),
         Block("feature_buffer", FEATURE_BUFFER, f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
@@ -542,10 +586,13 @@ def tables(reports: dict[str, dict], chip: list[dict] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def synth_piece(item: tuple[str, str, str, bool]) -> dict:
-    """One block of ``make synth`` (a piece on whichever worker): ``(block name, flow, out folder, force)``."""
-    name, flow, out, force = item
-    return synth_block(blocks()[name], flow, Path(out), force)
+def synth_piece(item: tuple) -> dict:
+    """One block of ``make synth`` (a piece on whichever worker): ``(block name, flow, out folder, force, arch
+    fields or None)``."""
+    name, flow, out, force, arch = item
+    from golden.arch import from_dict
+
+    return synth_block(blocks(from_dict(arch) if arch else None)[name], flow, Path(out), force)
 
 
 def main(argv=None) -> int:
@@ -553,7 +600,9 @@ def main(argv=None) -> int:
     ap.add_argument("--flow", choices=FLOWS, default=os.environ.get("SYNTH", "coarse") or "coarse")
     ap.add_argument("--blocks", default="", help="comma-separated subset (default: all; the engine last)")
     ap.add_argument("--force", action="store_true", help="resynthesise even when nothing changed")
-    ap.add_argument("--out", default=str(SYNTH_DIR))
+    ap.add_argument("--out", help="output folder (default build/synth, build/synth/<arch> for another --arch)")
+    ap.add_argument("--arch", help="the engine's architecture: ROWSxCOLS or a YAML/JSON file (golden.arch; "
+                                   "default 12x12)")
     from sim.cluster import ClusterSpec, add_arguments, from_args
 
     add_arguments(ap)
@@ -563,23 +612,33 @@ def main(argv=None) -> int:
         # default (one worker per core); the coarse flow (seconds) serially unless --workers/--scheduler says so
         explicit = args.workers is not None or args.scheduler is not None
         cluster = from_args(args) if explicit or args.flow == "full" else ClusterSpec(workers=1)
+        from golden.arch import DEFAULT_ARCH, parse_arch
+
+        arch = parse_arch(args.arch).rtl
+        if arch != DEFAULT_ARCH:
+            from hw.engine import arch_refusal
+
+            why = arch_refusal(arch, plain=arch.lanes != 12)
+            if why:
+                raise UserError(why)
     except UserError as e:
         print(f"synth: {e}", file=sys.stderr)
         return 2
-    allb = blocks()
+    allb = blocks(arch)
     names = [n for n in args.blocks.split(",") if n] or list(allb)
     bad = [n for n in names if n not in allb]
     if bad:
         print(f"synth: unknown block {bad[0]!r}; allowed: {', '.join(allb)}", file=sys.stderr)
         return 2
     tech = load_tech()
-    out = Path(args.out)
+    out = Path(args.out) if args.out else SYNTH_DIR / ("" if arch == DEFAULT_ARCH else arch.name)
+    arch_item = None if arch == DEFAULT_ARCH else arch.as_dict()
     t0 = time.monotonic()
     reports = {}
     try:
         from sim.cluster import run_pieces
 
-        done = run_pieces(synth_piece, [(n, args.flow, str(out), args.force) for n in names], cluster,
+        done = run_pieces(synth_piece, [(n, args.flow, str(out), args.force, arch_item) for n in names], cluster,
                           desc=f"synth {args.flow}", labels=[f"synth {n} ({args.flow})" for n in names])
         for n, r in zip(names, done, strict=True):
             reports[n] = r
@@ -595,7 +654,8 @@ def main(argv=None) -> int:
     md = f"# Synthesis ({args.flow} flow, {yosys_version()}, technology {tech.name})\n\n" + tables(reports, chip)
     print()
     print(md)
-    doc = {"flow": args.flow, "yosys": yosys_version(), "tech": tech.path, "blocks": reports, "chip_area": chip,
+    doc = {"flow": args.flow, "yosys": yosys_version(), "tech": tech.path, "arch": arch.as_dict(),
+           "blocks": reports, "chip_area": chip,
            "power": None, "wall_s": time.monotonic() - t0}
     (out / "synth.json").write_text(json.dumps(doc, indent=1))
     (out / "synth.md").write_text(md)

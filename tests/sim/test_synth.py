@@ -64,3 +64,26 @@ def test_bad_worker_count_is_one_line_exit_2(capsys):
     assert main(["--workers", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers '0'" in err and "1 or more" in err
+
+
+def test_blocks_of_another_architecture(tmp_path):
+    """make synth ARCH=8x8: the same blocks built for that architecture (issue 16 item 1)."""
+    from golden.arch import DEFAULT_ARCH, parse_arch
+
+    assert blocks(DEFAULT_ARCH).keys() == blocks().keys()
+    assert blocks(DEFAULT_ARCH)["engine"].design.name == "engine"
+    small = blocks(parse_arch("8x8"))
+    assert small.keys() == blocks().keys()
+    assert small["mac_array"].design.name == "mac_array_8x8" and small["engine"].design.name == "engine_8x8"
+    r = synth_block(small["mac_array"], "coarse", tmp_path, force=True)
+    t = r["total"]
+    assert t["multipliers"] == 64 and sum(1 for m in r["modules"] if ".pe_" in m) == 64
+    assert {row["ff_bits"] for m, row in r["modules"].items() if ".pe_" in m} == {48}
+
+
+def test_synth_refuses_an_arch_the_rtl_cannot_build(capsys):
+    from sim.synth import main
+
+    assert main(["--arch", "20x20", "--blocks", "mac_array"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "20x20" in err and "Traceback" not in err
