@@ -250,6 +250,9 @@ def _load_table(path: str, mtime_ns: int) -> _Table:
     try:
         rep = json.loads(Path(path).read_text())
         mods = rep["modules"]
+        # another architecture's engine (make synth ARCH=...) is the module engine_<arch>: named as the default's
+        top = next(m for m in mods if "." not in m)
+        mods = {"engine" + m[len(top):]: r for m, r in mods.items()}
         flow = rep["flow"]
         parts = {name: {"logic_m2": 0.0, "ff_m2": 0.0, "sram_m2": 0.0} for name, _ in PARTS}
         known = all(r.get("logic_area_m2") is not None for r in mods.values())
@@ -303,11 +306,21 @@ def arch_area(arch: EngineArch, tech=None, synth_dir: str | Path | None = None) 
     t = load_tech(tech)
     if t.area is None:
         raise UserError(f"technology file {t.path} has no `area` section (needed for the area of an architecture)")
-    tab = load_table(synth_dir)
-    n0, n = tab.lanes, arch.lanes
+    base_tab = load_table(synth_dir)
+    # an architecture synthesised itself (make synth ARCH=..., build/synth/<arch>/) is read as it is; only the
+    # units its build leaves out (the 12-lane encoder and weight decoders of a plain engine) scale from the default
+    own_dir = (Path(synth_dir) if synth_dir is not None else SYNTH_DIR) / arch.rtl.name
+    own = None
+    if arch.rtl != DEFAULT_ARCH and synth_table_path(own_dir) is not None:
+        own = load_table(own_dir)
+        if own.flow != base_tab.flow or own.lanes != arch.lanes:
+            own = None
+    n = arch.lanes
     parts = []
-    rel = _rel(tab.path)
     for name, _ in PARTS:
+        tab = own if own is not None and name not in (ENC, WDEC) else base_tab
+        n0 = tab.lanes
+        rel = _rel(tab.path)
         p = tab.parts[name]
         if name in (FB, WB):
             old = tab.fb_macros if name == FB else tab.wb_macros
@@ -331,16 +344,17 @@ def arch_area(arch: EngineArch, tech=None, synth_dir: str | Path | None = None) 
             f = (n / n0) ** SCALING[name]
         if p["logic_m2"] is not None:
             base, counted, src = p["logic_m2"] + p["ff_m2"] + p["sram_m2"], True, rel
-        elif name in tab.full:
-            base, src, ref = tab.full[name]
+        elif name in tab.full or name in base_tab.full:
+            base, src, ref = tab.full[name] if name in tab.full else base_tab.full[name]
             counted = True
             f = (n * n / ref) if name == MAC else (n / ref) ** SCALING[name]
             src = _rel(src)
         else:
             base, counted, src = p["ff_m2"] + p["sram_m2"], False, rel
         parts.append(PartArea(name, base * f, base, counted, src, SCALING_NOTE[name]))
-    return AreaBreakdown(arch=arch.name, area_m2=sum(x.area_m2 for x in parts), parts=tuple(parts), table=rel,
-                         flow=tab.flow, logic_complete=all(x.logic_counted for x in parts))
+    return AreaBreakdown(arch=arch.name, area_m2=sum(x.area_m2 for x in parts), parts=tuple(parts),
+                         table=_rel((own or base_tab).path), flow=base_tab.flow,
+                         logic_complete=all(x.logic_counted for x in parts))
 
 
 def _rel(path: str | Path) -> str:
