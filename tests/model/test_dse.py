@@ -276,3 +276,34 @@ def test_parse_helpers():
     with pytest.raises(UserError, match="empty"):
         dse.parse_arrays(",")
     assert dse.words_text(2**18) == "256Ki"
+
+
+def test_an_architecture_synthesised_itself_is_read_as_it_is(synth_dir, tmp_path):
+    """make synth ARCH=16x16 writes build/synth/16x16/: its blocks are read from there (top engine_16x16), with
+    no scaling; the encoder and weight decoders its plain build lacks are scaled from the default table."""
+    import shutil
+
+    from hw.tech import load_tech
+
+    area = load_tech().area
+    a = EngineArch(rows=16, cols=16)
+    d = tmp_path / "synth"
+    shutil.copytree(synth_dir, d)
+    per = a.fb_words // 32
+    mods = {
+        "engine_16x16": _module(2e-9, [_sram(f"wb{b}_{i}", a.wb_depth, 16, area) for b in (0, 1) for i in range(16)]),
+        "engine_16x16.array": _module(30e-9),
+        **{f"engine_16x16.array.pe_0_{i}": _module(1e-9) for i in range(16)},
+        "engine_16x16.dw": _module(7e-9),
+        "engine_16x16.fb": _module(0.1e-9, [_sram(f"bank{i}_{j}", per, 16, area) for i in range(16) for j in (0, 1)]),
+        "engine_16x16.ld": _module(6e-9),
+    }
+    (d / "16x16").mkdir()
+    (d / "16x16" / "engine.coarse.json").write_text(json.dumps({"flow": "coarse", "modules": mods}))
+    own = {p.name: p for p in dse.arch_area(a, synth_dir=d).parts}
+    scaled = {p.name: p for p in dse.arch_area(a, synth_dir=synth_dir).parts}
+    assert own[dse.MAC].area_m2 == pytest.approx(30e-9 + 16e-9) and own[dse.DWU].area_m2 == pytest.approx(7e-9)
+    assert own[dse.CTRL].area_m2 == pytest.approx(8e-9) and "16x16" in own[dse.MAC].source
+    for name in (dse.ENC, dse.WDEC):          # not in the plain 16x16 build: scaled from the default
+        assert own[name].area_m2 == pytest.approx(scaled[name].area_m2) and "16x16" not in own[name].source
+    assert own[dse.WB].area_m2 == pytest.approx(scaled[dse.WB].area_m2)    # the same 2 x 16 macros either way
