@@ -101,3 +101,13 @@ def test_energies_scale_with_the_architecture():
     assert big.leak_engine_w == pytest.approx(2 * lk["feature_buffer_w"] + 2 * lk["weight_buffer_w"]
                                               + 4 * lk["mac_array_w"] + lk["control_w"])
     assert big.mac == base.mac and big.fb_r > base.fb_r    # a bigger bank costs more per access
+
+
+def test_descriptor_beats_follow_the_lanes():
+    """A descriptor is whole DRAM beats of ``lanes`` words: the model reads as many words as the engine."""
+    from hw.descriptor import DESC_WORDS, desc_beats
+
+    for lanes, beats in ((8, -(-DESC_WORDS // 8)), (12, 3), (16, -(-DESC_WORDS // 16))):
+        e = EngineParams.from_arch(parse_arch(f"{lanes}x{lanes}"))
+        assert e.desc_beats == desc_beats(lanes) == beats
+    assert DEFAULT_ENGINE.desc_beats == 3
