@@ -13,6 +13,13 @@ Block diagram::
 
 The engine fetches command descriptors (``hw.descriptor``) from DRAM and executes them in order.
 
+Array size (``lanes``, ``golden.arch.EngineArch.lanes``; 12 below and by default): the MAC array is
+``lanes x lanes``, a weight group ``lanes`` output channels, a tile ``lanes`` pixels, a DRAM beat ``lanes`` words
+(a descriptor ``desc_beats(lanes)`` beats), the segment buffers ``seg_width(lanes)`` words per row. The RTL takes
+4..16 lanes (``MAX_RTL_LANES``: the ADD unit, the STORE engine and the write-back use one 16-word buffer access
+for a tile); the encode unit and the weight decoders are 12-lane units (``CODEC_LANES``), so an engine of another
+lane count is built without them. At 12 lanes the Verilog is that of the engine before it took ``lanes``.
+
 CONV: for each group of 12 output channels ``g`` (weights in one weight-buffer bank, the next group
 prefetched into the other bank while this one computes), for each tile of up to 12 consecutive output
 pixels (``hw.tile_geometry``), for each input channel ``c`` and kernel row ``ky`` (a *step*): the window
