@@ -153,7 +153,7 @@ class EngineParams:
     @classmethod
     def from_arch(cls, arch: EngineArch, **timing) -> EngineParams:
         """The model of the engine ``arch`` describes (``timing``: any of the calibrated fields above)."""
-        from hw.descriptor import desc_beats   # a descriptor's beats: DRAM beats are ``lanes`` words
+        from hw.descriptor import desc_beats  # a descriptor's beats: DRAM beats are ``lanes`` words
 
         timing.setdefault("desc_beats", desc_beats(arch.lanes))
         return cls(lanes=arch.lanes, fb_words=arch.fb_words, fb_banks=arch.fb_banks, wb_depth=arch.wb_depth,
