@@ -248,7 +248,6 @@ CASES = [
     ("dse-buffer-100", ["dse", "--net", "digits", "--buffers", "100"], "buffer size '100'"),
     ("dse-link-3mbps", ["dse", "--net", "digits", "--links", "3mbps"], "unknown link '3mbps'"),
     ("dse-budget-2", ["dse", "--net", "digits", "--budget", "2"], "budget 2.0 is not allowed"),
-    ("dse-plot-missing-folder", ["dse", "--net", "digits", "--plot", "{W}/nowhere/x.png"], "does not exist"),
     # best
     ("best-loss-2", [*B, "--accuracy-loss", "2"], "[0, 1)"),
     ("best-loss-nan", [*B, "--accuracy-loss", "nan"], "[0, 1)"),
