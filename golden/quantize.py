@@ -31,7 +31,9 @@ Two executors of the same integers
 ``fixedpoint.linear_int``/``requantize``). :func:`run_fast` computes the same int16 values with torch in
 float64: every product (< 2**30), sum (< 2**47) and bias fits the 53-bit mantissa exactly, so the float64
 convolution/matmul is exact in any summation order, and requantize is ``floor((acc + 2**(s-1)) * 2**-s)``
-then clamp and ReLU, all exact. The tests check bit-exact agreement per network.
+then clamp and ReLU, all exact. A conv whose weights allow it runs as four float32 convolutions of the
+operands' 8-bit halves instead (each partial sum provably below ``2**24``; :func:`_conv_fast`), 1.5x faster on
+ResNet-56. The tests check bit-exact agreement per network and the split convolution on extremes.
 
 Golden export
 -------------
@@ -444,6 +446,63 @@ def _fast_param(qnet: QNet, name: str) -> tuple[torch.Tensor, torch.Tensor | Non
     return cache[name]
 
 
+SPLIT_BASE = 256
+"""An int16 value ``v`` is ``hi * 256 + lo`` with ``lo = v - 256 * floor((v + 128) / 256)`` in -128..127 and
+``hi`` in -128..128: every product of two parts is at most ``2**14`` in magnitude."""
+FLOAT32_EXACT = 2**24
+"""float32 holds every integer up to ``2**24`` in magnitude exactly."""
+
+
+def _split16(v: np.ndarray | torch.Tensor) -> tuple:
+    """``(hi, lo)`` of int16 values (see :data:`SPLIT_BASE`); exact for integer-valued floats too."""
+    hi = np.floor((v + 128) / SPLIT_BASE) if isinstance(v, np.ndarray) else torch.floor((v + 128) / SPLIT_BASE)
+    return hi, v - SPLIT_BASE * hi
+
+
+def _conv_split_weights(qnet: QNet, name: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """float32 ``(hi, lo)`` weight parts of a conv when the split float32 convolution is exact, else None.
+
+    A conv output of the parts is a sum of products ``x_part * w_part``, each ``|x_part| <= 128``; every
+    partial sum, in any order, is at most ``128 * sum_k |w_part[k]|`` of its output channel, so when that is at
+    most ``2**24`` for both parts float32 adds exactly (any algorithm that sums products: direct, im2col +
+    GEMM; checked against the integer reference in the tests)."""
+    cache = qnet.__dict__.setdefault("_split_params", {})
+    if name not in cache:
+        q = qnet.layer(name)
+        assert q.w is not None
+        hi, lo = _split16(q.w.astype(np.float64))
+        worst = max(np.abs(part).reshape(len(part), -1).sum(axis=1).max(initial=0.0) for part in (hi, lo))
+        exact = 128 * worst <= FLOAT32_EXACT
+        cache[name] = (torch.from_numpy(hi.astype(np.float32)), torch.from_numpy(lo.astype(np.float32))) \
+            if exact else None
+    return cache[name]
+
+
+def _conv_fast(qnet: QNet, lay: Layer, x: torch.Tensor) -> torch.Tensor:
+    """A conv layer's exact integer accumulator (float64), bias included.
+
+    Where :func:`_conv_split_weights` allows it, four float32 convolutions of the operands' parts (two
+    calls, the input's parts stacked in the batch): ``x * w = (xh * wh) * 2**16 + (xh * wl + xl * wh) * 2**8
+    + xl * wl``, each part exact in float32, combined in float64. float32 convolutions are about 12x faster
+    than float64 ones on this CPU, so this is 2-4x faster per layer. Otherwise one float64 convolution
+    (products < 2**30, sums < 2**47: exact in float64's 53 bits)."""
+    w, b = _fast_param(qnet, lay.name)
+    parts = _conv_split_weights(qnet, lay.name)
+    if parts is None:
+        return F.conv2d(x, w, b, lay.stride, lay.padding, 1, lay.groups)
+    n = x.shape[0]
+    x2 = torch.empty((2 * n, *x.shape[1:]), dtype=torch.float32)
+    xh, xl = x2[:n], x2[n:]
+    xl.copy_(x)                                               # int16 values: exact in float32
+    torch.floor((xl + 128.0).mul_(1.0 / SPLIT_BASE), out=xh)
+    xl.sub_(xh, alpha=SPLIT_BASE)
+    by_wh = F.conv2d(x2, parts[0], None, lay.stride, lay.padding, 1, lay.groups)
+    by_wl = F.conv2d(x2, parts[1], None, lay.stride, lay.padding, 1, lay.groups)
+    acc = by_wh[:n].to(torch.float64).mul_(float(SPLIT_BASE**2))
+    acc.add_(by_wl[:n].to(torch.float64).add_(by_wh[n:]), alpha=float(SPLIT_BASE)).add_(by_wl[n:])
+    return acc if b is None else acc.add_(b.view(1, -1, 1, 1))
+
+
 def _requant_t(acc: torch.Tensor, shift: int, relu: bool, clamp: int | None = None) -> torch.Tensor:
     y = torch.floor((acc + float(fp.round_const(shift))) * 2.0**-shift).clamp_(fp.INT16_MIN, fp.INT16_MAX)
     y = y.clamp_(min=0) if relu else y
@@ -468,10 +527,7 @@ def run_fast(
             q = qnet.layer(lay.name)
             a = [env[i] for i in lay.inputs]
             if lay.type == "conv":
-                w, b = _fast_param(qnet, lay.name)
-                out = _requant_t(
-                    F.conv2d(a[0], w, b, lay.stride, lay.padding, 1, lay.groups), q.shift, lay.relu, q.clamp
-                )
+                out = _requant_t(_conv_fast(qnet, lay, a[0]), q.shift, lay.relu, q.clamp)
             elif lay.type == "linear":
                 w, b = _fast_param(qnet, lay.name)
                 out = _requant_t(F.linear(a[0], w, b), q.shift, lay.relu, q.clamp)

@@ -171,14 +171,8 @@ def test_resnet20_float_top1_on_1000_test_images(shared_data):
     assert abs(acc - 0.795) <= 0.01, acc
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name, expected", [("resnet20", 0.810), ("resnet56", 0.832)])
-def test_cifar_resnet_float_top1_full_test_set(shared_data, name, expected):
-    x, y = load_cifar10("test")
-    assert len(y) == 10_000
-    acc = nets.top1(nets.get_net(name), x, y)
-    print(f"{name} float32 top-1 on 10,000 CIFAR-10 test JPEGs: {acc:.4f}")
-    assert abs(acc - expected) <= 0.003, acc
+# The float32 top-1 of ResNet-20 and ResNet-56 on all 10,000 test images (0.810 and 0.832 +- 0.003) is checked
+# by tests/golden/test_quantize.py::test_float_and_int16_top1_full_test_set, which needs that float run too.
 
 
 # ---- digits -------------------------------------------------------------------------------------------

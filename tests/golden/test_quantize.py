@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from golden import fixedpoint as fp
 from golden import nets, splits
@@ -185,12 +187,16 @@ def test_digits_int_accuracy(digits_q):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["resnet20", "resnet56"])
-def test_int16_top1_full_test_set_within_half_percent(shared_data, name):
+@pytest.mark.parametrize("name, expected", [("resnet20", 0.810), ("resnet56", 0.832)])
+def test_float_and_int16_top1_full_test_set(shared_data, name, expected):
+    """float32 top-1 on all 10,000 CIFAR-10 test images within 0.003 of the shared data's figure, and the int16
+    network's within half a percent of it (one float run serves both checks)."""
     x, y = load_cifar10("test")
+    assert len(y) == 10_000
     acc_f = nets.top1(nets.get_net(name), x, y)
     acc_q = Q.top1_int(Q.default_qnet(name), x, y)
     print(f"{name} on 10,000 CIFAR-10 test images: float32 top-1 {acc_f:.4f}, int16 top-1 {acc_q:.4f}")
+    assert abs(acc_f - expected) <= 0.003, acc_f
     assert abs(acc_q - acc_f) <= 0.005
 
 
@@ -255,3 +261,46 @@ def test_concat_inputs_share_a_format_and_relu6_clamps():
     for q in clamped:
         if q.name in out:
             assert int(out[q.name].max()) <= q.clamp
+
+
+# ---- the split float32 convolution of run_fast ------------------------------------------------------------
+
+
+class _OneConv:
+    """The smallest QNet stand-in :func:`golden.quantize._conv_fast` reads: ``layer(name).w / .bias``."""
+
+    def __init__(self, w, bias):
+        self._q = SimpleNamespace(w=w, bias=bias)
+
+    def layer(self, name):
+        return self._q
+
+
+@pytest.mark.parametrize("cin, cout, k, stride, pad, groups, split", [
+    (113, 4, 3, 1, 1, 1, True),      # K = 1017: the largest K whose all-extreme weights the split still allows
+    (16, 16, 3, 2, 1, 16, True),     # depthwise, stride 2
+    (8, 6, 1, 1, 0, 2, True),        # grouped 1x1
+    (3, 5, 11, 4, 2, 1, True),       # AlexNet conv1's shape
+    (256, 3, 3, 1, 1, 1, False),     # K = 2304 of extremes: past float32's 2**24, one float64 convolution
+])
+def test_conv_fast_equals_the_float64_convolution_on_extremes(cin, cout, k, stride, pad, groups, split):
+    rng = np.random.default_rng(cin * 7 + k)
+    kin = cin // groups
+    w = rng.integers(fp.INT16_MIN, fp.INT16_MAX + 1, (cout, kin, k, k)).astype(np.int16)
+    w[0] = fp.INT16_MIN                  # every extreme: the largest |hi| part and |lo| parts of +-32767
+    w[-1] = fp.INT16_MAX
+    if cout > 2:
+        w[1] = rng.choice(np.array([fp.INT16_MIN, -1, 0, 127, 128, -129, fp.INT16_MAX], np.int16), w[1].shape)
+    bias = rng.integers(-(2**40), 2**40, cout).astype(np.int64)
+    xs = [rng.integers(fp.INT16_MIN, fp.INT16_MAX + 1, (3, cin, 13, 13)),
+          np.full((1, cin, 13, 13), fp.INT16_MIN), np.full((1, cin, 13, 13), fp.INT16_MAX),
+          np.where(rng.random((2, cin, 13, 13)) < 0.5, fp.INT16_MIN, fp.INT16_MAX)]
+    x = torch.from_numpy(np.concatenate(xs).astype(np.float64))
+    lay = SimpleNamespace(name="c", stride=(stride, stride), padding=(pad, pad), groups=groups)
+    qnet = _OneConv(w, bias)
+    got = Q._conv_fast(qnet, lay, x)
+    assert (Q._conv_split_weights(qnet, "c") is not None) == split
+    ref = F.conv2d(x, torch.from_numpy(w.astype(np.float64)), torch.from_numpy(bias.astype(np.float64)),
+                   lay.stride, lay.padding, 1, groups)   # products < 2**30, sums < 2**47: exact in float64
+    assert got.dtype == torch.float64
+    assert torch.equal(got, ref)
