@@ -58,6 +58,10 @@ and ``sampling`` (``hw.jpeg.encoder.SAMPLING_MODES``):
   because a 16-word read covers a whole MCU pixel row; reading each plane once per MCU row (4:4:4: 8 of
   the 16 words used) costs nothing while the engine leaves its read port idle one cycle in four or more.
 * The table port is 11 bits (``tbl_addr[10]``: the table set, ``hw.jpeg.encoder.CHROMA_BASE``).
+* Area (``sim.synth.synth_block``, flow ``full``, ``hw/tech/28nm.yaml``; ``fb_addr_bits = 18``): the
+  default unit 0.0297 mm^2 (63.4 k GE of logic and flip-flops, 19.2 kbit of SRAM), the colour build 0.0436
+  mm^2 (80.2 k GE, 38.3 kbit: the chrominance Huffman and quantizer tables 12.2 kbit, the colour stage's
+  MCU buffers 6.1 kbit, the row FIFO 385 bits wide instead of 129), +47 %.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
