@@ -28,6 +28,11 @@ Sources
     computes: a group costs ``max(compute, fetch of the next group)``; the first group's fetch (plus the
     DRAM latency) is exposed. Fully-connected layers (one pixel, ``K`` deeper than a bank: chunks through
     both banks) are DRAM-bound: ``K * O * 2`` bytes at the DRAM bandwidth, plus the last chunk's compute.
+    The two banks are a ring (``_chunk_pipeline``): a bank is refilled only once its group is computed, and
+    computed only once its last beat has landed, so two groups take at least one group's fetch + the DRAM
+    latency + its compute (+ a release cycle); a fetch starting on a free bank loses a claim cycle when a
+    beat takes a cycle or less of DRAM bandwidth (:func:`chunk_claim_cycles`). Both only show where fetch and
+    compute are close: an FC group on 8 lanes (a row per cycle either way) pays about 9 cycles per group.
   - *Vector unit*: a residual ADD reads 12 elements of each input per 2 cycles; a global average pool one
     16-word read per cycle. A CIFAR option-A shortcut is a 1x1 stride-2 convolution (as ``sim.networks``).
   - *DMA*: a LOAD or STORE of ``W`` words takes ``2 W / bandwidth`` cycles (+ the read latency for LOADs);
@@ -136,6 +141,7 @@ class EngineParams:
     decode_cycles: float = 2.5
     drain_cycles: int = 15
     bias_beats: int = 3
+    wfetch_claim_cycles: float = 1.0  # weight fetcher: the cycle it claims a free bank before a chunk's requests
     early_release: bool = True     # segment buffer refilled in the cycle it is released (RTL since d9dab0d)
     dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
     overlap_dma: bool = True       # double-buffered bands of branchy networks (hw/plan.py, background transfers)
@@ -476,15 +482,9 @@ def _conv_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None
     if acc.cw is not None:
         total = _compressed_weights(acc, g12, kk, t_group, acc.raw0)
     else:
-        fetch = (kk + eng.bias_beats) * eng.beat_cycles
-        first = (min(kk, eng.wb_depth) + eng.bias_beats) * eng.beat_cycles + eng.dram_latency_cycles
-        if kk <= eng.wb_depth:
-            # a group per bank: group g computes while group g+1 streams into the other bank
-            compute = (g12 - 1) * max(t_group, fetch) + t_group
-            total = first + compute
-        else:
-            # rows stream in chunks of wb_depth through both banks (FC layers, one tile per group)
-            total = _chunk_pipeline(g12, kk, t_group / kk, eng)
+        # a group per bank (group g computes while group g+1 streams into the other bank), or, deeper than a
+        # bank, chunks of wb_depth rows through both banks (FC layers, one tile per group): the same two-bank ring
+        total = _chunk_pipeline(g12, kk, t_group / kk, eng, claim_cycles=eng.wfetch_claim_cycles, t_group=t_group)
         c.wb_write_words += g12 * kk * eng.lanes
         c.dram_read_words += g12 * (kk + eng.bias_beats) * eng.dram_beat_words
     c.cycles += total + eng.drain_cycles
@@ -499,29 +499,58 @@ def _conv_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None
     c.outputs += g.oc * m
 
 
+def chunk_claim_cycles(beats: int, beat_cycles: float, claim_cycles: float) -> float:
+    """Cycles lost between the requests of two weight chunks when the next chunk's bank is free already.
+    The port takes at most one request per cycle, and the fetcher spends ``claim_cycles`` claiming a free bank
+    before a chunk's first request (``hw/engine.py``: ``fq_in_chunk`` is set the cycle after ``bank_free``).
+    The DRAM's token bucket banks the bandwidth of those idle cycles and spends it on the chunk's ``beats``
+    at up to a beat per cycle: hidden when a beat takes more than a cycle of bandwidth (12 and 16 lanes at 16
+    bytes per cycle: 1.5 and 2 cycles), lost when it takes a cycle or less (8 lanes: a beat is 16 bytes, the
+    DRAM's bytes per cycle)."""
+    return min(max(claim_cycles - beats * (max(beat_cycles, 1.0) - 1.0), 0.0), claim_cycles)
+
+
 def _chunk_pipeline(groups: int, kk: int, t_row: float, eng: EngineParams, row_fetch: float | None = None,
-                    bias_fetch: float | None = None, latency: float | None = None, row_pad: int = 1) -> float:
-    """Cycles of ``groups`` weight groups of ``kk`` rows streamed in chunks of ``wb_depth`` rows through the
-    two weight banks: chunk j is fetched (its group's bias beats with its first chunk) once chunk j - 1's
-    requests are out and chunk j - 2 has released the bank, and computed once it has landed and chunk
+                    bias_fetch: float | None = None, latency: float | None = None, row_pad: int = 1,
+                    claim_cycles: float | None = None, t_group: float | None = None) -> float:
+    """Cycles of ``groups`` weight groups of ``kk`` rows streamed in chunks of up to ``wb_depth`` rows (one
+    chunk per group when the group fits a bank) through the two weight banks: chunk j is fetched (its group's
+    bias beats with its first chunk) once chunk j - 1's requests are out and chunk j - 2 has released the bank
+    (a cycle after its last row was computed), and computed once it has landed (the bank is full) and chunk
     j - 1 is done (``t_row`` compute cycles per row).
 
-    Defaults: int16 rows from DRAM (``beat_cycles`` per row and bias beat, the DRAM latency per chunk).
-    The weight decoder passes its own row time (12 weights per row at its rate), its per-group hand-off
-    as ``bias_fetch``, no per-chunk latency and ``row_pad = 64`` (a chunk's rows padded to whole blocks)."""
+    The two banks make a ring: chunk j + 2's fetch waits for chunk j's compute, which waits for chunk j's
+    last beat. Two chunks therefore take at least one chunk's requests + the DRAM latency + its compute
+    (+ the release cycle), not just ``2 max(fetch, compute)``: the latency is hidden only when the compute
+    or the fetch has that much slack over the other (at 8 lanes an FC group's rows come one per cycle and
+    compute one per cycle: (131 + 20 + 128 + 1) / 2 = 140 cycles per group of 128 rows instead of 131).
+
+    Defaults: int16 rows from DRAM (``beat_cycles`` per row and bias beat, the DRAM latency per chunk);
+    ``claim_cycles`` (int16 only): rows are requested at most one per cycle, and a chunk whose bank is free
+    already starts :func:`chunk_claim_cycles` after the previous chunk's requests (the first chunk's claim is
+    part of the command's start). The weight decoder passes its own row time (12 weights per row at its
+    rate), its per-group hand-off as ``bias_fetch``, no per-chunk latency and ``row_pad = 64`` (a chunk's rows
+    padded to whole blocks). ``t_group``: a group's compute cycles exactly (default ``kk * t_row``)."""
     w = eng.wb_depth
     row_fetch = eng.beat_cycles if row_fetch is None else row_fetch
     bias_fetch = eng.bias_beats * eng.beat_cycles if bias_fetch is None else bias_fetch
     latency = eng.dram_latency_cycles if latency is None else latency
     sizes = [min(w, kk - i * w) for i in range(-(-kk // w))]
+    t_group = t_row * kk if t_group is None else t_group
     f_end, c_prev = 0.0, 0.0
     c_end = [-1e18, -1e18]
     j = 0
     for _ in range(groups):
         for i, r in enumerate(sizes):
-            fs = max(f_end, c_end[j % 2] + 1)
-            f_end = fs + -(-r // row_pad) * row_pad * row_fetch + (bias_fetch if i == 0 else 0)
-            c_prev = max(c_prev, f_end + latency) + r * t_row
+            fetch = -(-r // row_pad) * row_pad * row_fetch + (bias_fetch if i == 0 else 0)
+            f_ready = f_end
+            if claim_cycles is not None:
+                beats = r + (eng.bias_beats if i == 0 else 0)
+                fetch = beats * max(row_fetch, 1.0)
+                f_ready += chunk_claim_cycles(beats, row_fetch, claim_cycles) if j > 0 else 0.0
+            fs = max(f_ready, c_end[j % 2] + 1)     # the bank claimed the cycle it is seen free
+            f_end = fs + fetch
+            c_prev = max(c_prev, f_end + latency) + (t_group if r == kk else r * t_row)
             c_end[j % 2] = c_prev
             j += 1
     return c_prev

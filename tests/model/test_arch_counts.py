@@ -111,3 +111,62 @@ def test_descriptor_beats_follow_the_lanes():
         e = EngineParams.from_arch(parse_arch(f"{lanes}x{lanes}"))
         assert e.desc_beats == desc_beats(lanes) == beats
     assert DEFAULT_ENGINE.desc_beats == 3
+
+
+def test_weight_bank_ring_and_bank_claim():
+    """The two weight banks are a ring (hw/engine.py's weight fetcher): group g + 2 is fetched into group g's bank
+    only once group g is computed, and group g is computed only once its last beat has landed. When an FC group's
+    rows come at the array's rate (8 lanes: a 16-byte beat per cycle = the DRAM's 16 bytes per cycle, one row per
+    cycle), the DRAM latency is not hidden: two groups take one group's requests + latency + compute + the release
+    cycle, not 2 max(fetch, compute). Below that rate (12 and 16 lanes: 1.5 and 2 cycles per beat) the groups are
+    DRAM-bound and the ring costs nothing. Between chunks the fetcher spends a cycle claiming the free bank; the
+    DRAM's token bucket hides it unless a beat takes a cycle or less. (Verilator, 8 lanes, one FC command of K = 64,
+    128 and 4096 rows: every extra group costs exactly what the ring below says.)"""
+    from model.counts import _chunk_pipeline, chunk_claim_cycles
+
+    assert chunk_claim_cycles(131, 1.0, 1.0) == 1.0        # 8 lanes: a beat a cycle, the claim cycle is lost
+    assert chunk_claim_cycles(131, 0.5, 1.0) == 1.0        # 4 lanes: the port's one request a cycle binds
+    assert chunk_claim_cycles(131, 1.5, 1.0) == 0.0        # 12 lanes: banked by the token bucket
+    assert chunk_claim_cycles(131, 2.0, 1.0) == 0.0        # 16 lanes
+
+    kk, t_row = 128, 1.0                                   # an FC group: K rows, one row per cycle
+    e8 = EngineParams.from_arch(parse_arch("8x8"))
+    beats, lat = kk + e8.bias_beats, e8.dram_latency_cycles
+
+    def fc(eng, groups):
+        return _chunk_pipeline(groups, kk, t_row, eng, claim_cycles=eng.wfetch_claim_cycles)
+
+    assert e8.beat_cycles == 1.0 and fc(e8, 1) == beats + lat + kk
+    assert fc(e8, 2) - fc(e8, 1) == beats + 1              # its bank is free: its requests + the claim cycle
+    ring = beats + lat + kk * t_row + 1                    # two groups: requests, latency, compute, release
+    assert ring > 2 * max(beats, kk * t_row)               # the latency is not hidden
+    for g in range(2, 7):
+        assert fc(e8, g + 2) - fc(e8, g) == ring
+    # the same layer before the ring: (g - 1) max(fetch, compute) after the first group, 55 cycles short on 8 groups
+    assert fc(e8, 8) - (beats + lat + 7 * max(beats, kk * t_row) + kk) == 55
+
+    for name in ("12x12", "16x16"):                        # DRAM-bound: a group per fetch, latency hidden
+        e = EngineParams.from_arch(parse_arch(name))
+        fetch = beats * e.beat_cycles
+        assert fetch > kk * t_row and (fetch - e.beat_cycles + lat + kk * t_row + 2) / 2 < fetch
+        for g in range(1, 8):
+            assert fc(e, g + 1) - fc(e, g) == fetch
+
+    # a convolution whose compute has the latency's slack over the fetch: compute-bound, as before the ring
+    t_conv = beats + lat + 10
+    conv = [_chunk_pipeline(g, kk, t_conv / kk, e8, claim_cycles=1.0) for g in (4, 5)]
+    assert conv[1] - conv[0] == pytest.approx(t_conv)
+
+
+def test_fc_on_8_lanes_counts_the_ring():
+    """digits' fc5 (K = 128, 64 outputs: 8 groups of 8 lanes) in the layer model: at 8 lanes the ring's cycles over
+    ``max(fetch, compute)`` per group (the -4.0 % the model had against the RTL's 1,385 cycles); at 12 and 16 lanes
+    (DRAM-bound) a group per fetch, as before."""
+    for name, over in (("8x8", 55), ("12x12", 0), ("16x16", 0)):
+        e = EngineParams.from_arch(parse_arch(name))
+        fc5 = next(c for c in analytical_layer_counts("digits", e) if c.split == "fc5" and c.type == "linear")
+        groups, beats, compute = -(-64 // e.lanes), 128 + e.bias_beats, 128
+        fetch = beats * e.beat_cycles
+        flat = fetch + e.dram_latency_cycles + (groups - 1) * max(fetch, compute) + compute
+        assert fc5.cycles - (fc5.commands * e.command_cycles + e.drain_cycles + flat) == over, name
+        assert fc5.dram_read_words == fc5.commands * e.desc_beats * e.lanes + groups * beats * e.lanes
