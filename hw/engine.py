@@ -18,7 +18,7 @@ Array size (``lanes``, ``golden.arch.EngineArch.lanes``; 12 below and by default
 (a descriptor ``desc_beats(lanes)`` beats), the segment buffers ``seg_width(lanes)`` words per row. The RTL takes
 4..16 lanes (``MAX_RTL_LANES``: the ADD unit, the STORE engine and the write-back use one 16-word buffer access
 for a tile); the encode unit and the weight decoders are 12-lane units (``CODEC_LANES``), so an engine of another
-lane count is built without them. At 12 lanes the Verilog is that of the engine before it took ``lanes``.
+lane count is built without them. At 12 lanes the cycles are those of the engine before it took ``lanes``.
 
 CONV: for each group of 12 output channels ``g`` (weights in one weight-buffer bank, the next group
 prefetched into the other bank while this one computes), for each tile of up to 12 consecutive output
@@ -32,6 +32,8 @@ model. Drained rows (one output channel, 12 pixels: contiguous in CHW) are writt
 
 POOL: the same loader and lanes with one channel per tile, the max unit instead of the array, padding
 read as -32768.
+
+ADD and GAP: the vector unit (``hw.vector_unit``) on the feature buffer's ports.
 
 A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) then ``K`` rows of 12
 weights. A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through the two
@@ -76,13 +78,13 @@ from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
 from .descriptor import DESC_BITS, DRAM_BEAT_WORDS, Op, desc_beats, desc_words_padded
 from .descriptor import layout as desc_layout
-from .dma import Dma, count_bits, min_beat
+from .dma import Dma, count_bits
 from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
-from .requant import requantize, round_const
 from .tile_geometry import LANES, LOAD_WORDS, SEG_ROWS, TileGeometry
+from .vector_unit import VectorUnit
 
 COUNTERS = (
     "cycles", "busy", "macs", "pool_ops",
@@ -742,71 +744,18 @@ class Engine(wiring.Component):
                 ]
                 m.d.comb += [fgw_data[j].eq(new_mx[j]) for j in range(L)]
 
-        # ---- vector unit: ADD and GAP -------------------------------------------------------------------
-        # ADD alternates reads of the two inputs (12 outputs per 2 cycles); GAP reads 16 words of one
-        # channel per cycle into a running sum. Both requantize exactly like the MAC array.
-        is_add = exec_state & (d.op == Op.ADD)
-        is_gap = exec_state & (d.op == Op.GAP)
-        v_off, v_c, v_phase = Signal(24), Signal(16), Signal()
-        a_lat = Signal(data.ArrayLayout(signed(ACT_BITS), L))
-        w_pend, w_off, w_cnt = Signal(), Signal(24), Signal(count_bits(L))
-        g_pend, g_cnt, g_last, g_c = Signal(), Signal(5), Signal(), Signal(16)
-        g_acc = Signal(signed(COUNTER_BITS))
-        with m.If(unit_start):
-            m.d.sync += [v_off.eq(0), v_c.eq(0), v_phase.eq(0), w_pend.eq(0), g_pend.eq(0), g_acc.eq(0)]
-        wa = d.wa.as_signed()
-        wb_w = d.wb.as_signed()
-        v_rnd = round_const(m, d.shift, name="v_rnd")
-        with m.If(is_add & ~unit_start):
-            m.d.comb += cls_busy.eq(1)
-            with m.If(v_phase == 0):
-                with m.If(w_pend):
-                    # B's data for chunk w_off is on the read port now, A's was latched
-                    m.d.comb += [fgw_en.eq(1), fgw_addr.eq(d.out_addr + w_off),
-                                 fgw_mask.eq((Const(1, L + 1) << w_cnt) - 1),
-                                 inc["macs"].eq(2 * w_cnt)]
-                    for t in range(L):
-                        q = requantize(m, a_lat[t] * wa + fb.rd_data[t] * wb_w, v_rnd, d.shift, d.relu, 34,
-                                       name=f"add{t}", clamp_en=d.clamp_en, clamp=d.clamp)
-                        m.d.comb += fgw_data[t].eq(q)
-                    m.d.sync += w_pend.eq(0)
-                with m.If(v_off < d.row_len):
-                    m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in_addr + v_off)]
-                    m.d.sync += v_phase.eq(1)
-                with m.Elif(~w_pend):
-                    m.d.comb += unit_done.eq(1)
-            with m.Else():
-                m.d.sync += [a_lat.eq(Cat(*(fb.rd_data[t] for t in range(L)))),
-                             w_pend.eq(1), w_off.eq(v_off), w_cnt.eq(min_beat(d.row_len - v_off, L)),
-                             v_off.eq(v_off + L), v_phase.eq(0)]
-                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in2_addr + v_off)]
-        with m.If(is_gap & ~unit_start):
-            m.d.comb += cls_busy.eq(1)
-            more = v_c < d.in_c
-            with m.If(more):
-                rem = d.row_len - v_off
-                m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(d.in_addr + v_c * d.in_ch_stride + v_off)]
-                m.d.sync += [g_pend.eq(1), g_cnt.eq(Mux(rem > 16, 16, rem)), g_last.eq(rem <= 16), g_c.eq(v_c)]
-                with m.If(rem <= 16):
-                    m.d.sync += [v_off.eq(0), v_c.eq(v_c + 1)]
-                with m.Else():
-                    m.d.sync += v_off.eq(v_off + 16)
-            with m.Else():
-                m.d.sync += g_pend.eq(0)
-            with m.If(g_pend):
-                part = Signal(signed(24))
-                m.d.comb += part.eq(sum(Mux(t < g_cnt, fb.rd_data[t], 0) for t in range(16)))
-                m.d.comb += inc["macs"].eq(g_cnt)
-                total = g_acc + part
-                with m.If(g_last):
-                    q = requantize(m, total * wa, v_rnd, d.shift, 0, COUNTER_BITS + 17, name="gap")
-                    m.d.comb += [fgw_en.eq(1), fgw_addr.eq(d.out_addr + g_c), fgw_mask.eq(1),
-                                 fgw_data[0].eq(q)]
-                    m.d.sync += g_acc.eq(0)
-                with m.Else():
-                    m.d.sync += g_acc.eq(total)
-            with m.If(~more & ~g_pend):
-                m.d.comb += unit_done.eq(1)
+        # ---- vector unit: ADD and GAP (hw.vector_unit) --------------------------------------------------------
+        is_vec = exec_state & ((d.op == Op.ADD) | (d.op == Op.GAP))
+        m.submodules.vector = vu = VectorUnit(fb.addr_bits, lanes=L)
+        m.d.comb += [vu.start.eq(unit_start), vu.run.eq(is_vec), vu.p.gap.eq(d.op == Op.GAP), vu.rd_data.eq(fb.rd_data)]
+        m.d.comb += [getattr(vu.p, f).eq(getattr(d, f)) for f in ("in_addr", "in2_addr", "in_ch_stride", "in_c",
+                                                                  "row_len", "out_addr", "wa", "wb", "shift",
+                                                                  "relu", "clamp_en", "clamp")]
+        with m.If(is_vec & ~unit_start):
+            m.d.comb += [cls_busy.eq(1), rd_en_main.eq(vu.rd_en), rd_addr_main.eq(vu.rd_addr),
+                         fgw_en.eq(vu.wr_en), fgw_addr.eq(vu.wr_addr), fgw_mask.eq(vu.wr_mask),
+                         inc["macs"].eq(vu.macs), unit_done.eq(vu.done)]
+            m.d.comb += [fgw_data[t].eq(vu.wr_data[t]) for t in range(L)]
 
         # ---- encode unit (stage 2: encode + transmit) -----------------------------------------------------
         self._elaborate_encoder(m, d, fb, req, fgreq, fresp, port=self.dram_req, inc=inc, exec_state=exec_state,

@@ -94,6 +94,10 @@ def _arch_block(kind: str, arch_dict: dict):
         from hw.dw_unit import DwUnit
 
         return DwUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
+    if kind == "vector_unit":
+        from hw.vector_unit import VectorUnit
+
+        return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
     from hw.engine import CODEC_LANES, Engine
 
     # an array of other than 12 lanes has no encode unit or weight decoders (12-lane units): the plain engine
@@ -112,12 +116,13 @@ def blocks(arch=None) -> dict[str, Block]:
         a, tag = arch.rtl, arch.rtl.name.replace("-", "_")
         d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
                        depends=ENGINE.depends if k == "engine" else ())
-             for k in ("mac_array", "feature_buffer", "dw_unit", "engine")}
+             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "engine")}
         plain = a.lanes != 12
         return {b.name: b for b in (
             Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
             Block("feature_buffer", d["feature_buffer"], f"{a.fb_words} x 16-bit words in {a.fb_banks} banks"),
             Block("dw_unit", d["dw_unit"], f"depthwise unit: {a.lanes} lanes x 9 taps of 16 x 16-bit multipliers"),
+            Block("vector_unit", d["vector_unit"], f"vector unit (ADD, GAP): {a.lanes} lanes of requantize"),
             Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
             Block("engine", d["engine"], f"engine top ({a.name}"
                   + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
@@ -126,6 +131,9 @@ def blocks(arch=None) -> dict[str, Block]:
         Block("mac_array", MAC_ARRAY, "12 x 12 array of 16 x 16-bit MACs, 48-bit accumulators, requantize"),
         Block("feature_buffer", FEATURE_BUFFER, f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
         Block("dw_unit", DW_UNIT, "depthwise unit: 12 lanes x 9 taps of 16 x 16-bit multipliers, requantize, max"),
+        Block("vector_unit", Design("vector_unit", partial(_arch_block, "vector_unit", DEFAULT_ARCH.as_dict()),
+                                    parameters={"arch": DEFAULT_ARCH.as_dict()}),
+              "vector unit (ADD, GAP): 12 lanes of 2 x 16 x 16-bit multiply-add, requantize"),
         Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
         Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
                                 "window loader, pool/vector unit, encode unit, weight decoder"),
