@@ -98,7 +98,13 @@ def _arch_block(kind: str, arch_dict: dict):
         from hw.vector_unit import VectorUnit
 
         return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
-    from hw.engine import CODEC_LANES, Engine
+    from hw.engine import CODEC_LANES, Engine, dram_req_layout, dram_resp_layout
+
+    # the coded-weight path is a 12-lane unit (CODEC_LANES) whatever the array
+    if kind == "weight_stream":
+        from hw.weight_stream import WeightStream
+
+        return WeightStream(dram_req_layout(CODEC_LANES), dram_resp_layout(CODEC_LANES), -(-arch.wb_depth // 64) * 64)
 
     # an array of other than 12 lanes has no encode unit or weight decoders (12-lane units): the plain engine
     return Engine.from_arch(arch, plain=lanes != CODEC_LANES)
@@ -116,13 +122,15 @@ def blocks(arch=None) -> dict[str, Block]:
         a, tag = arch.rtl, arch.rtl.name.replace("-", "_")
         d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
                        depends=ENGINE.depends if k == "engine" else ())
-             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "engine")}
+             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "weight_stream", "engine")}
         plain = a.lanes != 12
         return {b.name: b for b in (
             Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
             Block("feature_buffer", d["feature_buffer"], f"{a.fb_words} x 16-bit words in {a.fb_banks} banks"),
             Block("dw_unit", d["dw_unit"], f"depthwise unit: {a.lanes} lanes x 9 taps of 16 x 16-bit multipliers"),
             Block("vector_unit", d["vector_unit"], f"vector unit (ADD, GAP): {a.lanes} lanes of requantize"),
+            Block("weight_stream", d["weight_stream"], "coded-weight path: 12 weight decoders, lane FIFOs, table "
+                                                       "loader, bank writer (12-lane unit)"),
             Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
             Block("engine", d["engine"], f"engine top ({a.name}"
                   + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
@@ -134,6 +142,9 @@ def blocks(arch=None) -> dict[str, Block]:
         Block("vector_unit", Design("vector_unit", partial(_arch_block, "vector_unit", DEFAULT_ARCH.as_dict()),
                                     parameters={"arch": DEFAULT_ARCH.as_dict()}),
               "vector unit (ADD, GAP): 12 lanes of 2 x 16 x 16-bit multiply-add, requantize"),
+        Block("weight_stream", Design("weight_stream", partial(_arch_block, "weight_stream", DEFAULT_ARCH.as_dict()),
+                                      parameters={"arch": DEFAULT_ARCH.as_dict()}),
+              "coded-weight path: 12 weight decoders, lane FIFOs, table loader, bank writer"),
         Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
         Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
                                 "window loader, pool/vector unit, encode unit, weight decoder"),
