@@ -84,6 +84,7 @@ from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
+from .table_loader import TableLoader
 from .tile_geometry import LANES, LOAD_WORDS, SEG_ROWS, TileGeometry
 from .vector_unit import VectorUnit
 from .weight_stream import LANE_TABLE_BASE as LANE_TABLE_BASE  # re-exported: sim.program writes the lane entries
@@ -961,38 +962,20 @@ class Engine(wiring.Component):
         with m.If(exec_state & (d.op == Op.ENCODE)):
             m.d.comb += unit_done.eq(1)
 
-        # ENC_TABLES: a DMA read of `rows` two-word entries into the unit's table port
+        # ENC_TABLES: the table loader (hw.table_loader) reads `rows` two-word entries into the unit's table port
         lossless, signed_ = Signal(), Signal()
         m.d.comb += [unit.lossless.eq(lossless), unit.lossless_signed.eq(signed_)]
-        t_req_words, t_rsp_words, t_idx = Signal(24), Signal(24), Signal(16)
-        t_buf = Signal(data.ArrayLayout(16, DRAM_BEAT_WORDS))
-        t_left = Signal(range(DRAM_BEAT_WORDS // 2 + 1))
-        t_sub = Signal(range(DRAM_BEAT_WORDS // 2))
+        m.submodules.enc_tables = tl = TableLoader(self.req_layout, self.resp_layout)
         is_tables = exec_state & (d.op == Op.ENC_TABLES)
         with m.If(unit_start & (d.op == Op.ENC_TABLES)):
-            m.d.sync += [lossless.eq(d.enc_mode[0]), signed_.eq(d.enc_mode[1]), t_req_words.eq(0),
-                         t_rsp_words.eq(0), t_idx.eq(0), t_left.eq(0), t_sub.eq(0)]
+            m.d.sync += [lossless.eq(d.enc_mode[0]), signed_.eq(d.enc_mode[1])]
+        m.d.comb += [tl.start.eq(unit_start & (d.op == Op.ENC_TABLES)), tl.run.eq(is_tables),
+                     tl.p.dram_addr.eq(d.dram_addr), tl.p.rows.eq(d.rows),
+                     tl.req.ready.eq(fgreq.ready), tl.resp.valid.eq(fresp.valid), tl.resp.payload.eq(fresp.payload),
+                     unit.tbl_we.eq(tl.tbl_we), unit.tbl_addr.eq(tl.tbl_addr), unit.tbl_data.eq(tl.tbl_data)]
         with m.If(is_tables):
-            m.d.comb += [cls_dram.eq(1),
-                         fgreq.valid.eq(t_req_words < 2 * d.rows),
-                         fgreq.payload.addr.eq(d.dram_addr + t_req_words),
-                         fgreq.payload.count.eq(DRAM_BEAT_WORDS),
-                         fresp.ready.eq(t_left == 0)]
-            with m.If(fgreq.valid & fgreq.ready):
-                m.d.sync += t_req_words.eq(t_req_words + DRAM_BEAT_WORDS)
-            with m.If(fresp.valid & (t_left == 0)):
-                m.d.sync += [t_buf.eq(fresp.payload.rdata), t_left.eq(DRAM_BEAT_WORDS // 2), t_sub.eq(0),
-                             t_rsp_words.eq(t_rsp_words + DRAM_BEAT_WORDS)]
-            with m.If(t_left != 0):
-                entry = Signal(32)
-                with m.Switch(t_sub):
-                    for i in range(DRAM_BEAT_WORDS // 2):
-                        with m.Case(i):
-                            m.d.comb += entry.eq(Cat(t_buf[2 * i], t_buf[2 * i + 1]))
-                m.d.comb += [unit.tbl_we.eq(t_idx < d.rows), unit.tbl_addr.eq(t_idx), unit.tbl_data.eq(entry)]
-                m.d.sync += [t_idx.eq(t_idx + 1), t_left.eq(t_left - 1), t_sub.eq(t_sub + 1)]
-            with m.If((t_rsp_words >= 2 * d.rows) & (t_left == 0)):
-                m.d.comb += unit_done.eq(1)
+            m.d.comb += [cls_dram.eq(1), fgreq.valid.eq(tl.req.valid), fgreq.payload.eq(tl.req.payload),
+                         fresp.ready.eq(tl.resp.ready), unit_done.eq(tl.done)]
 
         # counters of stage 2
         m.d.comb += [

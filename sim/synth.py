@@ -100,11 +100,15 @@ def _arch_block(kind: str, arch_dict: dict):
         return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
     from hw.engine import CODEC_LANES, Engine, dram_req_layout, dram_resp_layout
 
-    # the coded-weight path is a 12-lane unit (CODEC_LANES) whatever the array
+    # the coded-weight path and the encode unit's table loader are 12-lane units (CODEC_LANES) whatever the array
     if kind == "weight_stream":
         from hw.weight_stream import WeightStream
 
         return WeightStream(dram_req_layout(CODEC_LANES), dram_resp_layout(CODEC_LANES), -(-arch.wb_depth // 64) * 64)
+    if kind == "table_loader":
+        from hw.table_loader import TableLoader
+
+        return TableLoader(dram_req_layout(CODEC_LANES), dram_resp_layout(CODEC_LANES))
 
     # an array of other than 12 lanes has no encode unit or weight decoders (12-lane units): the plain engine
     return Engine.from_arch(arch, plain=lanes != CODEC_LANES)
@@ -122,7 +126,8 @@ def blocks(arch=None) -> dict[str, Block]:
         a, tag = arch.rtl, arch.rtl.name.replace("-", "_")
         d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
                        depends=ENGINE.depends if k == "engine" else ())
-             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "weight_stream", "engine")}
+             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "weight_stream", "table_loader",
+                       "engine")}
         plain = a.lanes != 12
         return {b.name: b for b in (
             Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
@@ -131,6 +136,7 @@ def blocks(arch=None) -> dict[str, Block]:
             Block("vector_unit", d["vector_unit"], f"vector unit (ADD, GAP): {a.lanes} lanes of requantize"),
             Block("weight_stream", d["weight_stream"], "coded-weight path: 12 weight decoders, lane FIFOs, table "
                                                        "loader, bank writer (12-lane unit)"),
+            Block("table_loader", d["table_loader"], "ENC_TABLES table loader (12-word beats)"),
             Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
             Block("engine", d["engine"], f"engine top ({a.name}"
                   + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
@@ -145,6 +151,9 @@ def blocks(arch=None) -> dict[str, Block]:
         Block("weight_stream", Design("weight_stream", partial(_arch_block, "weight_stream", DEFAULT_ARCH.as_dict()),
                                       parameters={"arch": DEFAULT_ARCH.as_dict()}),
               "coded-weight path: 12 weight decoders, lane FIFOs, table loader, bank writer"),
+        Block("table_loader", Design("table_loader", partial(_arch_block, "table_loader", DEFAULT_ARCH.as_dict()),
+                                     parameters={"arch": DEFAULT_ARCH.as_dict()}),
+              "ENC_TABLES table loader (12-word beats)"),
         Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
         Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
                                 "window loader, pool/vector unit, encode unit, weight decoder"),
