@@ -1251,6 +1251,40 @@ def rtl_result(net: Net, path: str | Path | None = None) -> dict | None:
     return _rtl_cached(str(p), mtime)
 
 
+def rtl_image_encode(net: Net, eng: EngineParams = DEFAULT_ENGINE, qf: int | None = None, subsampling: str = "444",
+                     directory: str | Path | None = None) -> dict | None:
+    """The engine's JPEG of the camera image (the host-only split, issue 16 item 6), from ``make sim SPLIT=input
+    ENCODE=jpeg`` (``build/sim/<net>_input_jpeg<QF>[_420].json``; ``sim.program.compile_image``: the colour
+    tables, the R, G, B planes loaded in MCU rows, one ENCODE per part): ``{"cycles": start to END,
+    "dram_read_words", "encoder_cycles", "qf", "path"}``. The run at ``qf`` when there is one, else the newest
+    bit-exact run at any QF (the encoder takes a pixel every 3 cycles whatever the QF: 23 stall cycles of
+    150,686 on AlexNet's photo at QF 75). None without a usable run: another network, architecture, DRAM rate,
+    subsampling or an older RTL (:func:`rtl_refusal`)."""
+    d = Path(directory) if directory is not None else SIM_DIR
+    name = _name(net)
+    found = []
+    for path in sorted(d.glob(f"{name}_input_jpeg*.json"), key=lambda p: p.stat().st_mtime_ns):
+        data = rtl_result(net, path)
+        if not data or data.get("split") != INPUT or not same_network(data, net):
+            continue
+        enc = data.get("encode") or {}
+        rows = data.get("layers") or []
+        if enc.get("mode") != "jpeg" or str(enc.get("subsampling", "444")) != subsampling or len(rows) != 1:
+            continue
+        if float(data.get("dram_bytes_per_cycle", 16.0)) != float(eng.dram_bytes_per_cycle):
+            continue
+        if rtl_refusal(data, eng, path):
+            continue
+        row, coded = rows[0], rows[0].get("encoding") or {}
+        if not (row.get("bit_exact") and coded.get("bit_exact")):
+            continue
+        ctr = row.get("counters") or {}
+        found.append({"cycles": int(row["cycles"]), "dram_read_words": int(ctr["dram_read_words"]),
+                      "encoder_cycles": int(coded["encoder_cycles"]), "qf": int(enc["qf"]), "path": str(path)})
+    same_qf = [r for r in found if r["qf"] == qf]
+    return (same_qf or found or [None])[-1]
+
+
 def rtl_refusal(data: dict, eng: EngineParams = DEFAULT_ENGINE, path: str | Path = "") -> str | None:
     """Why the counts of the ``make sim`` result ``data`` cannot be used for ``eng`` (None: they can): it
     records another architecture (``"arch"``, golden.arch) or an older RTL (``"rtl_hash"``, hw.sources). Files

@@ -70,6 +70,7 @@ from model.counts import (
     NetCounts,
     check_weights,
     net_counts,
+    rtl_image_encode,
     same_network,
 )
 
@@ -518,13 +519,21 @@ def evaluate(net: str | Network, split: str, encoding: str, link: str | Link = D
     samples = encoder_samples(net, split, encoding)
     t_inf = c["cycles"] / f
     t_enc = samples / (ENCODER_SAMPLES_PER_CYCLE.get(encoding, 1.0) * f) if samples else 0.0
+    # the coder (or the radio interface, raw) reads the feature once: from the buffer if resident, else DRAM
+    read_words = raw / 2
+    counts_from = nc.provenance[split]
+    image = rtl_image_encode(net, eng, comp.qf) if split == INPUT and encoding == "jpeg" and \
+        counts_source != "analytical" else None
+    if image is not None:
+        # the camera image JPEG-coded on the engine's colour build: its cycles (tables, plane loads, encoding)
+        # and DRAM reads (a 16-bit word per 8-bit pixel, plus the tables) as measured
+        t_enc, read_words = image["cycles"] / f, image["dram_read_words"]
+        counts_from = f"rtl ({Path(image['path']).name}, QF {image['qf']})"
     tx_bytes = raw / comp.ratio
     t_tx = tx_bytes * 8 / lk.rate_bps
     stage2 = t_enc + t_tx
     frame = max(t_inf, stage2)
     compute, onchip, dram = edge_energy_j(c, en)
-    # the coder (or the radio interface, raw) reads the feature once: from the buffer if resident, else DRAM
-    read_words = raw / 2
     if split != INPUT and nc.resident[split]:
         onchip += read_words * en.fb_r
     else:
@@ -543,7 +552,7 @@ def evaluate(net: str | Network, split: str, encoding: str, link: str | Link = D
         breakdown=breakdown, bottleneck="inference" if t_inf >= stage2 else "transmit",
         inference_time_s=t_inf, encode_time_s=t_enc, transmit_time_s=t_tx, feature_bytes=raw,
         transmitted_bytes=tx_bytes, compression_ratio=comp.ratio, accuracy_loss=comp.accuracy_loss,
-        edge_cycles=c["cycles"], edge_macs=float(sp.edge_macs), counts_source=nc.provenance[split],
+        edge_cycles=c["cycles"], edge_macs=float(sp.edge_macs), counts_source=counts_from,
         ratio_source=comp.source, ratio_note=comp.note, tech=t.name, role=_role(net, split),
         weights=nc.weights, weight_qfs=_edge_qfs(net, split, nc) if nc.weights != "int16" else None,
     )
