@@ -70,7 +70,7 @@ because its bank is not free yet or it finished its part of the bank before the 
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -80,6 +80,7 @@ from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 from .descriptor import DESC_BITS, DRAM_BEAT_WORDS, Op, desc_beats, desc_words_padded
 from .descriptor import layout as desc_layout
 from .dma import Dma, count_bits
+from .dram_arbiter import DramArbiter
 from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
@@ -779,36 +780,23 @@ class Engine(wiring.Component):
         """The DRAM port and the feature buffer's write port, shared by the foreground units and the two DMA
         engines.
 
-        Requests: the foreground first (the command being executed, the descriptor fetch), then the LOAD engine,
-        then the STORE engine (a background transfer fills the cycles the foreground leaves). A tag per read
-        (foreground or LOAD) goes into a FIFO; responses come back in order and go where their tag says. A
-        program without background transfers never has two requesters at once, so its cycles are those of an
-        engine without the arbiter. The buffer: the foreground writes on port A, the LOAD engine on port B (its
+        Requests: the arbiter (``hw.dram_arbiter``): the foreground first (the command being executed, the
+        descriptor fetch), then the LOAD engine, then the STORE engine; a tag per read routes the responses.
+        The buffer: the foreground writes on port A, the LOAD engine on port B (its
         response waits while port B is refused)."""
         fgw_en, fgw_addr, fgw_mask, fgw_data = fgw
         resp = self.dram_resp
-        m.submodules.rtags = tags = SyncFIFO(width=1, depth=64)
-        sel_fg, sel_ld = Signal(), Signal()
-        m.d.comb += [sel_fg.eq(fgreq.valid), sel_ld.eq(~fgreq.valid & ld.req.valid)]
-        room = tags.w_rdy        # a read needs a free tag
-        ok_fg = room | fgreq.payload.write
-        ok_ld = room
+        m.submodules.arbiter = arb = DramArbiter(self.req_layout, self.resp_layout)
         m.d.comb += [
-            req.valid.eq((fgreq.valid & ok_fg) | (sel_ld & ok_ld) | (~fgreq.valid & ~ld.req.valid & st.req.valid)),
-            req.payload.eq(Mux(sel_fg, fgreq.payload.as_value(),
-                               Mux(sel_ld, ld.req.payload.as_value(), st.req.payload.as_value()))),
-            fgreq.ready.eq(req.ready & sel_fg & ok_fg),
-            ld.req.ready.eq(req.ready & sel_ld & ok_ld),
-            st.req.ready.eq(req.ready & ~fgreq.valid & ~ld.req.valid),
-        ]
-        accept = req.valid & req.ready
-        m.d.comb += [tags.w_en.eq(accept & ~req.payload.write), tags.w_data.eq(sel_ld)]
-        head_ld = tags.r_rdy & tags.r_data[0]
-        m.d.comb += [
-            fresp.valid.eq(resp.valid & ~head_ld), fresp.payload.eq(resp.payload),
-            ld.rsp_valid.eq(resp.valid & head_ld), ld.rsp_data.eq(resp.payload.rdata),
-            resp.ready.eq(Mux(head_ld, ld.rsp_ready, fresp.ready)),
-            tags.r_en.eq(resp.valid & resp.ready),
+            arb.fg_req.valid.eq(fgreq.valid), arb.fg_req.payload.eq(fgreq.payload), fgreq.ready.eq(arb.fg_req.ready),
+            arb.ld_req.valid.eq(ld.req.valid), arb.ld_req.payload.eq(ld.req.payload), ld.req.ready.eq(arb.ld_req.ready),
+            arb.st_req.valid.eq(st.req.valid), arb.st_req.payload.eq(st.req.payload), st.req.ready.eq(arb.st_req.ready),
+            req.valid.eq(arb.req.valid), req.payload.eq(arb.req.payload), arb.req.ready.eq(req.ready),
+            arb.resp.valid.eq(resp.valid), arb.resp.payload.eq(resp.payload), resp.ready.eq(arb.resp.ready),
+            fresp.valid.eq(arb.fg_resp.valid), fresp.payload.eq(arb.fg_resp.payload),
+            arb.fg_resp.ready.eq(fresp.ready),
+            ld.rsp_valid.eq(arb.ld_resp.valid), ld.rsp_data.eq(arb.ld_resp.payload.rdata),
+            arb.ld_resp.ready.eq(ld.rsp_ready),
         ]
         # the feature buffer's write ports: A for the foreground units, B for the LOAD engine (granted when it
         # wants no memory port A uses)

@@ -100,6 +100,11 @@ def _arch_block(kind: str, arch_dict: dict):
         return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
     from hw.engine import CODEC_LANES, Engine, dram_req_layout, dram_resp_layout
 
+    if kind == "dram_arbiter":
+        from hw.dram_arbiter import DramArbiter
+
+        return DramArbiter(dram_req_layout(lanes), dram_resp_layout(lanes))
+
     # the coded-weight path and the encode unit's table loader are 12-lane units (CODEC_LANES) whatever the array
     if kind == "weight_stream":
         from hw.weight_stream import WeightStream
@@ -127,7 +132,7 @@ def blocks(arch=None) -> dict[str, Block]:
         d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
                        depends=ENGINE.depends if k == "engine" else ())
              for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "weight_stream", "table_loader",
-                       "engine")}
+                       "dram_arbiter", "engine")}
         plain = a.lanes != 12
         return {b.name: b for b in (
             Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
@@ -137,6 +142,8 @@ def blocks(arch=None) -> dict[str, Block]:
             Block("weight_stream", d["weight_stream"], "coded-weight path: 12 weight decoders, lane FIFOs, table "
                                                        "loader, bank writer (12-lane unit)"),
             Block("table_loader", d["table_loader"], "ENC_TABLES table loader (12-word beats)"),
+            Block("dram_arbiter", d["dram_arbiter"], f"DRAM port arbiter: 3 requesters, 64 read tags "
+                                                     f"({a.lanes}-word beats)"),
             Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
             Block("engine", d["engine"], f"engine top ({a.name}"
                   + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
@@ -154,6 +161,9 @@ def blocks(arch=None) -> dict[str, Block]:
         Block("table_loader", Design("table_loader", partial(_arch_block, "table_loader", DEFAULT_ARCH.as_dict()),
                                      parameters={"arch": DEFAULT_ARCH.as_dict()}),
               "ENC_TABLES table loader (12-word beats)"),
+        Block("dram_arbiter", Design("dram_arbiter", partial(_arch_block, "dram_arbiter", DEFAULT_ARCH.as_dict()),
+                                     parameters={"arch": DEFAULT_ARCH.as_dict()}),
+              "DRAM port arbiter: 3 requesters (foreground, LOAD, STORE), 64 read tags"),
         Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
         Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
                                 "window loader, pool/vector unit, encode unit, weight decoder"),
