@@ -19,14 +19,19 @@ The engine executes a list of commands it fetches from DRAM (``DESC_WORDS`` 16-b
            ``in_ch_stride``): ``out[c] = requantize(sum(x[c]) * wa, shift)`` (``golden.layers``).
 ``ENC_TABLES`` load the encode unit's tables: ``rows`` entries of two words (low, high) from
            ``dram_addr`` to table addresses 0.. (``hw.jpeg.encoder``); ``enc_mode`` bit 0 lossless,
-           bit 1 signed lossless samples. Waits until the encode unit is idle.
+           bit 1 signed lossless samples. Waits until the encode unit is idle. The colour build
+           (``hw.engine.Engine(colour=True)``) writes table addresses ``fb_addr ..`` (the chrominance set
+           at ``hw.jpeg.encoder.CHROMA_BASE``); the default build takes ``fb_addr = 0`` only.
 ``ENCODE`` hand a map in the feature buffer (``in_addr``, ``in_c`` channels of ``in_h x in_w``, channel
            stride ``in_ch_stride``) to the encode unit (``hw.encode_unit``), which encodes it in the
            background into DRAM at ``dram_addr``; ``shift``, ``enc_offset``: the 8-bit codes (JPEG);
            ``grid_cols``/``grid_rows``: the mosaic grid (tile rows of this part); ``enc_yb0``,
            ``enc_ybn``: the 8-row block rows of each tile in this part, whose rows start at ``in_y0``
            in the buffer (a tile row too big for the buffer goes in several parts); ``enc_first`` /
-           ``enc_last``: parts of one image. Waits until the unit has read its previous part.
+           ``enc_last``: parts of one image. Waits until the unit has read its previous part. On the
+           colour build ``enc_mode`` is the unit's ``sampling`` (``hw.jpeg.encoder.SAMPLING_MODES``: 0 a map,
+           1 / 2 an RGB image, three planes R, G, B of ``in_h x in_w`` 8-bit pixels, 4:4:4 / 4:2:0, whose
+           ``enc_yb0`` / ``enc_ybn`` count MCU rows); the default build takes 0 only.
 ``DWCONV`` a 3x3 depthwise convolution (stride 1 or 2, padding 0 or 1) of ``in_c`` channels on the
            depthwise unit (``hw.dw_unit``), the geometry of CONV (input and output regions, ``in_y0``,
            ``out_y0``), weights at ``w_addr`` as for a CONV with ``K = 9`` (per group of 12 channels 3 bias

@@ -170,7 +170,7 @@ class Engine(wiring.Component):
 
     def __init__(self, fb_words: int = DEFAULT_ARCH.fb_words, wb_depth: int = DEFAULT_ARCH.wb_depth,
                  encoder: bool = DEFAULT_ARCH.encoder, weight_decoder: bool = DEFAULT_ARCH.weight_decoders,
-                 dw_unit: bool = DEFAULT_ARCH.dw_unit, lanes: int = DEFAULT_ARCH.lanes):
+                 dw_unit: bool = DEFAULT_ARCH.dw_unit, lanes: int = DEFAULT_ARCH.lanes, colour: bool = False):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or not MIN_LANES <= lanes <= MAX_RTL_LANES:
             raise ValueError(f"Engine lanes must be an integer in {MIN_LANES}..{MAX_RTL_LANES}, got {lanes!r}")
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 32 or fb_words > 2**24:
@@ -197,6 +197,11 @@ class Engine(wiring.Component):
         self.fb_words = fb_words
         self.wb_depth = wb_depth
         self.encoder = encoder
+        # colour: the encode unit's colour build (EncodeUnit(colour=True)): ENCODE's enc_mode is its `sampling`
+        # (0 map, 1 RGB 4:4:4, 2 RGB 4:2:0), ENC_TABLES writes table addresses fb_addr.. (11-bit table port)
+        if not isinstance(colour, bool) or (colour and not encoder):
+            raise ValueError(f"Engine colour must be True (with encoder=True) or False, got {colour!r}")
+        self.colour = colour
         sig = {
             "start": In(1),
             "cmd_addr": In(32),
@@ -903,7 +908,7 @@ class Engine(wiring.Component):
             with m.If(exec_state & ((d.op == Op.ENC_TABLES) | (d.op == Op.ENCODE))):
                 m.d.comb += unit_done.eq(1)
             return
-        m.submodules.encode = unit = EncodeUnit(fb.addr_bits, fb.banks)
+        m.submodules.encode = unit = EncodeUnit(fb.addr_bits, fb.banks, colour=self.colour)
 
         # port sharing: the unit's writes go first. They are rare (12 words per 24 coded bytes, a few per
         # thousand cycles) and cost the engine one cycle of back-pressure each, which every unit above
@@ -947,6 +952,8 @@ class Engine(wiring.Component):
             unit.params.first.eq(d.enc_first), unit.params.last.eq(d.enc_last),
             unit.params.out_addr.eq(d.dram_addr),
         ]
+        if self.colour:
+            m.d.comb += unit.params.sampling.eq(d.enc_mode)
         with m.If(exec_state & (d.op == Op.ENCODE)):
             m.d.comb += unit_done.eq(1)
 
@@ -960,7 +967,9 @@ class Engine(wiring.Component):
         m.d.comb += [tl.start.eq(unit_start & (d.op == Op.ENC_TABLES)), tl.run.eq(is_tables),
                      tl.p.dram_addr.eq(d.dram_addr), tl.p.rows.eq(d.rows),
                      tl.req.ready.eq(fgreq.ready), tl.resp.valid.eq(fresp.valid), tl.resp.payload.eq(fresp.payload),
-                     unit.tbl_we.eq(tl.tbl_we), unit.tbl_addr.eq(tl.tbl_addr), unit.tbl_data.eq(tl.tbl_data)]
+                     unit.tbl_we.eq(tl.tbl_we), unit.tbl_data.eq(tl.tbl_data),
+                     # the colour build's tables sit at 0 (luminance) and 1024 (chrominance): a base per command
+                     unit.tbl_addr.eq(tl.tbl_addr + d.fb_addr if self.colour else tl.tbl_addr)]
         with m.If(is_tables):
             m.d.comb += [cls_dram.eq(1), fgreq.valid.eq(tl.req.valid), fgreq.payload.eq(tl.req.payload),
                          fresp.ready.eq(tl.resp.ready), unit_done.eq(tl.done)]

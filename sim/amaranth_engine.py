@@ -18,15 +18,18 @@ from sim.program import EngineConfig, Program
 
 def run_engine_amaranth(prog: Program, config: EngineConfig, latency: int = 3, gap_prob: float = 0.0,
                         seed: int = 0, max_cycles: int = 200_000, jitter: int = 0,
-                        encoder: bool | None = None) -> tuple[np.ndarray, list[dict]]:
+                        encoder: bool | None = None, colour: bool | None = None) -> tuple[np.ndarray, list[dict]]:
     """Returns (final DRAM image, counters snapshot after each command). Read responses come back in
     order after ``latency`` plus a random 0..``jitter`` cycles; ``gap_prob`` refuses requests at random.
     ``encoder``: build the engine with its encode unit (default: when the program encodes; the unit
-    only slows Python simulation down otherwise)."""
+    only slows Python simulation down otherwise); ``colour``: its colour build (default: when the program codes
+    a camera image, ``sim.program.compile_image``)."""
     if encoder is None:
         encoder = bool(prog.encodings)
+    if colour is None:
+        colour = any(getattr(p, "sampling", 0) for p in prog.encodings.values())
     dut = Engine(fb_words=config.fb_words, wb_depth=config.wb_depth, encoder=encoder,
-                 weight_decoder=any(c.w_codec for c in prog.commands), lanes=config.lanes)
+                 weight_decoder=any(c.w_codec for c in prog.commands), lanes=config.lanes, colour=colour)
     beat = config.lanes    # words per DRAM beat
     dram = prog.dram.astype(np.int64).copy()
     dram = np.concatenate([dram, np.zeros(64, np.int64)])

@@ -60,6 +60,20 @@ ENGINE_PLAIN = Design("engine_plain", _engine_plain, parameters={**ENGINE_PARAMS
                       top="engine_tb", wrapper=_engine_tb_sources_registered, depends=ENGINE.depends)
 
 
+def _engine_colour():
+    from hw.engine import Engine
+
+    return Engine(**ENGINE_PARAMS, weight_decoder=False, colour=True)
+
+
+# The host-only split's edge (issue 16 item 6): the default engine with the encode unit's colour build
+# (``hw.engine.Engine(colour=True)``: the camera image JPEG-coded, 4:4:4 / 4:2:0) and without the weight decoders
+# (nothing but the image's LOADs and ENCODEs runs on it: ``sim.program.compile_image``); testbench as ENGINE_PLAIN's.
+ENGINE_COLOUR = Design("engine_colour", _engine_colour, parameters={**ENGINE_PARAMS, "weight_decoder": False,
+                                                                    "colour": True},
+                       top="engine_tb", wrapper=_engine_tb_sources_registered, depends=ENGINE.depends)
+
+
 @dataclass(frozen=True)
 class _EngineOf:
     """The factory of the engine of ``arch`` (a callable with a stable repr: the design's source key hashes it)."""
@@ -105,6 +119,10 @@ def engine_for(prog, small: bool = False, arch: EngineArch = DEFAULT_ARCH) -> De
     """The engine build a program needs: the plain one unless it encodes or has coded weights (of ``arch``)."""
     from hw.descriptor import Op
 
+    if any(c.op == Op.ENCODE and c.enc_mode for c in prog.commands):    # a camera image (compile_image)
+        if small or arch.rtl != DEFAULT_ARCH:
+            raise ValueError("the camera image's JPEG runs on the default engine's colour build (ENGINE_COLOUR) only")
+        return ENGINE_COLOUR
     if small:
         return engine_small_design(arch.lanes)
     needs_units = any(c.op in (Op.ENCODE, Op.ENC_TABLES) or c.w_codec for c in prog.commands)

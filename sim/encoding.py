@@ -15,6 +15,14 @@ commands and the run can be checked byte for byte:
   map has a negative value; the transmitted size is the ESLL container (header + payload).
 
 ``read_encoding(dram, plan)`` reads what the engine wrote (the record beat and the payload).
+
+The camera image (the input split, host-only: the edge only JPEG-codes what its camera sees; issue 16 item
+6): ``plan_image(image, qf, subsampling)`` plans an RGB ``[H, W, 3]`` uint8 image for the engine's colour
+build (``hw.engine.Engine(colour=True)``, ``hw.encode_unit``): three planes R, G, B of 0..255 values in 16-bit
+words, the standard luminance and chrominance tables at ``qf``, 4:4:4 or 4:2:0; the expected bytes are
+golden's scan (``hw.jpeg.host.jpeg_job``, ``golden.jpeg.encode``), the transmitted size the JFIF file (header
++ scan + EOI). ``image_parts`` cuts it into parts of whole MCU rows that fit half the buffer
+(``sim.program.compile_image``).
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class LayerEncoding:
     container_bytes: int          # bytes around the coded ones (side info, headers, EOI)
     tables: np.ndarray            # [n, 2] table-port writes
     out_addr: int = -1            # DRAM word address of the record beat (set by the compiler)
+    sampling: int = 0             # ENCODE's enc_mode: hw.jpeg.encoder.SAMPLING_MODES (0: a map)
 
     @property
     def lossless(self) -> bool:
@@ -138,13 +147,114 @@ def plan_encoding(name: str, values: np.ndarray, spec: EncodeSpec) -> LayerEncod
                          len(job.header) + len(job.trailer), job.tables)
 
 
-def table_words(tables: np.ndarray) -> np.ndarray:
-    """Table-port writes (addresses 0..n-1 in order) -> the DRAM image ENC_TABLES reads (low, high)."""
+def table_words(tables: np.ndarray, base: int = 0) -> np.ndarray:
+    """Table-port writes (addresses base..base+n-1 in order) -> the DRAM image ENC_TABLES reads (low, high)."""
     addrs = tables[:, 0]
-    if not np.array_equal(addrs, np.arange(len(addrs))):
-        raise ValueError("table writes must cover addresses 0..n-1 in order")
+    if not np.array_equal(addrs, base + np.arange(len(addrs))):
+        raise ValueError(f"table writes must cover addresses {base}..{base}+n-1 in order")
     data = tables[:, 1].astype(np.int64)
     return np.stack([data & 0xFFFF, data >> 16], axis=1).reshape(-1).astype(np.uint16)
+
+
+def table_runs(tables: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The table-port writes as runs of consecutive addresses: ``(base, writes)`` each, one ENC_TABLES
+    command apiece (a map's tables: one run from 0; a colour image's: luminance at 0, chrominance at
+    ``hw.jpeg.encoder.CHROMA_BASE``)."""
+    addrs = tables[:, 0].astype(np.int64)
+    cuts = np.flatnonzero(np.diff(addrs) != 1) + 1
+    return [(int(t[0, 0]), t) for t in np.split(tables, cuts)]
+
+
+SUBSAMPLINGS = ("444", "420")
+
+
+@dataclass
+class ImageEncoding(LayerEncoding):
+    """The camera image's JPEG on the engine's colour build: ``shape`` (3, H, W), 8-bit pixels; ``job`` the
+    golden job (``hw.jpeg.host.EncodeJob``: :meth:`wrap` makes the file)."""
+
+    subsampling: str = "444"
+    job: object = None
+
+    @property
+    def raw_bytes(self) -> int:
+        return int(np.prod(self.shape))      # 8-bit RGB pixels
+
+    @property
+    def mcu(self) -> int:
+        return jpeg.mcu_size(self.subsampling)
+
+    def wrap(self, coded: bytes) -> bytes:
+        """The JFIF file around the engine's coded bytes."""
+        return self.job.wrap(coded)
+
+
+def plan_image(image: np.ndarray, qf: int, subsampling: str = "444", name: str = "input") -> ImageEncoding:
+    """Plan the JPEG of an RGB camera image (uint8 ``[H, W, 3]``) at ``qf`` and ``subsampling`` (444 or 420)."""
+    x = np.asarray(image)
+    if x.ndim != 3 or x.shape[2] != 3 or x.dtype != np.uint8:
+        raise UserError(f"the camera image must be uint8 H x W x 3 (RGB), got {x.dtype} {x.shape}")
+    if subsampling not in SUBSAMPLINGS:
+        raise UserError(f"subsampling {subsampling!r} is not one of {', '.join(SUBSAMPLINGS)}")
+    qf = jpeg.check_qf(qf)
+    job = host.jpeg_job(x, qf, subsampling)
+    h, w, _ = x.shape
+    return ImageEncoding(name, (3, h, w), "jpeg", qf, 0, 0, False, 1, job.expected, job.bits,
+                         len(job.header) + len(job.trailer), job.tables, sampling=job.sampling,
+                         subsampling=subsampling, job=job)
+
+
+def camera_image(nw) -> tuple[np.ndarray, str]:
+    """The camera image of a network's sample input (``golden.quantize.sample_images(nw, 1)`` before its
+    normalisation): uint8 ``[H, W, 3]`` and a description. ImageNet networks and 3-channel user networks: the
+    first scikit-image photo (``golden.data.PHOTO_NAMES``) resized and centre-cropped to the input size as
+    ``golden.data.load_photos`` / ``load_photos_for`` do; CIFAR-10 networks: the first test image."""
+    from PIL import Image
+
+    from golden import data as D
+
+    c, h, w = nw.input_shape
+    if nw.dataset == "cifar10":
+        return D.load_cifar10_u8("test", 1)[0][0], "CIFAR-10 test image 0"
+    if c != 3 or nw.dataset == "digits":
+        raise UserError(f"network {nw.name}: the camera image's JPEG needs an RGB input (3 channels), its input is "
+                        f"{c} x {h} x {w}")
+    import skimage.data
+
+    name = D.PHOTO_NAMES[0]
+    size = h if nw.dataset == "imagenet" else max(h, w)
+    a = np.asarray(getattr(skimage.data, name)())
+    if a.ndim == 2:
+        a = np.stack([a] * 3, axis=-1)
+    img = D.resize_center_crop(Image.fromarray(a.astype(np.uint8)).convert("RGB"), size)
+    if img.size != (w, h):
+        img = img.resize((w, h), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8), f"scikit-image {name}, {w} x {h}"
+
+
+@dataclass(frozen=True)
+class ImagePart:
+    """MCU rows ``yb0 .. yb0 + ybn - 1`` of a camera image: pixel rows ``y0 .. y1 - 1``."""
+
+    yb0: int
+    ybn: int
+    y0: int
+    y1: int
+
+
+def image_parts(h: int, w: int, subsampling: str, buffer_words: int) -> list[ImagePart]:
+    """Cut an ``h x w`` image into parts of whole MCU rows whose three planes fit ``buffer_words`` (half the
+    feature buffer: the next part loads into the other half while the encode unit reads this one), at most
+    ``ceil(MCU rows / 8)`` MCU rows each (the first part's load is time the encoder waits)."""
+    m = jpeg.mcu_size(subsampling)
+    my = -(-h // m)
+    row_words = 3 * m * w
+    if row_words > buffer_words:
+        raise UserError(f"a {w}-pixel-wide image's MCU row of {row_words} words (3 planes x {m} rows) does not fit "
+                        f"half the feature buffer ({buffer_words} words); allowed: width up to "
+                        f"{buffer_words // (3 * m)} pixels")
+    per = max(1, min(buffer_words // row_words, -(-my // 8)))
+    return [ImagePart(yb0, min(per, my - yb0), yb0 * m, min(h, (yb0 + per) * m)) for yb0 in range(0, my, per)]
 
 
 @dataclass(frozen=True)

@@ -513,10 +513,14 @@ class _Encoder:
     def _tables(self, plan, name):
         key = (plan.enc_mode, plan.tables.tobytes())
         if key != self.loaded:
-            words = encoding.table_words(plan.tables)
-            addr = self.dram.alloc(words.size, words)
-            self.cmds.append(Command(Op.ENC_TABLES, dram_addr=addr, rows=len(plan.tables), enc_mode=plan.enc_mode))
-            self.tags.append(name)
+            # one command per run of consecutive table addresses, from its base (fb_addr; the colour build's
+            # chrominance set at CHROMA_BASE)
+            for base, run in encoding.table_runs(plan.tables):
+                words = encoding.table_words(run, base)
+                addr = self.dram.alloc(words.size, words)
+                self.cmds.append(Command(Op.ENC_TABLES, dram_addr=addr, rows=len(run), enc_mode=plan.enc_mode,
+                                         fb_addr=base))
+                self.tags.append(name)
             self.loaded = key
 
     def _encode(self, plan, part, in_addr, ch_stride, first, last, name):
@@ -525,8 +529,29 @@ class _Encoder:
                                  in_ch_stride=ch_stride, in_y0=part.y0, shift=plan.shift, enc_offset=plan.offset,
                                  grid_cols=plan.grid_cols, grid_rows=part.tile_rows, enc_yb0=part.yb0,
                                  enc_ybn=part.ybn, enc_first=int(first), enc_last=int(last),
-                                 dram_addr=plan.out_addr))
+                                 dram_addr=plan.out_addr, enc_mode=plan.sampling))
         self.tags.append(name)
+
+    def image_from_dram(self, name: str, dram_addr: int) -> None:
+        """A camera image (``sim.encoding.ImageEncoding``) held in DRAM as three planes R, G, B of H x W words:
+        parts of whole MCU rows (``encoding.image_parts``) LOADed into the two halves of the buffer in turn, so
+        the next part loads while the encode unit reads this one; one ENCODE each (``enc_mode``: sampling)."""
+        plan = self.plans[name]
+        self._tables(plan, name)
+        _, h, w = plan.shape
+        half = self.fbw // 2
+        pieces = encoding.image_parts(h, w, plan.subsampling, half)
+        for i, part in enumerate(pieces):
+            rows = part.y1 - part.y0
+            base = (i % 2) * half
+            self.cmds.append(Command(Op.LOAD, dram_addr=dram_addr + part.y0 * w, fb_addr=base, rows=3,
+                                     row_len=rows * w, dram_stride=h * w, fb_stride=rows * w))
+            self.tags.append(name)
+            self.cmds.append(Command(Op.ENCODE, in_addr=base, in_c=3, in_h=h, in_w=w, in_ch_stride=rows * w,
+                                     in_y0=part.y0, grid_cols=1, grid_rows=1, enc_yb0=part.yb0, enc_ybn=part.ybn,
+                                     enc_first=int(i == 0), enc_last=int(i == len(pieces) - 1),
+                                     dram_addr=plan.out_addr, enc_mode=plan.sampling))
+            self.tags.append(name)
 
     def from_buffer(self, name: str, fb_addr: int) -> None:
         plan = self.plans.get(name)
@@ -552,6 +577,40 @@ class _Encoder:
                                      fb_stride=rows * w))
             self.tags.append(name)
             self._encode(plan, part, 0, rows * w, i == 0, i == len(pieces) - 1, name)
+
+
+def compile_image(plan, image: np.ndarray, config: EngineConfig | None = None) -> Program:
+    """The host-only split's edge program: the camera image (uint8 ``[H, W, 3]``, planned by
+    ``sim.encoding.plan_image``) JPEG-coded by the engine's colour build (``hw.engine.Engine(colour=True)``).
+    DRAM holds the image as three planes R, G, B of 0..255 values in 16-bit words; the program loads them in
+    parts (``_Encoder.image_from_dram``), codes them into the area at ``plan.out_addr``
+    (``sim.encoding.read_encoding``), and ends. No layer runs: ``layer_names`` is ``[plan.name]`` with no output."""
+    config = config or EngineConfig()
+    if config.lanes != CODEC_LANES:
+        raise EngineLimitError(f"cannot encode on a {config.lanes}-lane engine: the encode unit is built for "
+                               f"{CODEC_LANES} lanes")
+    image = np.asarray(image)
+    if image.shape != (plan.shape[1], plan.shape[2], 3) or image.dtype != np.uint8:
+        raise UserError(f"the camera image must be uint8 {plan.shape[1]} x {plan.shape[2]} x 3 (its plan's), got "
+                        f"{image.dtype} {image.shape}")
+    _check(plan.name, "image height", plan.shape[1], 1, 2**FIELDS["in_h"] - 1)
+    _check(plan.name, "image width", plan.shape[2], 1, 2**FIELDS["in_w"] - 1)
+    dram = _Dram(config.lanes)
+    cmds: list[Command] = []
+    tags: list[str] = []
+    enc = _Encoder({plan.name: plan}, dram, cmds, tags, config.fb_words)
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)).astype(np.uint16)
+    src = dram.alloc(planes.size, planes)
+    enc.image_from_dram(plan.name, src)
+    add_encode_sync(cmds)
+    cmds.append(Command(Op.END))
+    words = np.concatenate([np.array(c.to_words(config.lanes), dtype=np.uint16) for c in cmds])
+    cmd_addr = dram.alloc(words.size, words)
+    prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[plan.name], out_shapes={},
+                   out_dram={}, macs={plan.name: 0}, banded={plan.name: 0}, encodings={plan.name: plan},
+                   array_macs={plan.name: 0})
+    prog.cmd_addr = cmd_addr
+    return prog
 
 
 def _fb_write_range(cmd: Command) -> tuple[int, int] | None:

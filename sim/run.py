@@ -26,6 +26,14 @@ encoder cycles and samples per cycle; and the two-stage pipeline of the split la
 encode + transmit at each link rate). Written to ``build/sim/<net>[_<split>]_<mode>.json`` (the plain
 run's JSON, which the cost model reads, is left alone: encoding every layer makes layers wait for the
 encoder, which a real split never does).
+
+``--split input --encode jpeg [--qf Q] [--subsampling 444|420]`` (``make sim SPLIT=input ENCODE=jpeg``): the
+host-only split, where the edge only JPEG-codes its camera image (issue 16 item 6): the network's sample image
+as uint8 RGB (``sim.encoding.camera_image``: the photo the other runs normalise) goes through the encode unit's
+colour build (``sim.designs.ENGINE_COLOUR``, ``sim.program.compile_image``); the coded bytes must equal golden's
+JPEG scan byte for byte and the JFIF file must decode (Pillow). Written to
+``build/sim/<net>_input_jpeg<Q>[_420].json``: engine cycles (tables, loads, encoding), the encoder's own
+cycles, coded and transmitted bytes.
 """
 
 from __future__ import annotations
@@ -358,6 +366,81 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
             "wall_s": wall, "sim_wall_s": sim_wall, "sim_cycles_per_s": totals["cycles"] / max(sim_wall, 1e-9)}
 
 
+def simulate_image(network, qf: int, subsampling: str = "444", bytes_per_cycle: float | None = None,
+                   arch=None) -> dict:
+    """The host-only split (``--split input --encode jpeg``): the camera image of ``network`` JPEG-coded on the
+    engine's colour build, checked byte for byte against golden; the result as ``simulate``'s (one row, the
+    image, with its ``encoding``)."""
+    import io
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from golden.arch import DEFAULT_ARCH
+    from golden.network import network as as_network
+    from hw.engine import COUNTERS
+    from hw.sources import rtl_sources_hash
+    from sim.designs import ENGINE_COLOUR, engine_for
+    from sim.encoding import camera_image, plan_image, read_encoding
+    from sim.engine_run import DramSettings, run_program
+    from sim.program import EngineConfig, compile_image
+
+    arch = arch or DEFAULT_ARCH
+    if arch.rtl != DEFAULT_ARCH.rtl:
+        raise UserError(f"architecture {arch.array}: the camera image's JPEG (SPLIT=input) runs on the default "
+                        f"engine's colour build only; allowed: the default architecture")
+    if bytes_per_cycle is None:
+        bytes_per_cycle = arch.dram_bytes_per_cycle
+    else:
+        arch = replace(arch, dram_bytes_per_cycle=float(bytes_per_cycle))
+    config = EngineConfig.from_arch(arch, encode=True)
+    nw = as_network(network)
+    image, what = camera_image(nw)
+    plan = plan_image(image, qf, subsampling)
+    prog = compile_image(plan, image, config)
+    print(f"{nw.name} (input split, host-only): the camera image ({what}) as JPEG QF {qf} {subsampling}: "
+          f"{len(prog.commands)} commands; simulating in Verilator (DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
+    t0 = time.monotonic()
+    res = run_program(prog, f"{nw.name}_input_jpeg{qf}_{subsampling}", DramSettings(
+        bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles), design=engine_for(prog))
+    got = read_encoding(res.dram, plan)
+    c = res.snapshots[-1]       # start to done: END waits for the encode unit to write the record
+    try:
+        decoded = Image.open(io.BytesIO(plan.wrap(got["data"])))
+        decoded.load()
+        decodes = decoded.size == (image.shape[1], image.shape[0]) and decoded.mode == "RGB"
+    except OSError:
+        decodes = False
+    enc = {**_encoding_row(plan, got), "subsampling": subsampling, "jfif_bytes": len(plan.wrap(got["data"])),
+           "decodes": decodes, "enc_commands": sum(cm.op.name == "ENCODE" for cm in prog.commands)}
+    row = {"name": "input", "module": "input", "type": "image", "shape": list(plan.shape), "macs": 0,
+           "cycles": c["cycles"], "utilization": 0.0, "bit_exact": bool(got["match"] and decodes), "bands": 0,
+           "counters": c, "encoding": enc}
+    totals = {n: c[n] for n in COUNTERS}
+    return {"encode": {"mode": "jpeg", "qf": qf, "subsampling": subsampling}, "net": nw.name, "source": nw.source,
+            "split": "input", "weights": None, "image": what, "dram_bytes_per_cycle": bytes_per_cycle,
+            "arch": arch.as_dict(), "rtl_hash": rtl_sources_hash(), "design": ENGINE_COLOUR.name,
+            "engine": config.__dict__, "layers": [row],
+            "total": {"cycles": totals["cycles"], "macs": 0, "counters": totals, "utilization": 0.0},
+            "wall_s": time.monotonic() - t0, "sim_wall_s": res.wall_s,
+            "sim_cycles_per_s": totals["cycles"] / max(res.wall_s, 1e-9)}
+
+
+def print_image(result: dict, clock_hz: float) -> None:
+    r = result["layers"][0]
+    e, c = r["encoding"], r["counters"]
+    print(f"\ninput split (host-only): the camera image ({result['image']}) JPEG QF {e['qf']} "
+          f"{e['subsampling']} on the engine's colour build")
+    print(f"  engine cycles {r['cycles']:,} (tables, loads, encoding; {r['cycles'] / clock_hz * 1e3:.3f} ms at "
+          f"{clock_hz / 1e6:g} MHz); encoder cycles {e['encoder_cycles']:,} for {e['samples']:,} pixels "
+          f"({e['samples_per_cycle']:.3f} pixels/cycle; stall in {e['stall_in']:,}, out {e['stall_out']:,}); "
+          f"{e['enc_commands']} ENCODE parts")
+    print(f"  coded {e['coded_bytes']:,} B ({e['coded_bits']:,} bits), JFIF file {e['jfif_bytes']:,} B, raw "
+          f"{e['raw_bytes']:,} B (ratio {e['ratio']:.2f}); golden {e['golden_bytes']:,} B: "
+          f"{'byte-identical' if e['bit_exact'] else 'DIFFERENT'}; Pillow {'decodes it' if e['decodes'] else 'FAILS'}"
+          f"; DRAM read {c['dram_read_words']:,} words, written {c['dram_write_words']:,}")
+
+
 def _encoding_row(plan, got: dict) -> dict:
     samples = got["samples"]
     return {
@@ -479,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "fields (default 12x12; results go to build/sim/<net>_<arch>.json)")
     p.add_argument("--encode", help="also encode every layer's output: jpeg or lossless")
     p.add_argument("--qf", help="JPEG quality factor 1..100 (default 75)")
+    p.add_argument("--subsampling", help="--split input: the camera image's chroma subsampling, 444 (default) or 420")
     p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
     p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
     p.add_argument("--cut", action="store_true",
@@ -511,6 +595,8 @@ def main(argv: list[str] | None = None) -> int:
             spec = EncodeSpec(args.encode, qf)
         elif args.qf is not None:
             raise UserError(f"QF={args.qf} needs ENCODE=jpeg")
+        if args.split == "input" or args.subsampling is not None:
+            return _main_image(args, nw, spec, arch)
         wqf = None
         if args.weights_codec is not None and args.weights_codec != "jpeg":
             raise UserError(f"weights codec {args.weights_codec!r} is not one of jpeg")
@@ -557,6 +643,32 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     ok = all(r["bit_exact"] and r.get("encoding", {}).get("bit_exact", True) for r in result["layers"])
     return 0 if ok else 1
+
+
+def _main_image(args, nw, spec, arch) -> int:
+    """``--split input``: the camera image's JPEG on the engine (UserError raised here reach main's handler)."""
+    from sim.encoding import SUBSAMPLINGS
+
+    if args.split != "input":
+        raise UserError(f"SUBSAMPLING={args.subsampling} applies only to SPLIT=input (the camera image's JPEG)")
+    if spec is None or spec.mode != "jpeg":
+        raise UserError(f"SPLIT=input runs only the camera image's JPEG on the engine (host-only: no layer runs "
+                        f"there); got ENCODE={args.encode}, allowed: ENCODE=jpeg")
+    if args.weights_codec is not None or args.weights_qf is not None or args.cut:
+        raise UserError("SPLIT=input runs no layer on the engine: WEIGHTS_CODEC, WEIGHTS_QF and CUT do not apply")
+    sub = "444" if args.subsampling is None else args.subsampling
+    if sub not in SUBSAMPLINGS:
+        raise UserError(f"subsampling {sub!r} is not one of {', '.join(SUBSAMPLINGS)}")
+    result = simulate_image(nw, spec.qf, sub, args.dram_bytes_per_cycle, arch)
+    print_image(result, arch.clock_hz)
+    stem = f"{nw.name}{arch.suffix}_input_jpeg{spec.qf}" + ("_420" if sub == "420" else "")
+    out = BUILD_DIR / "sim" / f"{stem}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2))
+    tmp.replace(out)
+    print(f"wrote {out}")
+    return 0 if result["layers"][0]["bit_exact"] else 1
 
 
 if __name__ == "__main__":
