@@ -438,7 +438,7 @@ def print_image(result: dict, clock_hz: float) -> None:
     print(f"  coded {e['coded_bytes']:,} B ({e['coded_bits']:,} bits), JFIF file {e['jfif_bytes']:,} B, raw "
           f"{e['raw_bytes']:,} B (ratio {e['ratio']:.2f}); golden {e['golden_bytes']:,} B: "
           f"{'byte-identical' if e['bit_exact'] else 'DIFFERENT'}; Pillow {'decodes it' if e['decodes'] else 'FAILS'}"
-          f"; DRAM read {c['dram_read_words']:,} words, written {c['dram_write_words']:,}")
+          f"; DRAM read {c['dram_read_words']:,} words, the encode unit wrote {c['enc_out_words']:,}")
 
 
 def _encoding_row(plan, got: dict) -> dict:

@@ -116,3 +116,15 @@ def test_make_sim_input_split_rejects_bad_options(capsys):
         assert main(["--net", "alexnet", *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and msg in err, err
+
+
+def test_camera_image_runs_on_the_colour_build():
+    """sim.run / sim.engine_run pick the colour build for a camera image's program (ENCODE with enc_mode != 0)."""
+    from sim.designs import ENGINE_COLOUR, engine_for
+
+    image = np.zeros((16, 24, 3), np.uint8)
+    prog = compile_image(plan_image(image, 75, "420"), image)
+    assert engine_for(prog) is ENGINE_COLOUR
+    assert ENGINE_COLOUR.parameters["colour"] is True
+    with pytest.raises(ValueError, match="colour build"):
+        engine_for(prog, small=True)
