@@ -967,9 +967,10 @@ class Engine(wiring.Component):
         m.d.comb += [tl.start.eq(unit_start & (d.op == Op.ENC_TABLES)), tl.run.eq(is_tables),
                      tl.p.dram_addr.eq(d.dram_addr), tl.p.rows.eq(d.rows),
                      tl.req.ready.eq(fgreq.ready), tl.resp.valid.eq(fresp.valid), tl.resp.payload.eq(fresp.payload),
-                     unit.tbl_we.eq(tl.tbl_we), unit.tbl_data.eq(tl.tbl_data),
+                     unit.tbl_we.eq(tl.tbl_we),
                      # the colour build's tables sit at 0 (luminance) and 1024 (chrominance): a base per command
-                     unit.tbl_addr.eq(tl.tbl_addr + d.fb_addr if self.colour else tl.tbl_addr)]
+                     unit.tbl_addr.eq(tl.tbl_addr + d.fb_addr if self.colour else tl.tbl_addr),
+                     unit.tbl_data.eq(tl.tbl_data)]
         with m.If(is_tables):
             m.d.comb += [cls_dram.eq(1), fgreq.valid.eq(tl.req.valid), fgreq.payload.eq(tl.req.payload),
                          fresp.ready.eq(tl.resp.ready), unit_done.eq(tl.done)]
