@@ -129,30 +129,42 @@ def weight_qfs(net: str, layers, qf: int | None) -> tuple[dict[str, int], str]:
 
 
 def compress_weights(layers, qfs: dict[str, int]):
-    """Layers whose weights are coded (``golden.weightcodec``) and replaced by their decoded values."""
+    """Layers whose weights are coded (``golden.weightcodec``) and replaced by their decoded values, and each coded
+    layer's quantized blocks ``{name: zz[n, 64]}`` (what its streams code; :func:`slice_encoded` re-codes a slice).
+
+    The decoded values come from the quantized blocks the streams were coded from (``decode_quantized``): the
+    entropy stage is lossless (``tests/golden/test_weightcodec.py`` decodes every stream back to them), and the
+    RTL's lane decoders restore the weights from the streams themselves, so a run's bit-exact check covers the
+    whole chain. Huffman-decoding the streams in Python again took most of a coded AlexNet run (about 350 of
+    540 s under cProfile)."""
     from dataclasses import replace
 
     from golden import weightcodec as wc
     from sim.program import ConvLayer
 
-    out = []
+    out, blocks = [], {}
     for layer in layers:
         if isinstance(layer, ConvLayer) and layer.name in qfs and layer.groups == 1:
-            enc = wc.encode_layer(layer.weight, qfs[layer.name])
-            dec = wc.decode_layer(enc).reshape(layer.weight.shape).astype(np.int16)
-            layer = replace(layer, weight=dec, wcodec=enc)
+            prep = wc.Prepared.of(layer.weight)
+            qf = qfs[layer.name]
+            zz = prep.quantized(qf)
+            enc = wc.encode_quantized(zz, prep.p, qf, prep.out_channels, prep.k)
+            dec = wc.decode_quantized(zz, wc.qtable(qf), prep.p, prep.out_channels, prep.k)
+            layer = replace(layer, weight=dec.reshape(layer.weight.shape).astype(np.int16), wcodec=enc)
+            blocks[layer.name] = zz
         out.append(layer)
-    return out
+    return out, blocks
 
 
-def slice_encoded(enc, channels: int):
-    """The first ``channels`` output channels (a multiple of 12) of a compressed layer: the same blocks
-    (so the same decoded weights), re-entropy-coded with the layer's tables."""
+def slice_encoded(enc, channels: int, zz: np.ndarray):
+    """The first ``channels`` output channels (a multiple of 12) of a compressed layer whose quantized blocks are
+    ``zz`` (:func:`compress_weights`): the same blocks (so the same decoded weights), re-entropy-coded with the
+    layer's tables."""
     from golden import weightcodec as wc
 
     assert channels % wc.LANES == 0
-    zz = wc.decode_zz(enc)[:channels // wc.LANES * wc.blocks_per_group(enc.k)]
-    return wc.encode_quantized(zz, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
+    part = zz[:channels // wc.LANES * wc.blocks_per_group(enc.k)]
+    return wc.encode_quantized(part, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
 # DRAM addresses in a descriptor: where a program's image puts the weights and maps (a part placed on its own
@@ -261,11 +273,11 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     module = nw.module()
     qnet = quantize_net(module, calibration_images(nw))
     layers = engine_layers(qnet, split)
-    wnote = None
+    wnote, coded_blocks = None, {}
     if weights_codec == "jpeg":
         qfs, wnote = weight_qfs(net, layers, weights_qf)
         print(f"{net}: compressing weights ({wnote})...", flush=True)
-        layers = compress_weights(layers, qfs)
+        layers, coded_blocks = compress_weights(layers, qfs)
     x = qnet.quantize_input(sample_images(nw, 1))[0]
     names = display_names(qnet, layers)
     # golden: every layer's integer reference (golden.layers) from its golden inputs
@@ -289,7 +301,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS:
             o = first.weight.shape[0]
             part = [replace(first, weight=first.weight[:n_slice], bias=first.bias[:n_slice],
-                            wcodec=slice_encoded(first.wcodec, n_slice) if first.wcodec else None)]
+                            wcodec=slice_encoded(first.wcodec, n_slice, coded_blocks[first.name])
+                            if first.wcodec else None)]
             scale = o / n_slice
         if len(layers) != len(part):  # a part starts from the program input: the previous golden output
             part = [replace(part[0], inputs=None), *part[1:]]

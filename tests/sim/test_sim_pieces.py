@@ -93,3 +93,26 @@ def test_sweep_chunks_same_table(two_workers, monkeypatch):
     assert len(serial) > 2 * api.SWEEP_CHUNK
     assert json.dumps(serial.to_json()) == json.dumps(two.to_json())
     assert [(n.name, a, b) for n, a, b in serial.blocks] == [(n.name, a, b) for n, a, b in two.blocks]
+
+
+@pytest.mark.parametrize("qf", [1, 50, 100])
+def test_coded_weights_equal_the_stream_decoder(qf):
+    """make sim WEIGHTS_CODEC=jpeg takes a coded layer's weights from the blocks its streams code, not by decoding
+    the streams in Python again: the same int16 weights as the golden stream decoder, and an FC slice re-coded
+    from those blocks is the slice of the decoded stream."""
+    from golden import weightcodec as wc
+    from sim.run import compress_weights, slice_encoded
+
+    rng = np.random.default_rng(qf)
+    conv = ConvLayer("conv", rng.integers(-32768, 32768, size=(26, 5, 3, 3)).astype(np.int16),
+                     np.zeros(26, np.int64), 8, pad=1)
+    fc_w = rng.normal(0, 3000, size=(40, 130)).clip(-32768, 32767).astype(np.int16)
+    fc_w[0], fc_w[-1] = -32768, 32767
+    fc = ConvLayer("fc", fc_w, np.zeros(40, np.int64), 8, relu=False, flatten=True)
+    layers, blocks = compress_weights([conv, fc], {"conv": qf, "fc": qf})
+    for new, old in zip(layers, (conv, fc), strict=True):
+        stream_decoded = wc.decode_layer(new.wcodec).reshape(old.weight.shape)
+        assert np.array_equal(new.weight, stream_decoded)
+        assert np.array_equal(blocks[new.name], wc.decode_zz(new.wcodec))
+    part = slice_encoded(layers[1].wcodec, 24, blocks["fc"])
+    assert np.array_equal(wc.decode_layer(part), wc.decode_layer(layers[1].wcodec)[:24])
