@@ -9,6 +9,7 @@ TORCH  := torch==2.13.0
 
 # make sim options (see README): NET=alexnet|PATH.onnx|PATH.py:FACTORY SPLIT=conv5 WEIGHTS=path
 #                                   ENCODE=jpeg|lossless QF=1..100 WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
+#                                   SPLIT=input ENCODE=jpeg SUBSAMPLING=444|420 (the camera image)
 #                                   INPUT_SHAPE=C,H,W ARCH=12x12|PATH.yaml (golden.arch.EngineArch)
 NET    ?= alexnet
 SIMARGS :=
@@ -23,6 +24,10 @@ SIMARGS += --encode $(ENCODE)
 endif
 ifdef QF
 SIMARGS += --qf $(QF)
+endif
+# SPLIT=input ENCODE=jpeg: the camera image on the engine's colour build, SUBSAMPLING=444 (default) or 420
+ifdef SUBSAMPLING
+SIMARGS += --subsampling $(SUBSAMPLING)
 endif
 ifdef WEIGHTS_CODEC
 SIMARGS += --weights-codec $(WEIGHTS_CODEC)
