@@ -648,12 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         stem += f"_jpeg{spec.qf}" if spec.mode == "jpeg" else "_lossless"
     if args.weights_codec:
         stem += "_wjpeg"
-    out = BUILD_DIR / "sim" / f"{stem}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
-    print(f"wrote {out}")
+    _write_result(stem, result)
     ok = all(r["bit_exact"] and r.get("encoding", {}).get("bit_exact", True) for r in result["layers"])
     return 0 if ok else 1
 
@@ -675,13 +670,18 @@ def _main_image(args, nw, spec, arch) -> int:
     result = simulate_image(nw, spec.qf, sub, args.dram_bytes_per_cycle, arch)
     print_image(result, arch.clock_hz)
     stem = f"{nw.name}{arch.suffix}_input_jpeg{spec.qf}" + ("_420" if sub == "420" else "")
+    _write_result(stem, result)
+    return 0 if result["layers"][0]["bit_exact"] else 1
+
+
+def _write_result(stem: str, result: dict) -> None:
+    """``build/sim/<stem>.json``, written whole or not at all (a temporary file renamed over it)."""
     out = BUILD_DIR / "sim" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2))
     tmp.replace(out)
     print(f"wrote {out}")
-    return 0 if result["layers"][0]["bit_exact"] else 1
 
 
 if __name__ == "__main__":
