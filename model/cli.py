@@ -28,6 +28,17 @@ from model.errors import UserError
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy", "model.cli_weights",
                                        "model.cli_train", "model.cli_splits", "model.cli_runtime", "model.cli_dse")
+COMMAND_MODULE: dict[str, str] = {
+    "encode": "model.cli_codec", "decode": "model.cli_codec",
+    "query": "model.cli_cost", "sweep": "model.cli_cost", "best": "model.cli_cost",
+    "accuracy": "model.cli_accuracy", "finetune": "model.cli_accuracy",
+    "weights": "model.cli_weights", "train": "model.cli_train", "splits": "model.cli_splits",
+    "host": "model.cli_runtime", "edge": "model.cli_runtime", "runtime-report": "model.cli_runtime",
+    "dse": "model.cli_dse",
+}
+"""Which module registers each command: ``edgesplit CMD ...`` imports only that one (some import torch and the
+study's modules, a second or more), ``edgesplit``, ``--help`` or an unknown command all of them
+(tests/model/test_frontend_cli.py checks this table against what the modules register)."""
 
 INTERRUPTED = 130
 
@@ -44,16 +55,22 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split("\n")).strip()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, for a known ``command``, of that command alone (:data:`COMMAND_MODULE`)."""
     parser = OneLineParser(
         prog="edgesplit",
         description="Split DNN inference between an edge engine and a host: simulate, encode, cost.",
     )
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    for name in (COMMAND_MODULE[command],) if command in COMMAND_MODULE else SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first word that is not an option; the top level has no valued options)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _version() -> str:
@@ -68,7 +85,8 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     command = "edgesplit"
     try:
-        parser = build_parser()
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser(_command(argv))
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()

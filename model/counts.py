@@ -1289,10 +1289,11 @@ def rtl_refusal(data: dict, eng: EngineParams = DEFAULT_ENGINE, path: str | Path
     """Why the counts of the ``make sim`` result ``data`` cannot be used for ``eng`` (None: they can): it
     records another architecture (``"arch"``, golden.arch) or an older RTL (``"rtl_hash"``, hw.sources). Files
     from before these records carry neither and are judged by their engine fields alone. A refusal is warned
-    about once per file."""
+    about once per file, except another architecture's run (``build/sim/<net>_16x16.json`` beside the 12x12 one
+    is not a fault: it is simply not this engine's)."""
     from hw.sources import rtl_sources_hash
 
-    why = None
+    why, warn = None, True
     rec = data.get("arch")
     if rec is not None:
         try:
@@ -1301,11 +1302,11 @@ def rtl_refusal(data: dict, eng: EngineParams = DEFAULT_ENGINE, path: str | Path
             why = str(e)
         else:
             if theirs != eng.arch:
-                why = f"counts of architecture {theirs.name}, not {eng.arch.name}"
+                why, warn = f"counts of architecture {theirs.name}, not {eng.arch.name}", False
     if why is None and data.get("rtl_hash") not in (None, rtl_sources_hash()):
         why = (f"counts of an older RTL (sources {data.get('rtl_hash')}, today {rtl_sources_hash()}): rerun make sim "
                f"for counts of today's RTL")
-    if why is not None and path:
+    if why is not None and path and warn:
         _warn_once(str(path), why)
     return why
 

@@ -53,6 +53,10 @@ def test_refusals():
         warnings.simplefilter("always")
         rtl_refusal(old, path="build/sim/x_test_refusal.json")
     assert any("x_test_refusal.json: not used: counts of an older RTL" in str(m.message) for m in w)
+    with warnings.catch_warnings(record=True) as w:       # another architecture's run is refused silently
+        warnings.simplefilter("always")
+        assert rtl_refusal(other, path="build/sim/x_test_refusal_16x16.json")
+    assert not w
 
 
 @pytest.mark.parametrize("arch, words", [

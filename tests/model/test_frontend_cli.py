@@ -388,3 +388,27 @@ def test_every_built_in_is_named_in_the_help():
 
     for mod in (cli_cost, cli_accuracy, cli_splits):
         assert all(name in mod.NET_HELP for name in builtin_names()) and "PATH.onnx" in mod.NET_HELP
+
+
+def test_a_command_imports_only_its_own_module():
+    """``edgesplit CMD`` registers only CMD's module (model.cli.COMMAND_MODULE, which must match what the modules
+    register); ``edgesplit encode`` then never imports torch, the full parser (--help) still lists every command."""
+    import argparse
+    import importlib
+    import subprocess
+    import sys
+
+    from model.cli import COMMAND_MODULE, SUBCOMMAND_MODULES, build_parser
+
+    registered = {}
+    for name in SUBCOMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(sub)
+        registered.update(dict.fromkeys(sub.choices, name))
+    assert registered == COMMAND_MODULE
+    assert set(build_parser()._subparsers._group_actions[0].choices) == set(COMMAND_MODULE)
+    assert set(build_parser("dse")._subparsers._group_actions[0].choices) == {"dse"}
+    code = ("import sys; from model.cli import build_parser; build_parser('encode'); "
+            "print(sorted(m for m in ('torch', 'model.accuracy', 'model.weightqf') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
