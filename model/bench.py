@@ -175,8 +175,8 @@ def dse_run(net: str = DSE_NET, repeats: int = 5) -> dict:
         "search_cold_s": cold, "search_cold_parts_s": cold_parts, "search_warm_median_s": statistics.median(warm),
         "search_warm_max_s": max(warm), "cli": cli, "target_s": DSE_TARGET_S, "search_ok": cold <= DSE_TARGET_S,
         "cli_ok": all(c["wall_s"] <= DSE_TARGET_S for c in cli), "python": sys.version.split()[0],
-        "note": "the command's wall time also counts the edgesplit CLI's own start (its parser imports torch: "
-                "`edgesplit --help` alone) and the plot (matplotlib); 2 shared cores, noisy",
+        "note": "the command's wall time also counts the process's start (Python, torch for the network's trace; "
+                "the CLI imports only the dse module) and the plot (matplotlib); 2 shared cores, noisy",
     }
 
 
