@@ -215,15 +215,79 @@ class Traced:
     nodes: dict[str, str]
 
 
+def _out_len(n: int, k: int, s: int, p: int, d: int = 1, ceil_mode: bool = False) -> int:
+    """torch's output length of a convolution or pooling window (``ceil_mode``: the last window may start in
+    the right padding only if it starts inside the input or its left padding)."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+_SHAPE_KEEPING_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Dropout, nn.Dropout2d, nn.Identity)
+_SHAPE_KEEPING_FUNCTIONS = (F.relu, F.relu6, F.hardtanh, F.dropout, F.dropout2d, torch.relu)
+
+
+def _meta_shape(mod: nn.Module, x: torch.Tensor) -> tuple[int, ...] | None:
+    """The output shape of ``mod`` on ``x`` for the common modules whose meta kernels cost the most to load
+    (their first call imports torch's symbolic-shape and dynamo machinery, about 2 s), from torch's own
+    formulas; None where the module is another one, or its input is not what it takes (running it then
+    raises torch's own error)."""
+    t = type(mod)
+    if t in _SHAPE_KEEPING_MODULES:
+        return tuple(x.shape)
+    if t is nn.BatchNorm2d:
+        return tuple(x.shape) if x.dim() == 4 and x.shape[1] == mod.num_features else None
+    if t is nn.Linear:
+        return (*x.shape[:-1], mod.out_features) if x.dim() >= 1 and x.shape[-1] == mod.in_features else None
+    if x.dim() != 4:
+        return None
+    n, c, h, w = (int(v) for v in x.shape)
+    if t is nn.Conv2d:
+        if c != mod.in_channels or not isinstance(mod.padding, tuple):   # "same" / "valid": torch's own path
+            return None
+        hw = [_out_len(v, mod.kernel_size[i], mod.stride[i], mod.padding[i], mod.dilation[i])
+              for i, v in enumerate((h, w))]
+        return (n, mod.out_channels, *hw) if min(hw) >= 1 else None
+    if t in (nn.MaxPool2d, nn.AvgPool2d):
+        k, s, p = (_pair(getattr(mod, a)) for a in ("kernel_size", "stride", "padding"))
+        d = _pair(mod.dilation) if t is nn.MaxPool2d else (1, 1)
+        hw = [_out_len(v, k[i], s[i], p[i], d[i], mod.ceil_mode) for i, v in enumerate((h, w))]
+        return (n, c, *hw) if min(hw) >= 1 and max(p) * 2 <= min(k) else None
+    if t is nn.AdaptiveAvgPool2d:
+        o = mod.output_size
+        o = (o, o) if isinstance(o, int) else tuple(o)
+        return (n, c, h if o[0] is None else o[0], w if o[1] is None else o[1])
+    return None
+
+
 class _ShapeRecorder(fx.Interpreter):
+    """Runs the graph once and keeps every node's value. On the meta device, the common modules' (and
+    activations') outputs are made from their shapes (:func:`_meta_shape`) instead of running their meta
+    kernels: the same shapes, without the ~2 s of imports their first run costs (``edgesplit dse``)."""
+
     def __init__(self, gm: fx.GraphModule) -> None:
         super().__init__(gm)
         self.out: dict[str, Any] = {}
 
     def run_node(self, n: fx.Node) -> Any:
-        v = super().run_node(n)
+        v = self._meta_shortcut(n)
+        if v is None:
+            v = super().run_node(n)
         self.out[n.name] = v
         return v
+
+    def _meta_shortcut(self, n: fx.Node) -> torch.Tensor | None:
+        if n.op not in ("call_module", "call_function") or not n.args or not isinstance(n.args[0], fx.Node):
+            return None
+        x = self.env.get(n.args[0])
+        if not isinstance(x, torch.Tensor) or x.device.type != "meta":
+            return None
+        if n.op == "call_function":
+            return x if n.target in _SHAPE_KEEPING_FUNCTIONS and len(n.args) == 1 else None
+        shape = _meta_shape(self.fetch_attr(str(n.target)), x)
+        return None if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
 
 
 def fx_graph(module: nn.Module, leaves: tuple[type, ...] = (), name: str = "network") -> fx.Graph:
