@@ -93,7 +93,16 @@ from golden.arch import from_dict as arch_from_dict
 from golden.errors import UserError
 from golden.graph import Layer
 from golden.network import INPUT, Network, network
-from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
+from hw.plan import (
+    BandShape,
+    PlanLayer,
+    add_bands,
+    band_work,
+    concat_slots,
+    plan_bands,
+    plan_dag,
+    subsampled_conv,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SIM_DIR = REPO / "build" / "sim"
@@ -146,6 +155,7 @@ class EngineParams:
     dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw/dw_unit.py): 3x3 depthwise layers run there
     overlap_dma: bool = True       # double-buffered bands of branchy networks (hw/plan.py, background transfers)
     resident: bool = True          # branchy networks: maps kept in the buffer where they fit (hw.plan.plan_dag)
+    subsample: bool = True         # banded 1x1 convs at stride >= 2: POOL-subsampled bands (hw.plan.subsampled_conv)
     dw_start_cycles: float = 2.0   # DWCONV: dispatch to the unit's first weight read, and done to the next fetch
     # the weight decoder (compressed weights); fitted on make sim WEIGHTS_CODEC=jpeg's AlexNet
     wdec_weights_per_cycle: float = 12.0    # twelve decoders (hw/jpeg/wdecoder.py), at most 1 weight per cycle each
@@ -928,17 +938,7 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             out.append(acc.c)
             continue
         if la.type == "add":
-            ci, ih, iw = la.in_shape
-            rb = max(1, min(ih, fbw // (3 * ci * iw)))
-            nb = 0
-            for ya in range(0, ih, rb):
-                rows = min(ih, ya + rb) - ya
-                acc.load(ci, rows * iw)
-                acc.load(ci, rows * iw)
-                _add_cmd(acc, ci * rows * iw)
-                acc.store(ci, rows * iw)
-                nb += 1
-            acc.c.bands = nb
+            acc.c.bands = _dag_add(acc, *la.in_shape)
         elif la.type == "avgpool":
             ci, ih, iw = la.in_shape
             hw = ih * iw
@@ -973,12 +973,15 @@ def _dag_plan(lays: list[Layer], eng: EngineParams, wmap: dict | None = None,
             for cin_p, oc_p in _packs(g, eng.lanes):
                 gp = replace(g, cin=cin_p, oc=oc_p, groups=1)
                 gp.pointwise = gp.k == 1 and gp.s == 1 and gp.pad == 0
-                nb += _dag_banded(acc, gp, cin_p, oc_p, "conv", partial(_pack_band, acc, gp))
+                nb += _dag_banded(acc, gp, cin_p, oc_p, "conv", partial(_pack_band, acc, gp),
+                                  subsampled=_subsampled(acc, gp, partial(_pack_band, acc)))
             acc.c.bands = nb
         else:
             g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
             kind = "pool" if la.type == "maxpool" else "conv"
-            acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g))
+            acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g),
+                                      subsampled=_subsampled(acc, g, partial(_compute, acc, la), ih_total=g.oh)
+                                      if kind == "conv" else None)
         acc.c.output_resident = False
         out.append(acc.c)
     return out
@@ -1022,7 +1025,94 @@ def _pack_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int) -> None:
     acc.c.macs += (oy_b - oy_a) * g.ow * g.oc * g.cin * g.k * g.k
 
 
-def _dag_banded(acc: _Acc, g: _Geom, cin: int, oc: int, kind: str, compute) -> int:
+def _dag_add(acc: _Acc, ci: int, ih: int, iw: int) -> int:
+    """A residual ADD from DRAM to DRAM in the bands of ``hw.plan.add_bands`` (as ``sim.program._dag_add_bands``).
+    Sequential: LOAD, LOAD, ADD, STORE. Double-buffered: the sequencer's commands stepped against the two DMA
+    engines (each one transfer at a time, a hand-over waiting for its engine) and the DRAM port (the engines'
+    words one after the other at its rate, a LOAD's last word landing the latency later). Returns the bands."""
+    eng, c = acc.eng, acc.c
+    plan = add_bands(ci, ih, iw, eng.fb_words, eng.overlap_dma)
+    rows = plan.rows if plan is not None else 1
+    bands = [(a, min(ih, a + rows)) for a in range(0, ih, rows)]
+    if plan is None or not plan.double:
+        for a, b in bands:
+            acc.load(ci, (b - a) * iw)
+            acc.load(ci, (b - a) * iw)
+            _add_cmd(acc, ci * (b - a) * iw)
+            acc.store(ci, (b - a) * iw)
+        return len(bands)
+    wpc, lat, cmd = eng.words_per_cycle, eng.dram_latency_cycles, eng.command_cycles
+    acc.load(ci, (bands[0][1] - bands[0][0]) * iw)
+    acc.load(ci, (bands[0][1] - bands[0][0]) * iw)
+    t0 = c.cycles                       # the sequencer's time; the engines' below
+    t, ld_end = t0, t0
+    loads: list[tuple[float, float]] = []   # the port's time taken by LOADs (the arbiter serves them first)
+    store: tuple[float, int] | None = None  # the STORE moving in the background: (start, words)
+
+    def load(start: float, words: int) -> float:
+        loads.append((start, start + words / wpc))
+        return start + words / wpc + lat
+
+    def store_end(start: float, words: int) -> float:
+        """A STORE's end: its words at the port's rate in the time the LOADs leave it."""
+        need, at = words / wpc, start
+        for a, b in loads:
+            if b <= at:
+                continue
+            if a > at:
+                if a - at >= need:
+                    return at + need
+                need -= a - at
+            at = b
+        return at + need
+
+    for i, (a, b) in enumerate(bands):
+        last = i == len(bands) - 1
+        n = ci * (b - a) * iw
+        nxt = 0 if last else ci * (bands[i + 1][1] - bands[i + 1][0]) * iw
+        if not last:                     # hand the next band's A over: it starts when this band's B is in
+            acc.bg_load(nxt)
+            t = max(t + cmd, ld_end)
+            ld_end = load(t, nxt)
+        busy0 = c.busy
+        _add_cmd(acc, n)                 # (its fetch and its cycles, counted busy)
+        t = (max(t + cmd, ld_end) if last else t + cmd) + (c.busy - busy0)
+        t = max(t + cmd, store_end(*store) if store else t)   # a STORE waits for the one before
+        if last:                         # the last STORE in the foreground
+            acc.command()
+            c.dram_write_words += n
+            c.fb_read_words += 16 * ci * -(-(b - a) * iw // eng.dram_beat_words)
+            t = store_end(t, n)
+        else:
+            acc.bg_store(ci, (b - a) * iw)
+            store = (t, n)
+            acc.bg_load(nxt)             # the next band's B, after its A
+            t = max(t + cmd, ld_end)
+            ld_end = load(t, nxt)
+    # the commands above counted their fetches and the ADDs' cycles: the rest of the time waited for DRAM
+    rest = (t - t0) - (c.cycles - t0)
+    c.cycles += rest
+    c.stall_dram += rest
+    return len(bands)
+
+
+def _subsampled(acc: _Acc, g: _Geom, conv_band, ih_total: int | None = None):
+    """A band of a 1x1 conv at stride >= 2 as ``sim.program._dag_bands`` computes it (``hw.plan.subsampled_conv``):
+    a POOL of kernel 1 at the conv's stride into a scratch map, then ``conv_band(g1, oy_a, oy_b[, ih_total])``
+    of the conv at stride 1 over it as one long row (rows of ``ow`` when the row would not fit ``in_w``)."""
+    pool = _Geom(g.cin, g.ih, g.iw, 1, g.s, 0, g.cin, g.oh, g.ow)
+
+    def band(oy_a: int, oy_b: int) -> None:
+        _pool_band(acc, pool, oy_a, oy_b, g.ih)
+        g1 = replace(g, s=1, pointwise=(oy_b - oy_a) * g.ow <= IN_W_MAX)
+        if ih_total is None:
+            conv_band(g1, oy_a, oy_b)
+        else:
+            conv_band(g1, oy_a, oy_b, ih_total)
+    return band
+
+
+def _dag_banded(acc: _Acc, g: _Geom, cin: int, oc: int, kind: str, compute, subsampled=None) -> int:
     """A layer (or a pack) from DRAM to DRAM in the bands of ``hw.plan.plan_bands`` (as sim.program._dag_bands):
     ``cin`` channels loaded, ``oc`` stored, ``compute(oy_a, oy_b)`` counting a band's compute command.
 
@@ -1030,10 +1120,18 @@ def _dag_banded(acc: _Acc, g: _Geom, cin: int, oc: int, kind: str, compute) -> i
     of the next band and STORE of this one are handed over (a descriptor fetch each) and move while the band
     computes; the DRAM port serves the compute's weights first, so a band takes ``max(compute, transfers)``
     where the transfers are the next band's input, the previous band's output and the band's weights at the
-    DRAM bandwidth; the last STORE runs in the foreground. Returns the bands."""
+    DRAM bandwidth; the last STORE runs in the foreground. ``subsampled``: a band's compute when the layer is a
+    1x1 conv at stride >= 2 (``hw.plan.subsampled_conv``: its scratch map beside each band, when it fits). Returns
+    the bands."""
     eng, c = acc.eng, acc.c
     rc, wb = band_work(kind, cin, oc, g.ow, g.k, g.s, eng.lanes, eng.bias_beats)
-    plan = plan_bands(g.oh, g.ih, g.s, g.k, g.pad, cin, g.iw, oc, g.ow, eng.fb_words, rc, wb, eng.overlap_dma)
+    plan = None
+    if subsampled is not None and eng.subsample and subsampled_conv(g.k, g.s, g.pad, oc, eng.lanes):
+        plan = plan_bands(g.oh, g.ih, g.s, g.k, g.pad, cin, g.iw, oc, g.ow, eng.fb_words, rc, wb, eng.overlap_dma,
+                          scratch_c=cin)
+        compute = subsampled if plan is not None else compute
+    if plan is None:
+        plan = plan_bands(g.oh, g.ih, g.s, g.k, g.pad, cin, g.iw, oc, g.ow, eng.fb_words, rc, wb, eng.overlap_dma)
     rows = plan.rows if plan is not None else 1
     bands = [(a, min(g.oh, a + rows)) for a in range(0, max(g.oh, 1), rows)]
 

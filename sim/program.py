@@ -48,7 +48,16 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import FIELDS, Command, Op, desc_words_padded
-from hw.plan import BandShape, PlanLayer, band_work, concat_slots, plan_bands, plan_dag
+from hw.plan import (
+    BandShape,
+    PlanLayer,
+    add_bands,
+    band_work,
+    concat_slots,
+    plan_bands,
+    plan_dag,
+    subsampled_conv,
+)
 from sim import encoding
 
 LANES = DEFAULT_ARCH.lanes   # the default lane count (EngineConfig.lanes: the engine's)
@@ -70,6 +79,7 @@ class EngineConfig:
     dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there
     overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
     resident: bool = True     # branchy networks: maps stay in the buffer where they fit (``hw.plan.plan_dag``)
+    subsample: bool = True    # banded 1x1 convs at stride >= 2: POOL-subsampled bands (``hw.plan.subsampled_conv``)
     # the array's rows = columns = words per DRAM beat: groups of ``lanes`` output channels, tiles of ``lanes``
     # pixels (``golden.arch.EngineArch.lanes``)
     lanes: int = DEFAULT_ARCH.lanes
@@ -930,18 +940,8 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
                         nb += 1
                 off += shapes[t][0]
         elif isinstance(layer, AddLayer):
-            rb = _band_rows(fbw, 3 * ci * iw, 0, ih, name)
-            for ya in range(0, ih, rb):
-                yb = min(ih, ya + rb)
-                n = ci * (yb - ya) * iw
-                for j, t in enumerate(ins):
-                    emit(Command(Op.LOAD, dram_addr=addr[t] + ya * iw, fb_addr=j * n, rows=ci,
-                                 row_len=(yb - ya) * iw, dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
-                emit(Command(Op.ADD, in_addr=0, in2_addr=n, out_addr=2 * n, row_len=n, wa=layer.wa, wb=layer.wb,
-                             shift=layer.shift, relu=int(layer.relu), **_clamp_fields(layer.clamp)), name)
-                emit(Command(Op.STORE, dram_addr=out + ya * iw, fb_addr=2 * n, rows=ci, row_len=(yb - ya) * iw,
-                             dram_stride=ih * iw, fb_stride=(yb - ya) * iw), name)
-                nb += 1
+            nb = _dag_add_bands(layer, name, [addr[t] for t in ins], out, (ci, ih, iw), fbw, emit,
+                                config.overlap_dma)
         elif isinstance(layer, GapLayer):
             hw = ih * iw
             cb = _band_rows(fbw, hw + 1, 0, ci, name)
@@ -975,7 +975,7 @@ def _compile_dag(layers: list, x: np.ndarray, config: EngineConfig, encode: dict
                 parts = [(0, 0, layer, {"op": Op.DWPOOL} if pool_on_dw_unit(layer, config) else {})]
             for c0, o0, part, wfields in parts:
                 nb += _dag_bands(part, name, (ci, ih, iw), (oc, oh, ow), src, out, c0, o0, wfields, fbw, emit,
-                                 config.overlap_dma, config.lanes)
+                                 config.overlap_dma, config.lanes, config.subsample)
         banded[name] = nb
         enc.from_dram(name, out)
 
@@ -1106,8 +1106,51 @@ def _dag_addresses(layers: list, ins_of: dict, shapes: dict, dram: _Dram, input_
     return addr
 
 
+def _dag_add_bands(layer, name: str, srcs: list[int], out: int, shape: tuple, fbw: int, emit, overlap: bool = True
+                   ) -> int:
+    """The bands of a residual ADD from DRAM to DRAM (``hw.plan.add_bands``). Sequential: LOAD A, LOAD B, ADD,
+    STORE per band. Double-buffered (each band in its half of the buffer): the first band's inputs in the
+    foreground, then per band the next band's A handed over to the LOAD engine (it starts when this band's B is
+    in), this band's ADD, its STORE handed over (the last one in the foreground), the next band's B handed over
+    (when the next A is in); the last ADD waits for its B (``wait_ld``). Returns the bands."""
+    ci, ih, iw = shape
+    plan = add_bands(ci, ih, iw, fbw, overlap)
+    if plan is None:
+        raise EngineLimitError(f"layer {name}: one band row needs {3 * ci * iw} buffer words; the buffer has {fbw}")
+    rb, double = plan.rows, plan.double
+    bands = [(ya, min(ih, ya + rb)) for ya in range(0, ih, rb)]
+    region = fbw // 2 if double else 0
+
+    def load(i: int, j: int, **kw) -> Command:   # A, B and the output follow each other in the band's half
+        ya, yb = bands[i]
+        return Command(Op.LOAD, dram_addr=srcs[j] + ya * iw, fb_addr=(i % 2) * region + j * ci * (yb - ya) * iw,
+                       rows=ci,
+                       row_len=(yb - ya) * iw, dram_stride=ih * iw, fb_stride=(yb - ya) * iw, **kw)
+
+    if double:
+        emit(load(0, 0), name)
+        emit(load(0, 1), name)
+    for i, (ya, yb) in enumerate(bands):
+        last = i == len(bands) - 1
+        at = (i % 2) * region
+        if not double:
+            emit(load(i, 0), name)
+            emit(load(i, 1), name)
+        elif not last:
+            emit(load(i + 1, 0, bg=1), name)
+        n = ci * (yb - ya) * iw
+        emit(Command(Op.ADD, in_addr=at, in2_addr=at + n, out_addr=at + 2 * n, row_len=n, wa=layer.wa,
+                     wb=layer.wb, shift=layer.shift, relu=int(layer.relu), wait_ld=int(double and last),
+                     **_clamp_fields(layer.clamp)), name)
+        emit(Command(Op.STORE, dram_addr=out + ya * iw, fb_addr=at + 2 * n, rows=ci, row_len=(yb - ya) * iw,
+                     dram_stride=ih * iw, fb_stride=(yb - ya) * iw, bg=int(double and not last)), name)
+        if double and not last:
+            emit(load(i + 1, 1, bg=1), name)
+    return len(bands)
+
+
 def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, out: int, c0: int, o0: int,
-               wfields: dict, fbw: int, emit, overlap: bool = True, lanes: int = LANES) -> int:
+               wfields: dict, fbw: int, emit, overlap: bool = True, lanes: int = LANES, subsample: bool = True) -> int:
     """The bands of a conv (pack), depthwise conv or pool from DRAM to DRAM: its input channels start at channel
     ``c0`` of the map at ``src``, its output channels at channel ``o0`` of the map at ``out``. Returns the bands.
 
@@ -1115,7 +1158,11 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
     input and two output regions, band ``i + 1``'s LOAD and band ``i - 1``'s STORE run in the background
     (``bg``) while band ``i`` computes (hw.dma: an engine takes one transfer at a time, so handing over the next
     LOAD waits for band ``i``'s, and a STORE for the one before; the last band's compute waits for its LOAD,
-    ``wait_ld``, and its STORE runs in the foreground). Otherwise LOAD, compute and STORE follow each other."""
+    ``wait_ld``, and its STORE runs in the foreground). Otherwise LOAD, compute and STORE follow each other.
+
+    A 1x1 conv at stride 2 or more (``hw.plan.subsampled_conv``) computes each band in two commands: a POOL of
+    kernel 1 at its stride copies the band's subsampled input into a scratch region after the band's input, then
+    the conv at stride 1 reads it as one long row (one buffer read per beat instead of two)."""
     ci, ih, iw = in_shape
     oc_all, oh, ow = out_shape
     is_conv = isinstance(layer, ConvLayer)
@@ -1133,7 +1180,11 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
     pointwise = is_conv and k == 1 and s == 1 and pad == 0
     kind = {Op.DWCONV: "dw", Op.DWPOOL: "dwpool", Op.POOL: "pool"}.get(base["op"], "conv")
     row_cycles, weight_beats = band_work(kind, cin, oc, ow, k, s, lanes)
-    plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
+    sub = subsample and kind == "conv" and subsampled_conv(k, s, pad, oc, lanes)
+    plan = plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap,
+                      scratch_c=cin if sub else 0)
+    if plan is None and sub:   # (the scratch map does not fit: the conv at its stride)
+        sub, plan = False, plan_bands(oh, gh, s, k, pad, cin, gw, oc, ow, fbw, row_cycles, weight_beats, overlap)
     if plan is None:
         raise EngineLimitError(f"layer {name}: one output row needs {cin * min(gh, k) * gw + oc * ow} buffer words; "
                                f"the buffer has {fbw}")
@@ -1168,13 +1219,31 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
             emit(load(i), name)
         elif not last:
             emit(load(i + 1, bg=1), name)
-        if pointwise:  # the band as one row of (rows x width) pixels
-            geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1, out_w=(oy_b - oy_a) * ow, out_y0=0)
+        out_fb = at + band_in
+        if sub:
+            # the band's input subsampled into the scratch region (rb rows: its place is the same in every band)
+            rows_out = oy_b - oy_a
+            scratch = at + band_in
+            out_fb = scratch + cin * (rb if double else rows_out) * ow
+            emit(Command(Op.POOL, k=1, stride=s, pad=0, in_c=cin, out_c=cin, in_addr=at, in_ch_stride=rows_in * gw,
+                         in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_addr=scratch,
+                         out_ch_stride=rows_out * ow, out_h=rows_out, out_w=ow, out_y0=oy_a,
+                         wait_ld=int(double and last)), name)
+            m = rows_out * ow
+            geo = (dict(in_h=1, in_w=m, in_h_total=1, out_h=1, out_w=m) if m < 2 ** FIELDS["in_w"]
+                   else dict(in_h=rows_out, in_w=ow, in_h_total=rows_out, out_h=rows_out, out_w=ow))
+            emit(Command(in_addr=scratch, in_ch_stride=m, in_y0=0, out_addr=out_fb, out_ch_stride=m, out_y0=0,
+                         **geo, **{**base, "stride": 1}), name)
         else:
-            geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow, out_y0=oy_a)
-        emit(Command(in_addr=at, in_ch_stride=rows_in * gw, out_addr=at + band_in, out_ch_stride=(oy_b - oy_a) * ow,
-                     wait_ld=int(double and last), **geo, **base), name)
-        emit(Command(Op.STORE, dram_addr=out + o0 * oh * ow + oy_a * ow, fb_addr=at + band_in, rows=oc,
+            if pointwise:  # the band as one row of (rows x width) pixels
+                geo = dict(in_h=1, in_w=rows_in * gw, in_h_total=1, in_y0=0, out_h=1, out_w=(oy_b - oy_a) * ow,
+                           out_y0=0)
+            else:
+                geo = dict(in_h=rows_in, in_w=gw, in_h_total=gh, in_y0=y_a, out_h=oy_b - oy_a, out_w=ow,
+                           out_y0=oy_a)
+            emit(Command(in_addr=at, in_ch_stride=rows_in * gw, out_addr=out_fb, out_ch_stride=(oy_b - oy_a) * ow,
+                         wait_ld=int(double and last), **geo, **base), name)
+        emit(Command(Op.STORE, dram_addr=out + o0 * oh * ow + oy_a * ow, fb_addr=out_fb, rows=oc,
                      row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow,
                      bg=int(double and not last)), name)
     return len(bands)

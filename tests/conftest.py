@@ -19,6 +19,7 @@ LONG_TESTS_S = {
     "tests/hw/test_engine_ops.py::test_double_buffered_bands": 95,
     "tests/hw/test_engine_arch.py::test_linear_layers": 90,
     "tests/hw/test_encoder_cocotb.py": 90,            # one xdist group (the large sweeps of test-slow)
+    "tests/hw/test_engine_band_schedules.py": 70,          # (7 Dec: 4 Amaranth runs of a small DAG, estimated)
     "tests/model/test_finetune.py::test_cifar_resnet20_finetune_short": 57,
     "tests/hw/test_engine_wcodec.py": 46,
     "tests/model/test_accuracy.py::test_cifar_resnet20_study_reduced": 43,

@@ -46,8 +46,9 @@ RESNET50_RTL_CYCLES = {
 VGG16_POOLS_PRE = {"features.4": 840304, "features.9": 419632, "features.16": 211868, "features.30": 13881}
 PRE_RELEASE = EngineParams(early_release=False)
 # the ResNet-50 cycles above ran every layer DRAM -> bands -> DRAM, one transfer after the other, its max-pool
-# on the max unit: the plan the compiler still makes with these three off (sim.program.EngineConfig)
-SEQUENTIAL_DAG = EngineParams(resident=False, overlap_dma=False, dw_unit=False)
+# on the max unit, its downsample convs at their stride: the plan the compiler still makes with these four off
+# (sim.program.EngineConfig)
+SEQUENTIAL_DAG = EngineParams(resident=False, overlap_dma=False, dw_unit=False, subsample=False)
 
 
 # `make sim` cycles of the networks brought in by the network issue, on the engine with the depthwise unit (and
@@ -67,8 +68,9 @@ SQUEEZENET_RTL_CYCLES = {
 # (the 55 x 55 fire modules' concatenations, larger than the buffer, cost 0 cycles: their expand layers stream
 # their outputs into the concatenation's DRAM region in double-buffered bands, hw.plan.plan_dag)
 SQUEEZENET_FREE_CONCATS = ("features.3.concat", "features.4.concat", "features.7.concat")
+# (layer1.0.add and layer2.0.downsample.0 remeasured 7 Dec: double-buffered add bands, the subsampled 1x1 conv)
 RESNET18_RTL_CYCLES = {
-    "maxpool": 137790, "layer1.0.conv1": 926652, "layer1.0.add": 109153, "layer2.0.downsample.0": 110076,
+    "maxpool": 137790, "layer1.0.conv1": 926652, "layer1.0.add": 77300, "layer2.0.downsample.0": 74885,
     "layer3.1.conv2": 865244, "layer4.1.conv2": 997725, "avgpool": 2103, "fc": 65490,
 }
 
