@@ -11,7 +11,8 @@ Block diagram::
            +---------- write-back <------ MAC array 12x12 (requantize, ReLU) <--- beat = 12 w + 12 a
            +---------- write-back <------ max unit (12 lanes, max-pooling)
 
-The engine fetches command descriptors (``hw.descriptor``) from DRAM and executes them in order.
+The engine fetches command descriptors (``hw.descriptor``) from DRAM and executes them in order: the sequencer
+(``hw.sequencer``) fetches and decodes each, starts the units on it and waits for them.
 
 Array size (``lanes``, ``golden.arch.EngineArch.lanes``; 12 below and by default): the MAC array is
 ``lanes x lanes``, a weight group ``lanes`` output channels, a tile ``lanes`` pixels, a DRAM beat ``lanes`` words
@@ -51,7 +52,7 @@ map from the feature buffer into DRAM in the background while the sequencer goes
 feature buffer's read port in cycles nothing else does and takes the DRAM port first for its (rare)
 writes. A command with ``enc_sync`` (and ``END``) waits for it.
 
-Performance counters (48 bits, never reset; ``nocount`` commands freeze them, except the ``enc_*``
+Performance counters (``hw.perf_counters``; 48 bits, never reset; ``nocount`` commands freeze them, except the ``enc_*``
 counters: the encode unit works through verification dumps). Every running cycle is
 exactly one of: ``busy`` (a beat entered the MAC array or the max unit), ``stall_dram`` (waiting for
 weights, or a LOAD/STORE moving data), ``stall_fetch`` (the window loader is behind: feature-buffer read
@@ -77,14 +78,15 @@ from amaranth.lib.wiring import In, Out
 from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch
 from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
 
-from .descriptor import DESC_BITS, DRAM_BEAT_WORDS, Op, desc_beats, desc_words_padded
-from .descriptor import layout as desc_layout
+from .descriptor import DRAM_BEAT_WORDS, Op
 from .dma import Dma, count_bits
 from .dram_arbiter import DramArbiter
 from .dw_unit import DwUnit
 from .encode_unit import EncodeUnit
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
+from .perf_counters import PerfCounters
+from .sequencer import Sequencer
 from .table_loader import TableLoader
 from .tile_geometry import LANES, LOAD_WORDS, SEG_ROWS, TileGeometry
 from .vector_unit import VectorUnit
@@ -230,7 +232,6 @@ class Engine(wiring.Component):
         m = Module()
         W = self.wb_depth
         L = self.lanes
-        DESC_BEATS = desc_beats(L)
         DRAM_REQ, DRAM_RESP = self.req_layout, self.resp_layout
         # two halves: the DMA engines (port B) move a band in one half while the compute units (port A) work
         # in the other (hw.feature_buffer)
@@ -238,9 +239,9 @@ class Engine(wiring.Component):
         m.submodules.array = array = MacArray(L, L)
         m.submodules.geom = geom = TileGeometry(L)
 
-        d = Signal(desc_layout)                      # the command being executed
-        raw = Signal(DESC_BEATS * L * 16)
-        cmd_ptr = Signal(32)
+        # the sequencer (hw.sequencer): fetches, decodes and dispatches the commands; joined below
+        m.submodules.seq = seq = Sequencer(DRAM_REQ, DRAM_RESP)
+        d = seq.desc                                 # the command being executed
 
         # The units below that work for the command being executed (and the descriptor fetch) drive `fgreq` and
         # see the responses to their reads on `fresp`; the two DMA engines (LOAD, STORE) may also run in the
@@ -261,25 +262,14 @@ class Engine(wiring.Component):
         fgw_en, fgw_addr, fgw_mask = Signal(), Signal(fb.addr_bits), Signal(fb.write_lanes)
         fgw_data = Signal(data.ArrayLayout(signed(ACT_BITS), fb.write_lanes))
 
-        # ---- counters ------------------------------------------------------------------------
-        ctr = {n: getattr(self, f"ctr_{n}") for n in COUNTERS}
-        count_en = Signal()
-        inc = {n: Signal(COUNTER_BITS, name=f"inc_{n}") for n in COUNTERS}
-        for n in COUNTERS:
-            # the encode unit works through `nocount` commands (verification dumps): its counters run on
-            en = self.running if n.startswith("enc_") else count_en
-            with m.If(en):
-                m.d.sync += ctr[n].eq(ctr[n] + inc[n])
+        # ---- counters (hw.perf_counters) -------------------------------------------------------
+        # the encode unit works through `nocount` commands (verification dumps): its counters run on `running`
+        m.submodules.counters = ctrs = PerfCounters(COUNTERS, COUNTER_BITS,
+                                                    free=[n for n in COUNTERS if n.startswith("enc_")])
+        inc = ctrs.inc   # this cycle's increment of each counter (the class counters: from the classes)
+        m.d.comb += [getattr(self, f"ctr_{n}").eq(ctrs.ctr[n]) for n in COUNTERS]
         # cycle classes, one of them per running cycle (see module docstring)
-        cls_busy, cls_dram, cls_fetch, cls_drain = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [
-            inc["cycles"].eq(1),
-            inc["busy"].eq(cls_busy),
-            inc["stall_dram"].eq(~cls_busy & cls_dram),
-            inc["stall_fetch"].eq(~cls_busy & ~cls_dram & cls_fetch),
-            inc["stall_drain"].eq(~cls_busy & ~cls_dram & ~cls_fetch & cls_drain),
-            inc["stall_control"].eq(~cls_busy & ~cls_dram & ~cls_fetch & ~cls_drain),
-        ]
+        cls_busy, cls_dram, cls_fetch, cls_drain = ctrs.cls_busy, ctrs.cls_dram, ctrs.cls_fetch, ctrs.cls_drain
         with m.If(req_accept):
             with m.If(req.payload.write):
                 m.d.comb += inc["dram_write_words"].eq(req.payload.count)
@@ -292,62 +282,23 @@ class Engine(wiring.Component):
             Mux(fb.wr_en, sum(fb.wr_mask[t] for t in range(fb.write_lanes)), 0)
             + Mux(fb.b_wr_en & fb.b_wr_ok, sum(fb.b_wr_mask[t] for t in range(fb.write_lanes)), 0))
 
-        # ---- sequencer -----------------------------------------------------------------------------
-        fetch_req = Signal(range(DESC_BEATS + 1))
-        fetch_rsp = Signal(range(DESC_BEATS + 1))
-        unit_start = Signal()   # one-cycle pulse: initialise the units for the decoded command
-        unit_done = Signal()
-        exec_state = Signal()
-        enc_block = Signal()    # the decoded command waits for the encode unit
-        dma_block = Signal()    # the decoded command waits for a DMA engine
-
-        m.d.sync += [self.cmd_done.eq(0)]
-        m.d.comb += count_en.eq(self.running & ~(exec_state & d.nocount))
-
-        with m.FSM(name="seq"):
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [cmd_ptr.eq(self.cmd_addr), self.cmd_index.eq(0), self.done.eq(0),
-                                 self.running.eq(1), fetch_req.eq(0), fetch_rsp.eq(0)]
-                    m.next = "FETCH"
-            with m.State("FETCH"):
-                m.d.comb += [
-                    fgreq.valid.eq(fetch_req < DESC_BEATS),
-                    fgreq.payload.addr.eq(cmd_ptr + fetch_req * L),
-                    fgreq.payload.count.eq(L),
-                    fresp.ready.eq(1),
-                ]
-                with m.If(fg_accept):
-                    m.d.sync += fetch_req.eq(fetch_req + 1)
-                with m.If(fresp.valid):
-                    m.d.sync += fetch_rsp.eq(fetch_rsp + 1)
-                    for b in range(DESC_BEATS):
-                        with m.If(fetch_rsp == b):
-                            m.d.sync += raw.word_select(b, 16 * L).eq(fresp.payload.rdata.as_value())
-                with m.If(fetch_rsp == DESC_BEATS):
-                    m.next = "DECODE"
-            with m.State("DECODE"):
-                m.d.sync += d.as_value().eq(raw[:DESC_BITS])
-                m.next = "DISPATCH"
-            with m.State("DISPATCH"):
-                with m.If(enc_block):
-                    m.d.comb += inc["enc_wait"].eq(1)
-                with m.Elif(dma_block):
-                    m.d.comb += cls_dram.eq(1)   # waiting for a transfer (a DMA engine still busy)
-                with m.Else():
-                    m.d.comb += unit_start.eq(d.op != Op.END)
-                    with m.Switch(d.op):
-                        with m.Case(Op.END):
-                            m.d.sync += [self.done.eq(1), self.running.eq(0)]
-                            m.next = "IDLE"
-                        with m.Default():
-                            m.next = "EXEC"
-            with m.State("EXEC"):
-                m.d.comb += exec_state.eq(1)
-                with m.If(unit_done):
-                    m.d.sync += [self.cmd_done.eq(1), self.cmd_index.eq(self.cmd_index + 1),
-                                 cmd_ptr.eq(cmd_ptr + desc_words_padded(L)), fetch_req.eq(0), fetch_rsp.eq(0)]
-                    m.next = "FETCH"
+        # ---- sequencer (hw.sequencer) ----------------------------------------------------------------
+        unit_start = seq.unit_start   # one-cycle pulse: initialise the units for the decoded command
+        unit_done = seq.unit_done
+        exec_state = seq.exec_state
+        enc_block = seq.enc_block     # the decoded command waits for the encode unit
+        dma_block = seq.dma_block     # the decoded command waits for a DMA engine
+        m.d.comb += [seq.start.eq(self.start), seq.cmd_addr.eq(self.cmd_addr), self.running.eq(seq.running),
+                     self.done.eq(seq.done), self.cmd_done.eq(seq.cmd_done), self.cmd_index.eq(seq.cmd_index),
+                     ctrs.en.eq(seq.count_en), ctrs.en_free.eq(seq.running), inc["enc_wait"].eq(seq.wait_enc)]
+        with m.If(seq.wait_dma):
+            m.d.comb += cls_dram.eq(1)   # waiting for a transfer (a DMA engine still busy)
+        # the descriptor fetch on the foreground streams (the other foreground units use them in EXEC only)
+        with m.If(seq.fetching):
+            m.d.comb += [fgreq.valid.eq(seq.req.valid), fgreq.payload.eq(seq.req.payload),
+                         fresp.ready.eq(seq.resp.ready)]
+        m.d.comb += [seq.req.ready.eq(fgreq.ready), seq.resp.valid.eq(fresp.valid),
+                     seq.resp.payload.eq(fresp.payload)]
 
         is_load = exec_state & (d.op == Op.LOAD)
         is_store = exec_state & (d.op == Op.STORE)
