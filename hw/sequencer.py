@@ -7,8 +7,10 @@ land in a raw register) -> ``DECODE`` (one cycle: the raw beats become ``desc``)
 ``enc_block``, then while ``dma_block``; then pulses ``unit_start``, or on ``END`` raises ``done`` and goes back to
 ``IDLE``) -> ``EXEC`` (until ``unit_done``: the next descriptor, ``desc_words_padded`` words on, is fetched).
 
-Timing: a descriptor takes at least ``desc_beats + 2`` cycles from the first ``FETCH`` cycle to ``unit_start``
-(the responses may come in the cycle a request is taken: the last one moves to ``DECODE`` the cycle after).
+Timing: ``FETCH`` lasts until the cycle after the last response (``desc_beats + 1`` cycles at the least: a
+response in every cycle from the first), ``DECODE`` one cycle, so ``unit_start`` comes ``desc_beats + 2`` cycles
+after the fetch begins at the earliest. ``wait_enc``, ``wait_dma``, ``unit_start`` and ``exec_state`` are
+combinational (of the state, ``desc`` and ``enc_block`` / ``dma_block``).
 ``running``, ``done``, ``cmd_done`` and ``cmd_index`` are registers: ``start`` seen in ``IDLE`` clears ``done`` and
 ``cmd_index`` and sets ``running`` the cycle after; ``unit_done`` in ``EXEC`` raises ``cmd_done`` for one cycle and
 steps ``cmd_index`` the cycle after; ``END`` dispatched sets ``done`` and clears ``running`` the cycle after.
