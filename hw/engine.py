@@ -69,14 +69,14 @@ summed over the twelve decoders, cycles each was starved of stream words / held 
 because its bank is not free yet or it finished its part of the bank before the other lanes).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch
-from golden.fixedpoint import ACT_BITS, BIAS_BITS, INT16_MIN
+from golden.fixedpoint import ACT_BITS, BIAS_BITS
 
 from .descriptor import DRAM_BEAT_WORDS, Op
 from .dma import Dma, count_bits
@@ -88,10 +88,11 @@ from .mac_array import MacArray
 from .perf_counters import PerfCounters
 from .sequencer import Sequencer
 from .table_loader import TableLoader
-from .tile_geometry import LANES, LOAD_WORDS, SEG_ROWS, TileGeometry
+from .tile_geometry import LANES
 from .vector_unit import VectorUnit
 from .weight_stream import LANE_TABLE_BASE as LANE_TABLE_BASE  # re-exported: sim.program writes the lane entries
 from .weight_stream import WeightStream
+from .window_loader import WindowLoader
 
 COUNTERS = (
     "cycles", "busy", "macs", "pool_ops",
@@ -237,7 +238,6 @@ class Engine(wiring.Component):
         # in the other (hw.feature_buffer)
         m.submodules.fb = fb = FeatureBuffer(self.fb_words, halves=2, write_lanes=L)
         m.submodules.array = array = MacArray(L, L)
-        m.submodules.geom = geom = TileGeometry(L)
 
         # the sequencer (hw.sequencer): fetches, decodes and dispatches the commands; joined below
         m.submodules.seq = seq = Sequencer(DRAM_REQ, DRAM_RESP)
@@ -339,138 +339,18 @@ class Engine(wiring.Component):
         m.d.comb += conv_or_pool.eq(is_conv | is_pool)
         pool_mode = d.op == Op.POOL
         groups = Signal(16)          # conv: ceil(out_c / 12); pool: channels
-        m_pixels = Signal(32)        # output pixels in the band
-        steps_c = Signal(16)         # input channels summed per tile (1 for pool)
         with m.If(unit_start):
-            m.d.sync += [
-                groups.eq(Mux(pool_mode, d.out_c, (d.out_c + L - 1) // L)),
-                m_pixels.eq(d.out_h * d.out_w),
-                steps_c.eq(Mux(pool_mode, 1, d.in_c)),
-            ]
+            m.d.sync += groups.eq(Mux(pool_mode, d.out_c, (d.out_c + L - 1) // L))
 
-        # -- window loader: iterates (g, tile, c, ky) and fills segment buffers ------------------------
-        l_g, l_p0, l_oy0, l_ox0 = Signal(16), Signal(32), Signal(16), Signal(16)
-        # 16-word loads per segment row: 0..seg_width / 16 - 1 (2 bits at 12 lanes)
-        chunk_bits = max(1, (geom.seg_width // LOAD_WORDS - 1).bit_length())
-        l_c, l_ky, l_row, l_chunk = Signal(16), Signal(4), Signal(range(SEG_ROWS)), Signal(chunk_bits)
-        l_buf = Signal()
-        l_done = Signal()
-        l_active = Signal()
-        m.d.comb += [
-            geom.oy0.eq(l_oy0), geom.ox0.eq(l_ox0), geom.p0.eq(l_p0), geom.m.eq(m_pixels),
-            geom.out_w.eq(d.out_w), geom.stride.eq(d.stride), geom.k.eq(d.k), geom.pad.eq(d.pad),
-        ]
-        with m.If(unit_start):
-            m.d.sync += [l_g.eq(0), l_p0.eq(0), l_oy0.eq(0), l_ox0.eq(0), l_c.eq(0), l_ky.eq(0),
-                         l_row.eq(0), l_chunk.eq(0), l_buf.eq(0), l_done.eq(0), l_active.eq(1)]
-
-        # segment buffers: 2 x SEG_ROWS x seg_width words; written 16 words per cycle, read by the lanes
-        SEG_WIDTH = geom.seg_width
-        seg_size = SEG_ROWS * SEG_WIDTH
-        seg = Memory(shape=signed(ACT_BITS), depth=2 * seg_size, init=[])
-        m.submodules.seg = seg
-        seg_w = [seg.write_port() for _ in range(16)]
-        seg_r = [seg.read_port(domain="comb") for _ in range(L)]
-        rec_full = Signal(2)
-        rec_set = Signal(2)   # a segment buffer was filled (loader) this cycle
-        rec_clr = Signal(2)   # a segment buffer was consumed (compute) this cycle
-        rec_layout = data.StructLayout({
-            "base": data.ArrayLayout(unsigned(max(8, (seg_size - 1).bit_length())), L), "n": range(L + 1),
-            "first_step": 1, "last_step": 1, "first_tile": 1, "last_tile": 1,
-            "g": 16, "p0": 32, "rows_valid": range(L + 1),
-        })
-        recs = [Signal(rec_layout, name=f"rec{i}") for i in range(2)]
-
-        ch = Mux(pool_mode, l_g, l_c)
-        row_x_lo = Signal(signed(24))
-        row_reads = Signal(3)
-        with m.Switch(l_row):
-            for r in range(SEG_ROWS):
-                with m.Case(r):
-                    m.d.comb += [row_x_lo.eq(geom.x_lo[r]), row_reads.eq(geom.reads[r])]
-        # global input row of this segment row
-        y_glob = Signal(signed(24))
-        m.d.comb += y_glob.eq((d.out_y0 + l_oy0 + l_row) * d.stride + l_ky - d.pad)
-        y_valid = (y_glob >= 0) & (y_glob < d.in_h_total)
-        x_chunk = Signal(signed(24))
-        m.d.comb += x_chunk.eq(row_x_lo + l_chunk * 16)
-        rd_addr = Signal(signed(40))
-        m.d.comb += rd_addr.eq(d.in_addr + ch * d.in_ch_stride + (y_glob - d.in_y0) * d.in_w + x_chunk)
-
-        last_row = Signal()
-        m.d.comb += last_row.eq((l_row == SEG_ROWS - 1) | ~geom.present.bit_select(l_row + 1, 1))
-        step_end = Signal()
-        m.d.comb += step_end.eq(last_row & (l_chunk == row_reads - 1))
-        tile_last_step = Signal()
-        m.d.comb += tile_last_step.eq((l_ky == d.k - 1) & (l_c == steps_c - 1))
-        tile_last = Signal()
-        m.d.comb += tile_last.eq(l_p0 + geom.n >= m_pixels)
-
-        l_issue = Signal()
-        # a buffer is free again in the very cycle the compute side takes its last beat (the lanes read
-        # it combinationally in that cycle; the refill lands a cycle later), so 1x1 layers run a step
-        # per cycle
-        l_buf_free = ~rec_full.bit_select(l_buf, 1) | rec_clr.bit_select(l_buf, 1)
-        m.d.comb += l_issue.eq(conv_or_pool & l_active & ~unit_start & l_buf_free)
-        # the read lands one cycle later: remember where it goes
-        p_valid, p_buf, p_row, p_chunk, p_x, p_yv, p_last = (Signal(), Signal(), Signal(range(SEG_ROWS)),
-                                                              Signal(chunk_bits), Signal(signed(24)), Signal(),
-                                                              Signal())
-        m.d.sync += p_valid.eq(l_issue)
-        with m.If(l_issue):
-            m.d.comb += [rd_en_main.eq(y_valid), rd_addr_main.eq(rd_addr[:fb.addr_bits])]
-            m.d.sync += [p_buf.eq(l_buf), p_row.eq(l_row), p_chunk.eq(l_chunk), p_x.eq(x_chunk),
-                         p_yv.eq(y_valid), p_last.eq(step_end)]
-            with m.If(~step_end):
-                with m.If(l_chunk == row_reads - 1):
-                    m.d.sync += [l_chunk.eq(0), l_row.eq(l_row + 1)]
-                with m.Else():
-                    m.d.sync += l_chunk.eq(l_chunk + 1)
-            with m.Else():
-                # the step's record: what the compute side needs to consume this segment buffer
-                for i in range(2):
-                    with m.If(l_buf == i):
-                        m.d.sync += [
-                            recs[i].base.eq(geom.base), recs[i].n.eq(geom.n),
-                            recs[i].first_step.eq((l_c == 0) & (l_ky == 0)),
-                            recs[i].last_step.eq(tile_last_step),
-                            recs[i].first_tile.eq(l_p0 == 0), recs[i].last_tile.eq(tile_last),
-                            recs[i].g.eq(l_g), recs[i].p0.eq(l_p0),
-                            recs[i].rows_valid.eq(Mux(d.out_c - l_g * L > L, L, d.out_c - l_g * L)),
-                        ]
-                m.d.sync += [l_row.eq(0), l_chunk.eq(0), l_buf.eq(~l_buf)]
-                # advance (ky, c, tile, group)
-                with m.If(l_ky != d.k - 1):
-                    m.d.sync += l_ky.eq(l_ky + 1)
-                with m.Else():
-                    m.d.sync += l_ky.eq(0)
-                    with m.If(l_c != steps_c - 1):
-                        m.d.sync += l_c.eq(l_c + 1)
-                    with m.Else():
-                        m.d.sync += l_c.eq(0)
-                        with m.If(~tile_last):
-                            m.d.sync += [l_p0.eq(l_p0 + geom.n), l_oy0.eq(geom.next_oy), l_ox0.eq(geom.next_ox)]
-                        with m.Else():
-                            m.d.sync += [l_p0.eq(0), l_oy0.eq(0), l_ox0.eq(0), l_g.eq(l_g + 1)]
-                            with m.If(l_g == groups - 1):
-                                m.d.sync += [l_active.eq(0), l_done.eq(1)]
-
-        # write the landed read into the segment buffer (padding outside the map)
-        pad_value = Mux(pool_mode, INT16_MIN, 0)
-        for e in range(16):
-            x = p_x + e
-            inside = p_yv & (x >= 0) & (x < d.in_w)
-            m.d.comb += [
-                seg_w[e].addr.eq(p_buf * seg_size + p_row * SEG_WIDTH + p_chunk * 16 + e),
-                seg_w[e].data.eq(Mux(inside, fb.rd_data[e], pad_value)),
-                seg_w[e].en.eq(p_valid),
-            ]
-
-        with m.If(p_valid & p_last):
-            m.d.comb += rec_set.eq(Mux(p_buf, 0b10, 0b01))
-        m.d.sync += rec_full.eq((rec_full | rec_set) & ~rec_clr)
-        with m.If(unit_start):
-            m.d.sync += rec_full.eq(0)
+        # -- window loader (hw.window_loader): iterates (g, tile, c, ky) and fills the segment buffers -----
+        m.submodules.loader = wl = WindowLoader(fb.addr_bits, lanes=L)
+        m.d.comb += [wl.start.eq(unit_start), wl.run.eq(conv_or_pool), wl.p.pool.eq(pool_mode),
+                     wl.rd_data.eq(fb.rd_data)]
+        m.d.comb += [getattr(wl.p, f).eq(getattr(d, f)) for f in ("out_c", "in_c", "k", "stride", "pad", "out_h",
+                                                                  "out_w", "out_y0", "in_y0", "in_h_total",
+                                                                  "in_addr", "in_ch_stride", "in_w")]
+        with m.If(wl.rd_en):
+            m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(wl.rd_addr)]
 
         # -- weight fetcher (CONV): linear read of the layer's weight groups into the two banks -----
         # Each bank is 12 lane memories (one 16-bit weight per row) with their own write ports: the plain
@@ -570,16 +450,14 @@ class Engine(wiring.Component):
             m.d.sync += [wb_full.eq(0), wb_filling.eq(0)]
 
         # -- compute: consumes segment records, issues beats ---------------------------------------------
-        c_buf = Signal()           # segment buffer being consumed
         c_kx = Signal(4)
         c_row = Signal(24)         # weight row within the current chunk
         c_bank = Signal()          # weight bank in use
         g_bias = Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), L))
         with m.If(unit_start):
-            m.d.sync += [c_buf.eq(0), c_kx.eq(0), c_row.eq(0), c_bank.eq(0)]
-        cur = Signal(rec_layout)
-        m.d.comb += cur.eq(Mux(c_buf, recs[1].as_value(), recs[0].as_value()))
-        rec_ready = rec_full.bit_select(c_buf, 1)
+            m.d.sync += [c_kx.eq(0), c_row.eq(0), c_bank.eq(0)]
+        cur = wl.rec               # the step being consumed (the loader's segment buffer in use)
+        rec_ready = wl.rec_ready
         w_ready = pool_mode | wb_full.bit_select(c_bank, 1)
 
         # pipeline stage B: the beat presented to the array / max unit
@@ -592,8 +470,7 @@ class Engine(wiring.Component):
         m.d.comb += a_go.eq(conv_or_pool & ~unit_start & rec_ready & w_ready & (~b_valid | b_take))
 
         # lane select: word base[j] + kx of the current segment buffer (lanes beyond n read zero)
-        for j in range(L):
-            m.d.comb += seg_r[j].addr.eq(c_buf * seg_size + cur.base[j] + c_kx)
+        m.d.comb += wl.kx.eq(c_kx)
         dw = self._elaborate_dw(m, d, fb, fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data), inc=inc, is_dw=is_dw,
                                 unit_start=unit_start, unit_done=unit_done,
                                 wb_r=wb_r, bias=bias, wb_full=wb_full, wb_release=wb_release, c_bank=c_bank,
@@ -613,7 +490,7 @@ class Engine(wiring.Component):
                 b_n.eq(cur.n), b_rows.eq(cur.rows_valid), b_g.eq(cur.g), b_p0.eq(cur.p0),
             ]
             for j in range(L):
-                m.d.sync += b_a[j].eq(Mux(j < cur.n, seg_r[j].data, 0))
+                m.d.sync += b_a[j].eq(wl.lane[j])
             with m.If(cur.first_step & cur.first_tile & (c_kx == 0) & ~pool_mode):
                 m.d.sync += g_bias.eq(Mux(c_bank, bias[1].as_value(), bias[0].as_value()))
             # weights: next row; chunk switch for layers deeper than a bank
@@ -630,8 +507,8 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.sync += c_row.eq(c_row + 1)
             with m.If(step_last_beat):
-                m.d.sync += [c_kx.eq(0), c_buf.eq(~c_buf)]
-                m.d.comb += rec_clr.eq(Mux(c_buf, 0b10, 0b01))
+                m.d.sync += c_kx.eq(0)
+                m.d.comb += wl.consume.eq(1)
             with m.Else():
                 m.d.sync += c_kx.eq(c_kx + 1)
         with m.Elif(b_take):
@@ -724,10 +601,10 @@ class Engine(wiring.Component):
             m.d.comb += [
                 cls_busy.eq(b_take),
                 cls_dram.eq(rec_ready & ~w_ready),
-                cls_fetch.eq(~rec_ready & ~l_done),
-                cls_drain.eq(b_valid | l_done),
+                cls_fetch.eq(~rec_ready & ~wl.done),
+                cls_drain.eq(b_valid | wl.done),
             ]
-            finished = ~unit_start & l_done & (rec_full == 0) & ~b_valid & ~array.busy & ~info.r_rdy
+            finished = ~unit_start & wl.done & wl.empty & ~b_valid & ~array.busy & ~info.r_rdy
             with m.If(finished):
                 m.d.comb += unit_done.eq(1)
         return m
