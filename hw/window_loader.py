@@ -30,7 +30,7 @@ rd_en, rd_addr : Out the feature buffer's read port (16 words at ``rd_addr``; ``
 rec : Out(rec_layout(lanes))  the record of the step being consumed (valid while ``rec_ready``): ``base``
                      (lane word offsets), ``n`` (pixels in the tile), ``first_step`` / ``last_step`` (first /
                      last (c, ky) of the tile), ``first_tile`` / ``last_tile`` (of the group), ``g``, ``p0``
-                     (the tile's first pixel in the band), ``rows_valid`` (output channels of the group:
+                     (the tile's first pixel in the band), ``rows_valid`` (CONV: output channels of the group,
                      ``min(out_c - g * lanes, lanes)``)
 rec_ready : Out(1)   a step is ready to be consumed
 kx : In(4)           the consumer's kernel column: ``lane`` shows words ``base[j] + kx``
@@ -71,7 +71,8 @@ def rec_layout(lanes: int = LANES) -> data.StructLayout:
 
 class WindowLoader(wiring.Component):
     """The window loader and its two segment buffers (module docstring). ``fb_addr_bits``: the feature
-    buffer's address width (8..24); ``lanes``: the array's lanes (``golden.arch``: 4..24)."""
+    buffer's address width (8..24); ``lanes``: the array's lanes (``golden.arch``: 4..24; the engine
+    builds 4..16)."""
 
     def __init__(self, fb_addr_bits: int = 18, lanes: int = LANES):
         self.lanes = check_lanes(lanes, "WindowLoader")
