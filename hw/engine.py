@@ -38,14 +38,18 @@ ADD and GAP: the vector unit (``hw.vector_unit``) on the feature buffer's ports.
 
 A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) then ``K`` rows of 12
 weights. A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through the two
-banks (fully-connected layers: one tile per group); that is allowed only with one tile per group.
+banks (fully-connected layers: one tile per group); that is allowed only with one tile per group. The weight
+buffer (``hw.weight_banks``): the two banks of lane memories, their full / filling flags and bias registers;
+the weight fetcher (``hw.weight_fetcher``) reads the groups (or chunks) into them in order, each bank as soon as
+the compute side (or the depthwise unit) has released it.
 
 Compressed weights (CONV with ``w_codec``): the layer's weights are JPEG-coded in DRAM as twelve lane
 streams (``golden.weightcodec``); twelve weight decoders (``hw.jpeg.wdecoder``), one per weight-buffer
 lane, sit between the DRAM port and the weight banks, each restoring its lane (output channels 12 g + j)
 at up to one weight per cycle: the weight stream (``hw.weight_stream``), joined to the port and the banks
 by :meth:`Engine._elaborate_wdecoder`. The banks are twelve 16-bit lane
-memories each, so the decoders write their lanes at different rows in the same cycle.
+memories each, so the decoders write their lanes at different rows in the same cycle (the banks' per-lane write
+port; the plain fetcher uses their row port).
 
 Encode unit (``hw.encode_unit``, ``ENC_TABLES`` / ``ENCODE``): the second pipeline stage. It encodes a
 map from the feature buffer into DRAM in the background while the sequencer goes on; it uses the
@@ -69,10 +73,9 @@ summed over the twelve decoders, cycles each was starved of stream words / held 
 because its bank is not free yet or it finished its part of the bank before the other lanes).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch
@@ -88,8 +91,9 @@ from .mac_array import MacArray
 from .perf_counters import PerfCounters
 from .sequencer import Sequencer
 from .table_loader import TableLoader
-from .tile_geometry import LANES
 from .vector_unit import VectorUnit
+from .weight_banks import WeightBanks
+from .weight_fetcher import WeightFetcher
 from .weight_stream import LANE_TABLE_BASE as LANE_TABLE_BASE  # re-exported: sim.program writes the lane entries
 from .weight_stream import WeightStream
 from .window_loader import WindowLoader
@@ -146,24 +150,6 @@ def arch_refusal(arch: EngineArch, *, plain: bool = False, coded: bool = False) 
         return (f"array {arch.array}: ENCODE and coded weights need the {CODEC_LANES}-lane encode unit and weight "
                 f"decoders; on {arch.array} only plain programs run (no --encode, no coded weights)")
     return None
-
-
-class _LaneWrites:
-    """The write side of one weight bank: an address, data and enable per lane."""
-
-    def __init__(self, name, lanes=LANES):
-        self.addr = [Signal(16, name=f"{name}_addr{j}") for j in range(lanes)]
-        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(lanes)]
-        self.en = Signal(lanes, name=f"{name}_en")
-
-
-class _LaneReads:
-    """The read side of one weight bank: one address for all lanes, a weight per lane."""
-
-    def __init__(self, name, lanes=LANES):
-        self.addr = Signal(16, name=f"{name}_addr")
-        self.en = Signal(name=f"{name}_en")
-        self.data = [Signal(signed(16), name=f"{name}_data{j}") for j in range(lanes)]
 
 
 class Engine(wiring.Component):
@@ -353,101 +339,36 @@ class Engine(wiring.Component):
             m.d.comb += [rd_en_main.eq(1), rd_addr_main.eq(wl.rd_addr)]
 
         # -- weight fetcher (CONV): linear read of the layer's weight groups into the two banks -----
-        # Each bank is 12 lane memories (one 16-bit weight per row) with their own write ports: the plain
-        # fetch writes a whole row (all lanes, one address), the weight decoders (one per lane) write each
-        # lane at its own address in the same cycle. The compute side reads all lanes at one address.
-        wbank_w = [_LaneWrites(f"wbw{i}", L) for i in range(2)]
-        wb_r = [_LaneReads(f"wbr{i}", L) for i in range(2)]
-        for i in range(2):
-            for j in range(L):
-                mem = Memory(shape=signed(16), depth=W, init=[])
-                m.submodules[f"wb{i}_{j}"] = mem
-                wp, rp = mem.write_port(), mem.read_port()
-                m.d.comb += [wp.addr.eq(wbank_w[i].addr[j]), wp.data.eq(wbank_w[i].data[j]),
-                             wp.en.eq(wbank_w[i].en[j]), rp.addr.eq(wb_r[i].addr), rp.en.eq(wb_r[i].en),
-                             wb_r[i].data[j].eq(rp.data)]
-        wb_full = Signal(2)
-        wb_filling = Signal(2)
-        wb_release = Signal(2)
-        wb_set_full = Signal(2)
-        wb_fill_set = Signal(2)
-        bias = [Signal(data.ArrayLayout(signed(BIAS_BEATS * 16), L), name=f"bias{i}") for i in range(2)]
+        # The banks (hw.weight_banks): 2 x lanes lane memories with their flags and bias registers; the plain
+        # fetcher (hw.weight_fetcher) writes whole rows, the weight decoders each lane at its own address; the
+        # compute side and the depthwise unit read all lanes of their bank at one address.
+        m.submodules.wbuf = wb = WeightBanks(L, W)
+        m.submodules.wfetch = wf = WeightFetcher(DRAM_REQ, DRAM_RESP, W)
         k_rows = Signal(24)   # rows per group: in_c * k * k (DWCONV: k * k, one tap per row)
         with m.If(unit_start):
             m.d.sync += k_rows.eq(Mux(d.op == Op.DWCONV, d.k * d.k, d.in_c * d.k * d.k))
-
-        # request side
-        fq_g, fq_beat, fq_chunk_rows, fq_addr = Signal(16), Signal(24), Signal(24), Signal(32)
-        fq_bank, fq_in_chunk, fq_done = Signal(), Signal(), Signal()
-        # response side
-        fr_beat, fr_row_in_chunk = Signal(24), Signal(24)
-        fr_bank = Signal()
-        with m.If(unit_start):
-            m.d.sync += [fq_g.eq(0), fq_beat.eq(0), fq_chunk_rows.eq(0), fq_addr.eq(d.w_addr), fq_bank.eq(0),
-                         fq_in_chunk.eq(0), fq_done.eq(~((d.op == Op.CONV) | (d.op == Op.DWCONV))),
-                         fr_beat.eq(0), fr_row_in_chunk.eq(0), fr_bank.eq(0)]
-        group_beats = k_rows + BIAS_BEATS
-        # compressed layers with w_raw0 fetch their first group raw through this path (so the array does
-        # not wait for the decoder to restore a whole group before the layer starts); then the decoder
-        raw0_rsp_done = Signal()
-        with m.If(unit_start):
-            m.d.sync += raw0_rsp_done.eq(0)
-        with m.If(is_wconv & (~d.w_codec | d.w_raw0) & ~unit_start & ~fq_done):
-            bank_free = ~wb_full.bit_select(fq_bank, 1) & ~wb_filling.bit_select(fq_bank, 1)
-            with m.If(~fq_in_chunk):
-                # start a chunk when its bank is free
-                with m.If(bank_free):
-                    m.d.sync += fq_in_chunk.eq(1)
-                    m.d.comb += wb_fill_set.eq(Mux(fq_bank, 0b10, 0b01))
-            with m.Else():
-                m.d.comb += [fgreq.valid.eq(1), fgreq.payload.addr.eq(fq_addr),
-                             fgreq.payload.count.eq(L)]
-                with m.If(fg_accept):
-                    m.d.sync += [fq_addr.eq(fq_addr + L), fq_beat.eq(fq_beat + 1)]
-                    is_row = fq_beat >= BIAS_BEATS
-                    chunk_end = is_row & (fq_chunk_rows == W - 1)
-                    group_end = fq_beat == group_beats - 1
-                    with m.If(is_row):
-                        m.d.sync += fq_chunk_rows.eq(fq_chunk_rows + 1)
-                    with m.If(group_end | chunk_end):
-                        m.d.sync += [fq_in_chunk.eq(0), fq_bank.eq(~fq_bank), fq_chunk_rows.eq(0)]
-                    with m.If(group_end):
-                        m.d.sync += [fq_beat.eq(0), fq_g.eq(fq_g + 1)]
-                        with m.If((fq_g == groups - 1) | d.w_codec):
-                            m.d.sync += fq_done.eq(1)
-        with m.If(is_wconv & (~d.w_codec | (d.w_raw0 & ~raw0_rsp_done))):
+        # compressed layers with w_raw0 fetch their first group raw through the plain fetcher (so the array does
+        # not wait for the decoder to restore a whole group before the layer starts); then the weight stream takes
+        # over (the fetcher's req_done / raw0_rsp_done say when)
+        m.d.comb += [wf.start.eq(unit_start), wf.run.eq(is_wconv),
+                     wf.p.fetch.eq((d.op == Op.CONV) | (d.op == Op.DWCONV)), wf.p.w_codec.eq(d.w_codec),
+                     wf.p.w_raw0.eq(d.w_raw0), wf.p.w_addr.eq(d.w_addr), wf.p.groups.eq(groups),
+                     wf.p.k_rows.eq(k_rows), wf.bank_full.eq(wb.full), wf.bank_filling.eq(wb.filling),
+                     wf.req.ready.eq(fgreq.ready), wf.resp.valid.eq(fresp.valid),
+                     wf.resp.payload.eq(fresp.payload)]
+        with m.If(wf.req.valid):
+            m.d.comb += [fgreq.valid.eq(1), fgreq.payload.eq(wf.req.payload)]
+        with m.If(wf.resp.ready):
             m.d.comb += fresp.ready.eq(1)
-            with m.If(fresp.valid):
-                m.d.sync += fr_beat.eq(fr_beat + 1)
-                with m.If(fr_beat < BIAS_BEATS):
-                    for i in range(2):
-                        with m.If(fr_bank == i):
-                            for j in range(L):
-                                m.d.sync += bias[i][j].word_select(fr_beat[:2], 16).eq(fresp.payload.rdata[j])
-                with m.Else():
-                    m.d.comb += [inc["wb_write_words"].eq(L)]
-                    for i in range(2):
-                        for j in range(L):
-                            m.d.comb += [wbank_w[i].addr[j].eq(fr_row_in_chunk),
-                                         wbank_w[i].data[j].eq(fresp.payload.rdata[j])]
-                        m.d.comb += wbank_w[i].en.eq(Mux(fr_bank == i, (1 << L) - 1, 0))
-                    r_chunk_end = fr_row_in_chunk == W - 1
-                    r_group_end = fr_beat == group_beats - 1
-                    m.d.sync += fr_row_in_chunk.eq(fr_row_in_chunk + 1)
-                    with m.If(r_chunk_end | r_group_end):
-                        m.d.comb += wb_set_full.eq(Mux(fr_bank, 0b10, 0b01))
-                        m.d.sync += [fr_row_in_chunk.eq(0), fr_bank.eq(~fr_bank)]
-                    with m.If(r_group_end):
-                        m.d.sync += [fr_beat.eq(0), raw0_rsp_done.eq(d.w_codec)]
+        m.d.comb += [wb.clear.eq(unit_start), wb.fill_set.eq(wf.fill_set), wb.set_full.eq(wf.set_full),
+                     wb.row_we.eq(wf.row_we), wb.row_bias_we.eq(wf.row_bias_we), wb.row_bank.eq(wf.row_bank),
+                     wb.row_addr.eq(wf.row_addr), wb.row_data.eq(wf.row_data), wb.row_bias_word.eq(wf.row_bias_word)]
+        with m.If(wf.row_we):
+            m.d.comb += inc["wb_write_words"].eq(L)
         # compressed weights (CONV with w_codec): DRAM -> weight decoder -> the same banks
-        self._elaborate_wdecoder(m, d, fgreq, fresp, inc=inc, is_conv=is_conv, unit_start=unit_start,
-                                 wbank_w=wbank_w, bias=bias, wb_full=wb_full, wb_filling=wb_filling,
-                                 wb_fill_set=wb_fill_set, wb_set_full=wb_set_full, groups=groups, k_rows=k_rows,
-                                 raw0_req_done=fq_done, raw0_rsp_done=raw0_rsp_done)
-        m.d.sync += [wb_full.eq((wb_full | wb_set_full) & ~wb_release),
-                     wb_filling.eq((wb_filling | wb_fill_set) & ~wb_set_full)]
-        with m.If(unit_start):
-            m.d.sync += [wb_full.eq(0), wb_filling.eq(0)]
+        self._elaborate_wdecoder(m, d, fgreq, fresp, inc=inc, is_conv=is_conv, unit_start=unit_start, wb=wb,
+                                 groups=groups, k_rows=k_rows, raw0_req_done=wf.req_done,
+                                 raw0_rsp_done=wf.raw0_rsp_done)
 
         # -- compute: consumes segment records, issues beats ---------------------------------------------
         c_kx = Signal(4)
@@ -458,7 +379,7 @@ class Engine(wiring.Component):
             m.d.sync += [c_kx.eq(0), c_row.eq(0), c_bank.eq(0)]
         cur = wl.rec               # the step being consumed (the loader's segment buffer in use)
         rec_ready = wl.rec_ready
-        w_ready = pool_mode | wb_full.bit_select(c_bank, 1)
+        w_ready = pool_mode | wb.full.bit_select(c_bank, 1)
 
         # pipeline stage B: the beat presented to the array / max unit
         b_valid = Signal()
@@ -473,11 +394,10 @@ class Engine(wiring.Component):
         m.d.comb += wl.kx.eq(c_kx)
         dw = self._elaborate_dw(m, d, fb, fgw=(fgw_en, fgw_addr, fgw_mask, fgw_data), inc=inc, is_dw=is_dw,
                                 unit_start=unit_start, unit_done=unit_done,
-                                wb_r=wb_r, bias=bias, wb_full=wb_full, wb_release=wb_release, c_bank=c_bank,
+                                wb=wb, c_bank=c_bank,
                                 cls=(cls_busy, cls_dram, cls_fetch), rd_en_main=rd_en_main, rd_addr_main=rd_addr_main)
-        for i in range(2):
-            m.d.comb += [wb_r[i].addr.eq(Mux(is_dw, dw.w_addr, c_row)),
-                         wb_r[i].en.eq(Mux(is_dw, dw.w_en, a_go & ~pool_mode) & (c_bank == i))]
+        m.d.comb += [wb.rd_addr.eq(Mux(is_dw, dw.w_addr, c_row)), wb.rd_bank.eq(c_bank),
+                     wb.rd_en.eq(Mux(is_dw, dw.w_en, a_go & ~pool_mode))]
         with m.If(a_go & ~pool_mode):
             m.d.comb += inc["wb_read_words"].eq(L)
 
@@ -492,17 +412,17 @@ class Engine(wiring.Component):
             for j in range(L):
                 m.d.sync += b_a[j].eq(wl.lane[j])
             with m.If(cur.first_step & cur.first_tile & (c_kx == 0) & ~pool_mode):
-                m.d.sync += g_bias.eq(Mux(c_bank, bias[1].as_value(), bias[0].as_value()))
+                m.d.sync += g_bias.eq(Mux(c_bank, wb.bias[1].as_value(), wb.bias[0].as_value()))
             # weights: next row; chunk switch for layers deeper than a bank
             with m.If(~pool_mode):
                 last_row_of_tile = cur.last_step & step_last_beat
                 with m.If(last_row_of_tile):
                     m.d.sync += c_row.eq(0)
                     with m.If(cur.last_tile | (k_rows > W)):
-                        m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                        m.d.comb += wb.release.eq(Mux(c_bank, 0b10, 0b01))
                         m.d.sync += c_bank.eq(~c_bank)
                 with m.Elif(c_row == W - 1):
-                    m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                    m.d.comb += wb.release.eq(Mux(c_bank, 0b10, 0b01))
                     m.d.sync += [c_row.eq(0), c_bank.eq(~c_bank)]
                 with m.Else():
                     m.d.sync += c_row.eq(c_row + 1)
@@ -519,7 +439,7 @@ class Engine(wiring.Component):
         # MAC array input
         w_data = Signal(data.ArrayLayout(signed(16), L))
         c_bank_d = Signal()  # the bank the weight row in stage B was read from
-        m.d.comb += w_data.eq(Mux(c_bank_d, Cat(*wb_r[1].data), Cat(*wb_r[0].data)))
+        m.d.comb += w_data.eq(Mux(c_bank_d, wb.rd_data[1].as_value(), wb.rd_data[0].as_value()))
         with m.If(a_go):
             m.d.sync += c_bank_d.eq(c_bank)
         m.d.comb += [
@@ -639,8 +559,8 @@ class Engine(wiring.Component):
         m.d.comb += [fb.wr_data[t].eq(fgw_data[t]) for t in range(fb.write_lanes)]
         m.d.comb += [fb.b_wr_data[t].eq(ld.wr_data[t]) for t in range(fb.write_lanes)]
 
-    def _elaborate_dw(self, m, d, fb, *, fgw, inc, is_dw, unit_start, unit_done, wb_r, bias, wb_full, wb_release,
-                      c_bank, cls, rd_en_main, rd_addr_main):
+    def _elaborate_dw(self, m, d, fb, *, fgw, inc, is_dw, unit_start, unit_done, wb, c_bank, cls, rd_en_main,
+                      rd_addr_main):
         """The depthwise unit (``hw.dw_unit``, DWCONV and DWPOOL): it takes the weight bank of each group of 12 channels
         from the weight fetcher (9 rows, then releases it), the feature buffer's read and write ports while it
         runs. Cycle classes: busy = an output row issued, DRAM = waiting for a weight bank, fetch = the rest
@@ -662,12 +582,12 @@ class Engine(wiring.Component):
             dw.p.out_y0.eq(d.out_y0), dw.p.channels.eq(d.in_c), dw.p.stride2.eq(d.stride == 2),
             dw.p.pad.eq(d.pad != 0), dw.p.shift.eq(d.shift), dw.p.relu.eq(d.relu), dw.p.clamp_en.eq(d.clamp_en),
             dw.p.clamp.eq(d.clamp),
-            dw.grp_ready.eq(wb_full.bit_select(c_bank, 1)),
-            dw.w_data.eq(Mux(c_bank, Cat(*wb_r[1].data), Cat(*wb_r[0].data))),
+            dw.grp_ready.eq(wb.full.bit_select(c_bank, 1)),
+            dw.w_data.eq(Mux(c_bank, wb.rd_data[1].as_value(), wb.rd_data[0].as_value())),
             dw.rd_data.eq(fb.rd_data),
         ]
         # (the banks hold 48-bit bias words, as fetched; the unit takes BIAS_BITS)
-        m.d.comb += [dw.bias[j].eq(Mux(c_bank, bias[1][j], bias[0][j])[:BIAS_BITS]) for j in range(L)]
+        m.d.comb += [dw.bias[j].eq(Mux(c_bank, wb.bias[1][j], wb.bias[0][j])[:BIAS_BITS]) for j in range(L)]
         with m.If(is_dw):
             m.d.comb += [rd_en_main.eq(dw.rd_en), rd_addr_main.eq(dw.rd_addr),
                          fgw_en.eq(dw.wr_en), fgw_addr.eq(dw.wr_addr), fgw_mask.eq(dw.wr_mask),
@@ -677,17 +597,18 @@ class Engine(wiring.Component):
                          cls_busy.eq(dw.beat), cls_dram.eq(dw.wait_w), cls_fetch.eq(~dw.beat & ~dw.wait_w)]
             m.d.comb += [fgw_data[j].eq(dw.wr_data[j]) for j in range(L)]
             with m.If(dw.grp_release):
-                m.d.comb += wb_release.eq(Mux(c_bank, 0b10, 0b01))
+                m.d.comb += wb.release.eq(Mux(c_bank, 0b10, 0b01))
                 m.d.sync += c_bank.eq(~c_bank)
             with m.If(dw.done):
                 m.d.comb += unit_done.eq(1)
         return dw
 
-    def _elaborate_wdecoder(self, m, d, req, resp, *, inc, is_conv, unit_start, wbank_w, bias, wb_full,
-                            wb_filling, wb_fill_set, wb_set_full, groups, k_rows, raw0_req_done, raw0_rsp_done):
+    def _elaborate_wdecoder(self, m, d, req, resp, *, inc, is_conv, unit_start, wb, groups, k_rows, raw0_req_done,
+                            raw0_rsp_done):
         """The compressed-weight path (``hw.weight_stream``: twelve weight decoders, one per lane) joined to the
         DRAM port (after the plain fetcher: it takes the port once the raw first group is requested), the
-        weight banks, their bias registers and flags, and the counters."""
+        weight banks (``wb``, ``hw.weight_banks``: their lane-side write port and bias words, their flags), and
+        the counters."""
         if not self.weight_decoder:
             return
         # (named wdec: its decoders are engine.wdec.wdec<j>, the area breakdown's weight-decoder part)
@@ -697,28 +618,22 @@ class Engine(wiring.Component):
                      ws.p.w_addr.eq(d.w_addr), ws.p.rows.eq(d.rows), ws.p.dram_addr.eq(d.dram_addr),
                      ws.p.row_len.eq(d.row_len), ws.p.k_rows.eq(k_rows), ws.p.groups.eq(groups),
                      ws.raw0_req_done.eq(raw0_req_done), ws.raw0_rsp_done.eq(raw0_rsp_done),
-                     ws.bank_full.eq(wb_full), ws.bank_filling.eq(wb_filling)]
+                     ws.bank_full.eq(wb.full), ws.bank_filling.eq(wb.filling)]
         # the DRAM port: the unit's requests and responses never overlap the plain fetcher's
         with m.If(ws.req.valid):
             m.d.comb += [req.valid.eq(1), req.payload.eq(ws.req.payload)]
         m.d.comb += [ws.req.ready.eq(req.ready), ws.resp.valid.eq(resp.valid), ws.resp.payload.eq(resp.payload)]
         with m.If(ws.resp.ready):
             m.d.comb += resp.ready.eq(1)
-        # the banks: flags, bias registers, one write per lane
+        # the banks: flags (over the plain fetcher's), bias words, one write per lane
         with m.If(ws.fill_set != 0):
-            m.d.comb += wb_fill_set.eq(ws.fill_set)
+            m.d.comb += wb.fill_set.eq(ws.fill_set)
         with m.If(ws.set_full != 0):
-            m.d.comb += wb_set_full.eq(ws.set_full)
-        with m.If(ws.bias_we):
-            for i in range(2):
-                with m.If(ws.bias_bank == i):
-                    for j in range(LANES):
-                        m.d.sync += bias[i][j].word_select(ws.bias_word, 16).eq(ws.bias_data[j])
-        for j in range(LANES):
-            with m.If(ws.wr_en[j]):
-                for i in range(2):
-                    m.d.comb += [wbank_w[i].addr[j].eq(ws.wr_addr[j]), wbank_w[i].data[j].eq(ws.wr_data[j]),
-                                 wbank_w[i].en[j].eq(ws.wr_bank == i)]
+            m.d.comb += wb.set_full.eq(ws.set_full)
+        m.d.comb += [wb.lane_bias_we.eq(ws.bias_we), wb.lane_bias_bank.eq(ws.bias_bank),
+                     wb.lane_bias_word.eq(ws.bias_word), wb.lane_bias_data.eq(ws.bias_data),
+                     wb.lane_we.eq(ws.wr_en), wb.lane_bank.eq(ws.wr_bank), wb.lane_addr.eq(ws.wr_addr),
+                     wb.lane_data.eq(ws.wr_data)]
         # counters: summed over the lanes (weights, bits, and lane-cycles starved / held)
         with m.If(ws.weights != 0):    # (the plain path writes rows at other times)
             m.d.comb += inc["wb_write_words"].eq(ws.weights)

@@ -500,7 +500,7 @@ ENGINE_PARTS = (
     # the twelve decoders and their lane FIFOs, tag and bias FIFOs (engine.cw_*)
     (WDEC, lambda mod, mem: mod.startswith(("engine.wdec", "engine.cw_"))),
     ("feature buffer", lambda mod, mem: mod.startswith("engine.fb")),
-    ("weight buffers", lambda mod, mem: mod == "engine" and mem is not None and mem.startswith("wb")),
+    ("weight buffers", lambda mod, mem: mod == "engine.wbuf" and mem is not None and mem.startswith("wb")),
     ("control (sequencer, DMA, window loader, pool/vector unit)", lambda mod, mem: True),
 )
 
