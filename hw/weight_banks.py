@@ -8,8 +8,8 @@ is its own memory (one 16-bit weight per row) with its own write port, so two ki
   three 16-bit bias words of a group from the same beats (``row_*``);
 * the weight decoders (``hw.weight_stream``, one per lane) write each lane at its own row in the same cycle, and
   their bias words (``lane_*``). A lane's decoder write replaces the row write of that lane in the same cycle,
-  and a decoder bias write is applied after a row-side bias write of the same cycle (the writers never overlap
-  in the engine: the decoders start once the plain fetcher's raw group is in).
+  and a decoder bias write is applied after a row-side bias write of the same cycle (in the engine the two never
+  meet: the decoders' words come back from DRAM after the plain fetcher's raw first group).
 
 Each bank has a 48-bit bias per lane (``BIAS_BEATS`` = 3 words, word 0 the least significant), written one word
 of every lane at a time; it is not cleared between commands (a group always writes its three words before it is
