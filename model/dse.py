@@ -59,7 +59,8 @@ PARTS: tuple[tuple[str, Callable[[str, str | None], bool]], ...] = (
     (ENC, lambda mod, mem: mod.startswith("engine.encode")),
     (WDEC, lambda mod, mem: mod.startswith(("engine.wdec", "engine.cw_"))),
     (FB, lambda mod, mem: mod.startswith("engine.fb")),
-    (WB, lambda mod, mem: mod == "engine" and mem is not None and mem.startswith("wb")),
+    # (the bank memories are engine.wbuf's since hw.weight_banks; the engine's own in tables synthesised before)
+    (WB, lambda mod, mem: mod in ("engine", "engine.wbuf") and mem is not None and mem.startswith("wb")),
     (CTRL, lambda mod, mem: True),
 )
 #: how each part scales with the lane count n (the table is of the 12-lane engine): its exponent of n / 12

@@ -137,13 +137,15 @@ class Design:
         the factory's own source, and the Amaranth version."""
         from importlib.metadata import version
 
+        from hw.sources import source_bytes  # the hw sources as this process loaded them
+
         h = hashlib.sha256()
         h.update(self.name.encode())
         h.update(version("amaranth").encode())
         files = sorted((REPO_ROOT / "hw").rglob("*.py")) + [REPO_ROOT / "golden" / "fixedpoint.py"]
         for f in [*files, *self.depends]:
             h.update(str(f.relative_to(REPO_ROOT)).encode())
-            h.update(f.read_bytes())
+            h.update(source_bytes(f))
         for fn in (self.factory, self.wrapper):
             if fn is None:
                 continue

@@ -98,7 +98,28 @@ def _arch_block(kind: str, arch_dict: dict):
         from hw.vector_unit import VectorUnit
 
         return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
-    from hw.engine import CODEC_LANES, Engine, dram_req_layout, dram_resp_layout
+    if kind == "window_loader":
+        from hw.window_loader import WindowLoader
+
+        return WindowLoader(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
+    if kind == "weight_banks":
+        from hw.weight_banks import WeightBanks
+
+        return WeightBanks(lanes, arch.wb_depth)
+    from hw.engine import CODEC_LANES, COUNTER_BITS, COUNTERS, Engine, dram_req_layout, dram_resp_layout
+
+    if kind == "sequencer":
+        from hw.sequencer import Sequencer
+
+        return Sequencer(dram_req_layout(lanes), dram_resp_layout(lanes))
+    if kind == "perf_counters":
+        from hw.perf_counters import PerfCounters
+
+        return PerfCounters(COUNTERS, COUNTER_BITS, free=[n for n in COUNTERS if n.startswith("enc_")])
+    if kind == "weight_fetcher":
+        from hw.weight_fetcher import WeightFetcher
+
+        return WeightFetcher(dram_req_layout(lanes), dram_resp_layout(lanes), arch.wb_depth)
 
     if kind == "dram_arbiter":
         from hw.dram_arbiter import DramArbiter
@@ -127,46 +148,48 @@ def blocks(arch=None) -> dict[str, Block]:
     from golden.arch import DEFAULT_ARCH
     from sim.designs import DW_UNIT, ENGINE, FEATURE_BUFFER, JPEG_ENCODER_W4, MAC_ARRAY
 
-    if arch is not None and arch.rtl != DEFAULT_ARCH:
-        a, tag = arch.rtl, arch.rtl.name.replace("-", "_")
-        d = {k: Design(f"{k}_{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
-                       depends=ENGINE.depends if k == "engine" else ())
-             for k in ("mac_array", "feature_buffer", "dw_unit", "vector_unit", "weight_stream", "table_loader",
-                       "dram_arbiter", "engine")}
-        plain = a.lanes != 12
-        return {b.name: b for b in (
-            Block("mac_array", d["mac_array"], f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
-            Block("feature_buffer", d["feature_buffer"], f"{a.fb_words} x 16-bit words in {a.fb_banks} banks"),
-            Block("dw_unit", d["dw_unit"], f"depthwise unit: {a.lanes} lanes x 9 taps of 16 x 16-bit multipliers"),
-            Block("vector_unit", d["vector_unit"], f"vector unit (ADD, GAP): {a.lanes} lanes of requantize"),
-            Block("weight_stream", d["weight_stream"], "coded-weight path: 12 weight decoders, lane FIFOs, table "
-                                                       "loader, bank writer (12-lane unit)"),
-            Block("table_loader", d["table_loader"], "ENC_TABLES table loader (12-word beats)"),
-            Block("dram_arbiter", d["dram_arbiter"], f"DRAM port arbiter: 3 requesters, 64 read tags "
-                                                     f"({a.lanes}-word beats)"),
-            Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
-            Block("engine", d["engine"], f"engine top ({a.name}"
-                  + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")"),
-        )}
+    a = DEFAULT_ARCH if arch is None else arch.rtl
+    default = a == DEFAULT_ARCH
+    tag = "" if default else "_" + a.name.replace("-", "_")
+    plain = a.lanes != 12
+
+    def design(k: str) -> Design:
+        return Design(f"{k}{tag}", partial(_arch_block, k, a.as_dict()), parameters={"arch": a.as_dict()},
+                      depends=ENGINE.depends if k == "engine" else ())
+
+    # the engine's components (hw/), one line each; the coded-weight path and the table loader are 12-lane units
+    parts = (
+        ("sequencer", "sequencer: descriptor fetch, decode, dispatch"),
+        ("perf_counters", "performance counters: 29 x 48 bits, cycle classes"),
+        ("window_loader", f"window loader: tile geometry, 2 segment buffers, step records ({a.lanes} lanes)"),
+        ("weight_banks", f"weight buffers: 2 banks x {a.lanes} lanes x {a.wb_depth} words, flags, bias registers"),
+        ("weight_fetcher", f"plain weight fetcher ({a.lanes}-word beats)"),
+        ("vector_unit", f"vector unit (ADD, GAP): {a.lanes} lanes of 2 x 16 x 16-bit multiply-add, requantize"),
+        ("weight_stream", "coded-weight path: 12 weight decoders, lane FIFOs, table loader, bank writer"
+                          + (" (12-lane unit)" if not default else "")),
+        ("table_loader", "ENC_TABLES table loader (12-word beats)"),
+        ("dram_arbiter", f"DRAM port arbiter: 3 requesters (foreground, LOAD, STORE), 64 read tags "
+                         f"({a.lanes}-word beats)"),
+    )
+    if default:
+        head = (Block("mac_array", MAC_ARRAY, "12 x 12 array of 16 x 16-bit MACs, 48-bit accumulators, requantize"),
+                Block("feature_buffer", FEATURE_BUFFER,
+                      f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
+                Block("dw_unit", DW_UNIT, "depthwise unit: 12 lanes x 9 taps of 16 x 16-bit multipliers, requantize, "
+                                          "max"))
+        top = Block("engine", ENGINE, "engine top: MAC array, feature buffer, the components above, DMA, max unit, "
+                                      "encode unit")
+    else:
+        head = (Block("mac_array", design("mac_array"),
+                      f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
+                Block("feature_buffer", design("feature_buffer"), f"{a.fb_words} x 16-bit words in {a.fb_banks} banks"),
+                Block("dw_unit", design("dw_unit"), f"depthwise unit: {a.lanes} lanes x 9 taps of 16 x 16-bit "
+                                                    f"multipliers"))
+        top = Block("engine", design("engine"), f"engine top ({a.name}"
+                    + (", plain: no encode unit or weight decoders (12-lane units)" if plain else "") + ")")
     return {b.name: b for b in (
-        Block("mac_array", MAC_ARRAY, "12 x 12 array of 16 x 16-bit MACs, 48-bit accumulators, requantize"),
-        Block("feature_buffer", FEATURE_BUFFER, f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
-        Block("dw_unit", DW_UNIT, "depthwise unit: 12 lanes x 9 taps of 16 x 16-bit multipliers, requantize, max"),
-        Block("vector_unit", Design("vector_unit", partial(_arch_block, "vector_unit", DEFAULT_ARCH.as_dict()),
-                                    parameters={"arch": DEFAULT_ARCH.as_dict()}),
-              "vector unit (ADD, GAP): 12 lanes of 2 x 16 x 16-bit multiply-add, requantize"),
-        Block("weight_stream", Design("weight_stream", partial(_arch_block, "weight_stream", DEFAULT_ARCH.as_dict()),
-                                      parameters={"arch": DEFAULT_ARCH.as_dict()}),
-              "coded-weight path: 12 weight decoders, lane FIFOs, table loader, bank writer"),
-        Block("table_loader", Design("table_loader", partial(_arch_block, "table_loader", DEFAULT_ARCH.as_dict()),
-                                     parameters={"arch": DEFAULT_ARCH.as_dict()}),
-              "ENC_TABLES table loader (12-word beats)"),
-        Block("dram_arbiter", Design("dram_arbiter", partial(_arch_block, "dram_arbiter", DEFAULT_ARCH.as_dict()),
-                                     parameters={"arch": DEFAULT_ARCH.as_dict()}),
-              "DRAM port arbiter: 3 requesters (foreground, LOAD, STORE), 64 read tags"),
-        Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"),
-        Block("engine", ENGINE, "engine top: MAC array, feature buffer, weight buffers, sequencer, DMA, "
-                                "window loader, pool/vector unit, encode unit, weight decoder"),
+        *head, *(Block(k, design(k), text) for k, text in parts),
+        Block("jpeg_encoder_w4", JPEG_ENCODER_W4, "JPEG / lossless feature encoder, 32-bit output"), top,
     )}
 
 
