@@ -1,15 +1,16 @@
-"""The edge inference engine: MAC array, feature buffer, weight buffer, window loader, sequencer.
+"""The edge inference engine: the top that joins its components, and the beat issue, write-back and max unit.
 
-Block diagram::
+Block diagram (the components' modules in brackets; ``docs/architecture.md`` draws the whole engine)::
 
-    DRAM port <-> [descriptor fetch | DMA (LOAD/STORE) | weight fetcher]
+    DRAM port [dram_arbiter] <-> [sequencer | dma (LOAD/STORE) | weight_fetcher | weight_stream | table_loader]
                                   |                        |
                                   v                        v
-    feature buffer (16 banks) -> window loader -> segment buffers (2 x 3 rows x 64)   weight buffer (2 banks)
+    feature buffer [feature_buffer] -> [window_loader]: segment buffers   weight banks [weight_banks]
            ^                                        |  lane select (12 lanes)              |
            |                                        v                                      v
-           +---------- write-back <------ MAC array 12x12 (requantize, ReLU) <--- beat = 12 w + 12 a
-           +---------- write-back <------ max unit (12 lanes, max-pooling)
+           +---------- write-back <------ MAC array 12x12 [mac_array] <--- beat = 12 w + 12 a (here)
+           +---------- write-back <------ max unit (12 lanes, max-pooling; here)
+           +---------- [vector_unit] (ADD, GAP), [dw_unit] (DWCONV, DWPOOL), [encode_unit] (ENCODE)
 
 The engine fetches command descriptors (``hw.descriptor``) from DRAM and executes them in order: the sequencer
 (``hw.sequencer``) fetches and decodes each, starts the units on it and waits for them.
