@@ -9,6 +9,7 @@ import sim.program as P
 from hw.descriptor import Op
 from sim.amaranth_engine import run_engine_amaranth
 from sim.program import AddLayer, ConvLayer, EngineConfig, compile_program, reference_outputs
+from tests.hw.test_engine_ops import run as _run  # bit-exact on every layer, MACs and cycle classes checked
 
 
 def conv(rng, name, cin, cout, k, stride=1, pad=0, relu=True, inputs=None):
@@ -27,18 +28,6 @@ def _net(rng):
             conv(rng, "down", 32, 60, 1, 2, 0, relu=False, inputs=("a",)),
             conv(rng, "main", 3, 60, 3, 2, 1, relu=False, inputs=("input",)),
             AddLayer("sum", ("down", "main"), 1, 1, 1, relu=True)]
-
-
-def _run(layers, x, cfg, **dram):
-    prog = compile_program(layers, x, cfg)
-    out, snaps = run_engine_amaranth(prog, cfg, **dram)
-    for name, ref in reference_outputs(layers, x).items():
-        assert np.array_equal(prog.read_output(out, name), ref), f"layer {name} differs"
-    final = snaps[-1]
-    assert final["macs"] == sum(prog.array_macs.values())
-    classes = ("busy", "stall_dram", "stall_fetch", "stall_drain", "stall_control")
-    assert sum(final[c] for c in classes) == final["cycles"]
-    return prog, final
 
 
 @pytest.mark.parametrize("overlap, dram", [(True, dict(latency=3)),

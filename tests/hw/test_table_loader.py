@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from hw.engine import dram_req_layout, dram_resp_layout
 from hw.table_loader import TableLoader
+from tests.hw.fake_dram import FakeReadPort
 
 BASE = 0x123
 
@@ -28,29 +29,19 @@ def run_loader(entries, beat, seed):
         await ctx.tick()
         ctx.set(dut.start, 0)
         ctx.set(dut.run, 1)
-        pending, cycle = [], 0
+        port, cycle = FakeReadPort(dram, beat, rng, extra_latency=5), 0
         while True:
             cycle += 1
             assert cycle < 5000
-            head = pending[0] if pending and pending[0][0] <= cycle else None
-            ctx.set(dut.resp.valid, int(head is not None))
-            if head is not None:
-                for t in range(beat):
-                    ctx.set(dut.resp.payload.rdata[t], int(head[1][t]))
-            ctx.set(dut.req.ready, int(rng.random() < 0.7))
-            if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
-                a = ctx.get(dut.req.payload.addr)
-                assert ctx.get(dut.req.payload.count) == beat and not ctx.get(dut.req.payload.write)
-                t0 = max([cycle + 2 + int(rng.integers(0, 5))] + [q[0] for q in pending[-1:]])
-                pending.append((t0, dram[a:a + beat].copy()))
-            if head is not None and ctx.get(dut.resp.ready):
-                pending.pop(0)
+            port.drive(ctx, dut, cycle)
+            port.accept(ctx, dut, cycle)
+            port.taken(ctx, dut)
             if ctx.get(dut.tbl_we):
                 out["writes"].append((ctx.get(dut.tbl_addr), ctx.get(dut.tbl_data)))
                 out["last_write"] = cycle
             if ctx.get(dut.done):
                 out["done_at"] = cycle
-                assert not pending
+                assert not port.pending
                 break
             await ctx.tick()
 

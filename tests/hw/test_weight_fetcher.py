@@ -12,6 +12,7 @@ from amaranth.sim import Simulator
 
 from hw.engine import dram_req_layout, dram_resp_layout
 from hw.weight_fetcher import WeightFetcher
+from tests.hw.fake_dram import FakeReadPort
 
 BIAS_BEATS = 3
 EXTREME_WORDS = (0, 0x7FFF, 0x8000, 0xFFFF)
@@ -60,40 +61,32 @@ def run_fetcher(*, groups, k_rows, depth, beat, seed, fetch=1, w_codec=0, w_raw0
         ctx.set(dut.run, 1)
         full = filling = 0
         banks = [{"rows": {}, "bias": [[None] * BIAS_BEATS for _ in range(beat)]} for _ in range(2)]
-        pending, cycle, wait = [], 0, int(rng.integers(0, 6))
+        port, cycle, wait = FakeReadPort(dram, beat, rng), 0, int(rng.integers(0, 6))
         while True:
             cycle += 1
             assert cycle < 20000
             ctx.set(dut.bank_full, full)
             ctx.set(dut.bank_filling, filling)
-            head = pending[0] if pending and pending[0][0] <= cycle else None
-            ctx.set(dut.resp.valid, int(head is not None))
-            if head is not None:
-                for t in range(beat):
-                    ctx.set(dut.resp.payload.rdata[t], int(head[1][t]))
-            ctx.set(dut.req.ready, int(rng.random() < 0.7))
+            port.drive(ctx, dut, cycle)
             # requests
-            if ctx.get(dut.req.valid) and ctx.get(dut.req.ready):
-                a = ctx.get(dut.req.payload.addr)
-                assert ctx.get(dut.req.payload.count) == beat and not ctx.get(dut.req.payload.write)
+            a = port.accept(ctx, dut, cycle)
+            if a is not None:
                 res["addrs"].append(a)
                 res["last_req"] = cycle
-                t0 = max([cycle + 2 + int(rng.integers(0, 6))] + [q[0] for q in pending[-1:]])
-                pending.append((t0, dram[a:a + beat].copy()))
             if ctx.get(dut.req_done) and res["req_done_at"] is None:
                 res["req_done_at"] = cycle
             if ctx.get(dut.raw0_rsp_done) and res["rsp_done_at"] is None:
                 res["rsp_done_at"] = cycle
             # responses and bank writes
             row_we, bias_we = ctx.get(dut.row_we), ctx.get(dut.row_bias_we)
-            if head is not None and ctx.get(dut.resp.ready):
-                pending.pop(0)
+            words = port.taken(ctx, dut)
+            if words is not None:
                 res["last_rsp"] = cycle
                 assert row_we + bias_we == 1
                 b = ctx.get(dut.row_bank)
                 assert filling >> b & 1 and not full >> b & 1, "a write to a bank not reserved"
                 data = [ctx.get(dut.row_data[j]) for j in range(beat)]
-                assert data == [_s16(w) for w in head[1]]
+                assert data == [_s16(w) for w in words]
                 if row_we:
                     a = ctx.get(dut.row_addr)
                     assert a not in banks[b]["rows"] and a < depth
@@ -132,7 +125,7 @@ def run_fetcher(*, groups, k_rows, depth, beat, seed, fetch=1, w_codec=0, w_raw0
                     res["consumed"] += 1
                     wait = int(rng.integers(0, 6))
             full, filling = (full | set_full) & ~release, (filling | fill_set) & ~set_full
-            if res["consumed"] == len(chunks) and not pending and cycle > (res["last_rsp"] or 0) + 3 \
+            if res["consumed"] == len(chunks) and not port.pending and cycle > (res["last_rsp"] or 0) + 3 \
                     and (res["req_done_at"] is not None or (w_codec and not w_raw0 and cycle > 30)):
                 assert not full and not filling
                 break
