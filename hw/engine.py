@@ -93,7 +93,7 @@ from .perf_counters import PerfCounters
 from .sequencer import Sequencer
 from .table_loader import TableLoader
 from .vector_unit import VectorUnit
-from .weight_banks import WeightBanks
+from .weight_banks import BIAS_BEATS, WeightBanks
 from .weight_fetcher import WeightFetcher
 from .weight_stream import LANE_TABLE_BASE as LANE_TABLE_BASE  # re-exported: sim.program writes the lane entries
 from .weight_stream import WeightStream
@@ -111,7 +111,6 @@ COUNTERS = (
     "wdec_active", "wdec_weights", "wdec_bits", "wdec_stall_in", "wdec_stall_out",
 )
 COUNTER_BITS = 48
-BIAS_BEATS = 3  # 48-bit bias per channel in three 16-bit words
 MAX_RTL_LANES = 16
 """The widest array the RTL takes today: the engine reads ``lanes`` words of the feature buffer in one 16-word
 read (16 banks; the ADD unit, the STORE engine, a DRAM beat's write), so 17..24 lanes (``golden.arch`` allows

@@ -52,7 +52,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-BIAS_BEATS = 3     # a 48-bit bias per channel in three 16-bit words (hw.engine.BIAS_BEATS)
+BIAS_BEATS = 3     # a 48-bit bias per channel in three 16-bit words (the one definition: engine, fetcher, stream)
 ADDR_BITS = 16     # row addresses (depth <= 65536)
 
 

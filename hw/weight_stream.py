@@ -55,10 +55,10 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .jpeg.wdecoder import WeightDecoder
+from .weight_banks import BIAS_BEATS
 
 LANES = 12               # one decoder per weight-buffer lane (golden.weightcodec.LANES)
 DRAM_BEAT_WORDS = 12     # words per DRAM beat of a 12-lane engine
-BIAS_BEATS = 3           # 48-bit bias per channel in three 16-bit words
 LANE_TABLE_BASE = 0x300
 """Weight-decoder table entries at 0x300 + j (lane j's stream start, in beats after ``dram_addr``) and
 0x310 + j (its length in words) set the unit's lane registers instead of the decoders' tables."""
