@@ -26,7 +26,7 @@ def q(split, enc="none", link="2mbps", **kw):
 # (split, encoding) -> (energy per frame J, fps): AlexNet, 2 Mbps, 28 nm, analytical counts, model/ratios.yaml
 PINNED = {
     ('input', 'none'): (0.059633172479999996, 1.6608205782312926),
-    ('input', 'jpeg'): (0.004003317248, 24.453799924877924),
+    ('input', 'jpeg'): (0.0040274017280000005, 24.453799924877924),   # the engine reads a word per image sample
     ('conv2', 'none'): (0.026437801636277142, 3.8523175542406314),
     ('conv2', 'jpeg'): (0.003920777939554028, 29.443730385122162),
     ('conv5', 'none'): (0.008958465132714977, 13.563368055555555),

@@ -71,8 +71,8 @@ def test_host_only_cost_uses_the_engine_run(sim_dir):
     rtl = S.evaluate("alexnet", "input", "jpeg", "2mbps", qf=75)
     assert rtl.counts_source == "rtl (alexnet_input_jpeg75.json, QF 75)"
     assert rtl.encode_time_s == pytest.approx(200_000 / DEFAULT_ARCH.clock_hz)
-    # the coder's read of the image: 160,000 words from DRAM instead of the 8-bit image's 75,264
-    dram_word_j = analytical.breakdown["dram_j"] / (224 * 224 * 3 / 2)
+    # the coder's read of the image: 160,000 words from DRAM instead of the model's word per 8-bit sample
+    dram_word_j = analytical.breakdown["dram_j"] / (224 * 224 * 3)
     assert rtl.breakdown["dram_j"] == pytest.approx(160_000 * dram_word_j)
     assert rtl.transmitted_bytes == analytical.transmitted_bytes       # the ratio is the codec's, not the run's
     # the analytical source ignores the run; feature splits never read it
