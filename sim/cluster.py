@@ -165,50 +165,80 @@ def run_pieces(fn: Callable[[Any], Any], items: Sequence[Any], spec: ClusterSpec
     return _run_dask(fn, items, spec, desc=desc, labels=labels, quiet=quiet)
 
 
+_SESSION: dict[str, Any] = {}
+"""This process's open cluster: ``{"spec": ClusterSpec, "client": Client, "cluster": LocalCluster or None}``. A
+run of several steps (the accuracy study's reference shards then its splits; ``edgesplit weights``' evaluations
+per QF candidate) reuses it: the workers start once and keep what their pieces loaded (the study's network and
+images). Closed when another cluster is asked for, by :func:`close`, or when the process exits."""
+
+
+def _client(spec: ClusterSpec):
+    """The client of ``spec``'s cluster: this process's open one if it is ``spec``'s, else a new one."""
+    import atexit
+
+    from distributed import Client
+
+    if _SESSION.get("spec") == spec and _SESSION["client"].status == "running":
+        return _SESSION["client"]
+    close()
+    cluster = None
+    if spec.scheduler is None:
+        cluster = _local_cluster(spec.workers)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(spec.scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"--scheduler {spec.scheduler!r}: no Dask scheduler answers there "
+                            f"({_one_line(exc)}); start one with `dask scheduler` (docs/cluster.md)") from None
+    if not _SESSION.get("atexit"):
+        atexit.register(close)
+    _SESSION.update(spec=spec, client=client, cluster=cluster, atexit=True)
+    return client
+
+
+def close() -> None:
+    """Close this process's open cluster (its client, and the local cluster's workers): nothing if none is open."""
+    client, cluster = _SESSION.pop("client", None), _SESSION.pop("cluster", None)
+    _SESSION.pop("spec", None)
+    for thing in (client, cluster):
+        if thing is not None:
+            try:
+                thing.close()
+            except Exception:  # noqa: BLE001 - best effort: a cluster already going down
+                pass
+
+
 def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool) -> list[Any]:
     import logging
 
-    from distributed import Client, as_completed
+    from distributed import as_completed
 
     for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    cluster = None
     t0 = time.monotonic()
-    try:
-        if spec.scheduler is None:
-            cluster = _local_cluster(spec.workers)
-            client = Client(cluster)
-        else:
+    client = _client(spec)
+    # pure=False: every piece runs, even two equal items; the key names the piece for the dashboard
+    futures = [client.submit(_call, fn, item, pure=False, key=f"edgesplit-{desc}-{i}-{time.time_ns()}")
+               for i, item in enumerate(items)]
+    index = {f.key: i for i, f in enumerate(futures)}
+    out: list[Any] = [None] * len(items)
+    with _progress(len(items), desc, quiet) as bar:
+        for fut in as_completed(futures):
+            i = index[fut.key]
             try:
-                client = Client(spec.scheduler, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError) as exc:
-                raise UserError(f"--scheduler {spec.scheduler!r}: no Dask scheduler answers there "
-                                f"({_one_line(exc)}); start one with `dask scheduler` (docs/cluster.md)") from None
-        with client:
-            # pure=False: every piece runs, even two equal items; the key names the piece for the dashboard
-            futures = [client.submit(_call, fn, item, pure=False, key=f"edgesplit-{desc}-{i}-{time.time_ns()}")
-                       for i, item in enumerate(items)]
-            index = {f.key: i for i, f in enumerate(futures)}
-            out: list[Any] = [None] * len(items)
-            with _progress(len(items), desc, quiet) as bar:
-                for fut in as_completed(futures):
-                    i = index[fut.key]
-                    try:
-                        out[i] = fut.result()
-                    except UserError as exc:
-                        _cancel(client, futures)
-                        raise PieceFailed(f"{labels[i]}: {exc}") from exc
-                    except Exception as exc:  # the piece's own error, or a piece that killed its workers
-                        _cancel(client, futures)
-                        raise PieceFailed(f"{labels[i]}: {_one_line(exc)}") from exc
-                    bar.update(1)
-            if not quiet:
-                print(f"{desc}: {len(items)} pieces on {spec.describe()} in {time.monotonic() - t0:.1f} s",
-                      file=sys.stderr, flush=True)
-            return out
-    finally:
-        if cluster is not None:
-            cluster.close()
+                out[i] = fut.result()
+            except UserError as exc:
+                _cancel(client, futures)
+                raise PieceFailed(f"{labels[i]}: {exc}") from exc
+            except Exception as exc:  # the piece's own error, or a piece that killed its workers
+                _cancel(client, futures)
+                raise PieceFailed(f"{labels[i]}: {_one_line(exc)}") from exc
+            bar.update(1)
+    if not quiet:
+        print(f"{desc}: {len(items)} pieces on {spec.describe()} in {time.monotonic() - t0:.1f} s",
+              file=sys.stderr, flush=True)
+    return out
 
 
 def _cancel(client, futures) -> None:

@@ -51,6 +51,21 @@ def test_serial_and_local_cluster_agree():
     assert os.getpid() not in {pid for _, pid in local}
 
 
+def test_a_second_run_reuses_the_workers():
+    """The study's two steps (reference shards, then splits) run on the same workers: they start once and keep
+    what their pieces loaded; close() ends them, and the next run starts new ones."""
+    from sim.cluster import close
+
+    spec = ClusterSpec(workers=2)
+    first = {pid for _, pid in run_pieces(pieces.square_with_pid, list(range(8)), spec, quiet=True)}
+    second = {pid for _, pid in run_pieces(pieces.square_with_pid, list(range(8)), spec, quiet=True)}
+    assert second <= first and len(first) == 2
+    close()
+    third = {pid for _, pid in run_pieces(pieces.square_with_pid, list(range(8)), spec, quiet=True)}
+    assert not third & first
+    close()
+
+
 def test_local_workers_get_their_environment():
     from sim.cluster import WORKER_ENVIRON
 
