@@ -6,8 +6,8 @@ networks, splits, encodings and links) and a full sweep of AlexNet, VGG-16 and R
 3 encodings x 3 links. Also the cold first sweep (tables and counts built from scratch). Prints a table
 and writes ``build/bench/cost_model.json``. Targets (issue 6): query <= 1 ms, full sweep <= 1 s.
 
-``python -m model.bench --cluster``: 1 against 2 local Dask workers (issue 15) on the default sweep and on
-``make sim`` of AlexNet, side by side in one run; ``build/bench/cluster.json``.
+``python -m model.bench --cluster``: 1 against 2 local Dask workers (issue 15) on the default sweep, on ``make sim``
+of AlexNet and on the ResNet-20 accuracy study, side by side in one run; ``build/bench/cluster.json``.
 
 ``python -m model.bench --dse``: ``edgesplit dse --net alexnet`` (issue 16: 4 arrays x 3 buffers x every split x
 3 links, target under 5 s): the search cold and warm in-process, and the whole command twice;
@@ -87,13 +87,27 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, str]:
     return time.perf_counter() - t, p.stdout
 
 
+STUDY_NET = "resnet20"
+STUDY_IMAGES = 200
+
+
+def _study_result(doc: dict) -> list:
+    """What must equal between a serial and a distributed study: every split's sizes, top-1 counts and QFs
+    (all but the seconds)."""
+    rows = []
+    for row in doc["splits"]:
+        rows.append({k: v for k, v in row.items() if k != "seconds"})
+    return [doc.get("float_top1"), doc.get("int16_top1"), rows]
+
+
 def cluster_run(sim_net: str = "alexnet") -> dict:
     """1 local worker (serial, no Dask) against 2 (a LocalCluster started by the run), each a fresh process run
     back to back, wall time from the command's start: the default sweep (AlexNet, VGG-16, ResNet-50 x every split
     x 3 encodings x 3 links: 414 points, in chunks of ``model.api.SWEEP_CHUNK``) and ``make sim NET=sim_net CUT=1`` (its
     programs as pieces; AlexNet's conv head cut in two, every counter as uncut). It writes build/sim/<net>.json
-    as make sim does. The results of the two runs must be identical (the sweep's JSON; make sim's JSON but for
-    the wall-time fields)."""
+    as make sim does. Then the ResNet-20 accuracy study on ``STUDY_IMAGES`` test images, every split (the reference
+    shards, then a piece per split; under build/bench/study_w<N>/). The results of the two runs must be identical
+    (the sweep's JSON; make sim's JSON but for the wall-time fields; the study's sizes, top-1 and QFs)."""
     from sim.runner import BUILD_DIR
 
     py = sys.executable
@@ -118,7 +132,16 @@ def cluster_run(sim_net: str = "alexnet") -> dict:
     for r in sims.values():
         for k in WALL_FIELDS:
             r.pop(k)
-    out["identical"] = {"sweep": same_sweep, "make_sim": sims[1] == sims[2]}
+    studies = {}
+    what = f"accuracy {STUDY_NET} --limit {STUDY_IMAGES}"
+    for w in (1, 2):
+        folder = BUILD_DIR / "bench" / f"study_w{w}"
+        wall, _ = _timed([py, "-m", "model.cli", "accuracy", "--net", STUDY_NET, "--limit", str(STUDY_IMAGES),
+                          "--no-plots", "--quiet", "--out", str(folder), "--workers", str(w)], {})
+        doc = json.loads((folder / f"{STUDY_NET}.json").read_text())
+        studies[w] = _study_result(doc)
+        out["runs"].append({"what": what, "workers": w, "wall_s": wall, "splits": len(studies[w])})
+    out["identical"] = {"sweep": same_sweep, "make_sim": sims[1] == sims[2], "study": studies[1] == studies[2]}
     by = {(r["what"], r["workers"]): r["wall_s"] for r in out["runs"]}
     out["speedup_2_over_1"] = {what: by[(what, 1)] / by[(what, 2)] for what, w in by if w == 1}
     out["note"] = ("wall times on this machine's 2 cores, shared with whatever else runs: noisy; a sweep is "
@@ -135,7 +158,8 @@ def cluster_main() -> int:
         print(f"{row['what']:34} {row['workers']:>7} {row['wall_s']:>8.1f}s "
               f"{f'{ratio:.2f}x' if row['workers'] == 2 else '':>7}")
     print(f"identical results: sweep {'yes' if r['identical']['sweep'] else 'NO'}, "
-          f"make sim {'yes' if r['identical']['make_sim'] else 'NO'} (but for wall times); {r['note']}")
+          f"make sim {'yes' if r['identical']['make_sim'] else 'NO'} (but for wall times), "
+          f"study {'yes' if r['identical']['study'] else 'NO'} (but for seconds); {r['note']}")
     CLUSTER_OUT.parent.mkdir(parents=True, exist_ok=True)
     CLUSTER_OUT.write_text(json.dumps(r, indent=2))
     print(f"wrote {CLUSTER_OUT}")

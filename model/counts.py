@@ -807,8 +807,15 @@ def _chain_plan(lays: list[Layer], net: Net, eng: EngineParams, wmap: dict | Non
                 acc.load(1, in_words)
                 _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
                 resident = (in_words, out_words)
-            else:
+            elif la.type == "linear":
                 _banded(acc, la, g, rb or 1)
+                resident = None
+            else:   # bands from DRAM to DRAM in the one planner's bands (as in branchy networks)
+                g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
+                kind = "pool" if la.type == "maxpool" else "conv"
+                acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g),
+                                          subsampled=_subsampled(acc, g, partial(_compute, acc, la), ih_total=g.oh)
+                                          if kind == "conv" else None)
                 resident = None
         acc.c.output_resident = resident is not None
         out.append(acc.c)

@@ -166,31 +166,31 @@ def run_pieces(fn: Callable[[Any], Any], items: Sequence[Any], spec: ClusterSpec
 
 
 _SESSION: dict[str, Any] = {}
-"""This process's open cluster: ``{"spec": ClusterSpec, "client": Client, "cluster": LocalCluster or None}``. A
-run of several steps (the accuracy study's reference shards then its splits; ``edgesplit weights``' evaluations
-per QF candidate) reuses it: the workers start once and keep what their pieces loaded (the study's network and
-images). Closed when another cluster is asked for, by :func:`close`, or when the process exits."""
+"""This process's local cluster: ``{"spec": ClusterSpec, "client": Client, "cluster": LocalCluster}``. A run of
+several steps (the accuracy study's reference shards then its splits; ``edgesplit weights``' evaluations per QF
+candidate) reuses it: the workers start once and keep what their pieces loaded (the study's network and images).
+Closed when another cluster is asked for, by :func:`close`, or when the process exits. (An existing cluster's
+workers live on their own: a run connects to its scheduler and disconnects at the end.)"""
 
 
-def _client(spec: ClusterSpec):
-    """The client of ``spec``'s cluster: this process's open one if it is ``spec``'s, else a new one."""
+def _connect(spec: ClusterSpec):
+    """A client of ``spec``'s cluster: this process's local cluster when it is ``spec``'s (else a new one), or a
+    new connection to the existing scheduler."""
     import atexit
 
     from distributed import Client
 
-    if _SESSION.get("spec") == spec and _SESSION["client"].status == "running":
-        return _SESSION["client"]
-    close()
-    cluster = None
-    if spec.scheduler is None:
-        cluster = _local_cluster(spec.workers)
-        client = Client(cluster)
-    else:
+    if spec.scheduler is not None:
         try:
-            client = Client(spec.scheduler, timeout=CONNECT_TIMEOUT_S)
+            return Client(spec.scheduler, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             raise UserError(f"--scheduler {spec.scheduler!r}: no Dask scheduler answers there "
                             f"({_one_line(exc)}); start one with `dask scheduler` (docs/cluster.md)") from None
+    if _SESSION.get("spec") == spec and _SESSION["client"].status == "running":
+        return _SESSION["client"]
+    close()
+    cluster = _local_cluster(spec.workers)
+    client = Client(cluster)
     if not _SESSION.get("atexit"):
         atexit.register(close)
     _SESSION.update(spec=spec, client=client, cluster=cluster, atexit=True)
@@ -198,7 +198,7 @@ def _client(spec: ClusterSpec):
 
 
 def close() -> None:
-    """Close this process's open cluster (its client, and the local cluster's workers): nothing if none is open."""
+    """Close this process's local cluster (its client and workers): nothing if none is open."""
     client, cluster = _SESSION.pop("client", None), _SESSION.pop("cluster", None)
     _SESSION.pop("spec", None)
     for thing in (client, cluster):
@@ -212,12 +212,22 @@ def close() -> None:
 def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool) -> list[Any]:
     import logging
 
-    from distributed import as_completed
 
     for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler"):
         logging.getLogger(name).setLevel(logging.ERROR)
     t0 = time.monotonic()
-    client = _client(spec)
+    client = _connect(spec)
+    try:
+        return _gather(client, fn, items, spec, desc=desc, labels=labels, quiet=quiet, t0=t0)
+    finally:
+        if spec.scheduler is not None:
+            client.close()
+
+
+def _gather(client, fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool, t0: float
+            ) -> list[Any]:
+    from distributed import as_completed
+
     # pure=False: every piece runs, even two equal items; the key names the piece for the dashboard
     futures = [client.submit(_call, fn, item, pure=False, key=f"edgesplit-{desc}-{i}-{time.time_ns()}")
                for i, item in enumerate(items)]

@@ -77,7 +77,7 @@ class EngineConfig:
     fb_words: int = DEFAULT_ARCH.fb_words
     wb_depth: int = DEFAULT_ARCH.wb_depth
     dw_unit: bool = DEFAULT_ARCH.dw_unit  # the depthwise unit (hw.dw_unit): 3x3 depthwise layers run there
-    overlap_dma: bool = True  # banded layers of branchy networks: double-buffered bands (``_dag_bands``)
+    overlap_dma: bool = True  # banded layers: double-buffered bands where the plan favours them (``_dag_bands``)
     resident: bool = True     # branchy networks: maps stay in the buffer where they fit (``hw.plan.plan_dag``)
     subsample: bool = True    # banded 1x1 convs at stride >= 2: POOL-subsampled bands (``hw.plan.subsampled_conv``)
     # the array's rows = columns = words per DRAM beat: groups of ``lanes`` output channels, tiles of ``lanes``
@@ -774,7 +774,21 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                 resident = (in_words, out)
                 banded[layer.name] = 1
                 rb = None
-        if not placed and rb is not None:
+        if not placed and rb is not None and not (is_conv and layer.flatten):
+            # bands from DRAM to DRAM as the one planner lays them out (hw.plan.plan_bands: double-buffered where
+            # that is faster), lowered as in branchy networks
+            o_dram = dram.alloc(out_words)
+
+            def emit(cmd: Command, tag: str) -> None:
+                cmds.append(cmd)
+                tags.append(tag)
+
+            banded[layer.name] = _dag_bands(layer, layer.name, shape, out, cur_dram, o_dram, 0, 0,
+                                            weights_at.get(layer.name, {}), fbw, emit, config.overlap_dma,
+                                            config.lanes, config.subsample)
+            cur_dram = o_dram
+            out_dram[layer.name] = o_dram
+        elif not placed and rb is not None:
             o_dram = dram.alloc(out_words)
             nb = 0
             for oy_a in range(0, out[1], rb):

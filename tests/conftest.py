@@ -32,3 +32,18 @@ def _expected_s(item) -> float:
 
 def pytest_collection_modifyitems(session, config, items):
     items.sort(key=_expected_s, reverse=True)   # stable: equal estimates keep their order
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_local_cluster():
+    """A test module that ran pieces on a local Dask cluster (sim.cluster keeps one per process for the next run)
+    closes it when done, so its workers do not outlive the module."""
+    yield
+    import sys
+
+    cluster = sys.modules.get("sim.cluster")
+    if cluster is not None:
+        cluster.close()

@@ -27,11 +27,11 @@ TARGET = 0.05   # issue 6: analytical cycles within 5% of the RTL on every layer
 # so the comparison runs in every `make test`, with or without a simulation on this machine. ResNet-50: a
 # sample of its 72 layers (DAG compiler). PRE: VGG-16's pools on the RTL just before d9dab0d, against the
 # model's ``early_release=False`` variant.
-ALEXNET_RTL_CYCLES = {
-    "features.0": 596003, "features.2": 59439, "features.3": 1564093, "features.5": 25978,
+ALEXNET_RTL_CYCLES = {   # (7 Dec: conv1 in double-buffered bands, hw.plan.plan_bands; the pool one cycle later)
+    "features.0": 566790, "features.2": 59440, "features.3": 1564093, "features.5": 25978,
     "features.6": 832125, "features.8": 1145757, "features.10": 763868, "features.12": 6969,
 }
-VGG16_RTL_CYCLES = {
+VGG16_SEQUENTIAL = {
     "features.0": 1103679, "features.2": 15442841, "features.4": 773760, "features.5": 6976470,
     "features.7": 13779736, "features.9": 386872, "features.10": 6886845, "features.12": 13730375,
     "features.14": 13730374, "features.16": 195488, "features.17": 6628383, "features.19": 13414955,
@@ -43,8 +43,19 @@ RESNET50_RTL_CYCLES = {
     "layer2.0.downsample.0": 1586221, "layer3.1.conv2": 877835, "layer4.0.conv3": 454347, "layer4.0.add": 55423,
     "avgpool": 21091, "fc": 260989,
 }
+VGG16_RTL_CYCLES = {   # (7 Dec: banded layers in the one planner's bands, double-buffered where it favours them)
+    "features.0": 700072, "features.2": 14537784, "features.4": 503357, "features.5": 6703483,
+    "features.7": 13779736, "features.9": 253706, "features.10": 6886844, "features.12": 13730375,
+    "features.14": 13730374, "features.16": 129085, "features.17": 6628384, "features.19": 13414955,
+    "features.21": 13414954, "features.23": 68429, "features.24": 3388041, "features.26": 3375453,
+    "features.28": 3375453, "features.30": 12346,
+}
+# the same layers at d9dab0d, in sequential bands (LOAD, compute, STORE): the plan the compiler still makes for
+# linear networks with overlap_dma off
+ALEXNET_SEQUENTIAL = {"features.0": 596003, "features.2": 59439}
+SEQUENTIAL = EngineParams(overlap_dma=False)
 VGG16_POOLS_PRE = {"features.4": 840304, "features.9": 419632, "features.16": 211868, "features.30": 13881}
-PRE_RELEASE = EngineParams(early_release=False)
+PRE_RELEASE = EngineParams(early_release=False, overlap_dma=False)
 # the ResNet-50 cycles above ran every layer DRAM -> bands -> DRAM, one transfer after the other, its max-pool
 # on the max unit, its downsample convs at their stride: the plan the compiler still makes with these four off
 # (sim.program.EngineConfig)
@@ -80,7 +91,9 @@ RESNET18_RTL_CYCLES = {
     ("squeezenet1_1", SQUEEZENET_RTL_CYCLES, DEFAULT_ENGINE),
     ("resnet18", RESNET18_RTL_CYCLES, DEFAULT_ENGINE),
     ("alexnet", ALEXNET_RTL_CYCLES, DEFAULT_ENGINE),
+    ("alexnet", ALEXNET_SEQUENTIAL, SEQUENTIAL),
     ("vgg16", VGG16_RTL_CYCLES, DEFAULT_ENGINE),
+    ("vgg16", VGG16_SEQUENTIAL, SEQUENTIAL),
     ("resnet50", RESNET50_RTL_CYCLES, SEQUENTIAL_DAG),
     ("vgg16", VGG16_POOLS_PRE, PRE_RELEASE),
 ])
@@ -90,7 +103,9 @@ def test_analytical_matches_pinned_rtl_cycles(net, pinned, eng):
         lc = model[name]
         m = lc.cycles + (eng.command_cycles if lc.output_resident else 0)   # make sim's nocount output dump
         assert abs(m - rtl) / rtl <= TARGET, (name, m, rtl)
-        assert abs(m - rtl) / rtl <= 0.015, (name, m, rtl)   # what the model achieves today (worst: res5 adds)
+        # what the model achieves today (worst: VGG-16's conv4_3 pool in double-buffered bands, -1.74%, whose
+        # transfers and pooling take about the same time per band; ResNet-50's layer4.0.add, 1.71%)
+        assert abs(m - rtl) / rtl <= 0.02, (name, m, rtl)
 
 
 def test_squeezenet_concatenations_are_free():
