@@ -11,6 +11,7 @@ TORCH  := torch==2.13.0
 #                                   ENCODE=jpeg|lossless QF=1..100 WEIGHTS_CODEC=jpeg WEIGHTS_QF=1..100
 #                                   SPLIT=input ENCODE=jpeg SUBSAMPLING=444|420 (the camera image)
 #                                   INPUT_SHAPE=C,H,W ARCH=12x12|PATH.yaml (golden.arch.EngineArch)
+#                                   BATCH=1..12 FC_ONLY=1 (FC layers batched over frames)
 NET    ?= alexnet
 SIMARGS :=
 ifdef SPLIT
@@ -40,6 +41,14 @@ SIMARGS += --input-shape $(INPUT_SHAPE)
 endif
 ifdef ARCH
 SIMARGS += --arch $(ARCH)
+endif
+# BATCH=n: every fully-connected layer runs once for n frames (1..lanes), reported per frame
+# (build/sim/<net>_batch<n>.json); FC_ONLY=1: only the FC layers (each from its golden input)
+ifdef BATCH
+SIMARGS += --batch $(BATCH)
+endif
+ifdef FC_ONLY
+SIMARGS += --fc-only
 endif
 # CUT=1: the conv head in more programs, to run in parallel (sim/run.py: a layer at a cut can count a cycle fewer)
 ifdef CUT

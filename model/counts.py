@@ -445,6 +445,18 @@ class _Acc:
         self.c.dram_read_words += words
         self.c.fb_write_words += words
 
+    def gather(self, rows: int, row_len: int = 1) -> None:
+        """A foreground LOAD of ``rows`` short runs (a batched FC layer's gather: one word per run): a DRAM request
+        per run and beat, at most one request per cycle, else the bandwidth's time."""
+        words = rows * row_len
+        reqs = rows * -(-row_len // self.eng.dram_beat_words)
+        t = max(float(reqs), words / self.eng.words_per_cycle) + self.eng.dram_latency_cycles
+        self.command()
+        self.c.cycles += t
+        self.c.stall_dram += t
+        self.c.dram_read_words += words
+        self.c.fb_write_words += words
+
     def bg_load(self, words: int) -> int:
         """A LOAD handed over to move in the background: its descriptor fetch and its words; its time is the
         caller's (``_dag_banded``)."""
@@ -1435,14 +1447,20 @@ def _rtl_weights(row: dict) -> tuple | None:
     return (sw, entries, int(w["qf"])) + ((int(w["area_words"]),) if "area_words" in w else ())
 
 
-def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
+def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | None = None,
+              batched: bool = False) -> dict[str, LayerCounts]:
     """Layer counts of one ``make sim`` JSON (of this very network: :func:`same_network`). ``wanted`` None:
     int16 weights (runs with ``weights_codec`` or ``encode`` are not used); else ``{layer: QF}``: a
-    compressed-weights run, a coded layer used only at the QF given for it (``{}``: any QF)."""
+    compressed-weights run, a coded layer used only at the QF given for it (``{}``: any QF). A batched run
+    (``make sim BATCH=n`` / ``FC_ONLY=1``: :func:`run_batch`) is used only with ``batched``, its rows as the
+    batch's counts (n frames)."""
     nw = network(net)
     data = rtl_result(nw, path)
     if not data or not same_network(data, nw) or data.get("encode") is not None:
         return {}
+    if (run_batch(data) != 1 or data.get("fc_only")) != batched:
+        return {}
+    n = run_batch(data)
     codec = (data.get("weights_codec") or {}).get("codec") if isinstance(data.get("weights_codec"), dict) else None
     if codec != (None if wanted is None else "jpeg"):
         return {}
@@ -1462,7 +1480,7 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
         la = golden.get(row.get("module", ""))
         ctr = row.get("counters") or {}
         # the network's own MAC count (the counter also counts a grouped conv's block-diagonal zeros)
-        if la is None or int(row.get("macs", ctr.get("macs", -1))) != la.macs:
+        if la is None or int(row.get("macs", ctr.get("macs", -1))) != la.macs * n:
             continue
         cw = _rtl_weights(row)
         if wanted is not None and cw is not None and wanted and wanted.get(la.name) != cw[2]:
@@ -1489,7 +1507,7 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
 
 def rtl_layer_counts(net: Net, path: str | Path | None = None, eng: EngineParams = DEFAULT_ENGINE,
                      include_scaled: bool = True, weights: str = "int16",
-                     wanted: dict[str, int] | None = None) -> dict[str, LayerCounts]:
+                     wanted: dict[str, int] | None = None, batched: bool = False) -> dict[str, LayerCounts]:
     """``{golden layer name: counts}`` for the layers the RTL ran (empty when there is no usable JSON).
 
     ``path``: one JSON; default every ``build/sim/<net>*.json``, a layer taken from the newest file that has
@@ -1497,7 +1515,8 @@ def rtl_layer_counts(net: Net, path: str | Path | None = None, eng: EngineParams
     size than ``eng``, are not used; ``include_scaled=False`` also leaves out FC layers that ``make sim``
     simulated on a slice of their output channels and scaled up (an extrapolation, not a measurement).
     ``weights="jpeg"``: the compressed-weights runs (``*_wjpeg.json``); ``wanted`` ``{layer: QF}`` keeps a
-    coded layer only at that QF (default: any).
+    coded layer only at that QF (default: any). ``batched``: only batched runs (``make sim BATCH=n``), whose
+    counts are of the whole batch; otherwise they are never used.
     """
     check_weights(weights)
     net = network(net)
@@ -1505,7 +1524,7 @@ def rtl_layer_counts(net: Net, path: str | Path | None = None, eng: EngineParams
     want = None if weights == "int16" else (wanted or {})
     result: dict[str, LayerCounts] = {}
     for p in paths:
-        result.update(_rtl_rows(net, p, eng, want))
+        result.update(_rtl_rows(net, p, eng, want, batched))
     if not include_scaled:
         result = {k: v for k, v in result.items() if v.scale == 1.0}
     return result
@@ -1620,6 +1639,10 @@ def rtl_error(net: Net, path: str | Path | None = None, eng: EngineParams = DEFA
     """
     check_weights(weights)
     net = network(net)
+    if path is not None:
+        data = rtl_result(net, path) or {}
+        if run_batch(data) != 1 or data.get("fc_only"):
+            return _rtl_error_batch(net, Path(path), data, eng, verification_stores)
     paths = [Path(path)] if path is not None else rtl_json_paths(net, weights=weights)
     rtl: dict[str, LayerCounts] = {}
     coded: dict[str, tuple[int, int, int]] = {}
@@ -1656,6 +1679,29 @@ def rtl_error(net: Net, path: str | Path | None = None, eng: EngineParams = DEFA
     return out
 
 
+def _rtl_error_batch(net: Network, path: Path, data: dict, eng: EngineParams,
+                     verification_stores: bool) -> list[LayerError]:
+    """:func:`rtl_error` of a batched run (``make sim BATCH=n`` / ``FC_ONLY=1``): its counts (the batch's, n
+    frames) against :func:`_batch_plan`'s."""
+    n = run_batch(data)
+    rtl = rtl_layer_counts(net, path, eng, batched=True)
+    slices = {k: (v.slice_channels, v.scale) for k, v in rtl.items() if v.scale != 1.0 and v.slice_channels}
+    out = []
+    for lc in _batch_plan(arch(net), eng, n, bool(data.get("fc_only")), slices):
+        r = rtl.get(lc.layer)
+        if r is None:
+            continue
+        model = lc.as_dict()
+        if verification_stores and lc.output_resident:   # one dump per program run: per frame for the head
+            k = 1 if lc.type == "linear" else n
+            model["cycles"] += k * eng.command_cycles
+            model["dram_read_words"] += k * eng.desc_beats * eng.dram_beat_words
+        err = (model["cycles"] - r.cycles) / r.cycles if r.cycles else 0.0
+        out.append(LayerError(r.name, lc.layer, r.cycles, model["cycles"], err,
+                              {f: (getattr(r, f), model[f]) for f in RTL_COMPARED}))
+    return out
+
+
 def _fc_slice(la: Layer, channels: int, scale: float, eng: EngineParams,
               cw: tuple[int, int, int] | None = None) -> LayerCounts:
     """What ``make sim`` reports for an FC layer run on ``channels`` outputs and scaled by ``scale``: its own
@@ -1672,6 +1718,82 @@ def _fc_slice(la: Layer, channels: int, scale: float, eng: EngineParams,
         setattr(c, f, getattr(c, f) * scale)
     c.output_resident = True
     return c
+
+
+# ---- FC batching (make sim BATCH=n; sim.program.compile_fc_batch) -------------------------------------------
+
+
+def check_batch(batch, lanes: int = DEFAULT_ENGINE.lanes) -> int:
+    """Frames per fully-connected pass: an integer in 1..``lanes`` (the frames are the pixels of one tile);
+    else a one-line UserError naming the value and the range."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= lanes:
+        raise UserError(f"batch {batch!r} is outside 1..{lanes} (the frames of one FC pass are the pixels of one "
+                        f"{lanes}-pixel tile); allowed: an integer in 1..{lanes}")
+    return batch
+
+
+def run_batch(data: dict) -> int:
+    """The frames per FC pass of a ``make sim`` result (1: an ordinary run)."""
+    return int(data.get("batch", 1))
+
+
+def fc_batch_counts(la: Layer, batch: int, eng: EngineParams = DEFAULT_ENGINE, packed: bool = False,
+                    channels: int | None = None, scale: float = 1.0) -> LayerCounts:
+    """Counts of the whole batch of a fully-connected layer run once for ``batch`` frames
+    (``sim.program.compile_fc_batch``: its own program): the input LOADed as (in_c, 1, n), by one gather LOAD per
+    frame (in_c runs of one word: a DRAM request each) or, ``packed`` (the layer before was batched too), one
+    contiguous LOAD; one CONV over the 1 x n map (one tile of n pixels per weight group: the same weight stream
+    as one frame's); the output resident. ``channels`` / ``scale``: an FC simulated on a slice of its output
+    channels, its counts scaled (``make sim``'s huge FC layers). Per frame: divide by ``batch``."""
+    batch = check_batch(batch, eng.lanes)
+    acc = _Acc(la, eng)
+    g = _geom(la)
+    g.oc = channels or g.oc
+    if packed or batch == 1:
+        acc.load(1, g.cin * batch)
+    else:
+        for _ in range(batch):
+            acc.gather(g.cin)
+    g.iw = g.ow = batch
+    g.pointwise = True   # one row of n pixels: one tile
+    _conv_band(acc, g, 0, 1, 1)
+    acc.c.macs += g.oc * g.cin * batch
+    c = acc.c
+    for f in COUNT_FIELDS:
+        setattr(c, f, getattr(c, f) * scale)
+    c.output_resident = True
+    return c
+
+
+def per_frame(lc: LayerCounts, batch: int) -> LayerCounts:
+    """``lc`` (a batch's counts) per frame."""
+    out = replace(lc)
+    for f in COUNT_FIELDS:
+        setattr(out, f, getattr(lc, f) / batch)
+    return out
+
+
+def _batch_plan(nw: Network, eng: EngineParams, batch: int, fc_only: bool = False,
+                slices: dict[str, tuple[int, float]] | None = None) -> list[LayerCounts]:
+    """What a batched ``make sim`` (``sim.run.batch_parts``) counts, per engine layer and for the whole batch:
+    the layers before the first FC layer as their own program (frame 1's, counted ``batch`` times; none with
+    ``fc_only``), then each FC layer batched (:func:`fc_batch_counts`)."""
+    lays, alias = _engine_layers(nw)
+    first = next((i for i, la in enumerate(lays) if la.type == "linear"), None)
+    if first is None:
+        raise UserError(f"{nw.name}: no fully-connected layer to batch")
+    head = [] if fc_only else lays[:first]
+    plan = []
+    if head:
+        plan = _chain_plan(head, nw, eng) if _is_linear(head, alias) else _dag_plan(head, eng, None, alias)
+        for lc in plan:
+            for f in COUNT_FIELDS:
+                setattr(lc, f, getattr(lc, f) * batch)
+    slices = slices or {}
+    for i, la in enumerate(lays[first:], first):
+        ch, sc = slices.get(la.name, (None, 1.0))
+        plan.append(fc_batch_counts(la, batch, eng, packed=i > first, channels=ch, scale=sc))
+    return plan
 
 
 PRE_EARLY_RELEASE = replace(DEFAULT_ENGINE, early_release=False)
@@ -1711,7 +1833,8 @@ __all__ = [
     "COUNT_FIELDS", "DEFAULT_ENGINE", "DEFAULT_WEIGHTS_QF", "PRE_EARLY_RELEASE", "WEIGHT_FORMATS", "EngineParams",
     "LayerCounts", "LayerError", "LayerWeights", "MODELLED_TYPES", "NetCounts", "analytical_layer_counts", "arch",
     "check_weights",
-    "check_weights_qf", "ci_requires_rtl", "compressed_weight_words", "format_rtl_error", "net_counts", "rtl_error",
+    "check_batch", "check_weights_qf", "ci_requires_rtl", "compressed_weight_words", "fc_batch_counts", "per_frame",
+    "run_batch", "format_rtl_error", "net_counts", "rtl_error",
     "rtl_error_auto", "rtl_json_paths", "rtl_refusal", "rtl_layer_counts", "rtl_json_path", "rtl_result",
     "same_network",
     "step_cycles",

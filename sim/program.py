@@ -1261,3 +1261,81 @@ def _dag_bands(layer, name: str, in_shape: tuple, out_shape: tuple, src: int, ou
                      row_len=(oy_b - oy_a) * ow, dram_stride=oh * ow, fb_stride=(oy_b - oy_a) * ow,
                      bg=int(double and not last)), name)
     return len(bands)
+
+
+# ---- FC batching (issue 16 item 4: ``make sim BATCH=n``) -----------------------------------------------------
+
+
+def check_batch(batch, lanes: int = LANES) -> int:
+    """``batch`` frames per FC pass, checked: an integer in 1..``lanes`` (the n frames are the n pixels of one
+    tile, so one tile per weight group, which a layer deeper than a weight bank needs); else a one-line
+    UserError naming the value and the range."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= lanes:
+        raise UserError(f"batch {batch!r} is outside 1..{lanes} (the frames of one FC pass are the pixels of one "
+                        f"{lanes}-pixel tile); allowed: an integer in 1..{lanes}")
+    return int(batch)
+
+
+def compile_fc_batch(layer: ConvLayer, xs: list, config: EngineConfig | None = None, packed: bool = False,
+                     verify: bool = True) -> Program:
+    """One fully-connected layer (``flatten=True``) run once for the ``n = len(xs)`` frames ``xs`` (each frame's
+    input map, any shape, flattened): a 1x1 CONV over a 1 x n map, so the layer's weights stream through the
+    weight banks once and n of the array's columns work (n in 1..lanes: one tile per group).
+
+    The input is laid out as (in_c, 1, n) in the feature buffer (word ``c * n + f``). ``packed=False``: each
+    frame's vector is contiguous in DRAM (what a layer of that frame wrote) and is gathered by one LOAD per frame
+    (``rows`` = in_c runs of one word, ``fb_stride`` n); ``packed=True``: the frames are already interleaved in
+    DRAM (the (oc, 1, n) output of a batched FC layer before), one contiguous LOAD. The output (oc, 1, n) stays
+    resident (``verify``: dumped by a ``nocount`` STORE, as :func:`compile_program` does); ``read_output`` gives
+    it as [oc, 1, n], frame f at ``[:, :, f]``. At n = 1 and ``packed=False`` the commands are those of a
+    single-FC-layer :func:`compile_program` (a LOAD of the vector, the CONV, the dump)."""
+    config = config or EngineConfig()
+    if not (isinstance(layer, ConvLayer) and layer.flatten):
+        raise EngineLimitError(f"layer {getattr(layer, 'name', layer)!r}: only fully-connected (flattened) layers "
+                               f"run batched")
+    n = check_batch(len(xs), config.lanes)
+    xs = [np.asarray(x) for x in xs]
+    shape = tuple(int(s) for s in xs[0].shape)
+    if any(tuple(x.shape) != shape for x in xs):
+        raise EngineLimitError(f"layer {layer.name}: the frames' inputs differ in shape "
+                               f"({sorted({tuple(x.shape) for x in xs})})")
+    out = validate_layer(layer, shape, config)
+    name = layer.name
+    cin, oc = int(np.prod(shape)), out[0]
+    in_words, out_words = cin * n, oc * n
+    if in_words + out_words > config.fb_words:
+        raise EngineLimitError(f"layer {name}: {n} frames of {cin} input plus {oc} output words "
+                               f"({in_words + out_words}) do not fit the buffer ({config.fb_words} words)")
+    _check(name, "batched map width", n, 1, 2 ** FIELDS["in_w"] - 1)
+    dram = _Dram(config.lanes)
+    wfields = alloc_weights(dram, layer, n)
+    cmds: list[Command] = []
+    if packed:
+        src = dram.alloc(in_words, np.stack([x.reshape(-1) for x in xs], axis=1).astype(np.int64))
+        cmds.append(Command(Op.LOAD, dram_addr=src, fb_addr=0, rows=1, row_len=in_words))
+    elif n == 1:
+        src = dram.alloc(cin, xs[0].astype(np.int64))
+        cmds.append(Command(Op.LOAD, dram_addr=src, fb_addr=0, rows=1, row_len=cin))
+    else:
+        for f, x in enumerate(xs):
+            src = dram.alloc(cin, x.astype(np.int64))
+            cmds.append(Command(Op.LOAD, dram_addr=src, fb_addr=f, rows=cin, row_len=1, dram_stride=1, fb_stride=n))
+    cmds.append(Command(Op.CONV, k=1, stride=1, pad=0, relu=int(layer.relu), shift=layer.shift, in_c=cin,
+                        in_w=n, in_h_total=1, out_c=oc, out_w=n, in_addr=0, in_h=1, in_ch_stride=n, in_y0=0,
+                        out_addr=in_words, out_h=1, out_ch_stride=n, out_y0=0, **wfields,
+                        **_clamp_fields(layer.clamp)))
+    out_dram = {}
+    if verify:
+        v = dram.alloc(out_words)
+        cmds.append(Command(Op.STORE, nocount=1, dram_addr=v, fb_addr=in_words, rows=1, row_len=out_words))
+        out_dram[name] = v
+    tags = [name] * len(cmds)
+    cmds.append(Command(Op.END))
+    words = np.concatenate([np.array(c.to_words(config.lanes), dtype=np.uint16) for c in cmds])
+    cmd_addr = dram.alloc(words.size, words)
+    macs = {name: int(oc * cin * n)}
+    prog = Program(dram=dram.image(), commands=cmds, command_layer=tags, layer_names=[name],
+                   out_shapes={name: (oc, 1, n)}, out_dram=out_dram, macs=macs, banded={name: 1},
+                   array_macs=dict(macs))
+    prog.cmd_addr = cmd_addr
+    return prog

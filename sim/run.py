@@ -106,6 +106,63 @@ def _programs(layers):
     return [head]
 
 
+def batch_parts(layers, fc_only: bool = False) -> list[list]:
+    """The programs of a batched run (``BATCH=n``): the layers before the first fully-connected layer as one
+    program (run for frame 1 and counted once per frame: an engine's cycles do not depend on the data; left out
+    with ``fc_only``), then one program per FC layer, each run once for the n frames
+    (``sim.program.compile_fc_batch``). The FC layers must end the network, one after the other (UserError)."""
+    from sim.program import ConvLayer
+
+    first = next((i for i, ly in enumerate(layers) if isinstance(ly, ConvLayer) and ly.flatten), None)
+    if first is None:
+        raise UserError("BATCH / FC_ONLY: this network (split) has no fully-connected layer to batch")
+    tail = layers[first:]
+    prev = layers[first - 1].name if first else None
+    for ly in tail:
+        if not (isinstance(ly, ConvLayer) and ly.flatten) or (ly.inputs is not None and prev is not None
+                                                               and tuple(ly.inputs) != (prev,)):
+            raise UserError(f"BATCH: layer {ly.name} follows the first fully-connected layer but is not a "
+                            f"fully-connected layer fed by the one before; batching needs the FC layers at the end")
+        prev = ly.name
+    head = [] if fc_only else layers[:first]
+    return ([head] if head else []) + [[ly] for ly in tail]
+
+
+def batch_frames(nw, n: int) -> tuple[np.ndarray, str]:
+    """``n`` different float input images of ``nw`` for a batched run, and what they are: the network's sample
+    image (frame 1, the image of every other run) and the next images of the same source
+    (``golden.quantize.sample_images``: digits and CIFAR-10 test images, the scikit-image photos); where the
+    source has fewer than ``n`` (the ImageNet nets: 6 photos), the photos again, flipped left-right (then
+    upside-down, then both): deterministic, and different from every photo."""
+    from golden.quantize import sample_images
+
+    imgs = np.asarray(sample_images(nw, n))
+    first = np.asarray(sample_images(nw, 1))[0]
+    if not np.array_equal(imgs[0], first):
+        imgs = np.concatenate([first[None], imgs[:n - 1]])
+    m = len(imgs)
+    out = []
+    for i in range(n):
+        img, r = imgs[i % m], i // m
+        if r & 1:
+            img = img[..., ::-1]
+        if r & 2:
+            img = img[..., ::-1, :]
+        out.append(np.ascontiguousarray(img))
+    note = f"{min(m, n)} images of the run's source (golden.quantize.sample_images)"
+    if n > m:
+        note += f" and {n - m} of them flipped (left-right, then upside-down, then both)"
+    return np.stack(out), note
+
+
+def _per_frame(counters: dict, macs: int, batch: int, array_macs: int) -> dict:
+    """A batched run's per-frame values of a layer (or the total) whose batch ran ``counters`` and ``macs``."""
+    cyc = counters["cycles"]
+    return {"cycles_per_frame": cyc / batch, "macs_per_frame": macs / batch,
+            "utilization_per_frame": (macs / batch) / (array_macs * cyc / batch) if cyc else 0.0,
+            "counters_per_frame": {k: v / batch for k, v in counters.items()}}
+
+
 DEFAULT_WEIGHTS_QF = 50
 
 
@@ -237,13 +294,15 @@ def run_piece(piece: Piece) -> dict:
 
 def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | None = None, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
-             cut: bool = False, arch=None) -> dict:
+             cut: bool = False, arch=None, batch: int = 1, fc_only: bool = False) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
     weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default:
     serially, here; ``make sim`` passes ``--workers``/``--scheduler``, default one worker per core); ``cut``: cut
     a plain run's conv head into more programs (:func:`cut_head`; opt-in: a layer at a cut can count one cycle
     fewer); ``arch``: the engine's architecture (``golden.arch``; default ``DEFAULT_ARCH``), recorded in the
-    result with the RTL sources' hash (``hw.sources``)."""
+    result with the RTL sources' hash (``hw.sources``). ``batch`` n > 1: every fully-connected layer runs once
+    for n frames (:func:`batch_parts`, ``sim.program.compile_fc_batch``); ``fc_only``: only the FC layers run
+    (each from its golden input, as always), the layers before them not at all."""
     from dataclasses import replace
 
     from golden.arch import DEFAULT_ARCH
@@ -255,7 +314,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     from sim.encoding import plan_encoding
     from sim.engine_run import DramSettings
     from sim.networks import engine_layers
-    from sim.program import EngineConfig, compile_program, is_linear, reference_outputs
+    from sim.program import EngineConfig, check_batch, compile_fc_batch, compile_program, is_linear, reference_outputs
 
     arch = arch or DEFAULT_ARCH
     if bytes_per_cycle is None:
@@ -263,6 +322,10 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     else:   # the run's DRAM is part of the architecture it records
         arch = replace(arch, dram_bytes_per_cycle=float(bytes_per_cycle))
     config = EngineConfig.from_arch(arch, encode=encode is not None, coded=weights_codec is not None)
+    batched = batch != 1 or fc_only
+    batch = check_batch(batch, config.lanes)
+    if batched and (encode is not None or weights_codec is not None or cut):
+        raise UserError("BATCH / FC_ONLY runs the plain network: ENCODE, WEIGHTS_CODEC and CUT do not apply")
     array_macs = arch.macs
     n_slice = slice_channels(config.lanes)
     nw = as_network(network).with_weights(weights)
@@ -282,10 +345,17 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     names = display_names(qnet, layers)
     # golden: every layer's integer reference (golden.layers) from its golden inputs
     refs = reference_outputs(layers, x)
+    frame_refs, frames_note = [refs], None
+    if batched:
+        frames, frames_note = batch_frames(nw, batch)
+        xs = qnet.quantize_input(frames)
+        assert np.array_equal(xs[0], x)
+        print(f"{net}: {batch} frames ({frames_note}): golden references...", flush=True)
+        frame_refs += [reference_outputs(layers, xf) for xf in xs[1:]]
     rows = []
     totals = {n: 0 for n in COUNTERS}
     t0 = time.monotonic()
-    parts = _programs(layers)
+    parts = batch_parts(layers, fc_only) if batched else _programs(layers)
     # cuts only in plain runs at make sim's DRAM rate (where they were measured: AlexNet, VGG-16,
     # tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
     if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
@@ -311,17 +381,25 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
             for layer in part:
                 if encode.layers is None or layer.name in encode.layers:
                     plans[layer.name] = plan_encoding(layer.name, refs[layer.name], encode)
-        prog = compile_program(part, px, config, encode=plans)
+        fc_batch = batched and getattr(first, "flatten", False)
+        if fc_batch:   # n frames in one pass; the input already interleaved when the layer before was batched too
+            ins = [fr[prev_name] if prev_name else xf for fr, xf in zip(frame_refs, xs, strict=True)]
+            prog = compile_fc_batch(part[0], ins, config,
+                                    packed=bool(prev_name) and getattr(layers[layers.index(first) - 1], "flatten",
+                                                                       False))
+        else:
+            prog = compile_program(part, px, config, encode=plans)
         what = part[0].name if len(part) == 1 else f"{len(part)} layers"
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
               f"{f' (a slice of {n_slice} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
               flush=True)
         # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
         variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
+        variant += f"_batch{batch}" if batched else ""
         pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}{arch.suffix}",
                             DramSettings(bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles),
                             tuple(ly.name for ly in part), plans, arch))
-        metas.append((part, scale, plans, prog))
+        metas.append((part, scale, plans, prog, fc_batch))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
     with warnings.catch_warnings():
@@ -331,7 +409,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
                              labels=[f"{net} program {p.layers[0]}"
                                      + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "") for p in pieces])
     sim_wall = 0.0
-    for (part, scale, plans, prog), res in zip(metas, results, strict=True):
+    for (part, scale, plans, prog, fc_batch), res in zip(metas, results, strict=True):
         sim_wall += res["wall_s"]
         per_layer = res["per_layer"]
         for layer in part:
@@ -339,6 +417,14 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
             got = res["outputs"][layer.name]
             c = {n: round(v * scale) for n, v in per_layer[layer.name].items()}
             macs = round(prog.macs[layer.name] * scale)
+            frames_exact = None
+            if fc_batch:   # the batch's output [oc, 1, n]: frame f at [:, :, f], each against its own golden output
+                frames_exact = [bool(np.array_equal(got[:, :, f:f + 1], fr[layer.name][:n_slice] if scale != 1
+                                                    else fr[layer.name])) for f, fr in enumerate(frame_refs)]
+                got = got[:, :, :1]
+            elif batched:  # frame 1's program, counted once per frame
+                c = {n: v * batch for n, v in c.items()}
+                macs *= batch
             row = {
                 "name": names[layer.name], "module": layer.name, "type": type(layer).__name__[:-5].lower(),
                 "shape": list(refs[layer.name].shape), "macs": macs, "cycles": c["cycles"],
@@ -347,6 +433,12 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
             }
             if scale != 1:
                 row["scaled_from_slice"] = {"simulated_output_channels": n_slice, "scale": scale}
+            if batched:
+                row.update(_per_frame(c, macs, batch, array_macs))
+                row["run"] = "batched" if fc_batch else "frame 1's program, counted per frame"
+                if frames_exact is not None:
+                    row["frames_bit_exact"] = frames_exact
+                    row["bit_exact"] = all(frames_exact)
             if layer.name in plans:
                 row["encoding"] = _encoding_row(plans[layer.name], res["encodings"][layer.name])
             enc = getattr(layer, "wcodec", None)
@@ -369,6 +461,14 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         extra["encode"] = {"mode": encode.mode, "qf": encode.qf if encode.mode == "jpeg" else None}
     if weights_codec is not None:
         extra["weights_codec"] = {"codec": weights_codec, "qfs": wnote}
+    if batched:
+        extra["batch"] = batch
+        extra["frames"] = frames_note
+        if fc_only:
+            extra["fc_only"] = True
+    total_macs = sum(r["macs"] for r in rows)
+    if batched:
+        extra["total_per_frame"] = _per_frame(totals, total_macs, batch, array_macs)
     return {**extra, "net": net, "source": nw.source, "split": split,
             "weights": str(weights) if weights is not None else f"default ({nw.default_weights})",
             "image": "golden.quantize.sample_images", "dram_bytes_per_cycle": bytes_per_cycle,
@@ -581,6 +681,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cut", action="store_true",
                    help="cut the conv head into more programs (more pieces to run in parallel) before layers that "
                         "read their input from DRAM anyway; a layer at a cut can count one cycle fewer (CUT=1)")
+    p.add_argument("--batch", default="1",
+                   help="frames per fully-connected pass, 1..lanes (BATCH=n): every FC layer runs once for n "
+                        "different frames, reported per frame; build/sim/<net>_batch<n>.json (default 1: as today)")
+    p.add_argument("--fc-only", action="store_true",
+                   help="run only the fully-connected layers (each from its golden input; FC_ONLY=1): "
+                        "build/sim/<net>[_batch<n>]_fconly.json")
     cluster_args(p)
     args = p.parse_args(argv)
     try:
@@ -590,7 +696,14 @@ def main(argv: list[str] | None = None) -> int:
 
         arch = parse_arch(args.arch)
         # an architecture the compiler cannot target (or a run its units cannot do): refused before any work
-        EngineConfig.from_arch(arch, encode=bool(args.encode), coded=bool(args.weights_codec))
+        lanes = EngineConfig.from_arch(arch, encode=bool(args.encode), coded=bool(args.weights_codec)).lanes
+        batch = _parse_batch(args.batch, lanes)
+        batched = batch != 1 or args.fc_only
+        if batched and (args.encode or args.weights_codec or args.weights_qf or args.cut or args.subsampling
+                        or args.split == "input"):
+            raise UserError(f"BATCH={batch}{' FC_ONLY=1' if args.fc_only else ''} runs the plain network's "
+                            f"fully-connected layers batched: ENCODE, WEIGHTS_CODEC, WEIGHTS_QF, CUT, SUBSAMPLING "
+                            f"and SPLIT=input do not apply")
         from golden.network import load_network
         from sim.encoding import EncodeSpec
 
@@ -629,11 +742,13 @@ def main(argv: list[str] | None = None) -> int:
                              cut=args.cut, arch=arch)
         result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
                           weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut,
-                          arch=arch)
+                          arch=arch, **({"batch": batch, "fc_only": args.fc_only} if batched else {}))
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)
         return 2
     print_table(result)
+    if batched:
+        print_batch(result, batch)
     if plain is not None:
         attach_plain(result, plain)
         print_weights(result)
@@ -648,9 +763,38 @@ def main(argv: list[str] | None = None) -> int:
         stem += f"_jpeg{spec.qf}" if spec.mode == "jpeg" else "_lossless"
     if args.weights_codec:
         stem += "_wjpeg"
+    stem += f"_batch{batch}" if batch != 1 else ""
+    stem += "_fconly" if args.fc_only else ""
     _write_result(stem, result)
     ok = all(r["bit_exact"] and r.get("encoding", {}).get("bit_exact", True) for r in result["layers"])
     return 0 if ok else 1
+
+
+def _parse_batch(text: str, lanes: int) -> int:
+    """``--batch`` / ``BATCH=``: an integer in 1..``lanes`` (UserError naming the value and the range)."""
+    from sim.program import check_batch
+
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise UserError(f"batch {text!r} is not an integer; allowed: an integer in 1..{lanes}") from None
+    return check_batch(value, lanes)
+
+
+def print_batch(result: dict, batch: int) -> None:
+    """The per-frame view of a batched run (``BATCH=n``)."""
+    print(f"\nbatch {batch} ({result['frames']}); per frame:")
+    head = f"{'layer':12} {'run':>8} {'cycles/frame':>13} {'util/frame':>10} {'DRAM rd/frame':>13} {'frames exact':>12}"
+    print(head)
+    print("-" * len(head))
+    for r in result["layers"]:
+        ex = r.get("frames_bit_exact")
+        print(f"{r['name']:12} {'batched' if r['run'] == 'batched' else 'frame 1':>8} {r['cycles_per_frame']:>13,.1f} "
+              f"{r['utilization_per_frame']:>10.1%} {r['counters_per_frame']['dram_read_words']:>13,.1f} "
+              f"{(f'{sum(ex)}/{len(ex)}' if ex is not None else '-'):>12}")
+    t = result["total_per_frame"]
+    print(f"{'total':12} {'':>8} {t['cycles_per_frame']:>13,.1f} {t['utilization_per_frame']:>10.1%} "
+          f"{t['counters_per_frame']['dram_read_words']:>13,.1f}")
 
 
 def _main_image(args, nw, spec, arch) -> int:
