@@ -54,7 +54,7 @@ DEFAULT_LINKS = tuple(LINKS)
 def query(net: Net, split: str, encoding: str = "none", qf: int | None = None, link: str | Link = DEFAULT_LINK,
           *, tech: Tech | str | Path | None = None, ratio: float | None = None,
           engine: EngineParams = DEFAULT_ENGINE, counts_source: str = "auto", weights: str = "int16",
-          weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
+          weights_qf: int | None = None, weights_dir: str | Path | None = None, batch: int = 1) -> QueryResult:
     """Frames per second, energy per frame and its breakdown for ``net`` split at ``split``.
 
     ``encoding``: ``none``, ``lossless`` or ``jpeg`` (at the QF meeting the accuracy budget, or ``qf``).
@@ -62,11 +62,12 @@ def query(net: Net, split: str, encoding: str = "none", qf: int | None = None, l
     compression ratio (raw / transmitted bytes). ``tech``: a technology file (default 28 nm).
     ``weights``: ``int16`` (default) or ``jpeg`` (weights JPEG-coded in DRAM, restored by the engine's weight
     decoder; per-layer sizes from ``build/weights/<net>.json``, trained nets at their chosen QF, untrained
-    ones at ``weights_qf``, default 50). Bad values raise :class:`~golden.errors.UserError` naming the value
-    and what is allowed.
+    ones at ``weights_qf``, default 50). ``batch`` n (1..lanes): the fully-connected layers run once for n frames
+    (``make sim BATCH=n``), every value per frame. Bad values raise :class:`~golden.errors.UserError` naming the
+    value and what is allowed.
     """
     return evaluate(network(net), split, encoding, link, qf, tech, ratio, engine, counts_source=counts_source,
-                    weights=weights, weights_qf=weights_qf, weights_dir=weights_dir)
+                    weights=weights, weights_qf=weights_qf, weights_dir=weights_dir, batch=batch)
 
 
 @dataclass

@@ -126,6 +126,9 @@ def register(subparsers) -> None:
     q.add_argument("--ratio", help="compression ratio (raw / sent bytes) to use instead of the table / accuracy "
                                    f"study, {limits.COMPRESSION_RATIO.text()}")
     _common(q)
+    q.add_argument("--batch", default="1", metavar="N",
+                   help="frames per fully-connected pass, 1..12 (make sim BATCH=n): the FC layers run once for N "
+                        "frames; every value per frame (default 1)")
     q.set_defaults(func=cmd_query)
 
     s = subparsers.add_parser("sweep", help="cost of every net x split x encoding x link",
@@ -213,6 +216,14 @@ def _weights(args) -> dict:
     return {"weights": args.weights, "weights_qf": wqf}
 
 
+def _batch(text: str) -> int:
+    """``--batch``: an integer in 1..lanes (checked again, against the engine's lanes, by the model)."""
+    try:
+        return int(str(text).strip())
+    except ValueError:
+        raise UserError(f"batch {text!r} is not an integer; allowed: an integer in 1..12") from None
+
+
 def cmd_query(args) -> int:
     _encoding(args.encoding)
     qf = _qf(args.qf)
@@ -224,7 +235,9 @@ def cmd_query(args) -> int:
     net = _net(args.net, args.input_shape)
     from model import api
 
-    r = api.query(net, args.split, args.encoding, qf, args.link, tech=tech, ratio=ratio, counts_source=counts, **wkw)
+    batch = _batch(args.batch)
+    r = api.query(net, args.split, args.encoding, qf, args.link, tech=tech, ratio=ratio, counts_source=counts,
+                  **wkw, **({"batch": batch} if batch != 1 else {}))
     if args.json:
         print(api.dumps(r))
         return 0

@@ -1550,14 +1550,21 @@ class NetCounts:
 
 def net_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto",
                rtl_path: str | Path | None = None, weights: str = "int16", weights_qf: int | None = None,
-               weights_dir: str | Path | None = None) -> NetCounts:
+               weights_dir: str | Path | None = None, batch: int = 1) -> NetCounts:
     """Counts of ``net``; ``source``: ``auto`` (RTL where a ``build/sim/<net>*.json`` has the layer), ``analytical``
     or ``rtl`` (same as auto; layers the RTL did not run stay analytical). A JSON simulated on the engine
     before d9dab0d (:func:`rtl_error_auto` says stale) is not used: the analytical model of today's RTL is.
 
     ``weights``: ``int16`` (default) or ``jpeg`` (compressed weights: the ``*_wjpeg.json`` runs where they
     coded a layer at the QF of :func:`weight_table`, else the analytical model of the weight decoder;
-    ``weights_qf`` one QF for every layer, ``weights_dir`` another folder of weight tables)."""
+    ``weights_qf`` one QF for every layer, ``weights_dir`` another folder of weight tables).
+
+    ``batch`` n > 1: the counts per frame when every fully-connected layer runs once for n frames (``make sim
+    BATCH=n``): those layers' counts are :func:`fc_batch_counts` / n (analytical; int16 weights only), the
+    others' as at batch 1."""
+    batch = check_batch(batch, eng.lanes)
+    if batch != 1 and weights != "int16":
+        raise UserError(f"batch {batch} is modelled for int16 weights only (got weights {weights})")
     if source not in ("auto", "analytical", "rtl"):
         raise UserError(f"unknown counts source {source!r}; allowed: auto, analytical, rtl")
     net = arch(net)
@@ -1567,12 +1574,12 @@ def net_counts(net: Net, eng: EngineParams = DEFAULT_ENGINE, source: str = "auto
     else:
         paths = [Path(rtl_path)] if rtl_path is not None else rtl_json_paths(net, weights=weights)
         files = tuple((str(p), p.stat().st_mtime_ns) for p in paths if p.exists())
-    return _net_counts(net, eng, source, files, weights, wcodes)
+    return _net_counts(net, eng, source, files, weights, wcodes, batch)
 
 
 @cache
 def _net_counts(net: Network, eng: EngineParams, source: str, files: tuple[tuple[str, int], ...],
-                weights: str = "int16", wcodes: tuple = ()) -> NetCounts:
+                weights: str = "int16", wcodes: tuple = (), batch: int = 1) -> NetCounts:
     """``net``: the architecture's Network (:func:`arch`), the cache key."""
     rtl: dict[str, LayerCounts] = {}
     wanted = {name: qf for name, _, _, qf in wcodes}
@@ -1587,6 +1594,9 @@ def _net_counts(net: Network, eng: EngineParams, source: str, files: tuple[tuple
     if weights == "jpeg":   # a layer the table codes must come coded from the RTL too, and vice versa
         rtl = {k: v for k, v in rtl.items() if (v.weight_qf != 0) == (k in wanted)}
     merged = tuple(rtl.get(lc.layer, lc) for lc in _analytical_of(net, eng, wcodes))
+    if batch != 1:
+        merged = _batched_per_frame(net, eng, merged, batch)
+        rtl = {k: v for k, v in rtl.items() if v.type != "linear"}
     names = net.split_names
     edge: dict[str, dict[str, float]] = {}
     resident: dict[str, bool] = {}
@@ -1610,6 +1620,19 @@ def _net_counts(net: Network, eng: EngineParams, source: str, files: tuple[tuple
     return NetCounts(net=net.name, layers=merged, edge=edge, resident=resident, provenance=prov,
                      rtl_layers=tuple(rtl), rtl_files=tuple(used) if rtl else (), weights=weights,
                      weight_qfs=dict(wanted))
+
+
+def _batched_per_frame(net: Network, eng: EngineParams, merged: tuple[LayerCounts, ...], batch: int
+                       ) -> tuple[LayerCounts, ...]:
+    """``merged`` with each fully-connected layer's counts replaced by its batched run's per frame."""
+    lays, _ = _engine_layers(net)
+    batched = {}
+    prev = None
+    for la in lays:
+        if la.type == "linear":
+            batched[la.name] = per_frame(fc_batch_counts(la, batch, eng, packed=prev == "linear"), batch)
+        prev = la.type
+    return tuple(batched.get(lc.layer, lc) for lc in merged)
 
 
 # ---- analytical vs RTL -----------------------------------------------------------------------------------

@@ -501,9 +501,10 @@ def evaluate(net: str | Network, split: str, encoding: str, link: str | Link = D
              tech: Tech | str | Path | None = None, ratio: float | None = None,
              eng: EngineParams = DEFAULT_ENGINE, counts: NetCounts | None = None, counts_source: str = "auto",
              ratios: RatioTable | None = None, accuracy_dir: str | Path | None = None, weights: str = "int16",
-             weights_qf: int | None = None, weights_dir: str | Path | None = None) -> QueryResult:
+             weights_qf: int | None = None, weights_dir: str | Path | None = None, batch: int = 1) -> QueryResult:
     """The cost of one operating point (see the module docstring for the model). ``weights``: ``int16`` or
-    ``jpeg`` (``weights_qf``: one weight QF for every layer; ``weights_dir``: another weight-table folder)."""
+    ``jpeg`` (``weights_qf``: one weight QF for every layer; ``weights_dir``: another weight-table folder).
+    ``batch`` n: the fully-connected layers run once for n frames (``make sim BATCH=n``); everything per frame."""
     net = network(net)
     lk = parse_link(link)
     sp = net.split(split)   # validates the split
@@ -511,7 +512,8 @@ def evaluate(net: str | Network, split: str, encoding: str, link: str | Link = D
     check_weights(weights)
     t = load_tech(tech)
     comp = compression(net, split, encoding, qf, ratio, ratios, accuracy_dir)
-    nc = counts or net_counts(net, eng, counts_source, weights=weights, weights_qf=weights_qf, weights_dir=weights_dir)
+    nc = counts or net_counts(net, eng, counts_source, weights=weights, weights_qf=weights_qf, weights_dir=weights_dir,
+                              batch=batch)
     en = _energies(t, eng)
     c = nc.edge[split]
     f = en.clock_hz

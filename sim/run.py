@@ -149,9 +149,11 @@ def batch_frames(nw, n: int) -> tuple[np.ndarray, str]:
         if r & 2:
             img = img[..., ::-1, :]
         out.append(np.ascontiguousarray(img))
-    note = f"{min(m, n)} images of the run's source (golden.quantize.sample_images)"
-    if n > m:
-        note += f" and {n - m} of them flipped (left-right, then upside-down, then both)"
+    k = min(m, n)
+    note = f"{k} image{'s' if k > 1 else ''} of the run's source (golden.quantize.sample_images)"
+    flips = ("flipped left-right", "flipped upside-down", "flipped both ways")
+    for r in range(1, -(-n // m)):
+        note += f", {min(m, n - r * m)} of them {flips[r - 1]}"
     return np.stack(out), note
 
 
