@@ -83,6 +83,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache, partial
@@ -1335,14 +1336,20 @@ def rtl_json_path(net: Net) -> Path:
     return SIM_DIR / f"{_name(net)}.json"
 
 
+#: the file stems of batched runs (``make sim BATCH=n``: ``<net>_batch<n>``, ``FC_ONLY=1``: ``..._fconly``): their
+#: counts are of n frames (or of the FC layers alone), so :func:`rtl_json_paths` leaves them out (:func:`rtl_error`
+#: takes one by its path)
+BATCHED_STEM = re.compile(r"_batch\d+(_fconly)?$|_fconly$")
+
+
 def rtl_json_paths(net: Net, directory: str | Path | None = None, weights: str = "int16") -> list[Path]:
-    """Every ``make sim`` result of ``net`` (``<net>.json``, ``<net>_<split>.json``), oldest first;
+    """Every ``make sim`` result of ``net`` (``<net>.json``, ``<net>_<split>.json``; not batched runs), oldest first;
     ``weights="jpeg"``: the runs with compressed weights (``<net>[_<split>]_wjpeg.json``) instead."""
     check_weights(weights)
     net = _name(net)
     d = Path(directory) if directory is not None else SIM_DIR
     found = [p for p in [d / f"{net}.json", *d.glob(f"{net}_*.json")] if p.is_file()]
-    found = [p for p in found if p.stem.endswith("_wjpeg") == (weights == "jpeg")]
+    found = [p for p in found if p.stem.endswith("_wjpeg") == (weights == "jpeg") and not BATCHED_STEM.search(p.stem)]
     return sorted(found, key=lambda p: p.stat().st_mtime_ns)
 
 
@@ -1458,7 +1465,7 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
     data = rtl_result(nw, path)
     if not data or not same_network(data, nw) or data.get("encode") is not None:
         return {}
-    if (run_batch(data) != 1 or data.get("fc_only")) != batched:
+    if (run_batch(data) != 1 or bool(data.get("fc_only"))) != batched:
         return {}
     n = run_batch(data)
     codec = (data.get("weights_codec") or {}).get("codec") if isinstance(data.get("weights_codec"), dict) else None
@@ -1664,7 +1671,7 @@ def rtl_error(net: Net, path: str | Path | None = None, eng: EngineParams = DEFA
     net = network(net)
     if path is not None:
         data = rtl_result(net, path) or {}
-        if run_batch(data) != 1 or data.get("fc_only"):
+        if run_batch(data) != 1 or bool(data.get("fc_only")):
             return _rtl_error_batch(net, Path(path), data, eng, verification_stores)
     paths = [Path(path)] if path is not None else rtl_json_paths(net, weights=weights)
     rtl: dict[str, LayerCounts] = {}

@@ -94,9 +94,9 @@ def runs(tmp_path_factory):
 
     out = {}
     d = tmp_path_factory.mktemp("batch")
-    for key, kw in (("b4", {"batch": BATCH}), ("b1", {"batch": 1, "fc_only": True})):
+    for key, kw, stem in (("b4", {"batch": BATCH}, f"_batch{BATCH}"), ("b1", {"batch": 1, "fc_only": True}, "_fconly")):
         res = simulate(NET, None, **kw)
-        path = d / f"{NET}_{key}.json"
+        path = d / f"{NET}{stem}.json"
         path.write_text(json.dumps(res))
         out[key] = (res, path)
     return out
@@ -136,7 +136,7 @@ def test_cost_model_of_batched_fc(runs):
     """The cost model's batched run (``model.counts.rtl_error`` of the batched JSON): the FC layers' cycles within
     3% of the RTL and their DRAM words (and every other compared counter but cycles) exactly equal; the head
     layers (frame 1's program counted per frame) as at batch 1. Batched runs never feed the ordinary counts."""
-    from model.counts import net_counts, rtl_error, rtl_layer_counts
+    from model.counts import net_counts, rtl_error, rtl_json_paths, rtl_layer_counts
 
     for key in ("b4", "b1"):
         _, path = runs[key]
@@ -148,6 +148,7 @@ def test_cost_model_of_batched_fc(runs):
                 for f, (rtl, model) in e.counters.items():
                     assert f == "cycles" or rtl == model, (key, e.name, f, rtl, model)
         assert rtl_layer_counts(NET, path) == {}
+    assert rtl_json_paths(NET, runs["b4"][1].parent) == []
     per = {lc.name: lc for lc in net_counts(NET, source="analytical", batch=BATCH).layers}
     base = {lc.name: lc for lc in net_counts(NET, source="analytical").layers}
     b4, _ = runs["b4"]
