@@ -242,7 +242,8 @@ def cmd_query(args) -> int:
         print(api.dumps(r))
         return 0
     print(f"{r.net} split at {r.split} ({r.role}), encoding {r.encoding}"
-          f"{f' QF {r.qf}' if r.qf else ''}, link {r.link} ({r.rate_bps / 1e6:g} Mbit/s, {r.power_w * 1e3:g} mW)")
+          f"{f' QF {r.qf}' if r.qf else ''}, link {r.link} ({r.rate_bps / 1e6:g} Mbit/s, {r.power_w * 1e3:g} mW)"
+          f"{f'; FC layers batched over {batch} frames, values per frame' if batch != 1 else ''}")
     print(f"  fps {r.fps:.2f}  energy per frame {r.energy_per_frame_j * 1e3:.3f} mJ  bottleneck {r.bottleneck}")
     print(f"  stages: inference {r.inference_time_s * 1e3:.2f} ms | encode {r.encode_time_s * 1e3:.2f} ms + "
           f"transmit {r.transmit_time_s * 1e3:.2f} ms")

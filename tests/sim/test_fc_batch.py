@@ -199,3 +199,22 @@ def test_batched_fc_deeper_than_a_weight_bank_small_engine():
         assert model.dram_read_words + 3 * 12 == rtl["dram_read_words"]   # + the dump's descriptor
         cycles[m] = rtl["cycles"] / m
     assert cycles[n] < 0.5 * cycles[1], cycles
+
+
+def test_query_per_frame_at_batch():
+    """``edgesplit query --batch n`` / ``api.query(batch=n)``: every value per frame, the FC layer's cycles those of
+    its batched pass / n (the rest of the network as at batch 1); batch 1 is the default's answer exactly."""
+    from golden.network import network
+    from model import api
+    from model.counts import DEFAULT_ENGINE, fc_batch_counts, net_counts
+
+    kw = {"link": "2mbps", "counts_source": "analytical"}
+    base = api.query("mobilenetv2", "classifier", **kw)
+    assert api.query("mobilenetv2", "classifier", batch=1, **kw) == base
+    b12 = api.query("mobilenetv2", "classifier", batch=12, **kw)
+    fc = next(la for la in net_counts("mobilenetv2", source="analytical").layers if la.type == "linear")
+    la = next(x for x in network("mobilenetv2").layers if x.name == fc.layer)
+    saved = fc.cycles - fc_batch_counts(la, 12, DEFAULT_ENGINE).cycles / 12
+    assert saved > 0.85 * fc.cycles
+    assert base.inference_time_s - b12.inference_time_s == pytest.approx(saved / DEFAULT_ENGINE.clock_hz, rel=1e-9)
+    assert b12.energy_per_frame_j < base.energy_per_frame_j
