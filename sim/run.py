@@ -27,6 +27,12 @@ encode + transmit at each link rate). Written to ``build/sim/<net>[_<split>]_<mo
 run's JSON, which the cost model reads, is left alone: encoding every layer makes layers wait for the
 encoder, which a real split never does).
 
+``--batch n`` (``make sim BATCH=n``, 1..lanes; issue 16 item 4): every fully-connected layer runs once for n different
+frames (:func:`batch_frames`) as a 1x1 CONV over a 1 x n map (``sim.program.compile_fc_batch``), each frame's
+output checked against golden; the layers before them run as frame 1's program, counted once per frame
+(:func:`batch_parts`). ``build/sim/<net>_batch<n>.json``: ``"batch"``, the batch's counters and per-frame values
+(``cycles_per_frame``, ``utilization_per_frame``, ...). ``--fc-only`` (``FC_ONLY=1``): the FC layers alone.
+
 ``--split input --encode jpeg [--qf Q] [--subsampling 444|420]`` (``make sim SPLIT=input ENCODE=jpeg``): the
 host-only split, where the edge only JPEG-codes its camera image (issue 16 item 6): the network's sample image
 as uint8 RGB (``sim.encoding.camera_image``: the photo the other runs normalise) goes through the encode unit's
