@@ -17,7 +17,7 @@ Ports
 start : In(1), p : In(PARAMS)    begin a command (parameters sampled with ``start``)
 busy : Out(1)                    a command is running
 done : Out(1)                    its last word has moved (combinational, while ``busy``)
-req : Out(stream of DRAM_REQ)    DRAM requests (``hw.engine.DRAM_REQ``)
+req : Out(stream of DRAM_REQ)    DRAM requests (``hw.dram_arbiter.DRAM_REQ``)
 rsp_valid, rsp_data, rsp_ready   (LOAD) the responses that are this engine's
 wr_en, wr_addr, wr_mask, wr_data, wr_grant   (LOAD) the buffer's write port
 rd_req, rd_addr, rd_grant, rd_data           (STORE) the buffer's read port (data a cycle after the grant)

@@ -9,9 +9,12 @@ full, a write needs none. The DRAM answers reads in order, so each response goes
 it waits while its owner is not ready. A program without background transfers never has two requesters at
 once, so its cycles are those of a single requester on the port.
 
+The engine's DRAM port carries :func:`dram_req_layout` requests and :func:`dram_resp_layout` responses (a beat is
+``lanes`` words; ``hw.engine`` re-exports them).
+
 Ports
 -----
-fg_req, ld_req, st_req : In(stream of req_layout)    the requests (``hw.engine.dram_req_layout``)
+fg_req, ld_req, st_req : In(stream of req_layout)    the requests (:func:`dram_req_layout`)
 req : Out(stream of req_layout)                       to the DRAM port
 resp : In(stream of resp_layout)                      the port's read responses, in request order
 fg_resp, ld_resp : Out(stream of resp_layout)         the responses of the foreground's and the LOAD engine's reads
@@ -22,7 +25,29 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from .descriptor import DRAM_BEAT_WORDS
+from .dma import count_bits
+
 TAGS = 64   # reads in flight
+
+
+def dram_req_layout(lanes: int = DRAM_BEAT_WORDS) -> data.StructLayout:
+    """A DRAM request of an engine of ``lanes`` lanes (a beat is ``lanes`` words)."""
+    return data.StructLayout({
+        "addr": 32,                  # element (16-bit word) address
+        "write": 1,
+        "count": count_bits(lanes),  # words in this beat, 1..lanes
+        "wdata": data.ArrayLayout(16, lanes),
+    })
+
+
+def dram_resp_layout(lanes: int = DRAM_BEAT_WORDS) -> data.StructLayout:
+    """A DRAM read response of an engine of ``lanes`` lanes."""
+    return data.StructLayout({"rdata": data.ArrayLayout(16, lanes)})
+
+
+DRAM_REQ = dram_req_layout(DRAM_BEAT_WORDS)
+DRAM_RESP = dram_resp_layout(DRAM_BEAT_WORDS)
 
 
 class DramArbiter(wiring.Component):

@@ -8,6 +8,22 @@ exactly one of the other five adds 1, by priority of the class inputs: ``busy`` 
 ``stall_dram`` if ``cls_dram``, else ``stall_fetch`` if ``cls_fetch``, else ``stall_drain`` if ``cls_drain``, else
 ``stall_control``. A counter's output is its register: an increment shows in the cycle after it is counted.
 
+The engine's counters (``hw.engine.COUNTERS``; 48 bits, never reset; ``nocount`` commands freeze them, except the
+``enc_*`` counters: the encode unit works through verification dumps). Every running cycle is exactly one of:
+``busy`` (a beat entered the MAC array or the max unit), ``stall_dram`` (waiting for weights, or a LOAD/STORE
+moving data), ``stall_fetch`` (the window loader is behind: feature-buffer read bandwidth; the banking itself
+never conflicts), ``stall_drain`` (the array's output stage is full or being emptied at the end of a layer),
+``stall_control`` (descriptor fetch and decode, setup, waiting for the encode unit). Beside the classes:
+``enc_active`` (encode unit busy), ``enc_overlap`` (busy while the sequencer executes another command: the two
+stages overlapping), ``enc_wait`` (the sequencer held for the unit), ``enc_samples``, ``enc_bits`` (coded bits),
+``enc_out_words`` (DRAM words it wrote; not in ``dram_write_words``, which the cost model charges as DRAM
+traffic: these go to the radio), ``enc_fb_read_words``, ``enc_stall_in`` / ``enc_stall_out`` (starved of buffer
+reads / waiting for the DRAM port); ``wdec_active`` (cycles any weight decoder is busy), ``wdec_weights``
+(weights restored, all lanes), ``wdec_bits`` (stream bits decoded, all lanes), ``wdec_stall_in`` /
+``wdec_stall_out`` (lane-cycles: summed over the twelve decoders, cycles each was starved of stream words / held
+with a weight ready because its bank is not free yet or it finished its part of the bank before the other
+lanes).
+
 Ports
 -----
 en : In(1)                   count this cycle (the counters not in ``free``, the class counters included)
@@ -24,6 +40,21 @@ from amaranth.lib.wiring import In, Out
 
 CLASS_COUNTERS = ("cycles", "busy", "stall_dram", "stall_fetch", "stall_drain", "stall_control")
 """The counters the class inputs drive (``cycles``: every counted cycle; the others: one per cycle)."""
+
+
+# the engine's counters (module docstring)
+COUNTERS = (
+    "cycles", "busy", "macs", "pool_ops",
+    "stall_dram", "stall_fetch", "stall_drain", "stall_control",
+    "fb_read_words", "fb_write_words", "wb_read_words", "wb_write_words",
+    "dram_read_words", "dram_write_words",
+    # the encode unit (stage 2 of the pipeline; not cycle classes: it runs beside the sequencer)
+    "enc_active", "enc_overlap", "enc_wait", "enc_samples", "enc_bits", "enc_out_words", "enc_fb_read_words",
+    "enc_stall_in", "enc_stall_out",
+    # the weight decoder (compressed weights, CONV with w_codec)
+    "wdec_active", "wdec_weights", "wdec_bits", "wdec_stall_in", "wdec_stall_out",
+)
+COUNTER_BITS = 48
 
 
 class PerfCounters(wiring.Component):

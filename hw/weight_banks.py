@@ -11,6 +11,12 @@ is its own memory (one 16-bit weight per row) with its own write port, so two ki
   and a decoder bias write is applied after a row-side bias write of the same cycle (in the engine the two never
   meet: the decoders' words come back from DRAM after the plain fetcher's raw first group).
 
+A weight group in DRAM is 3 bias beats (word t of each channel's 48-bit bias) then ``K`` rows of ``lanes``
+weights (``K`` = in_c k k). A layer whose ``K`` exceeds the weight-buffer depth streams its rows in chunks through
+the two banks (fully-connected layers: one tile per group); that is allowed only with one tile per group. The
+weight fetcher (``hw.weight_fetcher``) reads the groups (or chunks) into the banks in order, each bank as soon as
+the compute side (``hw.conv_pool``) or the depthwise unit (``hw.dw_unit``) has released it.
+
 Each bank has a 48-bit bias per lane (``BIAS_BEATS`` = 3 words, word 0 the least significant), written one word
 of every lane at a time; it is not cleared between commands (a group always writes its three words before it is
 marked full).

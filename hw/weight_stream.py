@@ -1,6 +1,12 @@
 """The coded-weight stream: twelve weight decoders (``hw.jpeg.wdecoder``), one per weight-buffer lane, between the
 DRAM port and the weight banks (CONV with ``w_codec``).
 
+The layer's weights are JPEG-coded in DRAM as twelve lane streams (``golden.weightcodec``); decoder ``j``
+restores its lane (output channels 12 g + j) at up to one weight per cycle. The banks are twelve 16-bit lane
+memories each, so the decoders write their lanes at different rows in the same cycle (the banks' per-lane write
+port; the plain fetcher uses their row port). The engine joins the unit to the DRAM port and the banks
+(``Engine._elaborate_wdecoder``).
+
 DRAM image of a layer (``sim.program.compressed_weight_image``): at ``w_addr`` (with ``w_raw0``) the first
 group as plain weights (3 bias beats, K rows: fetched by the engine's plain weight fetcher, which says when its
 requests and its responses are done: ``raw0_req_done``, ``raw0_rsp_done``), then the table writes (``rows``

@@ -102,6 +102,10 @@ def _arch_block(kind: str, arch_dict: dict):
         from hw.window_loader import WindowLoader
 
         return WindowLoader(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
+    if kind == "conv_pool":
+        from hw.conv_pool import ConvPoolUnit
+
+        return ConvPoolUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes, depth=arch.wb_depth)
     if kind == "weight_banks":
         from hw.weight_banks import WeightBanks
 
@@ -162,6 +166,7 @@ def blocks(arch=None) -> dict[str, Block]:
         ("sequencer", "sequencer: descriptor fetch, decode, dispatch"),
         ("perf_counters", "performance counters: 29 x 48 bits, cycle classes"),
         ("window_loader", f"window loader: tile geometry, 2 segment buffers, step records ({a.lanes} lanes)"),
+        ("conv_pool", f"CONV / POOL unit: beat issue, max unit ({a.lanes} lanes), write-back and its tile FIFO"),
         ("weight_banks", f"weight buffers: 2 banks x {a.lanes} lanes x {a.wb_depth} words, flags, bias registers"),
         ("weight_fetcher", f"plain weight fetcher ({a.lanes}-word beats)"),
         ("vector_unit", f"vector unit (ADD, GAP): {a.lanes} lanes of 2 x 16 x 16-bit multiply-add, requantize"),
@@ -177,8 +182,7 @@ def blocks(arch=None) -> dict[str, Block]:
                       f"{FEATURE_BUFFER.parameters['words']} x 16-bit words in 16 banks"),
                 Block("dw_unit", DW_UNIT, "depthwise unit: 12 lanes x 9 taps of 16 x 16-bit multipliers, requantize, "
                                           "max"))
-        top = Block("engine", ENGINE, "engine top: MAC array, feature buffer, the components above, DMA, max unit, "
-                                      "encode unit")
+        top = Block("engine", ENGINE, "engine top: MAC array, feature buffer, the components above, DMA, encode unit")
     else:
         head = (Block("mac_array", design("mac_array"),
                       f"{a.rows} x {a.cols} array of 16 x 16-bit MACs, 48-bit accumulators"),
