@@ -47,12 +47,12 @@ from .descriptor import Op
 from .dma import Dma
 from .dram_arbiter import DramArbiter, dram_req_layout, dram_resp_layout
 from .dw_unit import DwUnit
-from .encode_unit import EncodeUnit
+from .encode_stage import COUNTERS as ENC_COUNTERS
+from .encode_stage import EncodeStage
 from .feature_buffer import FeatureBuffer
 from .mac_array import MacArray
 from .perf_counters import COUNTER_BITS, COUNTERS, PerfCounters  # (COUNTERS: re-exported)
 from .sequencer import Sequencer
-from .table_loader import TableLoader
 from .vector_unit import VectorUnit
 from .weight_banks import WeightBanks
 from .weight_fetcher import WeightFetcher
@@ -387,77 +387,31 @@ class Engine(wiring.Component):
                      inc["wdec_stall_in"].eq(ws.stall_in), inc["wdec_stall_out"].eq(ws.stall_out)]
 
     def _elaborate_encoder(self, m, n, enc_block):
-        """The encode unit, its table loader (ENC_TABLES), the ENCODE hand-over and the port sharing;
-        ``enc_block``: the decoded command waits for the unit."""
-        d, fb, inc, req, port, exec_state = n.d, n.fb, n.inc, n.req, self.dram_req, n.exec_state
+        """Stage 2 (``hw.encode_stage``: the encode unit, its table loader, the ENCODE hand-over, the unit's share
+        of the DRAM port and the buffer's read port); ``enc_block``: the decoded command waits for the unit."""
+        d, fb, req, port = n.d, n.fb, n.req, self.dram_req
         if not self.encoder:
             # no encode unit: the units own both ports; ENC_TABLES / ENCODE finish at once
             m.d.comb += [port.valid.eq(req.valid), port.payload.eq(req.payload), req.ready.eq(port.ready),
                          fb.rd_en.eq(n.rd_en), fb.rd_addr.eq(n.rd_addr)]
-            with m.If(exec_state & ((d.op == Op.ENC_TABLES) | (d.op == Op.ENCODE))):
+            with m.If(n.exec_state & ((d.op == Op.ENC_TABLES) | (d.op == Op.ENCODE))):
                 m.d.comb += n.unit_done.eq(1)
             return
-        m.submodules.encode = unit = EncodeUnit(fb.addr_bits, fb.banks, colour=self.colour)
-        # the DRAM port: the unit's writes go first. They are rare (12 words per 24 coded bytes, a few per
-        # thousand cycles) and cost the engine one cycle of back-pressure each, which every unit above already
-        # handles (the DRAM refuses requests too); the other way round, a weight stream that holds the port for
-        # thousands of cycles would stall the encoder.
-        wr = unit.wr
-        enc_req = Signal(self.req_layout)
-        m.d.comb += [enc_req.addr.eq(wr.payload.addr), enc_req.write.eq(1), enc_req.count.eq(wr.payload.count),
-                     enc_req.wdata.eq(wr.payload.wdata),
-                     port.valid.eq(req.valid | wr.valid),
-                     port.payload.eq(Mux(wr.valid, enc_req.as_value(), req.payload.as_value())),
-                     req.ready.eq(port.ready & ~wr.valid), wr.ready.eq(port.ready)]
-        with m.If(wr.valid & wr.ready):
-            m.d.comb += inc["enc_out_words"].eq(wr.payload.count)
-        # feature-buffer reads: every unit above uses its read data the cycle after the read, so the encode unit
-        # can take any cycle they leave idle
-        grant = Signal()
-        m.d.comb += [grant.eq(unit.rd_req & ~n.rd_en), fb.rd_en.eq(n.rd_en | grant),
-                     fb.rd_addr.eq(Mux(n.rd_en, n.rd_addr, unit.rd_addr)),
-                     unit.rd_grant.eq(grant), unit.rd_data.eq(fb.rd_data)]
-        with m.If(grant):
-            m.d.comb += inc["enc_fb_read_words"].eq(fb.banks)
-
-        # when a command must wait: END and ENC_TABLES for an idle unit, ENCODE for the previous part to be read
-        # (a new image: for the previous one to be written), enc_sync for the reads to end
-        m.d.comb += enc_block.eq((d.enc_sync & unit.reading)
-                                 | (((d.op == Op.END) | (d.op == Op.ENC_TABLES)) & unit.busy)
-                                 | ((d.op == Op.ENCODE) & Mux(d.enc_first, unit.busy, unit.reading)))
-        # ENCODE: hand the map over and finish; the unit goes on in the background
-        u = unit.params
-        m.d.comb += [unit.start.eq(n.unit_start & (d.op == Op.ENCODE)),
-                     *_fields(u, d, "in_addr grid_cols grid_rows shift"),
-                     u.ch_stride.eq(d.in_ch_stride), u.channels.eq(d.in_c), u.h.eq(d.in_h), u.w.eq(d.in_w),
-                     u.yb0.eq(d.enc_yb0), u.ybn.eq(d.enc_ybn), u.y_base.eq(d.in_y0), u.offset.eq(d.enc_offset),
-                     u.first.eq(d.enc_first), u.last.eq(d.enc_last), u.out_addr.eq(d.dram_addr)]
-        if self.colour:
-            m.d.comb += u.sampling.eq(d.enc_mode)
-        with m.If(exec_state & (d.op == Op.ENCODE)):
+        m.submodules.encode = es = EncodeStage(self.req_layout, self.resp_layout, fb.addr_bits, fb.banks,
+                                               colour=self.colour)
+        m.d.comb += [es.desc.eq(d), es.start.eq(n.unit_start), es.exec.eq(n.exec_state), enc_block.eq(es.block),
+                     es.req.valid.eq(req.valid), es.req.payload.eq(req.payload), req.ready.eq(es.req.ready),
+                     port.valid.eq(es.port.valid), port.payload.eq(es.port.payload), es.port.ready.eq(port.ready),
+                     es.rd_en.eq(n.rd_en), es.rd_addr.eq(n.rd_addr), fb.rd_en.eq(es.fb_rd_en),
+                     fb.rd_addr.eq(es.fb_rd_addr), es.fb_rd_data.eq(fb.rd_data),
+                     es.fg_req.ready.eq(n.fgreq.ready), es.fg_resp.valid.eq(n.fresp.valid),
+                     es.fg_resp.payload.eq(n.fresp.payload),
+                     *[n.inc[c].eq(es.inc[c]) for c in ENC_COUNTERS]]
+        with m.If(es.tables):
+            m.d.comb += [n.cls_dram.eq(1), n.fgreq.valid.eq(es.fg_req.valid), n.fgreq.payload.eq(es.fg_req.payload),
+                         n.fresp.ready.eq(es.fg_resp.ready)]
+        with m.If(es.done):
             m.d.comb += n.unit_done.eq(1)
-
-        # ENC_TABLES: the table loader (hw.table_loader) reads `rows` two-word entries into the unit's table port
-        lossless, signed_ = Signal(), Signal()
-        m.submodules.enc_tables = tl = TableLoader(self.req_layout, self.resp_layout)
-        is_tables = exec_state & (d.op == Op.ENC_TABLES)
-        with m.If(n.unit_start & (d.op == Op.ENC_TABLES)):
-            m.d.sync += [lossless.eq(d.enc_mode[0]), signed_.eq(d.enc_mode[1])]
-        m.d.comb += [unit.lossless.eq(lossless), unit.lossless_signed.eq(signed_),
-                     tl.start.eq(n.unit_start & (d.op == Op.ENC_TABLES)), tl.run.eq(is_tables),
-                     *_fields(tl.p, d, "dram_addr rows"), tl.req.ready.eq(n.fgreq.ready),
-                     tl.resp.valid.eq(n.fresp.valid), tl.resp.payload.eq(n.fresp.payload), unit.tbl_we.eq(tl.tbl_we),
-                     # the colour build's tables sit at 0 (luminance) and 1024 (chrominance): a base per command
-                     unit.tbl_addr.eq(tl.tbl_addr + d.fb_addr if self.colour else tl.tbl_addr),
-                     unit.tbl_data.eq(tl.tbl_data)]
-        with m.If(is_tables):
-            m.d.comb += [n.cls_dram.eq(1), n.fgreq.valid.eq(tl.req.valid), n.fgreq.payload.eq(tl.req.payload),
-                         n.fresp.ready.eq(tl.resp.ready), n.unit_done.eq(tl.done)]
-        # the counters of stage 2
-        m.d.comb += [inc["enc_active"].eq(unit.busy), inc["enc_samples"].eq(unit.inc_samples),
-                     inc["enc_overlap"].eq(unit.busy & exec_state & ~((d.op == Op.ENCODE) | (d.op == Op.ENC_TABLES))),
-                     inc["enc_bits"].eq(unit.inc_bits), inc["enc_stall_in"].eq(unit.stall_in),
-                     inc["enc_stall_out"].eq(unit.stall_out)]
 
 
 def _fields(dst, src, names: str) -> list:
