@@ -96,11 +96,13 @@ from golden.graph import Layer
 from golden.network import INPUT, Network, network
 from hw.plan import (
     BandShape,
+    ChainLayer,
     PlanLayer,
     add_bands,
     band_work,
     concat_slots,
     plan_bands,
+    plan_chain,
     plan_dag,
     subsampled_conv,
 )
@@ -403,15 +405,6 @@ def _geom(layer: Layer) -> _Geom:
     if layer.type == "avgpool":
         return _Geom(c, h, w, 1, 1, 0, c, 1, 1)
     return _Geom(c, h, w, 1, 1, 0, c, h, w)
-
-
-def _band_rows(g: _Geom, in_words_per_row: int, fbw: int) -> int | None:
-    """Largest number of output rows per band that fits the buffer with its input rows (sim.program)."""
-    for rows in range(g.oh, 0, -1):
-        rows_in = min(g.ih, (rows - 1) * g.s + g.k)
-        if in_words_per_row * rows_in + g.oc * rows * g.ow <= fbw:
-            return rows
-    return None
 
 
 class _Acc:
@@ -785,52 +778,34 @@ def _is_linear(lays: list[Layer], alias: dict[str, str]) -> bool:
 
 
 def _chain_plan(lays: list[Layer], net: Net, eng: EngineParams, wmap: dict | None = None) -> list[LayerCounts]:
-    """sim.program.compile_program for linear networks: keep maps resident when they fit."""
-    fbw = eng.fb_words
+    """Linear networks: the counts of the one plan (``hw.plan.plan_chain``) that sim.program.compile_program
+    lowers: maps kept in the buffer where they fit."""
+    geoms = [_geom(la) for la in lays]
+    chain = [ChainLayer(la.name, g.cin, g.ih, g.iw, g.k, g.s, g.oc, g.oh, g.ow, fc=la.type == "linear")
+             for la, g in zip(lays, geoms, strict=True)]
     in_words0 = _numel(network(net).input_shape)
-    resident: tuple[int, int] | None = None       # (address, words) of the resident map
-    pending_input_load = in_words0 <= fbw // 2
+    load_input, steps = plan_chain(chain, in_words0, eng.fb_words)
     out = []
     wmap = wmap or {}
-    for la in lays:
+    for i, (la, g, step) in enumerate(zip(lays, geoms, steps, strict=True)):
         acc = _Acc(la, eng, wmap.get(la.name))
-        if pending_input_load:
+        if i == 0 and load_input:
             acc.load(1, in_words0)
-            resident = (0, in_words0)
-            pending_input_load = False
-        g = _geom(la)
-        out_words = _numel(la.out_shape)
-        in_words = _numel(la.in_shape)
-        placed = False
-        if resident is not None:
-            r_addr = resident[0]
-            r_end = r_addr + in_words
-            o_addr = 0 if out_words <= r_addr else (r_end if r_end + out_words <= fbw else None)
-            if o_addr is not None:
-                _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
-                resident = (o_addr, out_words)
-                placed = True
-            else:
-                acc.store(1, in_words)
-                resident = None
-        if not placed:
-            row_words = in_words if la.type == "linear" else la.in_shape[0] * g.iw
-            rb = _band_rows(g, row_words, fbw)
-            if (rb is None or rb >= g.oh) and in_words + out_words <= fbw:
-                acc.load(1, in_words)
-                _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
-                resident = (in_words, out_words)
-            elif la.type == "linear":
-                _banded(acc, la, g, rb or 1)
-                resident = None
-            else:   # bands from DRAM to DRAM in the one planner's bands (as in branchy networks)
-                g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
-                kind = "pool" if la.type == "maxpool" else "conv"
-                acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g),
-                                          subsampled=_subsampled(acc, g, partial(_compute, acc, la), ih_total=g.oh)
-                                          if kind == "conv" else None)
-                resident = None
-        acc.c.output_resident = resident is not None
+        if step.spill_addr is not None:
+            acc.store(1, chain[i].in_words)
+        if step.how == "whole":
+            acc.load(1, chain[i].in_words)
+        if step.how in ("resident", "whole"):
+            _compute(acc, la, g, 0, max(g.oh, 1), g.ih)
+        elif step.how == "rows":
+            _banded(acc, la, g, step.rows or 1)
+        else:   # bands from DRAM to DRAM in the one planner's bands (as in branchy networks)
+            g.pointwise = la.type == "conv" and g.k == 1 and g.s == 1 and g.pad == 0
+            kind = "pool" if la.type == "maxpool" else "conv"
+            acc.c.bands = _dag_banded(acc, g, la.in_shape[0], g.oc, kind, partial(_compute_band, acc, la, g),
+                                      subsampled=_subsampled(acc, g, partial(_compute, acc, la), ih_total=g.oh)
+                                      if kind == "conv" else None)
+        acc.c.output_resident = step.output_resident
         out.append(acc.c)
     return out
 

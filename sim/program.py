@@ -50,11 +50,13 @@ from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global
 from hw.descriptor import FIELDS, Command, Op, desc_words_padded
 from hw.plan import (
     BandShape,
+    ChainLayer,
     PlanLayer,
     add_bands,
     band_work,
     concat_slots,
     plan_bands,
+    plan_chain,
     plan_dag,
     subsampled_conv,
 )
@@ -699,20 +701,27 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
 
     input_addr = dram.alloc(x.size, x.astype(np.int64))
     fbw = config.fb_words
+    # the one plan of a linear network (hw.plan.chain): which maps stay in the buffer, how each layer runs
+    shape = tuple(int(s) for s in x.shape)
+    chain = []
+    for layer in layers:
+        k, s, _, cin, ih, iw = _geometry(layer, shape)
+        out = shapes[layer.name]
+        chain.append(ChainLayer(layer.name, cin, ih, iw, k, s, *out,
+                                fc=isinstance(layer, ConvLayer) and layer.flatten))
+        shape = out
+    load_input, steps = plan_chain(chain, x.size, fbw)
 
-    # state: where the current map is; resident = (fb_addr, shape) or None; in_dram = addr
-    resident: tuple[int, tuple] | None = None
+    resident: int | None = None     # the buffer address of the current map (None: it is in DRAM, at cur_dram)
     cur_dram = input_addr
     shape = tuple(int(s) for s in x.shape)
-    if int(np.prod(shape)) <= fbw // 2:
-        # load the input once; it becomes resident
-        c, h, w = shape
-        cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=c * h * w,
+    if load_input:
+        cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=x.size,
                             dram_stride=0, fb_stride=0))
         tags.append(layers[0].name if layers else "input")
-        resident = (0, shape)
+        resident = 0
 
-    for layer in layers:
+    for layer, step in zip(layers, steps, strict=True):
         out = shapes[layer.name]
         k, s, pad, cin, ih, iw = _geometry(layer, shape)
         in_words = cin * ih * iw
@@ -723,60 +732,31 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                     in_c=cin, in_w=iw, in_h_total=ih, out_c=out[0], out_w=out[2],
                     **weights_at.get(layer.name, {}), **(_clamp_fields(layer.clamp) if is_conv else {}))
         ch_stride_in = 1 if (is_conv and layer.flatten) else None
-        placed = False
-        if resident is not None:
-            r_addr, _ = resident
-            r_end = r_addr + in_words
-            if out_words <= r_addr:
-                o_addr = 0
-            elif r_end + out_words <= fbw:
-                o_addr = r_end
-            else:
-                o_addr = None
-            if o_addr is not None:
-                cmds.append(Command(in_addr=r_addr, in_h=ih, in_ch_stride=ch_stride_in or ih * iw, in_y0=0,
-                                    out_addr=o_addr, out_h=out[1], out_ch_stride=out[1] * out[2], out_y0=0,
-                                    **base))
-                tags.append(layer.name)
-                resident = (o_addr, out)
-                banded[layer.name] = 1
-                placed = True
-            else:
-                # spill the resident input to DRAM, then band
-                cur_dram = dram.alloc(in_words)
-                cmds.append(Command(Op.STORE, dram_addr=cur_dram, fb_addr=r_addr, rows=1, row_len=in_words))
-                tags.append(layer.name)
-                resident = None
-        rb = None
-        if not placed:
-            # bands of output rows
-            rb = None
-            for rows in range(out[1], 0, -1):
-                rows_in = min(ih, (rows - 1) * s + k)
-                if cin * rows_in * iw + out[0] * rows * out[2] <= fbw:
-                    rb = rows
-                    break
-            if rb is None:
+        if step.spill_addr is not None:     # the input is in the buffer: store it for a layer from DRAM
+            cur_dram = dram.alloc(in_words)
+            cmds.append(Command(Op.STORE, dram_addr=cur_dram, fb_addr=step.spill_addr, rows=1, row_len=in_words))
+            tags.append(layer.name)
+        if step.how in ("bands", "rows"):
+            if step.rows is None:
                 raise EngineLimitError(f"layer {layer.name}: one output row needs "
                                        f"{cin * min(ih, k) * iw + out[0] * out[2]} buffer words; the buffer has {fbw}")
-            if is_conv and layer.flatten and rb != out[1]:
+            if is_conv and layer.flatten and step.rows != out[1]:
                 raise EngineLimitError(f"layer {layer.name}: a flattened input of {in_words} words plus "
                                        f"{out_words} output words does not fit the buffer ({fbw} words)")
-            if rb == out[1] and in_words + out_words <= fbw:
-                # the whole layer fits: load its input once and keep the output resident
-                rows_in = ih
-                cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=in_words))
-                tags.append(layer.name)
-                cmds.append(Command(in_addr=0, in_h=ih, in_ch_stride=ch_stride_in or ih * iw, in_y0=0,
-                                    out_addr=in_words, out_h=out[1], out_ch_stride=out[1] * out[2], out_y0=0,
-                                    **base))
-                tags.append(layer.name)
-                resident = (in_words, out)
-                banded[layer.name] = 1
-                rb = None
-        if not placed and rb is not None and not (is_conv and layer.flatten):
+        if step.how == "whole":             # load the input once; the output stays in the buffer
+            cmds.append(Command(Op.LOAD, dram_addr=cur_dram, fb_addr=0, rows=1, row_len=in_words))
+            tags.append(layer.name)
+        if step.how in ("resident", "whole"):
+            cmds.append(Command(in_addr=step.in_addr, in_h=ih, in_ch_stride=ch_stride_in or ih * iw, in_y0=0,
+                                out_addr=step.out_addr, out_h=out[1], out_ch_stride=out[1] * out[2], out_y0=0,
+                                **base))
+            tags.append(layer.name)
+            resident = step.out_addr
+            banded[layer.name] = 1
+        elif step.how == "bands":
             # bands from DRAM to DRAM as the one planner lays them out (hw.plan.plan_bands: double-buffered where
             # that is faster), lowered as in branchy networks
+            resident = None
             o_dram = dram.alloc(out_words)
 
             def emit(cmd: Command, tag: str) -> None:
@@ -788,7 +768,9 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
                                             config.lanes, config.subsample)
             cur_dram = o_dram
             out_dram[layer.name] = o_dram
-        elif not placed and rb is not None:
+        else:   # "rows": an FC layer from DRAM, LOAD / compute / STORE per band of rows
+            resident = None
+            rb = step.rows
             o_dram = dram.alloc(out_words)
             nb = 0
             for oy_a in range(0, out[1], rb):
@@ -815,11 +797,11 @@ def compile_program(layers: list, x: np.ndarray, config: EngineConfig | None = N
         if resident is not None:
             if verify:
                 v = dram.alloc(out_words)
-                cmds.append(Command(Op.STORE, nocount=1, dram_addr=v, fb_addr=resident[0], rows=1,
+                cmds.append(Command(Op.STORE, nocount=1, dram_addr=v, fb_addr=resident, rows=1,
                                     row_len=out_words))
                 tags.append(layer.name)
                 out_dram[layer.name] = v
-            enc.from_buffer(layer.name, resident[0])
+            enc.from_buffer(layer.name, resident)
         else:
             enc.from_dram(layer.name, cur_dram)
         shape = out
