@@ -101,6 +101,7 @@ from hw.plan import (
     add_bands,
     band_work,
     concat_slots,
+    conv_packs,
     plan_bands,
     plan_chain,
     plan_dag,
@@ -827,13 +828,12 @@ def _banded(acc: _Acc, la: Layer, g: _Geom, rb: int) -> None:
 
 
 def _packs(g: _Geom, lanes: int) -> list[tuple[int, int]]:
-    """sim.program.conv_packs: ``(input channels, output channels)`` of each dense pack of a grouped conv (one
-    pack of the whole layer when ungrouped): ``max(1, 12 // (O/g))`` groups per pack, block-diagonal."""
+    """``(input channels, output channels)`` of each dense pack of a grouped conv (``hw.plan.conv_packs``, as
+    sim.program.conv_packs lowers them; one pack of the whole layer when ungrouped)."""
     if g.groups == 1:
         return [(g.cin, g.oc)]
     og = g.oc // g.groups
-    per = max(1, lanes // og)
-    return [(n * g.cin, n * og) for n in (min(per, g.groups - g0) for g0 in range(0, g.groups, per))]
+    return [(n * g.cin, n * og) for _, n in conv_packs(g.groups, og, lanes)]
 
 
 def _concat_copies(lays: list[Layer], alias: dict[str, str]) -> dict[str, list[int]]:

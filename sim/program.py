@@ -60,6 +60,7 @@ from hw.plan import (
     plan_dag,
     subsampled_conv,
 )
+from hw.plan import conv_packs as plan_conv_packs
 from sim import encoding
 
 LANES = DEFAULT_ARCH.lanes   # the default lane count (EngineConfig.lanes: the engine's)
@@ -158,19 +159,16 @@ def pool_on_dw_unit(layer, config: EngineConfig) -> bool:
 
 def conv_packs(layer: ConvLayer, lanes: int = LANES) -> list[tuple[int, int, ConvLayer]]:
     """The dense convolutions a (grouped) conv runs as: ``(first input channel, first output channel, dense
-    layer)``. A pack takes ``max(1, lanes // (O / groups))`` consecutive groups (``lanes`` for a depthwise layer),
-    with block-diagonal weights, so its output channels fill the MAC array's ``lanes`` rows (12 by default); a
-    plain conv is one pack."""
+    layer)``, one per pack of ``hw.plan.conv_packs`` (consecutive groups with block-diagonal weights, so that a
+    pack's output channels fill the MAC array's ``lanes`` rows; a plain conv is one pack)."""
     g = layer.groups
     if g == 1:
         return [(0, 0, layer)]
     o, cg, k, k2 = layer.weight.shape
     og = o // g
-    per = max(1, lanes // og)
     bias = np.asarray(layer.bias, dtype=np.int64)
     out = []
-    for g0 in range(0, g, per):
-        n = min(g, g0 + per) - g0
+    for g0, n in plan_conv_packs(g, og, lanes):
         w = np.zeros((n * og, n * cg, k, k2), dtype=np.int16)
         for j in range(n):
             w[j * og:(j + 1) * og, j * cg:(j + 1) * cg] = layer.weight[(g0 + j) * og:(g0 + j + 1) * og]

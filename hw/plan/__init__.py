@@ -19,6 +19,7 @@ from hw.plan.bands import (
     band_rows,
     band_work,
     banded_estimate,
+    conv_packs,
     plan_bands,
     resident_estimate,
     subsampled_conv,
@@ -28,5 +29,5 @@ from hw.plan.dag import LayerPlan, PlanLayer, concat_slots, plan_dag
 
 __all__ = ["BEAT_CYCLES", "COMMAND_CYCLES", "LATENCY", "READ_WORDS", "WORDS_PER_CYCLE", "BandPlan", "BandShape",
            "ChainLayer", "ChainStep", "LayerPlan", "PlanLayer", "add_bands", "band_rows", "band_work",
-           "banded_estimate", "concat_slots", "plan_bands", "plan_chain", "plan_dag", "resident_estimate",
+           "banded_estimate", "concat_slots", "conv_packs", "plan_bands", "plan_chain", "plan_dag", "resident_estimate",
            "subsampled_conv"]

@@ -161,5 +161,14 @@ def resident_estimate(shape: BandShape) -> float:
     return 3 * COMMAND_CYCLES + wb * BEAT_CYCLES + LATENCY + rc * shape.oh
 
 
-__all__ = ["BandPlan", "BandShape", "add_bands", "band_rows", "band_work", "banded_estimate", "plan_bands",
-           "resident_estimate", "subsampled_conv"]
+def conv_packs(groups: int, out_per_group: int, lanes: int = 12) -> list[tuple[int, int]]:
+    """The dense convolutions a grouped conv of ``groups`` groups (``out_per_group`` output channels each) runs
+    as: ``(first group, groups)`` of each pack. A pack takes ``max(1, lanes // out_per_group)`` consecutive groups
+    with block-diagonal weights, so that its output channels fill the MAC array's ``lanes`` rows; an ungrouped
+    conv is one pack."""
+    per = max(1, lanes // out_per_group) if groups > 1 else 1
+    return [(g0, min(per, groups - g0)) for g0 in range(0, groups, per)]
+
+
+__all__ = ["BandPlan", "BandShape", "add_bands", "band_rows", "band_work", "banded_estimate", "conv_packs",
+           "plan_bands", "resident_estimate", "subsampled_conv"]

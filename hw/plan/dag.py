@@ -124,12 +124,14 @@ def plan_dag(layers: list[PlanLayer], fb_words: int) -> list[LayerPlan]:
         later += [made_at[t] for t in parts[r] if made_at.get(t, -1) > i]
         return min(later, default=end + 1)
 
-    def units_of(la: PlanLayer) -> tuple[list[str], list[str], set[str]]:
-        """A layer's distinct inputs, those placed in the buffer for it, and the allocation units it needs."""
+    def units_of(la: PlanLayer) -> tuple[list[str], list[str], list[str]]:
+        """A layer's distinct inputs, those placed in the buffer for it, and the allocation units it needs (in
+        that order: its inputs' units, then its output's; a list, so that the plan never depends on the order
+        of a set, which changes with Python's string hashing from one process to the next)."""
         ins = list(dict.fromkeys(la.inputs))
         placed = [t for t, off in zip(la.inputs, la.offsets, strict=True) if slot.get(t) == (la.name, off)] \
             if la.offsets else ins
-        return ins, placed, {root(t)[0] for t in placed} | {root(la.name)[0]}
+        return ins, placed, list(dict.fromkeys([*(root(t)[0] for t in placed), root(la.name)[0]]))
 
     def streams(la: PlanLayer) -> bool:
         """Whether ``la``, whose readers all run from DRAM, is better made in bands there."""
@@ -186,7 +188,7 @@ def plan_dag(layers: list[PlanLayer], fb_words: int) -> list[LayerPlan]:
             # of layers alternates between the two ends and leaves the middle free
             first = root(placed[0])[0] if placed else None
             top = first in at and at[first] < fb_words // 2
-            for r in sorted(units, key=lambda u: -words[u]):
+            for r in sorted(units, key=lambda u: -words[u]):     # (stable: equal sizes in the order of units)
                 while r not in at:
                     a = alloc.take(words[r], top=top and r == root(la.name)[0])
                     if a is not None:
