@@ -1506,6 +1506,11 @@ def _worker_state(ref: StudyRef) -> dict[str, Any]:
     return st
 
 
+def _warm_piece(ref: StudyRef) -> None:
+    """Run on each worker while the cluster starts (:func:`sim.cluster.warm`): the study's state, loaded."""
+    _worker_state(ref)
+
+
 def _reference_piece(item: tuple[StudyRef, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Images ``lo:hi`` (whole batches): float and int16 predictions (the uncoded networks)."""
     ref, lo, hi = item
@@ -1558,6 +1563,9 @@ def study_distributed(ref: StudyRef, wanted: Sequence[str], cluster: Any, progre
 
     progress = progress or _quiet()
     t0 = time.monotonic()
+    # the workers start and load the study's network and images while this process loads its own and (when the
+    # images are one batch) computes the reference predictions itself
+    CL.warm(cluster, _warm_piece, ref)
     config = ref.config
     quiet = not progress.enabled
     nw = load_network(ref.net, weights=ref.weights, input_shape=ref.input_shape)

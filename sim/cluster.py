@@ -173,12 +173,43 @@ Closed when another cluster is asked for, by :func:`close`, or when the process 
 workers live on their own: a run connects to its scheduler and disconnects at the end.)"""
 
 
-def _connect(spec: ClusterSpec):
+_WARMING: dict[str, Any] = {}
+"""A local cluster being started in the background by :func:`warm`: ``{"thread": Thread}``."""
+
+
+def warm(spec: ClusterSpec, fn: Callable[[Any], Any] | None = None, item: Any = None) -> None:
+    """Start ``spec``'s local cluster in a background thread, and run ``fn(item)`` once on each of its workers
+    (loading what the pieces will need), while this process goes on with work of its own: the next
+    :func:`run_pieces` on ``spec`` finds the workers up and ready (it waits for them if they are not yet).
+    Nothing for a serial run or an existing scheduler. A failure here is not reported: the run's own
+    :func:`run_pieces` then starts the cluster and reports what goes wrong, as without this call."""
+    import threading
+
+    if spec.serial or spec.scheduler is not None or _WARMING.get("thread") is not None:
+        return
+
+    def start() -> None:
+        try:
+            client = _connect(spec, wait=False)
+            if fn is not None:
+                client.run(_call, fn, item)
+        except Exception:  # noqa: BLE001 - see the docstring: run_pieces reports it
+            pass
+
+    t = threading.Thread(target=start, name="edgesplit-cluster-warm", daemon=True)
+    _WARMING["thread"] = t
+    t.start()
+
+
+def _connect(spec: ClusterSpec, wait: bool = True):
     """A client of ``spec``'s cluster: this process's local cluster when it is ``spec``'s (else a new one), or a
-    new connection to the existing scheduler."""
+    new connection to the existing scheduler. ``wait``: first wait for a cluster that :func:`warm` starts."""
     import atexit
 
     from distributed import Client
+
+    if wait and _WARMING.get("thread") is not None:
+        _WARMING.pop("thread").join()
 
     if spec.scheduler is not None:
         try:
@@ -199,6 +230,11 @@ def _connect(spec: ClusterSpec):
 
 def close() -> None:
     """Close this process's local cluster (its client and workers): nothing if none is open."""
+    import threading
+
+    t = _WARMING.get("thread")
+    if t is not None and t is not threading.current_thread():     # (warm's own thread closes an older cluster)
+        _WARMING.pop("thread").join()
     client, cluster = _SESSION.pop("client", None), _SESSION.pop("cluster", None)
     _SESSION.pop("spec", None)
     for thing in (client, cluster):

@@ -37,3 +37,8 @@ def die_once(job: tuple[str, int]) -> int:
 def environ(_: int) -> dict[str, str | None]:
     """The worker's malloc and thread settings."""
     return {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "OMP_NUM_THREADS")}
+
+
+def mark_pid(folder: str) -> None:
+    """The warm-up of tests/sim/test_cluster.py: leave a file named after this worker's process."""
+    (Path(folder) / f"warm-{os.getpid()}").write_text("1")

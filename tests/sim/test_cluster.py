@@ -66,6 +66,22 @@ def test_a_second_run_reuses_the_workers():
     close()
 
 
+def test_warm_starts_the_workers_and_runs_the_warm_up_on_each(tmp_path):
+    """sim.cluster.warm: the cluster starts in the background and each worker runs the warm-up once; the next
+    run_pieces uses those workers; a serial spec starts nothing."""
+    from sim.cluster import _SESSION, close, warm
+
+    close()
+    warm(ClusterSpec(workers=1), pieces.mark_pid, str(tmp_path))
+    assert "client" not in _SESSION
+    spec = ClusterSpec(workers=2)
+    warm(spec, pieces.mark_pid, str(tmp_path))
+    pids = {pid for _, pid in run_pieces(pieces.square_with_pid, list(range(8)), spec, quiet=True)}
+    warmed = {int(f.name.split("-")[1]) for f in tmp_path.glob("warm-*")}
+    assert len(warmed) == 2 and pids <= warmed and os.getpid() not in warmed
+    close()
+
+
 def test_local_workers_get_their_environment():
     from sim.cluster import WORKER_ENVIRON
 
