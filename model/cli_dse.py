@@ -2,12 +2,14 @@
 
 ``edgesplit dse --net NET [--arrays 8x8,12x12,16x16,24x24] [--buffers 2**17,2**18,2**19]
 [--links 1mbps,2mbps,22mbps] [--budget 0.01] [--counts auto|analytical] [--tech FILE] [--synth DIR] [--json PATH]
-[--plot PATH | --no-plot] [--verify K]``
+[--plot PATH | --no-plot] [--verify K] [--text-plot LINK[,LINK] | all]``
 
 For every array size x feature-buffer size (an :class:`golden.arch.EngineArch`): the area from ``make synth``'s
 28 nm table, and for every split, encoding and link within the accuracy-loss budget the frames per second and
 energy per frame (the cost model); per link, a table of each architecture's best split and the Pareto front
 of area x energy x frames/s; a plot (default ``build/dse/<net>_dse.png``) and, with ``--json``, every point.
+``--text-plot LINK``: that link's front drawn as text after the table and the verification (:mod:`model.dse_text`;
+``all``: every searched link), the verified points in upper case.
 
 ``--verify K``: the first K Pareto points of distinct architectures (architectures the RTL builds first, then by
 energy) run cycle-accurately on the RTL (``python -m sim.run --net NET [--arch A] [--split S]``, or a result in
@@ -16,8 +18,9 @@ edge part against the RTL's and the relative error. A point whose architecture t
 as not verified, never with a number.
 
 Bad values (an array that is not square or outside 4x4..24x24, an unknown link, a budget outside [0, 1), a
-buffer size the engine cannot have, an output that cannot be written, no synthesis table) print one line on
-stderr and exit with status 2 (``model.cli``); they are checked before any work.
+buffer size the engine cannot have, a ``--text-plot`` link that is not searched, an output that cannot be
+written, no synthesis table) print one line on stderr and exit with status 2 (``model.cli``); they are checked
+before any work.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ def register(subparsers) -> None:
     d.add_argument("--no-plot", action="store_true", help="write no plot")
     d.add_argument("--verify", metavar="K", help=f"run K Pareto points (distinct architectures, 1..{MAX_VERIFY}) "
                                                  "on the RTL and print the model's error")
+    d.add_argument("--text-plot", metavar="LINK", help="print that link's Pareto front as a text chart (frames/s x "
+                                                       "mJ/frame, log; verified points in upper case): one or "
+                                                       "more of --links, comma-separated, or all")
     d.set_defaults(func=cmd_dse)
 
 
@@ -83,6 +89,29 @@ def _verify_k(text: str | None) -> int:
     return k
 
 
+def _text_links(text: str | None, links) -> list[str]:
+    """The links ``--text-plot`` names: ``all`` or some of the searched ``links`` (their names or equal specs)."""
+    if text is None:
+        return []
+    names = [lk.name for lk in links]
+    if text.strip().lower() == "all":
+        return names
+    from model.system import parse_link
+
+    out = []
+    for item in text.split(","):
+        try:
+            name = parse_link(item).name if item.strip() else None
+        except UserError:
+            name = None
+        if name not in names:
+            raise UserError(f"--text-plot {text!r} is not allowed; allowed: all or links of --links "
+                            f"({', '.join(names)}), comma-separated")
+        if name not in out:
+            out.append(name)
+    return out
+
+
 def cmd_dse(args) -> int:
     from model import dse
 
@@ -92,6 +121,7 @@ def cmd_dse(args) -> int:
     links = dse.parse_links(args.links)
     budget = dse.check_budget(args.budget)
     k = _verify_k(args.verify)
+    text_links = _text_links(args.text_plot, links)
     if args.counts not in ("auto", "analytical"):
         raise UserError(f"unknown counts source {args.counts!r}; allowed: auto, analytical")
     if args.no_plot and args.plot:
@@ -130,6 +160,12 @@ def cmd_dse(args) -> int:
     checks = []
     if k:
         checks, status = verify(res, k, net, args.net, args.input_shape)
+    if text_links:
+        from model.dse_text import text_plot
+
+        for lk in text_links:
+            print()
+            print(text_plot(res, lk, checks))
     doc = {**res.to_dict(), "verify": checks, "wall_s": time.perf_counter() - t0}
     with files.AtomicGroup() as g:
         if plot_path is not None:
