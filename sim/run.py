@@ -10,10 +10,9 @@ The network runs as several engine programs (pieces, ``sim.cluster.run_pieces``:
 ``WORKERS=N`` local Dask workers, default one per core, 1 = serially; ``--scheduler`` / ``SCHEDULER=`` an
 existing cluster): one per FC layer, each starting from the golden output of the layer before. The JSON is the serial
 run's whichever way the pieces ran, but for the wall-time fields. ``--cut`` (``CUT=1``) also cuts the conv head
-before each layer that reads its input from DRAM anyway (``cut_head``; not in networks with branches, nor in
-encoding or coded-weight runs): outputs stay bit-exact, but a layer at a cut can count one cycle fewer than in
-the uncut run (measured: AlexNet none; VGG-16 6 of its 14 cut layers, -1 cycle each, against the pinned
-serial cycles of tests/model/test_cost_counts.py), so it is not the default.
+after its pools (``cut_head``; not in networks with branches, nor in encoding or coded-weight runs): each later
+program reruns the pool before its cut as a warm-up (its counters discarded), so that the first layer after the
+cut starts behind the same STOREs as in the uncut run.
 
 Prints a per-layer table and writes ``build/sim/<net>.json``: for each layer ``name``, ``macs``,
 ``cycles``, ``utilization`` (MACs / (144 x cycles)), ``bit_exact``, ``counters`` (every counter).
@@ -245,31 +244,38 @@ def _layer_commands(prog, name: str) -> list:
                                                                            strict=False) if tag == name]
 
 
-def cut_head(head: list, x, refs: dict, config) -> list[list]:
-    """Cut a linear run of layers into programs that each start from the golden output of the layer before,
-    only before a layer whose input the whole program reads from DRAM anyway (its first command a counted LOAD:
-    the previous layer's output was banded out, not resident in the feature buffer) and whose commands, compiled
-    on their own from that input, are the whole program's (addresses aside). A layer whose input stays resident is
-    never a cut: on its own it would LOAD the input first. The commands are the same; the timing at the cut can
-    differ by a cycle (the first LOAD of the uncut program may wait behind the previous layer's last STOREs):
-    measured equal on AlexNet and tests/sim/test_sim_pieces.py, one cycle fewer on 6 of VGG-16's 14 cuts."""
+def cut_head(head: list, x, refs: dict, config) -> list[tuple[int, list]]:
+    """Cut a linear run of layers into programs, as ``(warm, layers)``: each program after the first starts from
+    the golden input of ``layers[0]``, a *warm-up* layer (``warm`` = 1) that the program before also runs and
+    whose counters and output this one discards. It reruns the previous layer's tail: the first LOAD of the
+    layer after a cut waits behind that layer's last STOREs in the whole program (by a cycle or so, on the DRAM
+    model's beat phase), and without them it counted one cycle fewer (VGG-16, 6 of 14 cuts, before 7 Dec).
+
+    A cut goes before layer ``i`` only where the warm-up layer ``i - 1`` is cheap (a layer without MACs: a
+    pool) and both read their input from DRAM in the whole program (their first command a counted LOAD: the
+    layer before was banded out, not resident), and where the two, compiled on their own from that input, give
+    the whole program's commands (addresses aside)."""
     from dataclasses import replace
 
     from hw.descriptor import Op
     from sim.program import compile_program
 
-    if len(head) < 2:
-        return [head]
+    if len(head) < 3:
+        return [(0, head)]
     whole = compile_program(head, x, config)
+    cmds = [_layer_commands(whole, la.name) for la in head]
+
+    def reads_dram(i: int) -> bool:
+        return bool(cmds[i]) and cmds[i][0].op == Op.LOAD and not cmds[i][0].nocount
+
     starts = [0]
-    for i in range(1, len(head)):
-        cmds = _layer_commands(whole, head[i].name)
-        if not cmds or cmds[0].op != Op.LOAD or cmds[0].nocount:
+    for i in range(2, len(head)):
+        if whole.macs[head[i - 1].name] or not (reads_dram(i - 1) and reads_dram(i)):
             continue
-        alone = compile_program([replace(head[i], inputs=None)], refs[head[i - 1].name], config)
-        if _layer_commands(alone, head[i].name) == cmds:
+        alone = compile_program([replace(head[i - 1], inputs=None), head[i]], refs[head[i - 2].name], config)
+        if [_layer_commands(alone, head[j].name) for j in (i - 1, i)] == cmds[i - 1:i + 1]:
             starts.append(i)
-    return [head[a:b] for a, b in zip(starts, [*starts[1:], len(head)], strict=True)]
+    return [(int(a > 0), head[a - (a > 0):b]) for a, b in zip(starts, [*starts[1:], len(head)], strict=True)]
 
 
 @dataclass(frozen=True)
@@ -364,14 +370,17 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     totals = {n: 0 for n in COUNTERS}
     t0 = time.monotonic()
     parts = batch_parts(layers, fc_only) if batched else _programs(layers)
+    warms = [0] * len(parts)     # per program: its leading warm-up layers (cut_head), run but not reported
     # cuts only in plain runs at make sim's DRAM rate (where they were measured: AlexNet, VGG-16,
     # tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
     if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
             and is_linear(layers) \
             and not getattr(parts[0][0], "flatten", False):
-        parts = cut_head(parts[0], x, refs, config) + parts[1:]
+        cuts = cut_head(parts[0], x, refs, config)
+        warms = [w for w, _ in cuts] + [0] * (len(parts) - 1)
+        parts = [p for _, p in cuts] + parts[1:]
     pieces, metas = [], []
-    for part in parts:
+    for part, warm in zip(parts, warms, strict=True):
         first = part[0]
         prev_name = layers[layers.index(first) - 1].name if layers.index(first) else None
         px = refs[prev_name] if prev_name else x
@@ -397,7 +406,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
                                                                        False))
         else:
             prog = compile_program(part, px, config, encode=plans)
-        what = part[0].name if len(part) == 1 else f"{len(part)} layers"
+        what = part[0].name if len(part) == 1 else f"{len(part) - warm} layers"
+        what += f" after a warm-up {part[0].name}" if warm else ""
         print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
               f"{f' (a slice of {n_slice} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
               flush=True)
@@ -406,8 +416,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         variant += f"_batch{batch}" if batched else ""
         pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}{arch.suffix}",
                             DramSettings(bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles),
-                            tuple(ly.name for ly in part), plans, arch))
-        metas.append((part, scale, plans, prog, fc_batch))
+                            tuple(ly.name for ly in part[warm:]), plans, arch))
+        metas.append((part[warm:], scale, plans, prog, fc_batch))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
     with warnings.catch_warnings():
