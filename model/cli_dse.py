@@ -347,7 +347,7 @@ def verify(res, k: int, net, net_spec: str, input_shape: str | None) -> tuple[li
                    relative_error=err, layers_compared=len(used), edge_layers=len(model_layers),
                    layers_scaled_from_slices=scaled)
         cover = "" if len(used) == len(model_layers) else f" ({len(used)} of {len(model_layers)} edge layers)"
-        sl = f"; {scaled} FC layer{'s' if scaled != 1 else ''} simulated on a slice and scaled" if scaled else ""
+        sl = f"; {scaled} FC layer{'s' if scaled != 1 else ''} simulated on slices and extrapolated" if scaled else ""
         print(f"{head} model (analytical) {model_cycles:,.0f} cycles, RTL {rtl_cycles:,.0f} cycles, "
               f"error {err:+.2%}{cover}{sl} [{rec['rtl_run']} {rec['rtl_json']}]")
     return out, status

@@ -237,8 +237,9 @@ class LayerCounts:
     output_resident: bool = True
     bands: int = 1
     commands: int = 0
-    slice_channels: int = 0         # RTL: an FC layer simulated on this many output channels ...
-    scale: float = 1.0              # ... and its counts scaled up by this factor (sim/run.py)
+    slice_channels: int = 0         # RTL (older make sim): an FC layer simulated on this many output channels ...
+    scale: float = 1.0              # ... and its counts scaled up by this factor; with slice_channels 0, an FC layer
+                                    # extrapolated per weight group from slices (sim.fc_slice): whole groups / slice's
     wdec_weights: float = 0.0       # weights restored by the weight decoder (padded blocks; 0: int16 weights)
     weight_qf: int = 0              # QF of the layer's coded weights (0: int16)
 
@@ -1479,10 +1480,14 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
                                                           "avgpool2d") else 0
         lc.bands = int(row.get("bands", 1))
         lc.output_resident = lc.bands == 1 and lc.dram_write_words == 0
-        sl = row.get("scaled_from_slice")
+        sl = row.get("scaled_from_slice")   # make sim before its per-group extrapolation: one slice, scaled
         if isinstance(sl, dict):
             lc.slice_channels = int(sl.get("simulated_output_channels", 0))
             lc.scale = float(sl.get("scale", 1.0))
+        ex = row.get("extrapolated_from_slices")   # the whole layer's counts from two slices (sim.fc_slice)
+        if isinstance(ex, dict):
+            groups = ex.get("weight_groups") or [0]
+            lc.scale = float(ex.get("whole_weight_groups", 0)) / max(1, int(groups[0]))
         result[la.name] = lc
     return result
 
@@ -1495,7 +1500,8 @@ def rtl_layer_counts(net: Net, path: str | Path | None = None, eng: EngineParams
     ``path``: one JSON; default every ``build/sim/<net>*.json``, a layer taken from the newest file that has
     it. Layers whose MAC count differs from the golden table, or runs at another DRAM bandwidth or engine
     size than ``eng``, are not used; ``include_scaled=False`` also leaves out FC layers that ``make sim``
-    simulated on a slice of their output channels and scaled up (an extrapolation, not a measurement).
+    simulated on slices of their output channels (``sim.fc_slice``: extrapolated per weight group, their DRAM
+    words exact, their cycles an extrapolation; an older run's one slice scaled up), not measured whole.
     ``weights="jpeg"``: the compressed-weights runs (``*_wjpeg.json``); ``wanted`` ``{layer: QF}`` keeps a
     coded layer only at that QF (default: any). ``batched``: only batched runs (``make sim BATCH=n``), whose
     counts are of the whole batch; otherwise they are never used.
@@ -1672,8 +1678,12 @@ def rtl_error(net: Net, path: str | Path | None = None, eng: EngineParams = DEFA
         if r is None:
             continue
         if (r.scale != 1.0 and r.slice_channels) or (lc.type == "linear" and own_program):
+            # an FC layer's own program: the whole layer (one extrapolated from slices too, sim.fc_slice), or an
+            # older make sim's scaled slice as it ran
             la = next(x for x in net.layers if x.name == lc.layer)
-            lc = _fc_slice(la, r.slice_channels or la.out_shape[0], r.scale, eng, coded.get(lc.layer))
+            sliced = r.scale != 1.0 and r.slice_channels
+            lc = _fc_slice(la, r.slice_channels if sliced else la.out_shape[0], r.scale if sliced else 1.0, eng,
+                           coded.get(lc.layer))
         model = lc.as_dict()
         if verification_stores and lc.output_resident:
             model["cycles"] += eng.command_cycles

@@ -82,16 +82,10 @@ def display_names(qnet, layers) -> dict[str, str]:
     return names
 
 
-# FC layers with more weights than this run as a slice of SLICE_CHANNELS output channels whose counts
-# are scaled up (every group of 12 output channels streams the same K rows: identical work per group); on an
-# array of other than 12 lanes the slice is ten groups of its lanes (slice_channels)
+# FC layers with more weights than this (and more than 11 weight groups) run as two slices of their output
+# channels (10 or 11 and six fewer weight groups, sim.fc_slice), their counts extrapolated per weight group to the
+# whole layer
 FC_SLICE_WORDS = 4_000_000
-SLICE_CHANNELS = 120
-
-
-def slice_channels(lanes: int) -> int:
-    """Output channels of a sliced FC layer: whole weight groups of ``lanes`` (SLICE_CHANNELS at 12 lanes)."""
-    return SLICE_CHANNELS // 12 * lanes
 
 
 def _programs(layers):
@@ -194,7 +188,8 @@ def weight_qfs(net: str, layers, qf: int | None) -> tuple[dict[str, int], str]:
 
 def compress_weights(layers, qfs: dict[str, int]):
     """Layers whose weights are coded (``golden.weightcodec``) and replaced by their decoded values, and each coded
-    layer's quantized blocks ``{name: zz[n, 64]}`` (what its streams code; :func:`slice_encoded` re-codes a slice).
+    layer's quantized blocks ``{name: zz[n, 64]}`` (what its streams code; ``sim.fc_slice.slice_encoded`` re-codes
+    a slice).
 
     The decoded values come from the quantized blocks the streams were coded from (``decode_quantized``): the
     entropy stage is lossless (``tests/golden/test_weightcodec.py`` decodes every stream back to them), and the
@@ -218,17 +213,6 @@ def compress_weights(layers, qfs: dict[str, int]):
             blocks[layer.name] = zz
         out.append(layer)
     return out, blocks
-
-
-def slice_encoded(enc, channels: int, zz: np.ndarray):
-    """The first ``channels`` output channels (a multiple of 12) of a compressed layer whose quantized blocks are
-    ``zz`` (:func:`compress_weights`): the same blocks (so the same decoded weights), re-entropy-coded with the
-    layer's tables."""
-    from golden import weightcodec as wc
-
-    assert channels % wc.LANES == 0
-    part = zz[:channels // wc.LANES * wc.blocks_per_group(enc.k)]
-    return wc.encode_quantized(part, enc.p, enc.qf, channels, enc.k, (enc.dc_table, enc.ac_table))
 
 
 # DRAM addresses in a descriptor: where a program's image puts the weights and maps (a part placed on its own
@@ -306,6 +290,34 @@ def run_piece(piece: Piece) -> dict:
             "wall_s": res.wall_s}
 
 
+def _extrapolated(layer, slices, progs, ress, lanes: int, chans: tuple[int, int]) -> tuple[dict, int, dict]:
+    """A sliced FC layer's counters, MACs and row record from its two slices' runs (``sim.fc_slice``): every
+    counter per weight group, the DRAM read words (and a coded layer's stream bits) as the fixed part the slices
+    measured plus the whole layer's weight words (bits). ``layer``: the whole layer, coded weights included;
+    ``slices``: the slices' layers."""
+    from dataclasses import replace
+
+    from sim import fc_slice
+
+    name, o = layer.name, layer.weight.shape[0]
+    cmds = [next(cm for cm, n in zip(p.commands, p.command_layer, strict=False) if n == name and cm.op.name == "CONV")
+            for p in progs]
+    whole_cmd = replace(cmds[0], out_c=o)
+    if layer.wcodec is not None:
+        for sl, cm in zip(slices, cmds, strict=True):   # the whole layer's fields as the compiler sets the slices'
+            assert fc_slice.coded_fields(sl.wcodec, lanes) == {"rows": cm.rows, "dram_stride": cm.dram_stride}
+        whole_cmd = replace(whole_cmd, **fc_slice.coded_fields(layer.wcodec, lanes))
+    accounted = {"dram_read_words": (fc_slice.weight_words(cmds[0], lanes), fc_slice.weight_words(cmds[1], lanes),
+                                     fc_slice.weight_words(whole_cmd, lanes))}
+    if layer.wcodec is not None:   # the decoders' stream bits: the lane streams' bits
+        accounted["wdec_bits"] = tuple(sum(ly.wcodec.lane_bits) for ly in (*slices, layer))
+    per = [r["per_layer"][name] for r in ress]
+    g = fc_slice.groups(o, lanes)
+    c = fc_slice.extrapolate(per[0], per[1], g, accounted)
+    macs = fc_slice.extrapolate({"m": progs[0].macs[name]}, {"m": progs[1].macs[name]}, g)["m"]
+    return c, macs, {"extrapolated_from_slices": fc_slice.record(chans, g, lanes, accounted, tuple(per))}
+
+
 def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | None = None, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
              cut: bool = False, arch=None, batch: int = 1, fc_only: bool = False) -> dict:
@@ -324,6 +336,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     from golden.quantize import calibration_images, quantize_net, sample_images
     from hw.engine import COUNTERS
     from hw.sources import rtl_sources_hash
+    from sim import fc_slice
     from sim.cluster import ClusterSpec, run_pieces
     from sim.encoding import plan_encoding
     from sim.engine_run import DramSettings
@@ -341,7 +354,6 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     if batched and (encode is not None or weights_codec is not None or cut):
         raise UserError("BATCH / FC_ONLY runs the plain network: ENCODE, WEIGHTS_CODEC and CUT do not apply")
     array_macs = arch.macs
-    n_slice = slice_channels(config.lanes)
     nw = as_network(network).with_weights(weights)
     net = nw.name
     weights = nw.weights
@@ -384,40 +396,42 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         first = part[0]
         prev_name = layers[layers.index(first) - 1].name if layers.index(first) else None
         px = refs[prev_name] if prev_name else x
-        scale = 1.0
-        if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS:
-            o = first.weight.shape[0]
-            part = [replace(first, weight=first.weight[:n_slice], bias=first.bias[:n_slice],
-                            wcodec=slice_encoded(first.wcodec, n_slice, coded_blocks[first.name])
-                            if first.wcodec else None)]
-            scale = o / n_slice
+        variants, chans = [part], None
+        if len(part) == 1 and getattr(first, "flatten", False) and first.weight.size > FC_SLICE_WORDS \
+                and fc_slice.groups(first.weight.shape[0], config.lanes) > fc_slice.SLICE_GROUPS + 1:
+            chans = fc_slice.slice_channels(first.weight.shape[0], config.lanes)
+            variants = [[fc_slice.slice_layer(first, ch, coded_blocks.get(first.name))] for ch in chans]
         if len(layers) != len(part):  # a part starts from the program input: the previous golden output
-            part = [replace(part[0], inputs=None), *part[1:]]
+            variants = [[replace(v[0], inputs=None), *v[1:]] for v in variants]
         plans = {}
-        if encode is not None and scale == 1:
+        if encode is not None and chans is None:
             for layer in part:
                 if encode.layers is None or layer.name in encode.layers:
                     plans[layer.name] = plan_encoding(layer.name, refs[layer.name], encode)
         fc_batch = batched and getattr(first, "flatten", False)
-        if fc_batch:   # n frames in one pass; the input already interleaved when the layer before was batched too
-            ins = [fr[prev_name] if prev_name else xf for fr, xf in zip(frame_refs, xs, strict=True)]
-            prog = compile_fc_batch(part[0], ins, config,
-                                    packed=bool(prev_name) and getattr(layers[layers.index(first) - 1], "flatten",
-                                                                       False))
-        else:
-            prog = compile_program(part, px, config, encode=plans)
-        what = part[0].name if len(part) == 1 else f"{len(part) - warm} layers"
-        what += f" after a warm-up {part[0].name}" if warm else ""
-        print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
-              f"{f' (a slice of {n_slice} of {first.weight.shape[0]} channels)' if scale != 1 else ''}",
-              flush=True)
-        # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
-        variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote else "")
-        variant += f"_batch{batch}" if batched else ""
-        pieces.append(Piece(prog, f"{net}_{split}_{part[0].name}{variant}{arch.suffix}",
-                            DramSettings(bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles),
-                            tuple(ly.name for ly in part[warm:]), plans, arch))
-        metas.append((part[warm:], scale, plans, prog, fc_batch))
+        progs = []
+        for v in variants:
+            if fc_batch:   # n frames in one pass; the input already interleaved when the layer before was batched too
+                ins = [fr[prev_name] if prev_name else xf for fr, xf in zip(frame_refs, xs, strict=True)]
+                prog = compile_fc_batch(v[0], ins, config,
+                                        packed=bool(prev_name) and getattr(layers[layers.index(first) - 1],
+                                                                           "flatten", False))
+            else:
+                prog = compile_program(v, px, config, encode=plans)
+            progs.append(prog)
+            what = v[0].name if len(v) == 1 else f"{len(v) - warm} layers"
+            what += f" after a warm-up {v[0].name}" if warm else ""
+            print(f"{net} ({what}): {len(prog.commands)} commands, {sum(prog.macs.values()) / 1e6:.1f} M MACs"
+                  f"{f' (a slice of {v[0].weight.shape[0]} of {first.weight.shape[0]} channels)' if chans else ''}",
+                  flush=True)
+            # one work folder per variant: tests run the plain, encoding and coded-weight variants side by side
+            variant = (f"_{encode.mode}{encode.qf}" if encode is not None else "") + (f"_w{weights_codec}" if wnote
+                                                                                      else "")
+            variant += (f"_batch{batch}" if batched else "") + (f"_slice{v[0].weight.shape[0]}" if chans else "")
+            pieces.append(Piece(prog, f"{net}_{split}_{v[0].name}{variant}{arch.suffix}",
+                                DramSettings(bytes_per_cycle=bytes_per_cycle, latency=arch.dram_latency_cycles),
+                                tuple(ly.name for ly in v[warm:]), plans, arch))
+        metas.append((part[warm:], chans, plans, progs, fc_batch, [v[0] for v in variants]))
     print(f"{net}: simulating {len(pieces)} program{'s' if len(pieces) != 1 else ''} in Verilator "
           f"(DRAM {bytes_per_cycle:g} B/cycle)...", flush=True)
     with warnings.catch_warnings():
@@ -425,22 +439,29 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
         results = run_pieces(run_piece, pieces, cluster or ClusterSpec(workers=1), desc=f"make sim {net}",
                              labels=[f"{net} program {p.layers[0]}"
-                                     + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "") for p in pieces])
+                                     + (f"..{p.layers[-1]}" if len(p.layers) > 1 else "")
+                                     + (f" (slice of {p.prog.out_shapes[p.layers[0]][0]})" if "_slice" in p.work
+                                        else "") for p in pieces])
     sim_wall, simulated = 0.0, 0
-    for (part, scale, plans, prog, fc_batch), res in zip(metas, results, strict=True):
-        sim_wall += res["wall_s"]
-        simulated += sum(v["cycles"] for v in res["per_layer"].values())
-        per_layer = res["per_layer"]
+    left = iter(results)
+    for part, chans, plans, progs, fc_batch, slices in metas:
+        ress = [next(left) for _ in progs]
+        for res in ress:
+            sim_wall += res["wall_s"]
+            simulated += sum(v["cycles"] for v in res["per_layer"].values())
+        res, prog = ress[0], progs[0]
         for layer in part:
-            ref = refs[layer.name][:n_slice] if scale != 1 else refs[layer.name]
-            got = res["outputs"][layer.name]
-            c = {n: round(v * scale) for n, v in per_layer[layer.name].items()}
-            macs = round(prog.macs[layer.name] * scale)
+            outs = [(r["outputs"][layer.name], p.out_shapes[layer.name][0]) for r, p in zip(ress, progs, strict=True)]
+            c = dict(res["per_layer"][layer.name])
+            macs = prog.macs[layer.name]
+            extra_row = {}
+            if chans:   # the whole layer's counts from the two slices' (sim.fc_slice)
+                c, macs, extra_row = _extrapolated(layer, slices, progs, ress, config.lanes, chans)
+            exact = all(np.array_equal(g[:, :, :1] if fc_batch else g, refs[layer.name][:n]) for g, n in outs)
             frames_exact = None
             if fc_batch:   # the batch's output [oc, 1, n]: frame f at [:, :, f], each against its own golden output
-                frames_exact = [bool(np.array_equal(got[:, :, f:f + 1], fr[layer.name][:n_slice] if scale != 1
-                                                    else fr[layer.name])) for f, fr in enumerate(frame_refs)]
-                got = got[:, :, :1]
+                frames_exact = [all(np.array_equal(g[:, :, f:f + 1], fr[layer.name][:n]) for g, n in outs)
+                                for f, fr in enumerate(frame_refs)]
             elif batched:  # frame 1's program, counted once per frame
                 c = {n: v * batch for n, v in c.items()}
                 macs *= batch
@@ -448,10 +469,8 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
                 "name": names[layer.name], "module": layer.name, "type": type(layer).__name__[:-5].lower(),
                 "shape": list(refs[layer.name].shape), "macs": macs, "cycles": c["cycles"],
                 "utilization": macs / (array_macs * c["cycles"]) if c["cycles"] else 0.0,
-                "bit_exact": bool(np.array_equal(got, ref)), "bands": prog.banded[layer.name], "counters": c,
+                "bit_exact": exact, "bands": prog.banded[layer.name], "counters": c, **extra_row,
             }
-            if scale != 1:
-                row["scaled_from_slice"] = {"simulated_output_channels": n_slice, "scale": scale}
             if batched:
                 row.update(_per_frame(c, macs, batch, array_macs))
                 row["run"] = "batched" if fc_batch else "frame 1's program, counted per frame"
@@ -461,7 +480,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
             if layer.name in plans:
                 row["encoding"] = _encoding_row(plans[layer.name], res["encodings"][layer.name])
             enc = getattr(layer, "wcodec", None)
-            if enc is not None:
+            if enc is not None:   # the whole layer's coded weights (a sliced layer's slices re-code theirs)
                 row["weights"] = {"qf": enc.qf, "pre_shift": enc.p, "raw_words": enc.out_channels * enc.k,
                                   "stream_words": int(enc.words.size), "compressed_bytes": enc.compressed_bytes,
                                   "table_bytes": enc.table_bytes, "ratio": enc.ratio}
@@ -469,8 +488,9 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
                            if n == layer.name and cm.op.name == "CONV")
                 # what the engine read (one CONV command's): lane-stream area (each lane on a 12-word beat;
                 # the coded groups only when the first group is plain) and table entries (lanes included)
+                area = fc_slice.coded_fields(enc, config.lanes)["dram_stride"] if chans else int(cmd.dram_stride)
                 row["weights"].update(raw_first_group=bool(cmd.w_raw0), table_entries=int(cmd.rows),
-                                      **({"area_words": int(cmd.dram_stride)} if scale == 1 else {}))
+                                      area_words=area)
             rows.append(row)
             for n in COUNTERS:
                 totals[n] += c[n]

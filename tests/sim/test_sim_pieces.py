@@ -103,7 +103,8 @@ def test_coded_weights_equal_the_stream_decoder(qf):
     the streams in Python again: the same int16 weights as the golden stream decoder, and an FC slice re-coded
     from those blocks is the slice of the decoded stream."""
     from golden import weightcodec as wc
-    from sim.run import compress_weights, slice_encoded
+    from sim.fc_slice import slice_encoded
+    from sim.run import compress_weights
 
     rng = np.random.default_rng(qf)
     conv = ConvLayer("conv", rng.integers(-32768, 32768, size=(26, 5, 3, 3)).astype(np.int16),
@@ -118,3 +119,8 @@ def test_coded_weights_equal_the_stream_decoder(qf):
         assert np.array_equal(blocks[new.name], wc.decode_zz(new.wcodec))
     part = slice_encoded(layers[1].wcodec, 24, blocks["fc"])
     assert np.array_equal(wc.decode_layer(part), wc.decode_layer(layers[1].wcodec)[:24])
+    # a slice whose last group is partial (sim.fc_slice: as wide as the whole layer's last group, 40 = 3 x 12 + 4):
+    # its first channels decode as the layer's, the lanes past them as the zero padding channels
+    part = slice_encoded(layers[1].wcodec, 16, blocks["fc"])
+    assert np.array_equal(wc.decode_layer(part), wc.decode_layer(layers[1].wcodec)[:16])
+    assert not wc.decode_zz(part)[-wc.blocks_per_group(130):].reshape(3, 12, 64)[:, 4:].any()
