@@ -50,7 +50,8 @@ endif
 ifdef FC_ONLY
 SIMARGS += --fc-only
 endif
-# CUT=1: the conv head in more programs, to run in parallel (sim/run.py: a layer at a cut can count a cycle fewer)
+# CUT=1: cut the conv head after its pools even on one worker (the default on several; sim/run.py cut_head: every
+# counter as uncut)
 ifdef CUT
 SIMARGS += --cut
 endif

@@ -9,10 +9,11 @@ per cycle, and every layer's output is compared with the golden integer model.
 The network runs as several engine programs (pieces, ``sim.cluster.run_pieces``: ``--workers N`` /
 ``WORKERS=N`` local Dask workers, default one per core, 1 = serially; ``--scheduler`` / ``SCHEDULER=`` an
 existing cluster): one per FC layer, each starting from the golden output of the layer before. The JSON is the serial
-run's whichever way the pieces ran, but for the wall-time fields. ``--cut`` (``CUT=1``) also cuts the conv head
-after its pools (``cut_head``; not in networks with branches, nor in encoding or coded-weight runs): each later
-program reruns the pool before its cut as a warm-up (its counters discarded), so that the first layer after the
-cut starts behind the same STOREs as in the uncut run.
+run's whichever way the pieces ran, but for the wall-time fields. On more than one worker (or with ``--cut``,
+``CUT=1``) the conv head is also cut after its pools (``cut_head``; not in networks with branches, nor in
+encoding, coded-weight or batched runs): each later program reruns the pool before its cut as a warm-up (its
+counters discarded), so that the first layer after the cut starts behind the same STOREs as in the uncut run:
+every counter of every layer equals the uncut run's (VGG-16, 7 Dec: 18 of 18 conv-head layers).
 
 Prints a per-layer table and writes ``build/sim/<net>.json``: for each layer ``name``, ``macs``,
 ``cycles``, ``utilization`` (MACs / (144 x cycles)), ``bit_exact``, ``counters`` (every counter).
@@ -320,12 +321,13 @@ def _extrapolated(layer, slices, progs, ress, lanes: int, chans: tuple[int, int]
 
 def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | None = None, encode=None,
              weights_codec: str | None = None, weights_qf: int | None = None, cluster=None,
-             cut: bool = False, arch=None, batch: int = 1, fc_only: bool = False) -> dict:
+             cut: bool | None = None, arch=None, batch: int = 1, fc_only: bool = False) -> dict:
     """``network``: a ``golden.network.Network`` or a name; ``weights`` (a state_dict file) replace its
     weights when given. The programs run as pieces on ``cluster`` (a ``sim.cluster.ClusterSpec``; default:
     serially, here; ``make sim`` passes ``--workers``/``--scheduler``, default one worker per core); ``cut``: cut
-    a plain run's conv head into more programs (:func:`cut_head`; opt-in: a layer at a cut can count one cycle
-    fewer); ``arch``: the engine's architecture (``golden.arch``; default ``DEFAULT_ARCH``), recorded in the
+    a plain run's conv head into more programs (:func:`cut_head`: the same counters, every layer; None, the
+    default: when the pieces run on more than one worker); ``arch``: the engine's architecture (``golden.arch``;
+    default ``DEFAULT_ARCH``), recorded in the
     result with the RTL sources' hash (``hw.sources``). ``batch`` n > 1: every fully-connected layer runs once
     for n frames (:func:`batch_parts`, ``sim.program.compile_fc_batch``); ``fc_only``: only the FC layers run
     (each from its golden input, as always), the layers before them not at all."""
@@ -351,7 +353,7 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     config = EngineConfig.from_arch(arch, encode=encode is not None, coded=weights_codec is not None)
     batched = batch != 1 or fc_only
     batch = check_batch(batch, config.lanes)
-    if batched and (encode is not None or weights_codec is not None or cut):
+    if batched and (encode is not None or weights_codec is not None or cut):   # (cut None: not asked for)
         raise UserError("BATCH / FC_ONLY runs the plain network: ENCODE, WEIGHTS_CODEC and CUT do not apply")
     array_macs = arch.macs
     nw = as_network(network).with_weights(weights)
@@ -383,9 +385,11 @@ def simulate(network, split: str | None, weights=None, bytes_per_cycle: float | 
     t0 = time.monotonic()
     parts = batch_parts(layers, fc_only) if batched else _programs(layers)
     warms = [0] * len(parts)     # per program: its leading warm-up layers (cut_head), run but not reported
-    # cuts only in plain runs at make sim's DRAM rate (where they were measured: AlexNet, VGG-16,
-    # tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next layer
-    if cut and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
+    # cuts only in plain runs at make sim's DRAM rate (where they were measured: VGG-16, every counter of every
+    # layer as uncut; tests/sim/test_sim_pieces.py); an encoding run overlaps a layer's encoding with the next one
+    if cut is None:
+        cut = not (cluster or ClusterSpec(workers=1)).serial
+    if cut and not batched and encode is None and weights_codec is None and bytes_per_cycle == CUT_BYTES_PER_CYCLE \
             and is_linear(layers) \
             and not getattr(parts[0][0], "flatten", False):
         cuts = cut_head(parts[0], x, refs, config)
@@ -721,8 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights-codec", help="jpeg: run with JPEG-coded weights and compare with plain weights")
     p.add_argument("--weights-qf", help="one weight QF 1..100 for every layer (default: the per-layer table)")
     p.add_argument("--cut", action="store_true",
-                   help="cut the conv head into more programs (more pieces to run in parallel) before layers that "
-                        "read their input from DRAM anyway; a layer at a cut can count one cycle fewer (CUT=1)")
+                   help="cut the conv head after its pools into more programs even on one worker (the default "
+                        "on more than one: more pieces to run in parallel; every counter as uncut) (CUT=1)")
     p.add_argument("--batch", default="1",
                    help="frames per fully-connected pass, 1..lanes (BATCH=n): every FC layer runs once for n "
                         "different frames, reported per frame; build/sim/<net>_batch<n>.json (default 1: as today)")
@@ -781,9 +785,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.weights_codec:
             print(f"{args.net}: first with plain int16 weights (the reference for DRAM words and cycles)", flush=True)
             plain = simulate(nw, args.split, None, args.dram_bytes_per_cycle, cluster=cluster,
-                             cut=args.cut, arch=arch)
+                             cut=args.cut or None, arch=arch)
         result = simulate(nw, args.split, None, args.dram_bytes_per_cycle, encode=spec,
-                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut,
+                          weights_codec=args.weights_codec, weights_qf=wqf, cluster=cluster, cut=args.cut or None,
                           arch=arch, **({"batch": batch, "fc_only": args.fc_only} if batched else {}))
     except UserError as e:
         print(f"make sim: error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 and a run on two local Dask workers writing exactly the serial run's JSON (wall times aside)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from sim.engine_run import DramSettings, run_program
 from sim.program import ConvLayer, EngineConfig, PoolLayer, compile_program, reference_outputs
 
 SMALL = EngineConfig(**ENGINE_SMALL_PARAMS)
+REPO = Path(__file__).resolve().parents[2]
 WALL = ("wall_s", "sim_wall_s", "sim_cycles_per_s")
 
 
@@ -50,6 +52,32 @@ def test_cut_head_changes_no_counter_small_engine():
         for ly in part[warm:]:
             assert np.array_equal(prog.read_output(got.dram, ly.name), refs[ly.name]), ly.name
             assert counters[ly.name] == serial[ly.name], ly.name
+
+
+def test_make_sim_cut_after_pools_same_json():
+    """make sim with its conv head cut after a pool (the programs a run on several workers gets; here forced,
+    serially): the same JSON as the uncut run, every counter of every layer, but for the wall-time fields."""
+    from golden.network import load_network
+    from sim.cluster import resolve
+    from sim.run import cut_head, simulate
+
+    nw = load_network(str(REPO / "tests" / "sim" / "cutnet.py") + ":cut_net", input_shape=(3, 192, 192))
+    whole = simulate(nw, None, None, 16.0, cluster=resolve(1), cut=False)
+    cut = simulate(nw, None, None, 16.0, cluster=resolve(1), cut=True)
+    assert all(r["bit_exact"] for r in cut["layers"]) and len(cut["layers"]) == 5
+    for r in (whole, cut):
+        for k in WALL:
+            r.pop(k)
+    assert json.dumps(whole, indent=2) == json.dumps(cut, indent=2)
+    # and it did cut: after the first pool, which the second program reruns as its warm-up
+    from golden.quantize import calibration_images, quantize_net, sample_images
+    from sim.networks import engine_layers
+
+    qnet = quantize_net(nw.module(), calibration_images(nw))
+    layers = engine_layers(qnet, None)
+    x = qnet.quantize_input(sample_images(nw, 1))[0]
+    parts = cut_head(layers, x, reference_outputs(layers, x), EngineConfig())
+    assert [(w, len(p)) for w, p in parts] == [(0, 2), (1, 4)]
 
 
 @pytest.fixture(scope="module")
