@@ -7,7 +7,8 @@ count; ``hw``, ``sim`` and ``model`` read it from here and hold none of these nu
     rows x cols           the MAC array: ``rows`` output channels (a weight group) x ``cols`` output pixels
                           (a tile). The RTL, the compiler and the weight codec use one lane count for both
                           today, so ``rows == cols`` (a beat of DRAM is one weight row of ``cols`` words)
-    fb_words, fb_banks    the feature buffer: 16-bit words and banks
+    fb_words, fb_banks    the feature buffer: 16-bit words and banks (``fb_banks`` left out: 16, or 32 above 16
+                          lanes, :func:`default_fb_banks`: a buffer write is one row of ``cols`` words)
     wb_depth              rows of ``cols`` weights in each of the two weight-buffer banks
     dram_bytes_per_cycle  DRAM bandwidth and read latency (the testbench's DRAM model and the cost model)
     dram_latency_cycles
@@ -32,12 +33,18 @@ from golden.errors import UserError
 MIN_LANES, MAX_LANES = 4, 24
 
 
+def default_fb_banks(lanes: int) -> int:
+    """The feature buffer's banks when an architecture leaves them out: 16, or 32 above 16 lanes (the engine
+    writes a row of ``lanes`` words, a DRAM beat or a drained array row, in one access of its banks)."""
+    return 16 if lanes <= 16 else 32
+
+
 @dataclass(frozen=True)
 class EngineArch:
     rows: int = 12
     cols: int = 12
     fb_words: int = 2**18
-    fb_banks: int = 16
+    fb_banks: int | None = None      # None: default_fb_banks(cols)
     wb_depth: int = 4608
     dram_bytes_per_cycle: float = 16.0
     dram_latency_cycles: int = 20
@@ -47,6 +54,8 @@ class EngineArch:
     dw_unit: bool = True
 
     def __post_init__(self):
+        if self.fb_banks is None and isinstance(self.cols, int) and not isinstance(self.cols, bool):
+            object.__setattr__(self, "fb_banks", default_fb_banks(self.cols))
         for name in ("rows", "cols"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not MIN_LANES <= v <= MAX_LANES:
@@ -88,10 +97,13 @@ class EngineArch:
     @property
     def name(self) -> str:
         """``12x12`` for an array size with every other field at its default, else ``12x12-<hash>``."""
-        rest = replace(self, rows=DEFAULT_ARCH.rows, cols=DEFAULT_ARCH.cols)
-        if rest == DEFAULT_ARCH:
+        own = self.fb_banks == default_fb_banks(self.cols)     # banks left at this array's default
+        rest = replace(self, rows=DEFAULT_ARCH.rows, cols=DEFAULT_ARCH.cols,
+                       fb_banks=DEFAULT_ARCH.fb_banks if own else self.fb_banks)
+        if rest == DEFAULT_ARCH and own:
             return self.array
-        return f"{self.array}-{digest(rest.as_dict())[:8]}"
+        key = rest.as_dict() if own or rest.fb_banks != DEFAULT_ARCH.fb_banks else {**rest.as_dict(), "banks_set": 1}
+        return f"{self.array}-{digest(key)[:8]}"
 
     @property
     def suffix(self) -> str:
@@ -162,4 +174,5 @@ def from_dict(values, where: str = "architecture") -> EngineArch:
     return EngineArch(**values)
 
 
-__all__ = ["DEFAULT_ARCH", "EngineArch", "MAX_LANES", "MIN_LANES", "digest", "from_dict", "parse_arch"]
+__all__ = ["DEFAULT_ARCH", "EngineArch", "MAX_LANES", "MIN_LANES", "default_fb_banks", "digest", "from_dict",
+           "parse_arch"]

@@ -1,7 +1,7 @@
 """The CONV / POOL unit: issues the beats of a step to the MAC array (CONV) or the max unit (POOL), and writes
 back the array's drained rows and the max unit's results.
 
-``lanes`` (``L``) is the engine's lane count (``golden.arch.EngineArch.lanes``, 4..16; 12 by default).
+``lanes`` (``L``) is the engine's lane count (``golden.arch.EngineArch.lanes``, 4..24; 12 by default).
 
 CONV: for each group of ``L`` output channels ``g`` (weights in one weight-buffer bank, the next group
 prefetched into the other bank while this one computes), for each tile of up to ``L`` consecutive output
@@ -71,14 +71,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from golden.arch import MIN_LANES
+from golden.arch import MAX_LANES, MIN_LANES
 from golden.fixedpoint import ACT_BITS, BIAS_BITS
 
 from .mac_array import input_layout, output_layout
 from .weight_banks import ADDR_BITS, BIAS_BEATS
 from .window_loader import rec_layout
-
-MAX_LANES = 16    # one feature-buffer write per drained row (the engine's MAX_RTL_LANES)
 
 PARAMS = data.StructLayout({
     "pool": 1, "k": 4, "out_c": 16, "out_addr": 24, "out_ch_stride": 24, "k_rows": 24,
@@ -87,7 +85,7 @@ PARAMS = data.StructLayout({
 
 class ConvPoolUnit(wiring.Component):
     """The CONV / POOL beat issue, max unit and write-back (module docstring). ``fb_addr_bits``: the feature
-    buffer's address width (8..24); ``lanes``: the array's rows = columns (4..16); ``depth``: rows per
+    buffer's address width (8..24); ``lanes``: the array's rows = columns (4..24); ``depth``: rows per
     weight-buffer bank (16..65536)."""
 
     def __init__(self, fb_addr_bits: int = 18, lanes: int = 12, depth: int = 1024):

@@ -2,15 +2,16 @@
 
 A command is ``rows`` runs of ``row_len`` elements; run ``r`` goes between DRAM element address
 ``dram_addr + r * dram_stride`` and buffer address ``fb_addr + r * fb_stride`` (``hw.descriptor``), in DRAM
-beats of up to ``lanes`` words (the engine's lane count, 12 by default; at most 16, the buffer's banks).
+beats of up to ``lanes`` words (the engine's lane count, 12 by default; at most ``fb_banks``, the buffer's banks:
+16, or 32 above 16 lanes).
 The sequencer hands a command over with ``start`` and either waits for ``done`` (a foreground LOAD / STORE)
 or goes on at once (``bg``: a band's input or output moving while the next compute command runs, see
 ``sim.program``); an engine takes one command at a time.
 
 LOAD (``store=False``): read requests go out as fast as the port takes them; the responses (in order, tagged
 as the LOAD's by the engine) are written into the buffer when the engine grants the write port (``wr_grant``,
-the compute units' writes go first). STORE: one 16-word buffer read per beat in a cycle the engine grants the
-read port (``rd_grant``), its data kept while the DRAM port is busy, then a write request.
+the compute units' writes go first). STORE: one buffer read (``fb_banks`` words) per beat in a cycle the engine
+grants the read port (``rd_grant``), its data kept while the DRAM port is busy, then a write request.
 
 Ports
 -----

@@ -28,9 +28,13 @@ running cycle as exactly one class.
 Array size (``lanes``, ``golden.arch.EngineArch.lanes``; 12 below and by default): the MAC array is
 ``lanes x lanes``, a weight group ``lanes`` output channels, a tile ``lanes`` pixels, a DRAM beat ``lanes`` words
 (a descriptor ``desc_beats(lanes)`` beats), the segment buffers ``seg_width(lanes)`` words per row. The RTL takes
-4..16 lanes (``MAX_RTL_LANES``: the ADD unit, the STORE engine and the write-back use one 16-word buffer access
-for a tile); the encode unit and the weight decoders are 12-lane units (``CODEC_LANES``), so an engine of another
-lane count is built without them. At 12 lanes the cycles are those of the engine before it took ``lanes``.
+4..24 lanes (``MAX_RTL_LANES``). The feature buffer has ``fb_banks`` banks (16, or 32 above 16 lanes,
+``golden.arch.default_fb_banks``): one read gives ``fb_banks`` words, which the ADD unit and the STORE engine need
+for a row of ``lanes`` words, and one write takes a row of ``lanes`` words (a drained array row, a DRAM beat, an
+ADD result). The window loader, the depthwise unit and GAP use the first ``STREAM_WORDS`` (16) words of each read
+at any bank count, so their schedules do not depend on it. The encode unit and the weight decoders are 12-lane
+units (``CODEC_LANES``), so an engine of another lane count is built without them. At 12 lanes the cycles are
+those of the engine before it took ``lanes``.
 """
 
 from types import SimpleNamespace
@@ -39,7 +43,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch
+from golden.arch import DEFAULT_ARCH, MIN_LANES, EngineArch, default_fb_banks
 from golden.fixedpoint import ACT_BITS, BIAS_BITS
 
 from .conv_pool import ConvPoolUnit
@@ -50,6 +54,7 @@ from .dw_unit import DwUnit
 from .encode_stage import COUNTERS as ENC_COUNTERS
 from .encode_stage import EncodeStage
 from .feature_buffer import FeatureBuffer
+from .limits import CODEC_LANES, MAX_RTL_LANES, RTL_FB_BANKS, STREAM_WORDS, arch_refusal  # (re-exported too)
 from .mac_array import MacArray
 from .perf_counters import COUNTER_BITS, COUNTERS, PerfCounters  # (COUNTERS: re-exported)
 from .sequencer import Sequencer
@@ -60,38 +65,22 @@ from .weight_stream import LANE_TABLE_BASE as LANE_TABLE_BASE  # re-exported: si
 from .weight_stream import WeightStream
 from .window_loader import WindowLoader
 
-MAX_RTL_LANES = 16
-"""The widest array the RTL takes today: the engine reads ``lanes`` words of the feature buffer in one 16-word
-read (16 banks; the ADD unit, the STORE engine, a DRAM beat's write), so 17..24 lanes (``golden.arch`` allows
-them) would need two reads there."""
-CODEC_LANES = 12
-"""The weight decoders and the encode unit are built for 12 lanes (``golden.weightcodec.LANES``): an engine of
-another lane count is built without them."""
-
-
-def arch_refusal(arch: EngineArch, *, plain: bool = False, coded: bool = False) -> str | None:
-    """Why the RTL cannot build ``arch`` (one line), or None. ``plain``: without the encode unit and the weight
-    decoders; ``coded``: the program also encodes or reads coded weights (needs them)."""
-    lanes = arch.lanes
-    if lanes > MAX_RTL_LANES:
-        return (f"array {arch.array} is not built yet: the RTL takes {MIN_LANES}..{MAX_RTL_LANES} lanes today "
-                f"(more than 16 lanes need two feature-buffer reads per cycle)")
-    if lanes != CODEC_LANES and (coded or (not plain and (arch.encoder or arch.weight_decoders))):
-        return (f"array {arch.array}: ENCODE and coded weights need the {CODEC_LANES}-lane encode unit and weight "
-                f"decoders; on {arch.array} only plain programs run (no --encode, no coded weights)")
-    return None
-
 
 class Engine(wiring.Component):
     """The engine top. ``fb_words``: feature buffer size in 16-bit words; ``wb_depth``: rows of ``lanes``
     weights per weight-buffer bank (two banks); ``lanes``: the array's rows = columns = words per DRAM beat
-    (``golden.arch.EngineArch.lanes``; 4..16 today, the encode unit and the weight decoders at 12 only)."""
+    (``golden.arch.EngineArch.lanes``; 4..24, the encode unit and the weight decoders at 12 only); ``fb_banks``:
+    the feature buffer's banks (16 or 32, at least ``lanes``; None: ``golden.arch.default_fb_banks``)."""
 
     def __init__(self, fb_words: int = DEFAULT_ARCH.fb_words, wb_depth: int = DEFAULT_ARCH.wb_depth,
                  encoder: bool = DEFAULT_ARCH.encoder, weight_decoder: bool = DEFAULT_ARCH.weight_decoders,
-                 dw_unit: bool = DEFAULT_ARCH.dw_unit, lanes: int = DEFAULT_ARCH.lanes, colour: bool = False):
+                 dw_unit: bool = DEFAULT_ARCH.dw_unit, lanes: int = DEFAULT_ARCH.lanes, colour: bool = False,
+                 fb_banks: int | None = None):
         if not isinstance(lanes, int) or isinstance(lanes, bool) or not MIN_LANES <= lanes <= MAX_RTL_LANES:
             raise ValueError(f"Engine lanes must be an integer in {MIN_LANES}..{MAX_RTL_LANES}, got {lanes!r}")
+        fb_banks = default_fb_banks(lanes) if fb_banks is None else fb_banks
+        if fb_banks not in RTL_FB_BANKS or fb_banks < lanes:
+            raise ValueError(f"Engine fb_banks must be 16 or 32 and at least lanes ({lanes}), got {fb_banks!r}")
         if not isinstance(fb_words, int) or fb_words < 256 or fb_words % 32 or fb_words > 2**24:
             raise ValueError(f"Engine fb_words must be a multiple of 32 in 256..2**24, got {fb_words!r}")
         if not isinstance(wb_depth, int) or not 16 <= wb_depth <= 2**16:
@@ -110,6 +99,7 @@ class Engine(wiring.Component):
         if not isinstance(colour, bool) or (colour and not encoder):
             raise ValueError(f"Engine colour must be True (with encoder=True) or False, got {colour!r}")
         self.fb_words, self.wb_depth, self.lanes, self.colour = fb_words, wb_depth, lanes, colour
+        self.fb_banks = fb_banks
         self.encoder, self.weight_decoder, self.dw_unit = encoder, weight_decoder, dw_unit
         self.req_layout, self.resp_layout = dram_req_layout(lanes), dram_resp_layout(lanes)
         sig = {"start": In(1), "cmd_addr": In(32), "done": Out(1), "running": Out(1), "cmd_done": Out(1),
@@ -127,7 +117,8 @@ class Engine(wiring.Component):
         if refusal:
             raise ValueError(f"Engine: {refusal}")
         return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, encoder=arch.encoder and not plain,
-                   weight_decoder=arch.weight_decoders and not plain, dw_unit=arch.dw_unit, lanes=arch.lanes)
+                   weight_decoder=arch.weight_decoders and not plain, dw_unit=arch.dw_unit, lanes=arch.lanes,
+                   fb_banks=arch.fb_banks)
 
     def elaborate(self, platform):
         m = Module()
@@ -135,7 +126,7 @@ class Engine(wiring.Component):
         DRAM_REQ, DRAM_RESP = self.req_layout, self.resp_layout
         # two halves: the DMA engines (port B) move a band in one half while the compute units (port A) work
         # in the other (hw.feature_buffer)
-        m.submodules.fb = fb = FeatureBuffer(self.fb_words, halves=2, write_lanes=L)
+        m.submodules.fb = fb = FeatureBuffer(self.fb_words, banks=self.fb_banks, halves=2, write_lanes=L)
         m.submodules.array = array = MacArray(L, L)
         # the sequencer (hw.sequencer): fetches, decodes and dispatches the commands
         m.submodules.seq = seq = Sequencer(DRAM_REQ, DRAM_RESP)
@@ -226,7 +217,7 @@ class Engine(wiring.Component):
         # the window loader (hw.window_loader): iterates (g, tile, c, ky) and fills the segment buffers
         m.submodules.loader = wl = WindowLoader(fb.addr_bits, lanes=L)
         m.d.comb += [wl.start.eq(unit_start), wl.run.eq(conv_or_pool), wl.p.pool.eq(pool_mode),
-                     wl.rd_data.eq(fb.rd_data),
+                     wl.rd_data.eq(_stream_words(fb.rd_data)),
                      *_fields(wl.p, d, "out_c in_c k stride pad out_h out_w out_y0 in_y0 in_h_total in_addr "
                                        "in_ch_stride in_w")]
         with m.If(wl.rd_en):
@@ -278,7 +269,7 @@ class Engine(wiring.Component):
 
         # ---- vector unit: ADD and GAP (hw.vector_unit) ---------------------------------------------------------
         is_vec = exec_state & ((d.op == Op.ADD) | (d.op == Op.GAP))
-        m.submodules.vector = vu = VectorUnit(fb.addr_bits, lanes=L)
+        m.submodules.vector = vu = VectorUnit(fb.addr_bits, lanes=L, read_words=fb.banks)
         m.d.comb += [vu.start.eq(unit_start), vu.run.eq(is_vec), vu.p.gap.eq(d.op == Op.GAP), vu.rd_data.eq(fb.rd_data),
                      *_fields(vu.p, d, "in_addr in2_addr in_ch_stride in_c row_len out_addr wa wb shift relu clamp_en "
                                        "clamp")]
@@ -337,7 +328,7 @@ class Engine(wiring.Component):
                               "shift relu clamp_en clamp"),
             dw.grp_ready.eq(wb.full.bit_select(bank, 1)),
             dw.w_data.eq(Mux(bank, wb.rd_data[1].as_value(), wb.rd_data[0].as_value())),
-            dw.rd_data.eq(n.fb.rd_data),
+            dw.rd_data.eq(_stream_words(n.fb.rd_data)),
             # (the banks hold 48-bit bias words, as fetched; the unit takes BIAS_BITS)
             *(dw.bias[j].eq(Mux(bank, wb.bias[1][j], wb.bias[0][j])[:BIAS_BITS]) for j in range(self.lanes)),
         ]
@@ -412,6 +403,11 @@ class Engine(wiring.Component):
                          n.fresp.ready.eq(es.fg_resp.ready)]
         with m.If(es.done):
             m.d.comb += n.unit_done.eq(1)
+
+
+def _stream_words(rd_data):
+    """The first ``STREAM_WORDS`` words of a feature-buffer read (all of it at 16 banks)."""
+    return rd_data.as_value()[:STREAM_WORDS * ACT_BITS]
 
 
 def _fields(dst, src, names: str) -> list:

@@ -58,18 +58,20 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.arch import MAX_LANES
+
 BIAS_BEATS = 3     # a 48-bit bias per channel in three 16-bit words (the one definition: engine, fetcher, stream)
 ADDR_BITS = 16     # row addresses (depth <= 65536)
 
 
 class WeightBanks(wiring.Component):
     """Two weight banks of ``lanes`` lane memories of ``depth`` rows, their flags and bias registers (module
-    docstring). ``lanes``: weights per row, 1..16 (the engine's array width); ``depth``: rows per bank, 16..65536.
+    docstring). ``lanes``: weights per row, 1..24 (the engine's array width); ``depth``: rows per bank, 16..65536.
     The memories are submodules ``wb{bank}_{lane}`` (``sim.synth`` counts them as the weight buffers)."""
 
     def __init__(self, lanes: int, depth: int):
-        if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= 16:
-            raise ValueError(f"WeightBanks lanes must be an integer in 1..16, got {lanes!r}")
+        if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
+            raise ValueError(f"WeightBanks lanes must be an integer in 1..{MAX_LANES}, got {lanes!r}")
         if not isinstance(depth, int) or isinstance(depth, bool) or not 16 <= depth <= 2**16:
             raise ValueError(f"WeightBanks depth must be an integer in 16..65536, got {depth!r}")
         self.lanes = lanes

@@ -42,6 +42,8 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.arch import MAX_LANES
+
 from .weight_banks import ADDR_BITS, BIAS_BEATS
 
 PARAMS = data.StructLayout({"fetch": 1, "w_codec": 1, "w_raw0": 1, "w_addr": 32, "groups": 16, "k_rows": 24})
@@ -49,7 +51,7 @@ PARAMS = data.StructLayout({"fetch": 1, "w_codec": 1, "w_raw0": 1, "w_addr": 32,
 
 class WeightFetcher(wiring.Component):
     """The plain weight fetcher (module docstring). ``req_layout``, ``resp_layout``: the engine's DRAM request and
-    response layouts (``hw.engine.dram_req_layout``; a beat of ``lanes`` words, 1..16); ``depth``: rows per weight
+    response layouts (``hw.engine.dram_req_layout``; a beat of ``lanes`` words, 1..24); ``depth``: rows per weight
     bank, 16..65536."""
 
     def __init__(self, req_layout, resp_layout, depth: int):
@@ -57,8 +59,8 @@ class WeightFetcher(wiring.Component):
             if not isinstance(lay, data.StructLayout) or field not in dict(lay.members):
                 raise ValueError(f"WeightFetcher {name} must be a StructLayout with '{field}', got {lay!r}")
         rdata = dict(resp_layout.members)["rdata"]
-        if not isinstance(rdata, data.ArrayLayout) or not 1 <= rdata.length <= 16:
-            raise ValueError(f"WeightFetcher needs DRAM beats of 1..16 words, got {rdata!r}")
+        if not isinstance(rdata, data.ArrayLayout) or not 1 <= rdata.length <= MAX_LANES:
+            raise ValueError(f"WeightFetcher needs DRAM beats of 1..{MAX_LANES} words, got {rdata!r}")
         if not isinstance(depth, int) or isinstance(depth, bool) or not 16 <= depth <= 2**16:
             raise ValueError(f"WeightFetcher depth must be an integer in 16..65536, got {depth!r}")
         self.lanes = rdata.length

@@ -25,8 +25,8 @@ start : In(1)        one-cycle pulse: reset for a new command (``p`` valid in th
 run : In(1)          a CONV or POOL is executing: the loader may read (held until the command ends)
 p : In(PARAMS)       the command's descriptor fields (``hw.descriptor``) and ``pool`` (0 CONV, 1 POOL); held
                      from ``start`` to the end of the command
-rd_en, rd_addr : Out the feature buffer's read port (16 words at ``rd_addr``; ``rd_addr`` valid while
-                     ``rd_en``); ``rd_data`` (In, 16 words) must come the cycle after the read
+rd_en, rd_addr : Out the feature buffer's read port (16 words at ``rd_addr``, the first 16 of its ``fb_banks``;
+                     ``rd_addr`` valid while ``rd_en``); ``rd_data`` (In, 16 words) must come the cycle after the read
 rec : Out(rec_layout(lanes))  the record of the step being consumed (valid while ``rec_ready``): ``base``
                      (lane word offsets), ``n`` (pixels in the tile), ``first_step`` / ``last_step`` (first /
                      last (c, ky) of the tile), ``first_tile`` / ``last_tile`` (of the group), ``g``, ``p0``
@@ -71,8 +71,7 @@ def rec_layout(lanes: int = LANES) -> data.StructLayout:
 
 class WindowLoader(wiring.Component):
     """The window loader and its two segment buffers (module docstring). ``fb_addr_bits``: the feature
-    buffer's address width (8..24); ``lanes``: the array's lanes (``golden.arch``: 4..24; the engine
-    builds 4..16)."""
+    buffer's address width (8..24); ``lanes``: the array's lanes (``golden.arch``: 4..24)."""
 
     def __init__(self, fb_addr_bits: int = 18, lanes: int = LANES):
         self.lanes = check_lanes(lanes, "WindowLoader")

@@ -466,7 +466,7 @@ class _Acc:
         self.command()
         words = rows * row_len
         self.c.dram_write_words += words
-        self.c.fb_read_words += 16 * rows * -(-row_len // self.eng.dram_beat_words)
+        self.c.fb_read_words += self.eng.fb_banks * rows * -(-row_len // self.eng.dram_beat_words)
         return words
 
     def store(self, rows: int, row_len: int) -> None:
@@ -476,7 +476,7 @@ class _Acc:
         self.c.cycles += t
         self.c.stall_dram += t
         self.c.dram_write_words += words
-        self.c.fb_read_words += 16 * rows * -(-row_len // self.eng.dram_beat_words)
+        self.c.fb_read_words += self.eng.fb_banks * rows * -(-row_len // self.eng.dram_beat_words)
 
 
 def _conv_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None:
@@ -495,7 +495,7 @@ def _conv_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None
     early = eng.early_release
     t_group = sum(cnt * g.cin * g.k * step_cycles(g.k, reads, early) for (n, reads, valid), cnt in summary)
     beats_group = sum(cnt * g.cin * g.k * g.k for _, cnt in summary)
-    fbr_group = sum(cnt * g.cin * valid * 16 for (n, reads, valid), cnt in summary)
+    fbr_group = sum(cnt * g.cin * valid * eng.fb_banks for (n, reads, valid), cnt in summary)
     segw_group = sum(cnt * g.cin * g.k * reads * 16 for (n, reads, valid), cnt in summary)
     if acc.cw is not None:
         total = _compressed_weights(acc, g12, kk, t_group, acc.raw0)
@@ -639,7 +639,7 @@ def _pool_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, ih_total: int) -> None
     c.stall_compute += t + 1 - beats
     c.busy += beats
     c.pool_ops += g.cin * sum(cnt * n * g.k * g.k for (n, _, _), cnt in summary)
-    c.fb_read_words += g.cin * sum(cnt * valid * 16 for (_, _, valid), cnt in summary)
+    c.fb_read_words += g.cin * sum(cnt * valid * eng.fb_banks for (_, _, valid), cnt in summary)
     c.seg_write_words += g.cin * sum(cnt * g.k * reads * 16 for (_, reads, _), cnt in summary)
     c.seg_read_words += beats * eng.lanes
     c.fb_write_words += g.cin * m
@@ -655,7 +655,7 @@ def _add_cmd(acc: _Acc, n: int) -> None:
     c.cycles += t
     c.busy += t
     c.macs += 2 * n
-    c.fb_read_words += 2 * chunks * 16
+    c.fb_read_words += 2 * chunks * acc.eng.fb_banks
     c.fb_write_words += n
     c.outputs += n
 
@@ -668,7 +668,7 @@ def _gap_cmd(acc: _Acc, channels: int, hw: int) -> None:
     c.cycles += reads + 2
     c.busy += reads + 2
     c.macs += channels * hw
-    c.fb_read_words += 16 * reads
+    c.fb_read_words += acc.eng.fb_banks * reads
     c.fb_write_words += channels
     c.outputs += channels
 
@@ -727,7 +727,7 @@ def _dw_band(acc: _Acc, g: _Geom, oy_a: int, oy_b: int, maxpool: bool = False) -
         c.pool_ops += rows * g.ow * g.oc * 9
     else:
         c.macs += rows * g.ow * g.oc * 9
-    c.fb_read_words += 16 * reads * in_rows * strips * g.oc
+    c.fb_read_words += eng.fb_banks * reads * in_rows * strips * g.oc
     c.fb_write_words += g.oc * rows * g.ow
     c.outputs += g.oc * rows * g.ow
     c.wb_write_words += groups * 9 * eng.lanes
@@ -1077,7 +1077,7 @@ def _dag_add(acc: _Acc, ci: int, ih: int, iw: int) -> int:
         if last:                         # the last STORE in the foreground
             acc.command()
             c.dram_write_words += n
-            c.fb_read_words += 16 * ci * -(-(b - a) * iw // eng.dram_beat_words)
+            c.fb_read_words += eng.fb_banks * ci * -(-(b - a) * iw // eng.dram_beat_words)
             t = store_end(t, n)
         else:
             acc.bg_store(ci, (b - a) * iw)
@@ -1475,7 +1475,8 @@ def _rtl_rows(net: Net, path: Path, eng: EngineParams, wanted: dict[str, int] | 
         lc.stall_dram = float(ctr.get("stall_dram", 0))
         lc.stall_compute = float(ctr.get("stall_fetch", 0) + ctr.get("stall_drain", 0) + ctr.get("stall_control", 0))
         lc.seg_read_words = lc.busy * eng.lanes
-        lc.seg_write_words = lc.fb_read_words  # every loader read lands 16 words in a segment buffer
+        # every loader read lands 16 of the read's fb_banks words in a segment buffer
+        lc.seg_write_words = lc.fb_read_words * 16 / eng.fb_banks
         lc.outputs = _numel(la.out_shape) if la.type in ("conv", "linear", "maxpool", "add", "avgpool",
                                                           "avgpool2d") else 0
         lc.bands = int(row.get("bands", 1))

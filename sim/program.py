@@ -48,6 +48,7 @@ from golden.errors import UserError
 from golden.fixedpoint import BIAS_MAX, BIAS_MIN, MAX_SHIFT
 from golden.layers import add_int, concat_int, conv2d_int, conv_out_size, global_avgpool_int, maxpool2d_int
 from hw.descriptor import FIELDS, Command, Op, desc_words_padded
+from hw.limits import CODEC_LANES, arch_refusal
 from hw.plan import (
     BandShape,
     ChainLayer,
@@ -65,8 +66,6 @@ from sim import encoding
 
 LANES = DEFAULT_ARCH.lanes   # the default lane count (EngineConfig.lanes: the engine's)
 BIAS_BEATS = 3
-MAX_RTL_LANES = 16           # hw.engine.MAX_RTL_LANES: the widest array the RTL takes today
-CODEC_LANES = 12             # hw.engine.CODEC_LANES: the encode unit and weight decoders' lane count
 
 
 class EngineLimitError(UserError):
@@ -91,17 +90,13 @@ class EngineConfig:
     def from_arch(cls, arch: EngineArch, *, encode: bool = False, coded: bool = False, **options) -> EngineConfig:
         """The compiler's view of ``arch``; ``encode`` / ``coded``: the run encodes maps / reads coded weights
         (12-lane units: refused on other arrays)."""
-        if arch.lanes > MAX_RTL_LANES:
-            raise UserError(f"architecture {arch.array}: arrays of more than {MAX_RTL_LANES} lanes are not built yet "
-                            f"(the engine reads a tile's {arch.lanes} words in one 16-word feature-buffer read); "
-                            f"allowed: 4x4 .. {MAX_RTL_LANES}x{MAX_RTL_LANES}")
+        refusal = arch_refusal(arch, plain=True)
+        if refusal:
+            raise UserError(f"architecture {refusal}")
         if arch.lanes != CODEC_LANES and (encode or coded):
             raise UserError(f"architecture {arch.array}: "
                             f"{'ENCODE' if encode else 'coded weights (WEIGHTS_CODEC)'} needs the {CODEC_LANES}-lane "
                             f"encode unit and weight decoders; allowed on {arch.array}: plain runs only")
-        if arch.fb_banks != DEFAULT_ARCH.fb_banks:
-            raise UserError(f"architecture fb_banks {arch.fb_banks}: the feature buffer has {DEFAULT_ARCH.fb_banks} "
-                            f"banks (the window loader reads 16 words per cycle); allowed: {DEFAULT_ARCH.fb_banks}")
         return cls(fb_words=arch.fb_words, wb_depth=arch.wb_depth, dw_unit=arch.dw_unit, lanes=arch.lanes, **options)
 
 

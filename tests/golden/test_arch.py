@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from golden.arch import DEFAULT_ARCH, EngineArch, from_dict, parse_arch
+from golden.arch import DEFAULT_ARCH, EngineArch, default_fb_banks, from_dict, parse_arch
 from golden.errors import UserError
 
 
@@ -23,7 +23,20 @@ def test_array_sizes(text, lanes):
     a = parse_arch(text)
     assert a.lanes == lanes and a.macs == lanes * lanes
     assert a.name == f"{lanes}x{lanes}" and a.suffix == f"_{lanes}x{lanes}"
-    assert replace(a, rows=12, cols=12) == DEFAULT_ARCH
+    # every other field at its default; the banks' default follows the array (32 above 16 lanes)
+    assert a.fb_banks == default_fb_banks(lanes) == (32 if lanes > 16 else 16)
+    assert replace(a, rows=12, cols=12, fb_banks=16) == DEFAULT_ARCH
+
+
+def test_banks_default_follows_the_array():
+    a24 = parse_arch("24x24")
+    assert a24 == EngineArch(rows=24, cols=24, fb_banks=32) and a24.name == "24x24"
+    assert from_dict(a24.as_dict()) == a24 and a24.as_dict()["fb_banks"] == 32
+    # banks set away from the array's default: a name of its own, not the default's
+    b16 = replace(a24, fb_banks=16)
+    assert b16.name.startswith("24x24-") and b16.name != replace(a24, fb_banks=8).name
+    assert EngineArch(rows=17, cols=17).fb_banks == 32 and EngineArch(rows=16, cols=16).fb_banks == 16
+    assert replace(DEFAULT_ARCH, fb_banks=8).name.startswith("12x12-")
 
 
 def test_other_fields_get_a_hashed_name(tmp_path):

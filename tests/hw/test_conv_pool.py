@@ -231,7 +231,7 @@ def informative(out):
     return sum(INT16_MIN < v < INT16_MAX and v != 0 for v in out.values())
 
 
-@pytest.mark.parametrize("lanes", [4, 12, 16])
+@pytest.mark.parametrize("lanes", [4, 12, 16, 24])
 def test_conv_pool_random(lanes):
     rng = np.random.default_rng(lanes)
     for i in range(4):
@@ -255,6 +255,6 @@ def test_conv_chunked_groups():
 
 
 def test_bad_parameters():
-    for kw in (dict(lanes=3), dict(lanes=17), dict(fb_addr_bits=7), dict(depth=8), dict(depth=2**16 + 1)):
+    for kw in (dict(lanes=3), dict(lanes=25), dict(fb_addr_bits=7), dict(depth=8), dict(depth=2**16 + 1)):
         with pytest.raises(ValueError, match="ConvPoolUnit"):
             ConvPoolUnit(**kw)

@@ -1,9 +1,12 @@
-"""The engine at other array sizes than 12 x 12 (issue 16): 8 x 8 and 16 x 16 small engines (4 K-word feature
-buffer, 1024-row weight banks, the plain build: no encode unit, no weight decoders) in Verilator, random layers
-(convolutions of stride 1, 2 and 4 with kernels up to 11 and padding, max-pools, an FC head deeper than a weight
-bank, a depthwise 3x3 layer on the depthwise unit, a residual add, a global average pool), every layer's output
-bit-exact with the golden integer model, and the counters' invariants; plus what the RTL and the compiler refuse.
+"""The engine at other array sizes than 12 x 12 (issue 16): 8 x 8, 16 x 16 and 24 x 24 small engines (4 K-word
+feature buffer, 32 banks at 24 lanes; 1024-row weight banks; the plain build: no encode unit, no weight
+decoders) in Verilator, random layers (convolutions of stride 1, 2 and 4 with kernels up to 11 and padding,
+max-pools, an FC head deeper than a weight bank, a depthwise 3x3 layer on the depthwise unit, a residual add, a
+global average pool), every layer's output bit-exact with the golden integer model, and the counters'
+invariants; plus what the RTL and the compiler refuse.
 """
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,7 +26,7 @@ from sim.program import (
     reference_outputs,
 )
 
-LANE_COUNTS = (8, 16)
+LANE_COUNTS = (8, 16, 24)
 CLASSES = ("busy", "stall_dram", "stall_fetch", "stall_drain", "stall_control")
 WORK_COUNTERS = ("macs", "busy", "pool_ops", "fb_read_words", "fb_write_words", "wb_read_words", "wb_write_words",
                  "dram_read_words", "dram_write_words")
@@ -120,10 +123,14 @@ def test_what_other_arrays_refuse():
     from hw.engine import Engine
 
     arch20 = parse_arch("20x20")
-    with pytest.raises(UserError, match=r"more than 16 lanes"):
-        EngineConfig.from_arch(arch20)
-    with pytest.raises(ValueError, match=r"20x20 is not built yet"):
-        Engine.from_arch(arch20, plain=True)
+    assert arch20.fb_banks == 32 and EngineConfig.from_arch(arch20).lanes == 20
+    banks16 = replace(arch20, fb_banks=16)      # a row of 20 words cannot be written to 16 banks at once
+    with pytest.raises(UserError, match=r"fb_banks 16 is not built at 20x20: .*; allowed: 32$"):
+        EngineConfig.from_arch(banks16)
+    with pytest.raises(ValueError, match=r"fb_banks 16 is not built at 20x20"):
+        Engine.from_arch(banks16, plain=True)
+    with pytest.raises(ValueError, match=r"Engine fb_banks must be 16 or 32 and at least lanes \(20\), got 16"):
+        Engine(lanes=20, fb_banks=16, encoder=False, weight_decoder=False)
     arch16 = parse_arch("16x16")
     assert EngineConfig.from_arch(arch16).lanes == 16
     with pytest.raises(UserError, match=r"ENCODE needs the 12-lane"):
@@ -133,8 +140,8 @@ def test_what_other_arrays_refuse():
     with pytest.raises(ValueError, match=r"only plain programs"):
         Engine.from_arch(arch16)          # the full build: encode unit and weight decoders
     Engine.from_arch(arch16, plain=True)  # constructs (elaborated by the tests above)
-    with pytest.raises(ValueError, match=r"lanes must be an integer in 4\.\.16"):
-        Engine(lanes=20, encoder=False, weight_decoder=False)
+    with pytest.raises(ValueError, match=r"lanes must be an integer in 4\.\.24"):
+        Engine(lanes=25, encoder=False, weight_decoder=False)
     rng = np.random.default_rng(0)
     x = rng.integers(-100, 100, size=(2, 8, 8)).astype(np.int16)
     with pytest.raises(EngineLimitError, match=r"encode"):

@@ -1,15 +1,17 @@
 """The vector unit on its own (Amaranth simulator): random residual ADDs and global average pools on a model of
 the feature buffer (16-word reads a cycle later, ``lanes``-word masked writes), extremes included; every
 output equals ``golden.layers.add_int`` / ``global_avgpool_int``, nothing else in the buffer is written, and
-the cycles equal ``hw.vector_unit.ref_vector_cycles``. At 12 lanes and at 4, 8 and 16."""
+the cycles equal ``hw.vector_unit.ref_vector_cycles``. At 12 lanes and at 4, 8, 16 and 24 (24: 32-word reads, the
+32-bank buffer of more than 16 lanes)."""
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
 from golden import layers as GL
+from golden.arch import default_fb_banks
 from golden.fixedpoint import INT16_MAX, INT16_MIN
-from hw.vector_unit import READ_WORDS, VectorUnit, ref_vector_cycles
+from hw.vector_unit import VectorUnit, ref_vector_cycles
 
 FB_ADDR_BITS = 12
 
@@ -17,7 +19,8 @@ FB_ADDR_BITS = 12
 def run_vector(fb, params, lanes=12):
     """Run one command on the unit over the buffer ``fb`` (int64 array, changed in place); returns
     (cycles from the first ``run`` cycle to ``done`` inclusive, MACs counted)."""
-    dut = VectorUnit(FB_ADDR_BITS, lanes=lanes)
+    read_words = default_fb_banks(lanes)
+    dut = VectorUnit(FB_ADDR_BITS, lanes=lanes, read_words=read_words)
     state = {}
 
     async def bench(ctx):
@@ -27,12 +30,12 @@ def run_vector(fb, params, lanes=12):
         await ctx.tick()
         ctx.set(dut.start, 0)
         ctx.set(dut.run, 1)
-        rd = [0] * READ_WORDS
+        rd = [0] * read_words
         cycles, macs = 0, 0
         while True:
             cycles += 1
             assert cycles < 10_000
-            for t in range(READ_WORDS):
+            for t in range(read_words):
                 ctx.set(dut.rd_data[t], int(rd[t]))
             done = ctx.get(dut.done)
             macs += ctx.get(dut.macs)
@@ -43,7 +46,7 @@ def run_vector(fb, params, lanes=12):
                         fb[addr + t] = ctx.get(dut.wr_data[t])
             if ctx.get(dut.rd_en):
                 a = ctx.get(dut.rd_addr)
-                rd = [int(fb[(a + t) % len(fb)]) for t in range(READ_WORDS)]
+                rd = [int(fb[(a + t) % len(fb)]) for t in range(read_words)]
             await ctx.tick()
             if done:
                 break
@@ -109,21 +112,22 @@ def check_gap(rng, lanes, c, n, extremes=False):
     assert macs == c * n
 
 
-@pytest.mark.parametrize("lanes", [12, 4, 8, 16])
+@pytest.mark.parametrize("lanes", [12, 4, 8, 16, 24])
 def test_add_random(lanes):
     rng = np.random.default_rng(lanes)
     for i, n in enumerate([1, lanes - 1, lanes, lanes + 1, 3 * lanes + 5, 61]):
         check_add(rng, lanes, max(1, n), extremes=i % 2 == 1)
 
 
-@pytest.mark.parametrize("lanes", [12, 8])
+@pytest.mark.parametrize("lanes", [12, 8, 24])
 def test_gap_random(lanes):
     rng = np.random.default_rng(100 + lanes)
     for i, (c, n) in enumerate([(1, 1), (3, 16), (2, 17), (5, 49), (2, 36)]):
         check_gap(rng, lanes, c, n, extremes=i % 2 == 1)
 
 
-@pytest.mark.parametrize("kw", [dict(lanes=3), dict(lanes=17), dict(lanes=True), dict(fb_addr_bits=4)])
+@pytest.mark.parametrize("kw", [dict(lanes=3), dict(lanes=25), dict(lanes=17), dict(lanes=True), dict(fb_addr_bits=4),
+                                dict(read_words=8), dict(lanes=24, read_words=16)])
 def test_refuses(kw):
     with pytest.raises(ValueError, match="VectorUnit"):
         VectorUnit(**kw)

@@ -125,7 +125,8 @@ def run_banks(lanes, depth, cycles, seed):
     return checked
 
 
-@pytest.mark.parametrize("lanes,depth,seed", [(12, 16, 1), (12, 64, 2), (4, 16, 3), (16, 32, 4)])
+@pytest.mark.parametrize("lanes,depth,seed", [(12, 16, 1), (12, 64, 2), (4, 16, 3), (16, 32, 4),
+                                                    (24, 32, 5)])
 def test_weight_banks_random(lanes, depth, seed):
     checked = run_banks(lanes, depth, cycles=400, seed=seed)
     assert checked["row_writes"] > 50 and checked["lane_writes"] > 100 and checked["bias_writes"] > 30
@@ -155,7 +156,7 @@ def test_weight_banks_flags_sequence():
     assert seen == [(0, 1), (0, 1), (1, 2), (0, 2), (0, 0), (3, 0), (0, 0), (0, 0)]
 
 
-@pytest.mark.parametrize("kw", [dict(lanes=0, depth=64), dict(lanes=17, depth=64), dict(lanes=12, depth=8),
+@pytest.mark.parametrize("kw", [dict(lanes=0, depth=64), dict(lanes=25, depth=64), dict(lanes=12, depth=8),
                                 dict(lanes=12, depth=2**16 + 1), dict(lanes=True, depth=64),
                                 dict(lanes=12, depth=64.0)])
 def test_weight_banks_refuses(kw):

@@ -148,7 +148,7 @@ def run_fetcher(*, groups, k_rows, depth, beat, seed, fetch=1, w_codec=0, w_raw0
     return res
 
 
-@pytest.mark.parametrize("beat,depth", [(12, 16), (8, 16), (16, 32)])
+@pytest.mark.parametrize("beat,depth", [(12, 16), (8, 16), (16, 32), (24, 32)])
 def test_weight_fetcher_random(beat, depth):
     rng = np.random.default_rng(beat * 100 + depth)
     # k_rows: 1 row, one short of / exactly / one past the bank, over two banks (FC-like chunks)

@@ -189,7 +189,7 @@ def test_random_geometries(seed):
     check(seed, 12, 3, take_prob=[1.0, 0.5, 0.2, 0.8][seed], extremes=seed % 2 == 1)
 
 
-@pytest.mark.parametrize("lanes", [4, 16])
+@pytest.mark.parametrize("lanes", [4, 16, 24])
 def test_other_lane_counts(lanes):
     check(100 + lanes, lanes, 2, take_prob=0.6, extremes=True)
 

@@ -60,7 +60,7 @@ def test_refusals():
 
 
 @pytest.mark.parametrize("arch, words", [
-    ("20x20", "arrays of more than 16 lanes are not built yet"),
+    ("banks16.yaml", "fb_banks 16 is not built at 20x20"),
     ("16x16 --encode jpeg", "ENCODE needs the 12-lane encode unit"),
     ("8x8 --weights-codec jpeg", "coded weights (WEIGHTS_CODEC) needs the 12-lane"),
     ("7x9", "square arrays"),
@@ -68,6 +68,7 @@ def test_refusals():
 ])
 def test_make_sim_refuses_an_arch_it_cannot_build(tmp_path, arch, words):
     (tmp_path / "banks.yaml").write_text("fb_banks: 8\n")
+    (tmp_path / "banks16.yaml").write_text("rows: 20\ncols: 20\nfb_banks: 16\n")
     arch, *more = arch.split()
     r = subprocess.run([sys.executable, "-m", "sim.run", "--net", "digits", "--workers", "1", "--arch",
                         str(tmp_path / arch) if arch.endswith(".yaml") else arch, *more],
