@@ -100,7 +100,7 @@ def _arch_block(kind: str, arch_dict: dict):
     if kind == "vector_unit":
         from hw.vector_unit import VectorUnit
 
-        return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes)
+        return VectorUnit(fb_addr_bits=(arch.fb_words - 1).bit_length(), lanes=lanes, read_words=arch.fb_banks)
     if kind == "window_loader":
         from hw.window_loader import WindowLoader
 
@@ -559,7 +559,10 @@ def breakdown(engine: dict, encoder: dict, area) -> list[dict]:
     def part(mod, mem=None):
         return next(name for name, f in ENGINE_PARTS if f(mod, mem))
 
-    for mod, r in engine["modules"].items():
+    # the top's name is the design's (``engine``, ``engine_24x24`` for another architecture): parts go by ``engine.``
+    top = next((m for m in engine["modules"] if "." not in m), "engine")
+    modules = {"engine" + mod[len(top):]: r for mod, r in engine["modules"].items()}
+    for mod, r in modules.items():
         k = r["instances"]
         p = parts[part(mod)]
         p["ff_m2"] += r["ff_area_m2"] * k
@@ -572,9 +575,9 @@ def breakdown(engine: dict, encoder: dict, area) -> list[dict]:
             q["sram_m2"] += m["area_m2"] * k
             q["sram_bits"] += m["bits"] * k
     rows = [r for name, r in parts.items()
-            if (name != WDEC or any(m.startswith("engine.wdec") for m in engine["modules"]))
-            and (name != DWU or any(m == "engine.dw" for m in engine["modules"]))]
-    inside = any(m.startswith("engine.encode") for m in engine["modules"])
+            if (name != WDEC or any(m.startswith("engine.wdec") for m in modules))
+            and (name != DWU or any(m == "engine.dw" for m in modules))]
+    inside = any(m.startswith("engine.encode") for m in modules)
     if not inside:
         if encoder is None:
             raise SynthError("the engine has no encoder inside: synthesise jpeg_encoder_w4 too")
@@ -698,7 +701,7 @@ def main(argv=None) -> int:
 
         arch = parse_arch(args.arch).rtl
         if arch != DEFAULT_ARCH:
-            from hw.engine import arch_refusal
+            from hw.limits import arch_refusal
 
             why = arch_refusal(arch, plain=arch.lanes != 12)
             if why:

@@ -105,7 +105,11 @@ def test_energies_scale_with_the_architecture():
     assert big.beat == pytest.approx(2 * base.beat)
     assert big.leak_engine_w == pytest.approx(2 * lk["feature_buffer_w"] + 2 * lk["weight_buffer_w"]
                                               + 4 * lk["mac_array_w"] + lk["control_w"])
-    assert big.mac == base.mac and big.fb_r > base.fb_r    # a bigger bank costs more per access
+    # 24x24 has 32 banks (golden.arch.default_fb_banks): 2**19 words make banks of the default's size, so the same
+    # energy per word; with 16 banks, each bank is twice as big and costs more per access
+    assert big.mac == base.mac and big.fb_r == pytest.approx(base.fb_r)
+    banks16 = _energies(tech, EngineParams.from_arch(replace(parse_arch("24x24"), fb_words=2**19, fb_banks=16)))
+    assert banks16.fb_r > base.fb_r
 
 
 def test_descriptor_beats_follow_the_lanes():

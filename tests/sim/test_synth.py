@@ -81,9 +81,35 @@ def test_blocks_of_another_architecture(tmp_path):
     assert {row["ff_bits"] for m, row in r["modules"].items() if ".pe_" in m} == {48}
 
 
-def test_synth_refuses_an_arch_the_rtl_cannot_build(capsys):
+def test_synth_refuses_an_arch_the_rtl_cannot_build(capsys, tmp_path):
     from sim.synth import main
 
-    assert main(["--arch", "20x20", "--blocks", "mac_array"]) == 2
+    f = tmp_path / "banks16.yaml"          # 20 lanes need 32 banks (a row of 20 words is one write)
+    f.write_text("rows: 20\ncols: 20\nfb_banks: 16\n")
+    assert main(["--arch", str(f), "--blocks", "mac_array"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "20x20" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "fb_banks 16 is not built at 20x20" in err and "Traceback" not in err
+
+
+def test_area_per_block_of_another_architecture():
+    """The chip's area per block goes by the engine's parts whatever the top's name (``engine_24x24`` for 24x24):
+    before, every part of another architecture's engine fell into "control"."""
+    from sim.synth import DWU, ENCODER, breakdown
+
+    def mod(ff_m2, srams=()):
+        return {"instances": 1, "ff_area_m2": ff_m2, "ff_bits": 10, "regfile_bits": 0, "logic_area_m2": None,
+                "srams": [{"name": n, "area_m2": a, "bits": b} for n, a, b in srams]}
+
+    for top in ("engine", "engine_24x24"):
+        engine = {"total": {"logic_area_m2": None},
+                  "modules": {top: mod(1e-9), f"{top}.array": mod(4e-9), f"{top}.dw": mod(2e-9),
+                              f"{top}.fb": mod(0.0, [("fb_0", 8e-9, 64)]),
+                              f"{top}.wbuf": mod(0.0, [("wb0_0", 3e-9, 32)])}}
+        encoder = {"total": {"logic_area_m2": None, "ff_area_m2": 5e-9, "sram_area_m2": 0.0, "sram_bits": 0,
+                             "ff_bits": 7, "regfile_bits": 0}}
+        area = load_tech().area
+        rows = {r["block"]: r for r in breakdown(engine, encoder, area)}
+        assert rows["MAC array"]["ff_m2"] == 4e-9 and rows[DWU]["ff_m2"] == 2e-9
+        assert rows["feature buffer"]["sram_m2"] == 8e-9 and rows["weight buffers"]["sram_m2"] == 3e-9
+        assert rows[ENCODER]["ff_m2"] == 5e-9 and rows[ENCODER]["source"] == "jpeg_encoder_w4"
+        assert rows["control (sequencer, DMA, window loader, pool/vector unit)"]["ff_m2"] == 1e-9
