@@ -62,6 +62,29 @@ def test_image_folder_and_tarball_layouts(tmp_path):
     np.testing.assert_array_equal(x3, x[[0, 2, 4]])
 
 
+def test_a_subset_is_cached_as_that_subset(tmp_path, monkeypatch):
+    """``n`` evenly spaced images of a large set (the 500 calibration images of CIFAR-10's training set) are
+    cached under build/data/ as that subset: the same images, labels and classes as decoding them, and a
+    damaged cache is decoded again and rewritten."""
+    monkeypatch.setattr(D, "REPO_ROOT", tmp_path / "repo")
+    monkeypatch.setattr(D, "CACHE_MIN_IMAGES", 4)
+    src = tmp_path / "set"
+    make_folder(src, per_class=3)                      # 9 images in 3 classes
+    D._encoded.cache_clear()
+    decoded = D.load_cifar10_u8("test", 5, src)
+    cache = D._cifar_cache_path(src, 5)
+    assert cache.is_file() and not D._cifar_cache_path(src).exists()   # the subset only, not the whole set
+    for damage in (None, b"", b"\x93NUMPY garbage"):
+        if damage is not None:
+            cache.write_bytes(damage)
+        again = D.load_cifar10_u8("test", 5, src)
+        for a, b in zip(again, decoded, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert again[2] == ("ant", "moth", "zebra") and again[1].tolist() == [0, 0, 1, 1, 2]
+    assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name]   # no temporary file left
+    D._encoded.cache_clear()
+
+
 def test_normalisation():
     u8 = np.zeros((1, 2, 2, 3), np.uint8)
     u8[..., 0] = 255
