@@ -63,6 +63,10 @@ def register(subparsers) -> None:
     acc.add_argument("--curve-images", type=int, default=A.DEFAULT_CURVE_IMAGES, metavar="N",
                      help=f"images for the 100-QF size curve, {limits.IMAGE_COUNT.text()} "
                           f"(default {A.DEFAULT_CURVE_IMAGES})")
+    acc.add_argument("--search-images", type=int, default=A.DEFAULT_SEARCH_IMAGES, metavar="N",
+                     help=f"with more test images than N, the coarse QF search runs on N evenly spaced ones and "
+                          f"only its last steps on all; {limits.IMAGE_COUNT.text()} (default "
+                          f"{A.DEFAULT_SEARCH_IMAGES:,})")
     acc.add_argument("--no-plots", action="store_true", help="write the JSON only")
     CL.add_arguments(acc)
     acc.set_defaults(func=cmd_accuracy)
@@ -164,9 +168,9 @@ def image_options(nw, args) -> tuple[A.InputNorm | None, int | None]:
 
 def cmd_accuracy(args) -> int:
     _threads()
+    _counts(args, "curve-images", "search-images")
     config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
-                           curve_images=args.curve_images).check()
-    _counts(args, "curve-images")
+                           curve_images=args.curve_images, search_images=args.search_images).check()
     cluster = CL.from_args(args)
     A.check_out_dir(args.out)
     nw = _network(args)

@@ -108,6 +108,96 @@ def test_budget_point_takes_the_monotone_envelope():
     assert A._next_qf({9: 0.5, 10: 0.8}, ref, 0.01) is None
 
 
+def _full_and_subset_answers(top1_all, top1_sub, ref: float, budget: float = 0.01):
+    """Budget points of the search on all images and of the subset search + refinement (QF -> top-1 functions)."""
+    config = A.StudyConfig(budget=budget)
+    full: dict[int, dict] = {}
+    A._search(lambda q: full.__setitem__(q, {"top1": top1_all(q)}), full, ref, config)
+    sub: dict[int, dict] = {}
+    A._search(lambda q: sub.__setitem__(q, {"top1": top1_sub(q)}), sub, ref, config)
+    start = A.budget_point({k: v["top1"] for k, v in sub.items()}, ref, budget)
+    refined: dict[int, dict] = {}
+    A._refine(lambda q: refined.__setitem__(q, {"top1": top1_all(q)}), refined, ref, budget,
+              100 if start is None else start)
+    answer = A.budget_point({k: v["top1"] for k, v in refined.items()}, ref, budget)
+    return A.budget_point({k: v["top1"] for k, v in full.items()}, ref, budget), answer, refined
+
+
+@pytest.mark.parametrize("knee", [1, 2, 7, 33, 34, 60, 99, 100, 101])
+@pytest.mark.parametrize("shift", [-40, -9, -1, 0, 1, 3, 25, 90])
+def test_refinement_on_all_images_finds_the_full_searchs_answer(knee, shift):
+    """On a monotone top-1 curve (passing from ``knee`` up; 101: never), the refinement from any subset answer
+    (the subset's knee off by ``shift`` QFs) ends on the full search's answer, on adjacent QFs, passing above."""
+    ref, budget = 0.80, 0.01
+
+    def curve(k):
+        return lambda q: 0.80 - (0.0 if q >= k else 0.02 + 0.001 * (k - q))
+
+    full, answer, refined = _full_and_subset_answers(curve(knee), curve(min(101, max(1, knee + shift))), ref)
+    assert answer == full == (knee if knee <= 100 else None)
+    top1 = {q: v["top1"] for q, v in refined.items()}
+    if answer is not None:
+        assert all(ref - t <= budget for q, t in top1.items() if q >= answer)
+        assert answer == 1 or ref - top1[answer - 1] > budget
+    else:
+        assert ref - top1[100] > budget
+    # each gallop step doubles: from a subset answer off by d QFs, about 2 log2(d) + 2 evaluations
+    assert len(refined) <= 2 * int(np.ceil(np.log2(abs(shift) + 1))) + 3, sorted(refined)
+    if shift == 0 and 1 < knee <= 100:
+        assert sorted(refined) == [knee - 1, knee]
+
+
+def test_refinement_is_bounded_on_a_noisy_curve():
+    """Not monotone (a lucky QF below the knee): the answer still passes, with the QF below it failing."""
+    rng = np.random.default_rng(0)
+    noise = {q: rng.normal(0, 0.006) for q in range(1, 101)}
+    ref = 0.80
+
+    def top1(q):
+        return 0.80 - (0.0 if q >= 40 else 0.005 * (40 - q)) + noise[q]
+
+    for start in (1, 20, 39, 40, 41, 70, 100):
+        refined: dict[int, dict] = {}
+        A._refine(lambda q, d=refined: d.__setitem__(q, {"top1": top1(q)}), refined, ref, 0.01, start)
+        pts = {q: v["top1"] for q, v in refined.items()}
+        best = A.budget_point(pts, ref, 0.01)
+        assert len(refined) <= 20
+        if best is not None:
+            assert all(ref - t <= 0.01 + 1e-12 for q, t in pts.items() if q >= best)
+            assert best == 1 or (best - 1 in pts and ref - pts[best - 1] > 0.01)
+
+
+def test_digits_study_searching_on_a_subset(tmp_path, capsys):
+    """``--search-images 150`` of 450: the coarse search's points are on 150 images (``searched``), the answer's
+    on all 450, adjacent to a failing QF; sizes at the QFs evaluated on all equal the full search's."""
+    args = ["accuracy", "--net", "digits", "--json", "--quiet", "--curve-images", "50", "--no-plots"]
+    assert main(args + ["--out", str(tmp_path / "full")]) == 0
+    assert main(args + ["--search-images", "150", "--out", str(tmp_path / "sub")]) == 0
+    capsys.readouterr()
+    full = json.loads((tmp_path / "full" / "digits.json").read_text())
+    sub = json.loads((tmp_path / "sub" / "digits.json").read_text())
+    assert full["search"]["search_images"] is None and sub["search"]["search_images"] == 150
+    ref = sub["reference_top1"]
+    assert ref == full["reference_top1"]
+    fewer = 0
+    for f, s in zip(full["splits"], sub["splits"], strict=True):
+        assert "searched" not in f and s["searched"]["images"] == 150 and len(s["searched"]["points"]) >= 5
+        assert s["lossless_ratio"] == f["lossless_ratio"] and s["top1_uncoded"] == f["top1_uncoded"]
+        ev = {p["qf"]: p for p in s["evaluated"]}
+        fev = {p["qf"]: p for p in f["evaluated"]}
+        for q in set(ev) & set(fev):
+            assert ev[q] == fev[q]   # on all images: the same bytes and top-1 as the full search's
+        best = s["qf_at_budget"]
+        if best is not None:
+            assert ev[best]["top1"] == s["top1_at_budget"] and ref - s["top1_at_budget"] <= 0.01 + 1e-12
+            assert all(ref - p["top1"] <= 0.01 + 1e-12 for q, p in ev.items() if q >= best)
+            assert best == 1 or ref - ev[best - 1]["top1"] > 0.01
+        else:
+            assert ref - ev[100]["top1"] > 0.01
+        fewer += len(ev) < len(fev)
+    assert fewer >= len(full["splits"]) // 2   # the point: fewer evaluations on all images
+
+
 # ---- the whole digits study --------------------------------------------------------------------------------
 
 
