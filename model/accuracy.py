@@ -996,8 +996,8 @@ def study_split(task: _Task, y: np.ndarray, reference: float, config: StudyConfi
         "loss_at_budget": reference - evaluated[best]["top1"] if best is not None else None,
         "side_info_bytes": codec.side_bytes,
         "evaluated": [evaluated[q] for q in sorted(evaluated)],
-        **({"searched": {"images": len(sub), "points": [searched[q] for q in sorted(searched)]}}
-           if searched else {}),
+        **({"searched": {"images": len(sub), "top1_uncoded": float(ok_uncoded[sub].mean()),
+                         "points": [searched[q] for q in sorted(searched)]}} if searched else {}),
         "curve": {"qf": list(QFS), "bytes": curve_bytes, "ratio": [raw / b for b in curve_bytes],
                   "images": int(len(curve_idx))} if curve else None,
         "seconds": round(time.monotonic() - t0, 1),
@@ -1472,6 +1472,12 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
         r = rows[s]
         pts = r["evaluated"]
         line, = ax.plot([p["ratio"] for p in pts], [100 * p["top1"] for p in pts], "o-", ms=3, label=s)
+        if r.get("searched", {}).get("top1_uncoded") is not None:
+            # the search on a subset, moved by the uncoded host's top-1 difference between the two sets
+            sub = r["searched"]
+            shift = r["top1_uncoded"] - sub["top1_uncoded"]
+            ax.plot([p["ratio"] for p in sub["points"]], [100 * (p["top1"] + shift) for p in sub["points"]], ":",
+                    lw=1, color=line.get_color())
         if r["qf_at_budget"] is not None:
             ax.plot([r["lossy_ratio_at_budget"]], [100 * r["top1_at_budget"]], "*", ms=11, color=line.get_color())
     ax.axhline(100 * ref, color="k", lw=0.8, label=f"{result['reference']} network {100 * ref:.2f}%")
@@ -1481,8 +1487,12 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
     ax.set_ylabel("top-1 (%)")
     lo = min([100 * p["top1"] for s in splits for p in rows[s]["evaluated"]] + [100 * (ref - 5 * budget)])
     ax.set_ylim(max(lo, 100 * ref - 30), 100 * ref + 2)
-    ax.set_title(f"{result['net']}: top-1 vs compression (JPEG QF sweep; star = largest ratio within budget)",
-                 fontsize=8)
+    title = f"{result['net']}: top-1 vs compression (JPEG QF sweep; star = largest ratio within budget)"
+    searched = [rows[s]["searched"]["images"] for s in splits if rows[s].get("searched")]
+    if searched:
+        title += (f"\ndotted: the search on {searched[0]:,} of {result['images']:,} images, moved by the uncoded "
+                  "host's top-1 difference")
+    ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)

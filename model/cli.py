@@ -24,6 +24,7 @@ import importlib
 import os
 import sys
 
+from golden import malloc
 from model.errors import UserError
 
 SUBCOMMAND_MODULES: tuple[str, ...] = ("model.cli_codec", "model.cli_cost", "model.cli_accuracy", "model.cli_weights",
@@ -84,6 +85,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     command = "edgesplit"
+    malloc.tune()
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = build_parser(_command(argv))

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from golden import malloc
 from golden.errors import UserError
 
 WORKERS_ENV = "EDGESPLIT_WORKERS"
@@ -137,6 +138,7 @@ def _worker_env() -> None:
     """Run on each worker as it starts a piece: the pieces themselves must never fan out again."""
     os.environ[WORKERS_ENV] = "1"
     os.environ.pop(SCHEDULER_ENV, None)
+    malloc.tune()
 
 
 def _call(fn, item):

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from golden import malloc
 from golden.errors import UserError
 from sim.cluster import add_arguments as cluster_args
 from sim.cluster import from_args as cluster_spec
@@ -710,6 +711,7 @@ def print_table(result: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    malloc.tune()
     p = argparse.ArgumentParser(prog="python -m sim.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--net", default="alexnet", help="a built-in network, PATH.onnx or PATH.py:FACTORY")
     p.add_argument("--input-shape", help="C,H,W for a model that does not fix its input shape")

@@ -5,6 +5,10 @@ import os
 
 os.environ.setdefault("EDGESPLIT_WORKERS", "1")
 
+from golden import malloc  # noqa: E402
+
+malloc.tune()   # as the entry points do (golden.malloc): tests that run networks on many images are faster
+
 
 # Longest first: pytest-xdist hands the first tests out round-robin and the rest as workers free up, so a long
 # test collected last becomes one worker's tail while the other idles. These are the tests over about a minute

@@ -148,6 +148,27 @@ def test_imagenet_int_equals_fast_whole_network(name):
     assert_all_equal(Q.run_int(q, xi, return_all=True), Q.run_fast(q, xi, return_all=True))
 
 
+def test_fast_batches_give_the_same_values(resnet20_q, monkeypatch):
+    """run_fast's batches (golden.quantize.FAST_BATCH_BYTES): 3 images a batch against one batch of 7, every
+    tensor (return_all), from the input and from a split; and the size of a batch from the largest tensor."""
+    xi = resnet20_q.quantize_input(load_cifar10("test", 10)[0][:7])
+    whole = Q.run_fast(resnet20_q, xi, return_all=True)
+    mid = Q.run_fast(resnet20_q, xi, upto="layer2.0")
+    assert Q.fast_batch(resnet20_q) == Q.FAST_BATCH_BYTES // (8 * 16 * 32 * 32)   # layer1's 16 x 32 x 32 maps
+    assert Q.fast_batch(resnet20_q, start="layer3.0") == Q.FAST_BATCH_BYTES // (8 * 64 * 8 * 8)
+    monkeypatch.setattr(Q, "FAST_BATCH_BYTES", 3 * 8 * 16 * 32 * 32)
+    assert Q.fast_batch(resnet20_q) == 3
+    assert_all_equal(whole, Q.run_fast(resnet20_q, xi, return_all=True))
+    np.testing.assert_array_equal(Q.run_fast(resnet20_q, mid, start="layer2.0"), whole[resnet20_q.layers[-1].name])
+    assert Q.run_fast(resnet20_q, xi[:0]).shape == (0, 10)
+
+
+def test_allocator_thresholds_are_set():
+    from golden import malloc
+
+    assert malloc.tune() is True and malloc.tune() is True   # glibc (this machine, CI); once per process
+
+
 def test_split_run_composes(digits_q, resnet20_q):
     for q, data in ((digits_q, load_digits("test")[0][:5]), (resnet20_q, load_cifar10("test", 10)[0][:3])):
         xi = q.quantize_input(data)
