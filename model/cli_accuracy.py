@@ -168,9 +168,9 @@ def image_options(nw, args) -> tuple[A.InputNorm | None, int | None]:
 
 def cmd_accuracy(args) -> int:
     _threads()
-    _counts(args, "curve-images", "search-images")
     config = A.StudyConfig(budget=args.budget, mode=args.mode, container=args.container,
                            curve_images=args.curve_images, search_images=args.search_images).check()
+    _counts(args, "curve-images", "search-images")
     cluster = CL.from_args(args)
     A.check_out_dir(args.out)
     nw = _network(args)

@@ -258,6 +258,8 @@ CASES = [
     ("accuracy-limit-0", [*A, "--limit", "0"], "must be a positive number"),
     ("accuracy-budget", [*A, "--budget", "1.5"], "accuracy budget 1.5"),
     ("accuracy-curve-images", [*A, "--curve-images", "0"], "curve image count 0"),
+    ("accuracy-search-images", [*A, "--search-images", "0"], "search image count 0"),
+    ("accuracy-search-images-huge", [*A, "--search-images", "20000000"], "--search-images 20000000"),
     ("accuracy-mean", [*A, "--mean", "2"], "--mean 2 is outside"),
     ("accuracy-resize", [*A, "--resize", "99999"], "<= 4096"),
     ("accuracy-garbage-image", [*A, "--data", "{W}/imgs"], "cannot be decoded as an image"),
