@@ -59,9 +59,10 @@ Coarse-to-fine QF search
     paired estimate), and its answer is only the starting point on all images: from it the search gallops down
     (1, 2, 4, ... QFs) while the QF passes on all images, or up while it fails, then bisects until a passing QF
     and the failing one below it are adjacent. The answer is again :func:`budget_point` over the QFs evaluated
-    on all images (``evaluated``; the subset's points are under ``searched``): typically 2-3 evaluations on all
-    images instead of 10-12. What it gives up: the coarse QFs above the answer are checked on the subset only,
-    so a lucky low QF could be taken where a coarse QF above it fails on all images but not on the subset.
+    on all images (``evaluated``; the subset's points are under ``searched``): 2 evaluations on all images when
+    the subset's answer holds, a few more when it is off, instead of 10-12.
+    What it gives up: the coarse QFs above the answer are checked on the subset only, so a lucky low QF could
+    be taken where a coarse QF above it fails on all images but not on the subset.
 
     The size curve over all 100 QFs is computed on ``curve_images`` evenly spaced images
     (default 500: the mean size of a feature is known to a fraction of a percent from them); the sizes at
