@@ -100,11 +100,13 @@ synth: $(STAMP)
 	$(PY) -m sim.synth --flow $(SYNTH) $(CLUSTERARGS) $(if $(ARCH),--arch $(ARCH))
 	$(if $(ARCH),@echo "synth: ARCH=$(ARCH): areas only (the power table is of the default engine's make sim run)",$(PY) -m model.synth_power)
 
+# make bench BENCH_SIM_NET=vgg16: the 1-vs-2-worker make sim on VGG-16 (issue 15's target; about 10 minutes more)
+BENCH_SIM_NET ?= alexnet
 bench: $(STAMP)
 	$(PY) -m sim.benchmark
 	$(PY) -m model.bench
 	$(PY) -m model.bench --dse
-	$(PY) -m model.bench --cluster
+	$(PY) -m model.bench --cluster --sim-net $(BENCH_SIM_NET)
 	$(PY) -m model.bench_networks
 
 report: $(STAMP)

@@ -6,8 +6,10 @@ networks, splits, encodings and links) and a full sweep of AlexNet, VGG-16 and R
 3 encodings x 3 links. Also the cold first sweep (tables and counts built from scratch). Prints a table
 and writes ``build/bench/cost_model.json``. Targets (issue 6): query <= 1 ms, full sweep <= 1 s.
 
-``python -m model.bench --cluster``: 1 against 2 local Dask workers (issue 15) on the default sweep, on ``make sim``
-of AlexNet and on the ResNet-20 accuracy study, side by side in one run; ``build/bench/cluster.json``.
+``python -m model.bench --cluster [--sim-net NET]``: 1 against 2 local Dask workers (issue 15) on the default sweep,
+on ``make sim NET=... CUT=1`` (AlexNet unless ``--sim-net``; ``make bench BENCH_SIM_NET=vgg16`` for the issue's
+VGG-16 target, about 10 minutes more) and on the ResNet-20 accuracy study, side by side in one run;
+``build/bench/cluster.json``.
 
 ``python -m model.bench --dse``: ``edgesplit dse --net alexnet`` (issue 16: 4 arrays x 3 buffers x every split x
 3 links, target under 5 s): the search cold and warm in-process, and the whole command twice;
@@ -149,8 +151,8 @@ def cluster_run(sim_net: str = "alexnet") -> dict:
     return out
 
 
-def cluster_main() -> int:
-    r = cluster_run()
+def cluster_main(sim_net: str = "alexnet") -> int:
+    r = cluster_run(sim_net)
     print("1 vs 2 local Dask workers (sim.cluster; each a fresh process, back to back)")
     print(f"{'run':34} {'workers':>7} {'wall':>9} {'2 vs 1':>7}")
     for row in r["runs"]:
@@ -227,10 +229,31 @@ def dse_main() -> int:
     return 0 if r["search_ok"] else 1
 
 
+def _sim_net(rest: list[str]) -> list[str]:
+    """``--cluster``'s own options: nothing, or ``--sim-net NET`` (a built-in network ``make sim`` runs)."""
+    from golden.errors import UserError
+    from golden.network import builtin_names
+
+    if not rest:
+        return []
+    if len(rest) != 2 or rest[0] != "--sim-net":
+        raise UserError(f"model.bench --cluster: {' '.join(rest)!r}: the only option is --sim-net NET")
+    if rest[1] not in builtin_names():
+        raise UserError(f"--sim-net {rest[1]!r}: a built-in network ({', '.join(builtin_names())})")
+    return [rest[1]]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv == ["--cluster"]:
-        return cluster_main()
+    if argv[:1] == ["--cluster"]:
+        from golden.errors import UserError
+
+        try:
+            sim_net = _sim_net(argv[1:])
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return cluster_main(*sim_net)
     if argv == ["--dse"]:
         return dse_main()
     r = run()
