@@ -12,21 +12,22 @@ malloc.tune()   # as the entry points do (golden.malloc): tests that run network
 
 # Longest first: pytest-xdist hands the first tests out round-robin and the rest as workers free up, so a long
 # test collected last becomes one worker's tail while the other idles. These are the tests over about a minute
-# in CI's last run (seconds of one core, `--durations` of `make test` / `make test-slow`, 6 Dec 2026); the
+# in CI's last run (seconds of one core, `--durations` of `make test` / `make test-slow`, 7 Dec 2026); the
 # order only schedules, it changes nothing a test checks. Tests not listed keep their collection order.
 LONG_TESTS_S = {
-    "tests/golden/test_quantize.py::test_float_and_int16_top1_full_test_set[resnet56": 390,
-    "tests/model/test_runtime_rtl.py": 252,           # one xdist group: its two tests run on one worker
-    "tests/model/test_weightqf.py::test_resnet20_selection": 185,
-    "tests/golden/test_quantize.py::test_float_and_int16_top1_full_test_set[resnet20": 150,
-    "tests/hw/test_engine_cocotb.py::test_stacks_small_engine": 110,
-    "tests/hw/test_engine_ops.py::test_double_buffered_bands": 95,
-    "tests/hw/test_engine_arch.py::test_linear_layers": 90,
-    "tests/hw/test_encoder_cocotb.py": 90,            # one xdist group (the large sweeps of test-slow)
-    "tests/hw/test_engine_band_schedules.py": 70,          # (7 Dec: 4 Amaranth runs of a small DAG, estimated)
-    "tests/model/test_finetune.py::test_cifar_resnet20_finetune_short": 57,
-    "tests/hw/test_engine_wcodec.py": 46,
-    "tests/model/test_accuracy.py::test_cifar_resnet20_study_reduced": 43,
+    "tests/model/test_runtime_rtl.py": 236,           # one xdist group: its two tests run on one worker
+    "tests/golden/test_quantize.py::test_float_and_int16_top1_full_test_set[resnet56": 202,
+    "tests/hw/test_encoder_cocotb.py": 138,           # one xdist group (the large sweeps of test-slow)
+    "tests/hw/test_engine_arch.py::test_linear_layers[24": 127,
+    "tests/hw/test_engine_cocotb.py::test_stacks_small_engine": 96,
+    "tests/hw/test_engine_arch.py::test_linear_layers": 80,
+    "tests/hw/test_engine_ops.py::test_double_buffered_bands": 80,
+    "tests/model/test_weightqf.py::test_resnet20_selection": 68,
+    "tests/golden/test_quantize.py::test_float_and_int16_top1_full_test_set[resnet20": 65,
+    "tests/hw/test_engine_band_schedules.py": 61,
+    "tests/hw/test_engine_wcodec.py": 30,
+    "tests/model/test_finetune.py::test_cifar_resnet20_finetune_short": 30,
+    "tests/model/test_accuracy.py::test_cifar_resnet20_study_reduced": 24,
 }
 
 
