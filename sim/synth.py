@@ -536,7 +536,7 @@ def _total(rows, area) -> dict:
 # The engine's parts: a module prefix (its own logic and memories) or a memory of the engine module itself.
 ENCODER = "feature encoder (JPEG / lossless)"
 WDEC = "weight decoders (engine.wdec*, engine.cw_*)"   # when the engine has them; no per-action energy model
-DWU = "depthwise unit (engine.dw: 108 multipliers)"
+DWU = "depthwise unit (engine.dw: lanes x 9 taps of multipliers; 108 at 12 lanes)"
 ENGINE_PARTS = (
     ("MAC array", lambda mod, mem: mod.startswith("engine.array")),
     (DWU, lambda mod, mem: mod == "engine.dw" or mod.startswith("engine.dw.")),

@@ -13,7 +13,7 @@ from tests.ci import skip_unless_ci
 
 SIM_JSON = BUILD_DIR / "sim" / "alexnet.json"
 ROWS = [{"block": "MAC array", "leakage_w": 1e-4}, {"block": "feature buffer", "leakage_w": 2e-4},
-        {"block": "depthwise unit (engine.dw: 108 multipliers)", "leakage_w": 5e-5}]
+        {"block": "depthwise unit (engine.dw: lanes x 9 taps of multipliers; 108 at 12 lanes)", "leakage_w": 5e-5}]
 
 
 def _synth_dir(tmp_path, chip=ROWS):
