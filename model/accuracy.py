@@ -1114,7 +1114,7 @@ def study_net(net: str | Network | nn.Module, data: Any, splits: Sequence[str] |
               weights: str | os.PathLike | dict | None = None, qnet: QNet | None = None,
               config: StudyConfig | None = None, progress: Progress | None = None,
               data_dir: str | os.PathLike | None = None, host_modules: dict[str, nn.Module] | None = None,
-              norm: InputNorm | None = None) -> dict[str, Any]:
+              norm: InputNorm | None = None, journal: Journal | None = None) -> dict[str, Any]:
     """The encoding study of a network on labelled images.
 
     ``net``: a built-in name or a :class:`golden.network.Network` (weights: ``weights`` or its own, see
@@ -1122,7 +1122,8 @@ def study_net(net: str | Network | nn.Module, data: Any, splits: Sequence[str] |
     (normalised float images, labels) or a DataLoader. ``qnet``: the int16 network (default: :func:`network`'s,
     or calibrated on :func:`golden.quantize.calibration_images` for a given module). ``host_modules``:
     replacement float host parts per split (fine-tuned ones). ``norm``: the images' normalisation (default
-    :func:`input_norm`), inverted for the camera image the input split sends. Returns the JSON-ready result
+    :func:`input_norm`), inverted for the camera image the input split sends. ``journal``: where the finished
+    splits are saved as they come, and the splits to reuse (:class:`Journal`). Returns the JSON-ready result
     (module docstring; :func:`write_study` saves it).
     """
     config = (config or StudyConfig()).check()
@@ -1167,23 +1168,34 @@ def study_net(net: str | Network | nn.Module, data: Any, splits: Sequence[str] |
                 store.put(s, cur)
         int16_top1 = float(np.mean(cur.argmax(1) == y))
         reference = int16_top1
+        head = {**_result(name, len(x), float_top1, int16_top1, "int16", reference, config, [], t0),
+                **_net_fields(nw, norm)}
+        reused = journal.reuse(head) if journal is not None else {}
         rows = []
         for k, s in enumerate(wanted):
+            # splits done / total on the progress line
+            if s in reused:
+                rows.append(reused[s])
+                progress.update(f"split {k + 1}/{len(wanted)}: {s} reused (--resume)", force=True)
+                continue
             values = norm.to_u8(x) if s == INPUT else store.get(s)
             host = (host_modules or {}).get(s) or nw.host_model(module, s)
             task = make_task(qnet, s, values, host, config.host, b, norm)
-            # splits done / total on the progress line
             rows.append(study_split(task, y, reference, config, _Prefixed(progress, f"split {k + 1}/{len(wanted)}")))
+            if journal is not None:
+                journal.record(head, rows)
     finally:
         store.close()
-    result = _result(name, len(x), float_top1, int16_top1, "int16", reference, config, rows, t0)
-    result["weights"] = weights_text(nw)
-    result["dataset"] = nw.dataset or "given"
-    result["source"] = nw.source
-    result["input_shape"] = list(nw.input_shape)
-    result["input_norm"] = {"mean": list(norm.mean), "std": list(norm.std)}
+    result = {**_result(name, len(x), float_top1, int16_top1, "int16", reference, config, rows, t0),
+              **_net_fields(nw, norm)}
     progress.done(f"{name}: {len(rows)} splits in {time.monotonic() - t0:.0f} s")
     return result
+
+
+def _net_fields(nw: Network, norm: InputNorm) -> dict[str, Any]:
+    """A study's fields that say which network and images it ran."""
+    return {"weights": weights_text(nw), "dataset": nw.dataset or "given", "source": nw.source,
+            "input_shape": list(nw.input_shape), "input_norm": {"mean": list(norm.mean), "std": list(norm.std)}}
 
 
 def _int16_predict(qnet: QNet, values: np.ndarray, start: str, batch: int) -> np.ndarray:
@@ -1359,12 +1371,22 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.2f}%"
 
 
+SETUP_KEYS = ("schema_version", "net", "images", "weights", "data", "resize", "float_top1", "int16_top1", "budget",
+              "encoding", "search")
+"""What two studies must share for their rows to stand in one table (:func:`merge_results`, ``--resume``)."""
+
+
+def same_setup(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether ``old`` and ``new`` are studies of the same setup (:data:`SETUP_KEYS`, and the model's source):
+    the same network, weights, images, top-1s, encoding, budget and search, so a split's row is the same."""
+    return bool(old) and all(old.get(k) == new.get(k) for k in SETUP_KEYS) and \
+        old.get("source", "builtin") == new.get("source", "builtin")
+
+
 def merge_results(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """``new`` plus the rows of ``old`` for splits ``new`` lacks, if both come from the same setup
-    (network, images, weights, top-1s, encoding, budget); else ``new``."""
-    same = ("net", "images", "weights", "float_top1", "int16_top1", "budget", "encoding", "schema_version")
-    if not old or any(old.get(k) != new.get(k) for k in same) or \
-            old.get("source", "builtin") != new.get("source", "builtin"):
+    (:func:`same_setup`); else ``new``."""
+    if not same_setup(old, new):
         return new
     have = {r["name"] for r in new["splits"]}
     rows = new["splits"] + [r for r in old.get("splits", []) if r.get("name") not in have]
@@ -1379,13 +1401,9 @@ def write_study(result: dict[str, Any], out_dir: str | os.PathLike | None = None
     the study is complete or absent (:class:`golden.files.AtomicGroup`)."""
     out = Path(out_dir) if out_dir is not None else OUT_DIR
     path = out / f"{result['net']}.json"
-    if merge and path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, ValueError):
-            old = None
-        if isinstance(old, dict) and isinstance(old.get("splits"), list) and \
-                all(isinstance(r, dict) for r in old["splits"]):
+    if merge:
+        old = read_study(path)
+        if old is not None:
             result = merge_results(old, result)
     paths = {"json": path}
     with files.AtomicGroup() as group:
@@ -1396,6 +1414,49 @@ def write_study(result: dict[str, Any], out_dir: str | os.PathLike | None = None
             plot_top1_vs_ratio(result, group.path(paths["top1_vs_ratio"], "plot"), plot_splits)
         group.path(path, "study").write_text(json.dumps(result, indent=1))
     return {k: paths[k] for k in ("json", "compression", "top1_vs_ratio") if k in paths}
+
+
+def read_study(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The study saved at ``path``, or None where there is none or it does not read as one."""
+    try:
+        old = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(old, dict) and isinstance(old.get("splits"), list) and \
+            all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in old["splits"]):
+        return old
+    return None
+
+
+class Journal:
+    """Where a study keeps its finished splits while it runs: ``<out>/<net>.json`` is rewritten (merged as by
+    :func:`write_study`, no plots) after every split, so a run stopped part-way leaves the splits it finished.
+    With ``resume`` the study reuses the rows of a study of the same setup found there (:func:`same_setup`:
+    checked once the uncoded top-1s are known) and computes only the other splits (``--resume``).
+    ``fields``: what the run adds to the study (weights, data, resize)."""
+
+    def __init__(self, out_dir: str | os.PathLike | None = None, fields: dict[str, Any] | None = None,
+                 resume: bool = False) -> None:
+        self.out = Path(out_dir) if out_dir is not None else OUT_DIR
+        self.fields = dict(fields or {})
+        self.resume = resume
+
+    def head(self, result: dict[str, Any]) -> dict[str, Any]:
+        """``result`` with the run's own fields."""
+        return {**result, **self.fields}
+
+    def reuse(self, head: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Split name -> the row of a finished split to reuse (nothing unless ``resume``)."""
+        if not self.resume:
+            return {}
+        head = self.head(head)
+        old = read_study(self.out / f"{head['net']}.json")
+        return {r["name"]: r for r in old["splits"]} if same_setup(old, head) else {}
+
+    def record(self, head: dict[str, Any], rows: Sequence[dict[str, Any]]) -> None:
+        """Save the splits finished so far."""
+        rows = sorted(rows, key=lambda r: r["index"])
+        write_study({**self.head(head), "splits": rows}, self.out, plots=False)
 
 
 def check_out_dir(out_dir: str | os.PathLike | None) -> Path:
@@ -1504,35 +1565,32 @@ def plot_top1_vs_ratio(result: dict[str, Any], path: str | os.PathLike,
 def run(net: str | Network, weights: str | None = None, data: str | None = None, splits: Sequence[str] | None = None,
         limit: int | None = None, config: StudyConfig | None = None, out_dir: str | os.PathLike | None = None,
         plots: bool = True, progress: Progress | None = None, norm: InputNorm | None = None,
-        resize: int | None = None, cluster: Any = None) -> tuple[dict[str, Any], dict[str, Path]]:
+        resize: int | None = None, cluster: Any = None, resume: bool = False
+        ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Load the test images, run :func:`study_net`, write the JSON and the plots (the CLI's work). ``net``: a
     built-in name or a Network (its weights, or ``weights``); ``norm`` / ``resize``: how the images are read
     (:func:`load_dataset`); a user network's int16 twin is calibrated on the test images
     (:func:`user_calibration`). ``cluster``: a :class:`sim.cluster.ClusterSpec` (None or a serial one: in this
     process, :func:`study_net`); otherwise the study's pieces run there (:func:`study_distributed`), with the
-    same result."""
+    same result. Every finished split is saved in ``<out>/<net>.json`` as it comes; ``resume``: the splits a
+    study of the same setup saved there are reused, not computed again (:class:`Journal`)."""
     nw = _with_weights(net, weights)
     wanted = _check_splits(nw, splits)
     progress = progress or _quiet()
     config = (config or StudyConfig()).check()
+    fields = {"weights": weights_text(nw), "data": str(data) if data else "default",
+              **({"resize": int(resize)} if resize is not None else {})}
+    journal = Journal(out_dir, fields, resume)
     ref = study_ref(nw, data, limit, norm, resize, config)
     if cluster is not None and not cluster.serial and ref is not None and len(wanted) > 1:
-        result = study_distributed(ref, wanted, cluster, progress)
-        result["weights"] = weights_text(nw)
-        result["data"] = str(data) if data else "default"
-        if resize is not None:
-            result["resize"] = int(resize)
-        return result, write_study(result, out_dir, plots)
+        result = study_distributed(ref, wanted, cluster, progress, journal)
+        return journal.head(result), write_study(journal.head(result), out_dir, plots)
     progress.update(f"loading {nw.name} test images", force=True)
     x, y = load_dataset(nw, data, "test", limit, norm, resize)
     module, qnet = network(nw, None, data, progress, calib=None if nw.is_builtin else user_calibration(x))
     result = study_net(module, (x, y), splits, qnet=qnet, config=config, progress=progress,
-                       norm=norm or input_norm(nw))
-    result["weights"] = weights_text(nw)
-    result["data"] = str(data) if data else "default"
-    if resize is not None:
-        result["resize"] = int(resize)
-    return result, write_study(result, out_dir, plots)
+                       norm=norm or input_norm(nw), journal=journal)
+    return journal.head(result), write_study(journal.head(result), out_dir, plots)
 
 
 # ---- the study on a cluster (sim.cluster) ----------------------------------------------------------------
@@ -1635,13 +1693,13 @@ def _split_piece(item: tuple[StudyRef, str, float]) -> dict[str, Any]:
     return study_split(task, st["y"], reference, config, _quiet())
 
 
-def study_distributed(ref: StudyRef, wanted: Sequence[str], cluster: Any, progress: Progress | None = None
-                      ) -> dict[str, Any]:
+def study_distributed(ref: StudyRef, wanted: Sequence[str], cluster: Any, progress: Progress | None = None,
+                      journal: Journal | None = None) -> dict[str, Any]:
     """:func:`run`'s study as pieces on ``cluster`` (:func:`sim.cluster.run_pieces`): first the uncoded float
     and int16 predictions in shards of whole batches of images, then one piece per split (each worker loads
     the images and the network itself, once per process, and continues the int16 network from the last split
     it computed). The result equals :func:`study_net`'s (same sizes, top-1 counts and QFs; only the
-    ``seconds`` differ)."""
+    ``seconds`` differ). ``journal``: as for :func:`study_net` (each split saved as its piece comes back)."""
     from golden.network import load_network
     from sim import cluster as CL
 
@@ -1663,14 +1721,22 @@ def study_distributed(ref: StudyRef, wanted: Sequence[str], cluster: Any, progre
     float_top1 = float(np.mean(np.concatenate([p[0] for p in preds]) == y))
     int16_top1 = float(np.mean(np.concatenate([p[1] for p in preds]) == y))
     reference = int16_top1
-    rows = CL.run_pieces(_split_piece, [(ref, s, reference) for s in wanted], cluster,
-                         desc=f"{nw.name} splits", labels=[f"split {s}" for s in wanted], quiet=quiet)
-    result = _result(nw.name, n, float_top1, int16_top1, "int16", reference, config, rows, t0)
-    norm = ref.norm or input_norm(nw)
-    result["dataset"] = nw.dataset or "given"
-    result["source"] = nw.source
-    result["input_shape"] = list(nw.input_shape)
-    result["input_norm"] = {"mean": list(norm.mean), "std": list(norm.std)}
+    fields = _net_fields(nw, ref.norm or input_norm(nw))
+    head = {**_result(nw.name, n, float_top1, int16_top1, "int16", reference, config, [], t0), **fields}
+    done = journal.reuse(head) if journal is not None else {}
+    todo = [s for s in wanted if s not in done]
+    if len(todo) < len(wanted):
+        progress.update(f"{len(wanted) - len(todo)} of {len(wanted)} splits reused (--resume)", force=True)
+
+    def finished(i: int, row: dict[str, Any]) -> None:
+        done[todo[i]] = row
+        if journal is not None:
+            journal.record(head, [done[s] for s in wanted if s in done])
+
+    CL.run_pieces(_split_piece, [(ref, s, reference) for s in todo], cluster, desc=f"{nw.name} splits",
+                  labels=[f"split {s}" for s in todo], quiet=quiet, on_result=finished)
+    rows = [done[s] for s in wanted]
+    result = {**_result(nw.name, n, float_top1, int16_top1, "int16", reference, config, rows, t0), **fields}
     progress.done(f"{nw.name}: {len(rows)} splits in {time.monotonic() - t0:.0f} s on {cluster.describe()}")
     return result
 

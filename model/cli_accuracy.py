@@ -68,6 +68,10 @@ def register(subparsers) -> None:
                           f"only its last steps on all; {limits.IMAGE_COUNT.text()} (default "
                           f"{A.DEFAULT_SEARCH_IMAGES:,})")
     acc.add_argument("--no-plots", action="store_true", help="write the JSON only")
+    acc.add_argument("--resume", action="store_true",
+                     help="reuse the splits a study of the same setup (network, weights, images, encoding, budget, "
+                          "search) saved in the output folder, e.g. one stopped part-way: every finished split is "
+                          "saved as it comes")
     CL.add_arguments(acc)
     acc.set_defaults(func=cmd_accuracy)
 
@@ -177,7 +181,8 @@ def cmd_accuracy(args) -> int:
     norm, resize = image_options(nw, args)
     progress = A.Progress(f"edgesplit accuracy {nw.name}", enabled=not args.quiet)
     result, paths = A.run(nw, None, args.data, args.split, args.limit, config, args.out,
-                          plots=not args.no_plots, progress=progress, norm=norm, resize=resize, cluster=cluster)
+                          plots=not args.no_plots, progress=progress, norm=norm, resize=resize, cluster=cluster,
+                          resume=args.resume)
     if args.json:
         out = A.summary(result)
         out["files"] = {k: str(v) for k, v in paths.items()}

@@ -147,10 +147,12 @@ def _call(fn, item):
 
 
 def run_pieces(fn: Callable[[Any], Any], items: Sequence[Any], spec: ClusterSpec | None = None, *,
-               desc: str = "pieces", labels: Sequence[str] | None = None, quiet: bool = False) -> list[Any]:
+               desc: str = "pieces", labels: Sequence[str] | None = None, quiet: bool = False,
+               on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
     """``[fn(item) for item in items]``, on ``spec``'s cluster (default :func:`resolve`); results in the order of
     ``items``. ``fn`` must be a module-level function (it crosses the wire by reference). ``labels`` name the
-    pieces in errors (default: ``desc`` and the index)."""
+    pieces in errors (default: ``desc`` and the index). ``on_result(i, result)``: called here, in this process,
+    as each piece's result comes back (in the order they finish), before the next is awaited."""
     items = list(items)
     spec = spec or resolve()
     labels = list(labels) if labels is not None else [f"{desc} {i + 1}/{len(items)}" for i in range(len(items))]
@@ -162,9 +164,11 @@ def run_pieces(fn: Callable[[Any], Any], items: Sequence[Any], spec: ClusterSpec
                     out.append(fn(item))
                 except UserError as exc:
                     raise PieceFailed(f"{label}: {exc}") from exc
+                if on_result is not None:
+                    on_result(len(out) - 1, out[-1])
                 bar.update(1)
         return out
-    return _run_dask(fn, items, spec, desc=desc, labels=labels, quiet=quiet)
+    return _run_dask(fn, items, spec, desc=desc, labels=labels, quiet=quiet, on_result=on_result)
 
 
 _SESSION: dict[str, Any] = {}
@@ -247,7 +251,8 @@ def close() -> None:
                 pass
 
 
-def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool) -> list[Any]:
+def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool,
+              on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
     import logging
 
 
@@ -256,14 +261,14 @@ def _run_dask(fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], qui
     t0 = time.monotonic()
     client = _connect(spec)
     try:
-        return _gather(client, fn, items, spec, desc=desc, labels=labels, quiet=quiet, t0=t0)
+        return _gather(client, fn, items, spec, desc=desc, labels=labels, quiet=quiet, t0=t0, on_result=on_result)
     finally:
         if spec.scheduler is not None:
             client.close()
 
 
-def _gather(client, fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool, t0: float
-            ) -> list[Any]:
+def _gather(client, fn, items, spec: ClusterSpec, *, desc: str, labels: list[str], quiet: bool, t0: float,
+            on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
     from distributed import as_completed
 
     # pure=False: every piece runs, even two equal items; the key names the piece for the dashboard
@@ -282,6 +287,12 @@ def _gather(client, fn, items, spec: ClusterSpec, *, desc: str, labels: list[str
             except Exception as exc:  # the piece's own error, or a piece that killed its workers
                 _cancel(client, futures)
                 raise PieceFailed(f"{labels[i]}: {_one_line(exc)}") from exc
+            if on_result is not None:
+                try:
+                    on_result(i, out[i])
+                except BaseException:
+                    _cancel(client, futures)
+                    raise
             bar.update(1)
     if not quiet:
         print(f"{desc}: {len(items)} pieces on {spec.describe()} in {time.monotonic() - t0:.1f} s",

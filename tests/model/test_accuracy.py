@@ -4,6 +4,7 @@ DataLoader, the CLI's errors; and (slow) a reduced but real CIFAR-10 ResNet-20 s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -378,3 +379,42 @@ def test_study_on_two_local_workers_equals_the_serial_run(tmp_path):
     assert _without_seconds(spread) == _without_seconds(serial)
     assert json.loads((tmp_path / "two" / "digits.json").read_text())["splits"][1]["evaluated"] == \
         serial["splits"][1]["evaluated"]
+
+
+def test_a_stopped_study_keeps_its_finished_splits_and_resume_reuses_them(tmp_path, monkeypatch):
+    """Every finished split is saved as it comes: a study stopped during its second split leaves the first in
+    ``<out>/<net>.json``; ``resume`` reuses it (its row as saved, seconds included) and computes only the others,
+    and the result equals a whole run's. A different setup (another budget) reuses nothing."""
+    config = A.StudyConfig(curve_images=10, batch_size=20, chunk=20)
+    splits = ["input", "conv2", "fc5"]
+    whole, _ = A.run("digits", splits=splits, limit=60, config=config, out_dir=tmp_path / "whole", plots=False)
+    calls = []
+    real = A.study_split
+
+    def stop_at_second(task, *args, **kwargs):
+        calls.append(task.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task, *args, **kwargs)
+
+    monkeypatch.setattr(A, "study_split", stop_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        A.run("digits", splits=splits, limit=60, config=config, out_dir=tmp_path / "part", plots=False)
+    saved = json.loads((tmp_path / "part" / "digits.json").read_text())
+    assert [r["name"] for r in saved["splits"]] == ["input"]
+    assert _without_seconds(saved["splits"]) == _without_seconds(whole["splits"][:1])
+    assert not list((tmp_path / "part").glob("*.png")) and not list((tmp_path / "part").glob("*.tmp*"))
+
+    calls.clear()
+    monkeypatch.setattr(A, "study_split", lambda task, *a, **k: calls.append(task.name) or real(task, *a, **k))
+    resumed, paths = A.run("digits", splits=splits, limit=60, config=config, out_dir=tmp_path / "part",
+                           plots=False, resume=True)
+    assert calls == ["conv2", "fc5"]
+    assert resumed["splits"][0] == saved["splits"][0]              # reused as saved
+    assert _without_seconds(resumed) == _without_seconds(whole)
+    assert _without_seconds(json.loads(paths["json"].read_text())) == _without_seconds(whole)
+
+    calls.clear()
+    other = dataclasses.replace(config, budget=0.02)
+    A.run("digits", splits=["input"], limit=60, config=other, out_dir=tmp_path / "part", plots=False, resume=True)
+    assert calls == ["input"]

@@ -42,13 +42,19 @@ def test_resolve_order_and_errors(monkeypatch):
 
 
 def test_serial_and_local_cluster_agree():
+    """Same values in the order of the pieces; ``on_result`` sees every piece once, here, as it comes back."""
     items = list(range(12))
-    serial = run_pieces(pieces.square_with_pid, items, ClusterSpec(workers=1), quiet=True)
+    seen: dict[int, list] = {1: [], 2: []}
+    serial = run_pieces(pieces.square_with_pid, items, ClusterSpec(workers=1), quiet=True,
+                        on_result=lambda i, r: seen[1].append((i, r, os.getpid())))
     assert [v for v, _ in serial] == [x * x for x in items]
     assert {pid for _, pid in serial} == {os.getpid()}            # serial: here, no Dask
-    local = run_pieces(pieces.square_with_pid, items, ClusterSpec(workers=2), quiet=True)
+    local = run_pieces(pieces.square_with_pid, items, ClusterSpec(workers=2), quiet=True,
+                       on_result=lambda i, r: seen[2].append((i, r, os.getpid())))
     assert [v for v, _ in local] == [x * x for x in items]         # same values, same order
     assert os.getpid() not in {pid for _, pid in local}
+    assert seen[1] == [(i, serial[i], os.getpid()) for i in range(12)]
+    assert sorted(seen[2]) == [(i, local[i], os.getpid()) for i in range(12)]
 
 
 def test_a_second_run_reuses_the_workers():
